@@ -1,0 +1,80 @@
+package authstore
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+)
+
+// Sentinel errors at the package boundary; front-ends map them to their
+// protocol's answer in one place and compare with errors.Is.
+var (
+	// ErrUnauthorized is the single answer for every credential problem:
+	// unknown user, wrong secret, disabled user, revoked or expired app
+	// password, account password of a user who must use app passwords, and
+	// throttled attempts. Callers must not be able to tell them apart.
+	ErrUnauthorized = errors.New("authentication failed")
+	// ErrThrottled wraps ErrUnauthorized: callers that only check
+	// ErrUnauthorized answer a throttled attempt exactly like a wrong one.
+	ErrThrottled = throttledError{}
+	// ErrUnavailable means the store could not decide (I/O failure, closed
+	// store). Clients must be told to try later, not that the password is wrong.
+	ErrUnavailable = errors.New("credential store unavailable")
+)
+
+type throttledError struct{}
+
+func (throttledError) Error() string        { return "authentication failed" }
+func (throttledError) Is(target error) bool { return target == ErrUnauthorized }
+
+// Protocol names a client protocol; app-password scopes use the same names.
+type Protocol string
+
+const (
+	IMAP    Protocol = "imap"
+	POP3    Protocol = "pop3"
+	CalDAV  Protocol = "caldav"
+	CardDAV Protocol = "carddav"
+	Web     Protocol = "web"
+)
+
+// AllScopes are the protocols an app password covers unless limited.
+var AllScopes = []Protocol{IMAP, POP3, CalDAV, CardDAV}
+
+// Attempt is one login as a front-end saw it.
+type Attempt struct {
+	Protocol Protocol
+	Username string
+	Secret   string
+	Source   netip.Addr
+	Client   string // IMAP ID name or HTTP User-Agent, for display only
+}
+
+// Grant is what a successful Authenticate hands to the proxy.
+type Grant struct {
+	UserID    string
+	Username  string // canonical
+	AppPassID string // empty when the account password was used
+	Scopes    []Protocol
+	// GraceUntil is set when an account password was accepted only because
+	// the organisation's two-step grace period has not ended yet.
+	GraceUntil time.Time
+}
+
+// CredentialID names the credential of a grant for kicks and logs.
+func (g Grant) CredentialID() string {
+	if g.AppPassID == "" {
+		return "password"
+	}
+	return g.AppPassID
+}
+
+// Revocation describes which live sessions must end after a change to
+// credentials (app password revoked, password changed, user disabled or
+// deleted, two-step reset, organisation enforcement turned on). The store
+// reports it through Options.OnRevoke; the proxy's registry acts on it.
+type Revocation struct {
+	Username     string // canonical; empty means every user
+	AppPassID    string // empty means every credential of the matching users
+	PasswordOnly bool   // only sessions that logged in with the account password
+}
