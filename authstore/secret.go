@@ -1,0 +1,131 @@
+package authstore
+
+import (
+	"errors"
+	"io"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
+)
+
+const (
+	appPasswordLen = 24 // 24 × log2(26) ≈ 112.8 bits (A7)
+	backupCodeLen  = 12
+	backupSetSize  = 5
+	maxUsernameLen = 256
+)
+
+// ErrInvalidUsername rejects names that cannot be canonicalised.
+var ErrInvalidUsername = errors.New("invalid username")
+
+// CanonicalUsername trims, applies NFKC and case folding, and refuses
+// control characters, so `alice`, `ALICE` and `ａｌｉｃｅ` are one account
+// with one failure budget (A12). Idempotent.
+func CanonicalUsername(s string) (string, error) {
+	if len(s) > 4*maxUsernameLen || !utf8.ValidString(s) {
+		return "", ErrInvalidUsername
+	}
+	s = strings.TrimSpace(norm.NFKC.String(s))
+	s = norm.NFKC.String(cases.Fold().String(s))
+	if s == "" || utf8.RuneCountInString(s) > maxUsernameLen {
+		return "", ErrInvalidUsername
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '/' || unicode.IsSpace(r) {
+			return "", ErrInvalidUsername
+		}
+	}
+	return s, nil
+}
+
+// NormalizeAppPassword drops spaces and dashes and folds ASCII case; ok
+// reports whether the result has app-password shape (24 letters a–z).
+func NormalizeAppPassword(s string) (norm string, ok bool) {
+	if len(s) > 4*appPasswordLen {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '-':
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		case c >= 'a' && c <= 'z':
+			b.WriteByte(c)
+		default:
+			return "", false
+		}
+	}
+	if b.Len() != appPasswordLen {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// NormalizeCode drops spaces and dashes from a numeric code; ok reports
+// whether n digits remain.
+func NormalizeCode(s string, n int) (code string, ok bool) {
+	if len(s) > 4*n+8 {
+		return "", false
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '-':
+		case c >= '0' && c <= '9':
+			b.WriteByte(c)
+		default:
+			return "", false
+		}
+	}
+	if b.Len() != n {
+		return "", false
+	}
+	return b.String(), true
+}
+
+// FormatGrouped inserts a space every size characters: `abcd efgh …`.
+func FormatGrouped(s string, size int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i += size {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s[i:min(i+size, len(s))])
+	}
+	return b.String()
+}
+
+// randomString draws n symbols uniformly from alphabet (len ≤ 256) with
+// rejection sampling, so no symbol is favoured by a modulo (A6).
+func randomString(rnd io.Reader, alphabet string, n int) (string, error) {
+	limit := 256 - 256%len(alphabet)
+	out := make([]byte, 0, n)
+	buf := make([]byte, n+8)
+	for len(out) < n {
+		if _, err := io.ReadFull(rnd, buf); err != nil {
+			return "", err
+		}
+		for _, c := range buf {
+			if int(c) < limit && len(out) < n {
+				out = append(out, alphabet[int(c)%len(alphabet)])
+			}
+		}
+	}
+	return string(out), nil
+}
+
+func newAppPassword(rnd io.Reader) (string, error) {
+	return randomString(rnd, "abcdefghijklmnopqrstuvwxyz", appPasswordLen)
+}
+
+func newNumericCode(rnd io.Reader) (string, error) {
+	return randomString(rnd, "0123456789", backupCodeLen)
+}
+
+func isControl(r rune) bool { return unicode.IsControl(r) }

@@ -1,0 +1,243 @@
+// Package authstore owns accounts, credentials, second factors, the
+// organisation's policy, rate limits and the audit log, all on one bbolt
+// file, and makes the one authentication decision (Authenticate). It knows
+// nothing of protocols beyond their names.
+package authstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+const schemaVersion = 1
+
+// ErrSchema means the file was written by an incompatible version.
+var ErrSchema = errors.New("unsupported store schema version")
+
+// Options configure a Store. Zero values get the production defaults.
+type Options struct {
+	Keys          *Keys // required
+	LockTimeout   time.Duration
+	KDF           KDFParams
+	Limits        Limits
+	FlushInterval time.Duration // last-used flush; default 30 s
+	Issuer        string        // shown in authenticator apps; default "postern"
+	Logger        *slog.Logger
+	// OnRevoke is told which live sessions must end after a credential
+	// change. Called after the change committed, outside any transaction.
+	OnRevoke func(Revocation)
+	Now      func() time.Time
+	Sleep    func(ctx context.Context, d time.Duration) error
+	Rand     io.Reader
+}
+
+// Store is the credential store. Safe for concurrent use.
+type Store struct {
+	db     kv
+	opts   Options
+	hash   *hasher
+	seal   *sealer
+	pepper []byte
+	limit  *limiter
+	usage  *usageTracker
+	audit  *auditWriter
+
+	dummyOnce sync.Once
+	dummyHash string
+
+	stop chan struct{}
+	done sync.WaitGroup
+}
+
+// Open opens or creates the store at path. It never waits forever for
+// another process's lock and refuses a corrupt or foreign file.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.Keys == nil {
+		return nil, fmt.Errorf("open store: %w: no keys", ErrKeyFile)
+	}
+	opts = withDefaults(opts)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	db, err := openBolt(path, opts.LockTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	seal, err := newSealer(opts.Keys)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, pepper: opts.Keys.Pepper,
+		limit: newLimiter(opts.Limits, opts.Now), stop: make(chan struct{})}
+	s.usage = newUsageTracker()
+	s.audit = newAuditWriter(db, opts.Now, opts.Logger)
+	s.done.Add(1)
+	go s.flushLoop()
+	return s, nil
+}
+
+func withDefaults(o Options) Options {
+	if o.LockTimeout == 0 {
+		o.LockTimeout = 2 * time.Second
+	}
+	if o.KDF == (KDFParams{}) {
+		o.KDF = DefaultKDF
+	}
+	o.Limits = o.Limits.withDefaults()
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 30 * time.Second
+	}
+	if o.Issuer == "" {
+		o.Issuer = "postern"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.OnRevoke == nil {
+		o.OnRevoke = func(Revocation) {}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleepCtx
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	return o
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func checkSchema(db kv) error {
+	return db.Update(func(tx kvTx) error {
+		v := tx.Get(bMeta, "schema")
+		if v == nil {
+			return tx.Put(bMeta, "schema", []byte(fmt.Sprint(schemaVersion)))
+		}
+		if string(v) != fmt.Sprint(schemaVersion) {
+			return fmt.Errorf("%w %s (this build reads %d)", ErrSchema, v, schemaVersion)
+		}
+		return nil
+	})
+}
+
+func (s *Store) flushLoop() {
+	defer s.done.Done()
+	t := time.NewTicker(s.opts.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.FlushUsage(); err != nil {
+				s.opts.Logger.Warn("flush last-used", "err", err)
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// Close flushes last-used data and the audit queue, then closes the file.
+func (s *Store) Close() error {
+	close(s.stop)
+	s.done.Wait()
+	err := s.FlushUsage()
+	s.audit.close()
+	return errors.Join(err, s.db.Close())
+}
+
+// Actor is who makes a change, for the audit log.
+type Actor struct {
+	Name   string // "cli", "admin:alice", "self:bob"
+	Source netip.Addr
+}
+
+type actorKey struct{}
+
+// WithActor records who acts in ctx; changes are audited under that name.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+func actorOf(ctx context.Context) Actor {
+	a, _ := ctx.Value(actorKey{}).(Actor)
+	if a.Name == "" {
+		a.Name = "system"
+	}
+	return a
+}
+
+// update runs fn in a write transaction; store failures become
+// ErrUnavailable so callers fail closed (S2).
+func (s *Store) update(fn func(kvTx) error) error {
+	return wrapUnavailable(s.db.Update(fn))
+}
+
+func (s *Store) view(fn func(kvTx) error) error {
+	return wrapUnavailable(s.db.View(fn))
+}
+
+// domainError marks errors that are answers, not store failures.
+type domainError struct{ error }
+
+func (e domainError) Unwrap() error { return e.error }
+
+func wrapUnavailable(err error) error {
+	var d domainError
+	if err == nil || errors.As(err, &d) {
+		return err
+	}
+	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+}
+
+func getJSON(tx kvTx, bucket, key string, v any) (bool, error) {
+	data := tx.Get(bucket, key)
+	if data == nil {
+		return false, nil
+	}
+	if _, err := getJSONBytes(data, v); err != nil {
+		return false, fmt.Errorf("decode %s/%s: %w", bucket, key, err)
+	}
+	return true, nil
+}
+
+func getJSONBytes(data []byte, v any) (bool, error) {
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("decode record: %w", err)
+	}
+	return true, nil
+}
+
+func putJSON(tx kvTx, bucket, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucket, key, data)
+}
