@@ -300,4 +300,3 @@ func (s *Store) useBackupCode(ctx context.Context, name, code string) (FactorRes
 	})
 	return res, err
 }
-
