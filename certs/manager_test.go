@@ -3,6 +3,7 @@ package certs
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,5 +284,40 @@ func mustRemove(t *testing.T, path string) {
 	t.Helper()
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Handshakes run while reloads swap the set; the race detector checks the
+// hand-over, and every handshake must get one of the two valid certificates.
+func TestReloadDuringHandshakes(t *testing.T) {
+	dir := t.TempDir()
+	p, first := writePair(t, dir, "a", "a.example.test")
+	m := newManager(t, Options{Pairs: []Pair{p}})
+	addr := serve(t, m)
+	second := rewritePair(t, p, "a.example.test")
+
+	results := make(chan *x509.Certificate)
+	const handshakes = 20
+	go func() {
+		defer close(results)
+		for range handshakes {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: testTimeout}, "tcp", addr, &tls.Config{ServerName: "a.example.test", InsecureSkipVerify: true})
+			if err != nil {
+				results <- nil
+				continue
+			}
+			results <- c.ConnectionState().PeerCertificates[0]
+			c.Close()
+		}
+	}()
+	for range handshakes {
+		if err := m.Reload(); err != nil {
+			t.Errorf("Reload: %v", err)
+		}
+	}
+	for got := range results {
+		if got == nil || !(got.Equal(first) || got.Equal(second)) {
+			t.Errorf("handshake during reload got %v", got)
+		}
 	}
 }
