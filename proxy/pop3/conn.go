@@ -1,0 +1,402 @@
+// Package pop3 is the POP3 front-end of postern: the pre-auth dialogue with a
+// client (RFC 1939, 2449 CAPA and response codes, 2595 STLS, 3206 SYS/AUTH
+// codes, 5034 AUTH) and the proxy's own login to the upstream POP3 server.
+// It decides nothing about credentials and never reads post-login traffic;
+// package proxy owns the session around it.
+package pop3
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
+)
+
+// Config configures the POP3 front-end and its upstream login.
+type Config struct {
+	// AccountURL is where users create app passwords; it ends every
+	// authentication failure.
+	AccountURL string
+	// UpstreamStartTLS, when non-nil, makes the upstream login issue STLS and
+	// verify the upstream with this config. An upstream that refuses STLS is
+	// an error: there is no plaintext fallback.
+	UpstreamStartTLS *tls.Config
+	// MasterUser and MasterPassword log in as the user through a master
+	// account (SASL PLAIN, authzid = user, authcid = MasterUser).
+	MasterUser, MasterPassword string
+	// UpstreamPassword returns the user's stored upstream password; used when
+	// MasterUser is empty.
+	UpstreamPassword func(ctx context.Context, user string) (string, error)
+	// XClient announces the real client with XCLIENT ADDR/PORT when the
+	// upstream offers it (Dovecot's "[XCLIENT]" greeting or a CAPA line).
+	XClient bool
+	// MaxLine bounds every line read, terminator included; default 8192.
+	// RFC 2449 allows 255 octets for a command, but SASL responses and long
+	// app-password lines need more.
+	MaxLine int
+	// MaxBadCommands is how many bad commands a client may send before the
+	// connection is closed; default 5.
+	MaxBadCommands int
+	Logger         *slog.Logger
+}
+
+const (
+	defaultMaxLine        = 8192
+	defaultMaxBadCommands = 5
+	// byeWriteTimeout bounds the best-effort goodbye so that a client that
+	// stopped reading cannot hold a kick open (SECURITY.md P10: ≤1 s).
+	byeWriteTimeout = 500 * time.Millisecond
+)
+
+var (
+	// ErrQuit is returned by ReadLogin after the client sent QUIT.
+	ErrQuit = errors.New("pop3: client quit")
+	// ErrTooManyBadCommands is returned by ReadLogin when the client used up
+	// its bad-command allowance.
+	ErrTooManyBadCommands = errors.New("pop3: too many bad commands")
+)
+
+// Protocol is the POP3 implementation of proxy.Protocol.
+type Protocol struct {
+	cfg        Config
+	accountURL string
+	failure    string
+	maxLine    int
+	maxBad     int
+	log        *slog.Logger
+}
+
+var _ proxy.Protocol = (*Protocol)(nil)
+
+// New returns the POP3 protocol with defaults applied to cfg.
+func New(cfg Config) *Protocol {
+	p := &Protocol{
+		cfg:        cfg,
+		accountURL: sanitizeText(cfg.AccountURL),
+		maxLine:    cfg.MaxLine,
+		maxBad:     cfg.MaxBadCommands,
+		log:        cfg.Logger,
+	}
+	if p.maxLine <= 0 {
+		p.maxLine = defaultMaxLine
+	}
+	if p.maxBad <= 0 {
+		p.maxBad = defaultMaxBadCommands
+	}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	p.failure = failureReply(p.accountURL)
+	return p
+}
+
+// Name reports the protocol for app-password scopes.
+func (p *Protocol) Name() authstore.Protocol { return authstore.POP3 }
+
+// NewFrontend starts the pre-auth dialogue with one client. tlsConfig enables
+// STLS; it is ignored on a connection that is already TLS.
+func (p *Protocol) NewFrontend(c *proxy.Conn, tlsConfig *tls.Config) proxy.Frontend {
+	return &frontend{p: p, c: c, tlsConfig: tlsConfig}
+}
+
+// frontend is one client's pre-auth state. Every -ERR the front-end gives on
+// its own (not the answer to a credential decision) counts as a bad command,
+// so a client cannot loop on refusals that never reach the rate limiter.
+type frontend struct {
+	p         *Protocol
+	c         *proxy.Conn
+	tlsConfig *tls.Config
+	bad       int
+	user      string // from USER, waiting for PASS
+}
+
+func (f *frontend) Greet() error { return f.reply(replyGreeting) }
+
+// ReadLogin answers pre-auth commands until a complete login arrives. While
+// it runs, the connection's deadline follows ctx: set to ctx's deadline, cut
+// short when ctx ends, and cleared on return if it was touched.
+func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
+	release := bindDeadline(ctx, f.c.Conn)
+	defer release()
+	for {
+		login, err := f.next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return proxy.Login{}, fmt.Errorf("pop3 pre-auth: %w: %w", context.Cause(ctx), err)
+			}
+			return proxy.Login{}, err
+		}
+		if login != nil {
+			return *login, nil
+		}
+	}
+}
+
+// next handles one command; it returns a login when one is complete.
+func (f *frontend) next(ctx context.Context) (*proxy.Login, error) {
+	line, err := f.readLine()
+	if err != nil {
+		return nil, err
+	}
+	cmd, ok := parseCommand(line)
+	if !ok {
+		return nil, f.badCommand(replyUnknown)
+	}
+	switch cmd.name {
+	case "CAPA":
+		return nil, f.replyLines(append(append([]string{replyCapaHead}, capabilities(f.secure(), f.canSTLS())...), ".")...)
+	case "NOOP":
+		return nil, f.reply(replyOK)
+	case "QUIT":
+		return nil, f.quit()
+	case "STLS":
+		return nil, f.stls(ctx)
+	case "USER":
+		return nil, f.userCommand(cmd.arg)
+	case "PASS":
+		return f.pass(cmd.arg)
+	case "AUTH":
+		return f.auth(cmd.arg)
+	}
+	return nil, f.badCommand(replyUnknown)
+}
+
+func (f *frontend) secure() bool  { return f.c.IsTLS() }
+func (f *frontend) canSTLS() bool { return !f.secure() && f.tlsConfig != nil }
+
+func (f *frontend) readLine() ([]byte, error) {
+	line, err := readLine(f.c.R, f.p.maxLine)
+	if errors.Is(err, ErrLineTooLong) {
+		f.p.log.Debug("pop3 client line too long", "limit", f.p.maxLine)
+		// The connection closes either way; the reply is a courtesy.
+		_ = f.reply(replyLineTooLong)
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pop3 read command: %w", err)
+	}
+	return line, nil
+}
+
+func (f *frontend) quit() error {
+	if err := f.reply(replyBye); err != nil {
+		return fmt.Errorf("%w: %w", ErrQuit, err)
+	}
+	return ErrQuit
+}
+
+// stls upgrades the connection (RFC 2595 §4). proxy.Conn discards whatever
+// the client pipelined behind STLS, so no plaintext command is ever answered
+// inside TLS (SECURITY.md P2).
+func (f *frontend) stls(ctx context.Context) error {
+	if f.secure() {
+		return f.badCommand(replyHaveTLS)
+	}
+	if f.tlsConfig == nil {
+		return f.badCommand(replyNoTLS)
+	}
+	if err := f.reply(replyBeginTLS); err != nil {
+		return err
+	}
+	if err := f.c.StartTLSServer(ctx, f.tlsConfig); err != nil {
+		return fmt.Errorf("pop3 STLS handshake: %w", err)
+	}
+	f.user = ""
+	return nil
+}
+
+// userCommand accepts any name (SECURITY.md A9: USER must not reveal which
+// accounts exist); the name is judged with the password.
+func (f *frontend) userCommand(arg string) error {
+	if !f.secure() {
+		return f.badCommand(replyTLSRequired)
+	}
+	if arg == "" {
+		return f.badCommand(replySyntax)
+	}
+	f.user = arg
+	return f.reply(replyOK)
+}
+
+func (f *frontend) pass(arg string) (*proxy.Login, error) {
+	if !f.secure() {
+		return nil, f.badCommand(replyTLSRequired)
+	}
+	user := f.user
+	f.user = ""
+	if user == "" {
+		return nil, f.badCommand(replyUserFirst)
+	}
+	return f.login(user, arg)
+}
+
+// auth runs AUTH (RFC 5034). Without a mechanism it lists them, as the
+// older RFC 1734 form that some clients still probe with expects.
+func (f *frontend) auth(arg string) (*proxy.Login, error) {
+	if !f.secure() {
+		return nil, f.badCommand(replyTLSRequired)
+	}
+	f.user = ""
+	if arg == "" {
+		return nil, f.replyLines(append(append([]string{replyMechHead}, mechanisms...), ".")...)
+	}
+	mech, ir, hasIR := strings.Cut(arg, " ")
+	switch strings.ToUpper(mech) {
+	case "PLAIN":
+		return f.authPlain(ir, hasIR)
+	case "LOGIN":
+		return f.authLogin(ir, hasIR)
+	}
+	return nil, f.badCommand(replyMechanism)
+}
+
+func (f *frontend) authPlain(ir string, hasIR bool) (*proxy.Login, error) {
+	resp := ir
+	if !hasIR {
+		var ok bool
+		var err error
+		if resp, ok, err = f.challenge(replyContinue); !ok {
+			return nil, err
+		}
+	}
+	msg, err := decodeSASL(resp)
+	if err != nil {
+		return nil, f.badCommand(replyBadSASL)
+	}
+	m, err := parsePlain(msg)
+	// Acting as someone else is not ours to grant: a differing authzid
+	// fails like any other credential problem.
+	if err != nil || (m.authzid != "" && m.authzid != m.authcid) {
+		return nil, f.badCommand(f.p.failure)
+	}
+	return f.login(m.authcid, m.password)
+}
+
+func (f *frontend) authLogin(ir string, hasIR bool) (*proxy.Login, error) {
+	userResp := ir
+	if !hasIR {
+		var ok bool
+		var err error
+		if userResp, ok, err = f.challenge(replyLoginUser); !ok {
+			return nil, err
+		}
+	}
+	user, err := decodeSASL(userResp)
+	if err != nil {
+		return nil, f.badCommand(replyBadSASL)
+	}
+	passResp, ok, err := f.challenge(replyLoginPass)
+	if !ok {
+		return nil, err
+	}
+	pass, err := decodeSASL(passResp)
+	if err != nil {
+		return nil, f.badCommand(replyBadSASL)
+	}
+	return f.login(string(user), string(pass))
+}
+
+// challenge sends a continuation and reads the client's response. ok is
+// false when the exchange ended: on error, or after a "*" cancel was
+// answered (err then only reports the bad-command limit).
+func (f *frontend) challenge(prompt string) (resp string, ok bool, err error) {
+	if err := f.reply(prompt); err != nil {
+		return "", false, err
+	}
+	line, err := f.readLine()
+	if err != nil {
+		return "", false, err
+	}
+	if string(line) == "*" {
+		return "", false, f.badCommand(replyCanceled)
+	}
+	return string(line), true, nil
+}
+
+// login hands a complete credential to the session. Control characters are
+// refused here with the generic failure, so they never reach the store, a
+// log line or the upstream (SECURITY.md P4).
+func (f *frontend) login(user, secret string) (*proxy.Login, error) {
+	if !validCredential(user) || !validCredential(secret) {
+		return nil, f.badCommand(f.p.failure)
+	}
+	return &proxy.Login{Username: user, Secret: secret}, nil
+}
+
+func (f *frontend) badCommand(reply string) error {
+	f.bad++
+	if f.bad >= f.p.maxBad {
+		f.p.log.Debug("pop3 too many bad commands", "count", f.bad)
+		if err := f.reply(replyTooManyBad); err != nil {
+			return fmt.Errorf("%w: %w", ErrTooManyBadCommands, err)
+		}
+		return ErrTooManyBadCommands
+	}
+	return f.reply(reply)
+}
+
+func (f *frontend) Accept(_ proxy.Login, _ proxy.UpstreamResult, g authstore.Grant) error {
+	return f.reply(acceptReply(g, f.p.accountURL))
+}
+
+func (f *frontend) Reject(_ proxy.Login, err error) error {
+	f.user = ""
+	return f.reply(rejectReply(err, f.p.failure))
+}
+
+// Bye writes straight to the connection rather than through the buffered
+// writer, so a kick may call it while the relay copies in another goroutine.
+func (f *frontend) Bye(reason string) {
+	_ = f.c.Conn.SetWriteDeadline(time.Now().Add(byeWriteTimeout))
+	_, _ = io.WriteString(f.c.Conn, byeReply(reason)+"\r\n")
+}
+
+func (f *frontend) reply(line string) error {
+	return f.replyLines(line)
+}
+
+func (f *frontend) replyLines(lines ...string) error {
+	for _, l := range lines {
+		f.c.W.WriteString(l)
+		f.c.W.WriteString("\r\n")
+	}
+	if err := f.c.W.Flush(); err != nil {
+		return fmt.Errorf("pop3 write reply: %w", err)
+	}
+	return nil
+}
+
+// bindDeadline makes blocking I/O on c follow ctx: c gets ctx's deadline,
+// and cancellation interrupts a pending read or write. The returned release
+// clears the deadline again if it was touched; it waits for a concurrent
+// cancellation to finish so that the clearing always comes last. c is the
+// raw connection; a later TLS upgrade wraps it and inherits its deadlines.
+func bindDeadline(ctx context.Context, c net.Conn) (release func()) {
+	d, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		_ = c.SetDeadline(d)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = c.SetDeadline(time.Unix(1, 0))
+	})
+	return func() {
+		if stop() {
+			if hasDeadline {
+				_ = c.SetDeadline(time.Time{})
+			}
+			return
+		}
+		<-fired
+		_ = c.SetDeadline(time.Time{})
+	}
+}
