@@ -1,6 +1,7 @@
 package authstore
 
 import (
+	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -47,8 +48,11 @@ func NewKeys(rnd io.Reader) (*Keys, error) {
 
 // CreateKeyFile writes new keys to path (mode 0600, parent 0700 when
 // created). It refuses to overwrite an existing file: losing the keys makes
-// every sealed secret and app password unusable.
+// every sealed secret and app password unusable. rnd nil means crypto/rand.
 func CreateKeyFile(path string, rnd io.Reader) (*Keys, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
 	k, err := NewKeys(rnd)
 	if err != nil {
 		return nil, err
