@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -41,6 +42,11 @@ type auditWriter struct {
 	log   *slog.Logger
 	queue chan auditItem
 	done  chan struct{}
+
+	// mu guards closed: a login racing with Close must not send on the
+	// closed queue (that would panic instead of answering "unavailable").
+	mu     sync.RWMutex
+	closed bool
 }
 
 // auditItem is an event to write, or (done set, no event) a flush marker.
@@ -96,6 +102,12 @@ func (w *auditWriter) run() {
 // enqueue records a sign-in outcome asynchronously.
 func (w *auditWriter) enqueue(ev Event) {
 	ev.Time = w.now().UTC()
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.log.Warn("store closed; audit event dropped", "kind", ev.Kind, "user", ev.User)
+		return
+	}
 	select {
 	case w.queue <- auditItem{ev: &ev}:
 	default:
@@ -103,8 +115,26 @@ func (w *auditWriter) enqueue(ev Event) {
 	}
 }
 
+// flush waits until everything queued before it is written.
+func (w *auditWriter) flush() {
+	done := make(chan struct{})
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return
+	}
+	w.queue <- auditItem{done: done}
+	w.mu.RUnlock()
+	<-done
+}
+
 func (w *auditWriter) close() {
-	close(w.queue)
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
 	<-w.done
 }
 
@@ -195,8 +225,4 @@ func (s *Store) VerifyAudit(ctx context.Context) (int, error) {
 }
 
 // FlushAudit waits until queued sign-in events are written.
-func (s *Store) FlushAudit() {
-	done := make(chan struct{})
-	s.audit.queue <- auditItem{done: done}
-	<-done
-}
+func (s *Store) FlushAudit() { s.audit.flush() }

@@ -14,6 +14,7 @@ import (
 	"io"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -40,6 +41,7 @@ const (
 type hasher struct {
 	params KDFParams
 	sem    chan struct{}
+	runs   atomic.Int64 // KDF computations started; lets tests prove A3 and A11
 }
 
 func newHasher(p KDFParams) *hasher {
@@ -53,6 +55,7 @@ func (h *hasher) key(ctx context.Context, secret, salt []byte, p KDFParams) ([]b
 		return nil, ctx.Err()
 	}
 	defer func() { <-h.sem }()
+	h.runs.Add(1)
 	return argon2.IDKey(secret, salt, p.Time, p.Memory, p.Threads, 32), nil
 }
 

@@ -55,8 +55,10 @@ type Store struct {
 	dummyOnce sync.Once
 	dummyHash string
 
-	stop chan struct{}
-	done sync.WaitGroup
+	stop      chan struct{}
+	done      sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens or creates the store at path. It never waits forever for
@@ -164,12 +166,16 @@ func (s *Store) flushLoop() {
 }
 
 // Close flushes last-used data and the audit queue, then closes the file.
+// Later calls return the first call's result: shutdown paths overlap.
 func (s *Store) Close() error {
-	close(s.stop)
-	s.done.Wait()
-	err := s.FlushUsage()
-	s.audit.close()
-	return errors.Join(err, s.db.Close())
+	s.closeOnce.Do(func() {
+		close(s.stop)
+		s.done.Wait()
+		err := s.FlushUsage()
+		s.audit.close()
+		s.closeErr = errors.Join(err, s.db.Close())
+	})
+	return s.closeErr
 }
 
 // Actor is who makes a change, for the audit log.

@@ -306,9 +306,13 @@ func (s *Store) SetUpstreamPassword(ctx context.Context, name, password string) 
 
 // UpstreamPassword opens the stored upstream password of a user.
 func (s *Store) UpstreamPassword(ctx context.Context, name string) (string, error) {
+	cname, err := CanonicalUsername(name)
+	if err != nil {
+		return "", fmt.Errorf("user: %w", ErrNotFound)
+	}
 	var pw []byte
-	err := s.view(func(tx kvTx) error {
-		rec, err := s.getUser(tx, name)
+	err = s.view(func(tx kvTx) error {
+		rec, err := s.getUser(tx, cname)
 		if err != nil {
 			return err
 		}
