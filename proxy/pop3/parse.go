@@ -24,23 +24,28 @@ var errMalformed = errors.New("pop3: malformed authentication data")
 const maxKeyword = 16
 
 // readLine returns the next line without its CRLF (a bare LF is accepted, as
-// most servers do). max bounds the line including its terminator. The result
-// is a fresh copy the caller owns.
+// most servers do). max bounds the line including its terminator. It looks
+// at whatever has arrived rather than waiting for a full buffer, so a line
+// without LF fails as soon as it passes max. The result is a fresh copy the
+// caller owns.
 func readLine(r *bufio.Reader, max int) ([]byte, error) {
 	var line []byte
 	for {
-		chunk, err := r.ReadSlice('\n')
-		if len(line)+len(chunk) > max {
+		if _, err := r.Peek(1); err != nil {
+			return nil, err
+		}
+		buf, _ := r.Peek(r.Buffered())
+		n := bytes.IndexByte(buf, '\n') + 1
+		if n == 0 {
+			n = len(buf)
+		}
+		if len(line)+n > max {
 			return nil, ErrLineTooLong
 		}
-		line = append(line, chunk...)
-		switch {
-		case err == nil:
+		line = append(line, buf[:n]...)
+		_, _ = r.Discard(n)
+		if line[len(line)-1] == '\n' {
 			return trimEOL(line), nil
-		case errors.Is(err, bufio.ErrBufferFull):
-			continue
-		default:
-			return nil, err
 		}
 	}
 }

@@ -1,0 +1,469 @@
+package pop3
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
+)
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+func testConfig() Config { return Config{AccountURL: testAccountURL} }
+
+func TestCapaNoopQuit(t *testing.T) {
+	certs := newTestCerts(t)
+	secureCapa := []string{"+OK Capability list follows", "USER", "SASL PLAIN LOGIN", "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern", "."}
+	cases := []struct {
+		name     string
+		opts     sessionOpts
+		upgrade  bool
+		wantCapa []string
+	}{
+		{
+			name:     "cleartext offering STLS",
+			opts:     sessionOpts{stls: true},
+			wantCapa: []string{"+OK Capability list follows", "STLS", "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern", "."},
+		},
+		{
+			name:     "cleartext without TLS",
+			wantCapa: []string{"+OK Capability list follows", "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern", "."},
+		},
+		{name: "implicit TLS", opts: sessionOpts{implicit: true}, wantCapa: secureCapa},
+		{name: "after STLS", opts: sessionOpts{stls: true}, upgrade: true, wantCapa: secureCapa},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.cfg = testConfig()
+			c, s := startSession(t, certs, tc.opts)
+			if tc.upgrade {
+				c.send("STLS")
+				c.expect(replyBeginTLS)
+				c.startTLS(certs.client)
+			}
+			c.send("CAPA")
+			c.expect(tc.wantCapa...)
+			c.send("noop")
+			c.expect("+OK")
+			c.send("QUIT")
+			c.expect("+OK bye")
+			if rest := c.rest(); rest != "" {
+				t.Errorf("bytes after QUIT reply: %q", rest)
+			}
+			if err := s.result(t); !errors.Is(err, ErrQuit) {
+				t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+			}
+		})
+	}
+}
+
+// TestP1_NoCredentialBeforeTLS: credentials on cleartext are refused without
+// a login ever reaching the session (so nothing is verified or charged).
+func TestP1_NoCredentialBeforeTLS(t *testing.T) {
+	certs := newTestCerts(t)
+	cases := []struct {
+		name  string
+		lines []string
+	}{
+		{"USER", []string{"USER alice"}},
+		{"USER then PASS", []string{"USER alice", "PASS right-password"}},
+		{"PASS alone", []string{"PASS right-password"}},
+		{"AUTH PLAIN with initial response", []string{"AUTH PLAIN " + b64("\x00alice\x00right-password")}},
+		{"AUTH PLAIN without initial response", []string{"AUTH PLAIN"}},
+		{"AUTH LOGIN", []string{"AUTH LOGIN"}},
+		{"AUTH mechanism list", []string{"AUTH"}},
+	}
+	for _, offer := range []bool{true, false} {
+		for _, tc := range cases {
+			t.Run(fmt.Sprintf("%s/stls=%v", tc.name, offer), func(t *testing.T) {
+				c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), stls: offer})
+				for _, l := range tc.lines {
+					c.send(l)
+					c.expect("-ERR [SYS/PERM] TLS required")
+				}
+				c.send("QUIT")
+				c.expect("+OK bye")
+				if err := s.result(t); !errors.Is(err, ErrQuit) {
+					t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+				}
+				if n := len(s.logins); n != 0 {
+					t.Errorf("%d logins returned on cleartext", n)
+				}
+			})
+		}
+	}
+}
+
+// TestP2_STLSPipelinedDiscarded: commands sent in the same segment as STLS
+// are never answered or acted on after TLS.
+func TestP2_STLSPipelinedDiscarded(t *testing.T) {
+	certs := newTestCerts(t)
+	cases := []struct {
+		name      string
+		pipelined string
+		after     []string // client lines after TLS, each answered by want
+		want      []string
+	}{
+		{name: "CAPA", pipelined: "CAPA\r\n"},
+		{
+			name:      "USER is forgotten",
+			pipelined: "USER mallory\r\n",
+			after:     []string{"PASS secret"},
+			want:      []string{replyUserFirst},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), stls: true})
+			c.write("STLS\r\n" + tc.pipelined)
+			c.expect(replyBeginTLS)
+			c.startTLS(certs.client)
+			for i, l := range tc.after {
+				c.send(l)
+				c.expect(tc.want[i])
+			}
+			c.send("QUIT")
+			if got := c.rest(); got != "+OK bye\r\n" {
+				t.Errorf("after TLS got %q, want only the QUIT reply", got)
+			}
+			if err := s.result(t); !errors.Is(err, ErrQuit) {
+				t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+			}
+			if n := len(s.logins); n != 0 {
+				t.Errorf("%d logins returned", n)
+			}
+		})
+	}
+}
+
+func TestSTLSRefused(t *testing.T) {
+	certs := newTestCerts(t)
+	cases := []struct {
+		name    string
+		opts    sessionOpts
+		upgrade bool
+		want    string
+	}{
+		{name: "twice", opts: sessionOpts{stls: true}, upgrade: true, want: replyHaveTLS},
+		{name: "implicit TLS", opts: sessionOpts{implicit: true}, want: replyHaveTLS},
+		{name: "not offered", want: replyNoTLS},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.cfg = testConfig()
+			c, s := startSession(t, certs, tc.opts)
+			if tc.upgrade {
+				c.send("STLS")
+				c.expect(replyBeginTLS)
+				c.startTLS(certs.client)
+			}
+			c.send("STLS")
+			c.expect(tc.want)
+			c.send("NOOP")
+			c.expect("+OK")
+			c.send("QUIT")
+			c.expect("+OK bye")
+			if err := s.result(t); !errors.Is(err, ErrQuit) {
+				t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+			}
+		})
+	}
+}
+
+// TestP3_LineLimit: an over-long line is refused as soon as the limit is
+// passed, without waiting for its end, and the connection closes.
+func TestP3_LineLimit(t *testing.T) {
+	certs := newTestCerts(t)
+	cases := []struct {
+		name    string
+		maxLine int
+		write   string
+		want    []string
+		wantErr error
+	}{
+		{name: "default limit, terminated", write: strings.Repeat("A", 9000) + "\r\n", want: []string{replyLineTooLong}, wantErr: ErrLineTooLong},
+		{name: "default limit, never terminated", write: strings.Repeat("A", 9000), want: []string{replyLineTooLong}, wantErr: ErrLineTooLong},
+		{name: "exactly at limit", maxLine: 64, write: "NOOP " + strings.Repeat("x", 57) + "\r\nQUIT\r\n", want: []string{"+OK", "+OK bye"}, wantErr: ErrQuit},
+		{name: "one over limit", maxLine: 64, write: "NOOP " + strings.Repeat("x", 58) + "\r\nQUIT\r\n", want: []string{replyLineTooLong}, wantErr: ErrLineTooLong},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxLine = tc.maxLine
+			c, s := startSession(t, certs, sessionOpts{cfg: cfg})
+			c.write(tc.write)
+			c.expect(tc.want...)
+			if err := s.result(t); !errors.Is(err, tc.wantErr) {
+				t.Errorf("ReadLogin error = %v, want %v", err, tc.wantErr)
+			}
+			if rest := c.rest(); rest != "" {
+				t.Errorf("bytes after the last reply: %q", rest)
+			}
+		})
+	}
+}
+
+func TestP3_TooManyBadCommands(t *testing.T) {
+	certs := newTestCerts(t)
+	cases := []struct {
+		name  string
+		max   int
+		lines []string
+		want  []string // replies before the final one
+	}{
+		{
+			name:  "default allowance",
+			lines: []string{"STAT", "LIST", "RETR 1", "APOP a b", "DELE 1"},
+			want:  []string{replyUnknown, replyUnknown, replyUnknown, replyUnknown},
+		},
+		{
+			name:  "configured allowance",
+			max:   2,
+			lines: []string{"STAT", "STAT"},
+			want:  []string{replyUnknown},
+		},
+		{
+			name:  "every kind of refusal counts",
+			lines: []string{"PASS x", "AUTH CRAM-MD5", "AUTH PLAIN !!", "USER", "XYZZY"},
+			want:  []string{replyUserFirst, replyMechanism, replyBadSASL, replySyntax},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.MaxBadCommands = tc.max
+			c, s := startSession(t, certs, sessionOpts{cfg: cfg, implicit: true})
+			for i, l := range tc.lines {
+				c.send(l)
+				if i < len(tc.want) {
+					c.expect(tc.want[i])
+				}
+			}
+			c.expect(replyTooManyBad)
+			if rest := c.rest(); rest != "" {
+				t.Errorf("bytes after the last reply: %q", rest)
+			}
+			if err := s.result(t); !errors.Is(err, ErrTooManyBadCommands) {
+				t.Errorf("ReadLogin error = %v, want ErrTooManyBadCommands", err)
+			}
+		})
+	}
+}
+
+// TestP7_HTTPRequest: an HTTP request gets a few fixed -ERRs, none echoing
+// a byte of it, then the connection closes.
+func TestP7_HTTPRequest(t *testing.T) {
+	certs := newTestCerts(t)
+	c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), stls: true})
+	c.write("GET /<script>alert(1)</script> HTTP/1.1\r\nHost: evil.example\r\n" +
+		"User-Agent: Mozilla/5.0\r\nAccept: */*\r\nCookie: a=b\r\nX-Pad: 1\r\n\r\n")
+	got := strings.Split(strings.TrimSuffix(c.rest(), "\r\n"), "\r\n")
+	if len(got) > defaultMaxBadCommands {
+		t.Errorf("%d replies, want at most %d: %q", len(got), defaultMaxBadCommands, got)
+	}
+	for _, line := range got {
+		if !strings.HasPrefix(line, "-ERR ") {
+			t.Errorf("reply %q is not -ERR", line)
+		}
+		for _, echo := range []string{"GET", "HTTP", "script", "evil", "Host", "Mozilla", "Cookie", "*/*"} {
+			if strings.Contains(line, echo) {
+				t.Errorf("reply %q echoes %q", line, echo)
+			}
+		}
+	}
+	if err := s.result(t); !errors.Is(err, ErrTooManyBadCommands) {
+		t.Errorf("ReadLogin error = %v, want ErrTooManyBadCommands", err)
+	}
+}
+
+// step is one client line and the replies it must get.
+type step struct {
+	send string
+	want []string
+}
+
+func st(send string, want ...string) step { return step{send: send, want: want} }
+
+func TestLoginForms(t *testing.T) {
+	certs := newTestCerts(t)
+	alice := &proxy.Login{Username: "alice", Secret: "secret"}
+	cases := []struct {
+		name  string
+		steps []step
+		login *proxy.Login // nil: the steps must not produce one
+	}{
+		{name: "USER PASS", steps: []step{st("USER alice", "+OK"), st("PASS secret")}, login: alice},
+		{name: "lower-case commands", steps: []step{st("user alice", "+OK"), st("pass secret")}, login: alice},
+		{name: "PASS keeps spaces", steps: []step{st("USER alice", "+OK"), st("PASS abcd efgh ijkl mnop")},
+			login: &proxy.Login{Username: "alice", Secret: "abcd efgh ijkl mnop"}},
+		{name: "USER any name", steps: []step{st("USER no-such-user@nowhere.invalid", "+OK"), st("PASS x")},
+			login: &proxy.Login{Username: "no-such-user@nowhere.invalid", Secret: "x"}},
+		{name: "last USER wins", steps: []step{st("USER bob", "+OK"), st("USER alice", "+OK"), st("PASS secret")}, login: alice},
+		{name: "USER with NUL", steps: []step{st("USER al\x00ice", "+OK"), st("PASS secret", testFailure)}},
+		{name: "PASS with CR", steps: []step{st("USER alice", "+OK"), st("PASS sec\rret", testFailure)}},
+		{name: "PASS empty", steps: []step{st("USER alice", "+OK"), st("PASS ", testFailure)}},
+		{name: "PASS before USER", steps: []step{st("PASS secret", replyUserFirst)}},
+		{name: "PLAIN initial response", steps: []step{st("AUTH PLAIN " + b64("\x00alice\x00secret"))}, login: alice},
+		{name: "PLAIN authzid equals authcid", steps: []step{st("AUTH PLAIN " + b64("alice\x00alice\x00secret"))}, login: alice},
+		{name: "PLAIN lower-case mechanism", steps: []step{st("auth plain " + b64("\x00alice\x00secret"))}, login: alice},
+		{name: "PLAIN continuation", steps: []step{st("AUTH PLAIN", "+ "), st(b64("\x00alice\x00secret"))}, login: alice},
+		{name: "PLAIN authzid differs", steps: []step{st("AUTH PLAIN "+b64("admin\x00alice\x00secret"), testFailure)}},
+		{name: "PLAIN cancel", steps: []step{st("AUTH PLAIN", "+ "), st("*", replyCanceled)}},
+		{name: "PLAIN bad base64", steps: []step{st("AUTH PLAIN !!!", replyBadSASL)}},
+		{name: "PLAIN empty initial response", steps: []step{st("AUTH PLAIN =", testFailure)}},
+		{name: "PLAIN NUL in password", steps: []step{st("AUTH PLAIN "+b64("\x00alice\x00sec\x00ret"), testFailure)}},
+		{name: "PLAIN LF in username", steps: []step{st("AUTH PLAIN "+b64("\x00alice\nDELE 1\x00secret"), testFailure)}},
+		{name: "LOGIN", steps: []step{st("AUTH LOGIN", replyLoginUser), st(b64("alice"), replyLoginPass), st(b64("secret"))}, login: alice},
+		{name: "LOGIN initial response", steps: []step{st("AUTH LOGIN "+b64("alice"), replyLoginPass), st(b64("secret"))}, login: alice},
+		{name: "LOGIN cancel at password", steps: []step{st("AUTH LOGIN", replyLoginUser), st(b64("alice"), replyLoginPass), st("*", replyCanceled)}},
+		{name: "LOGIN empty password", steps: []step{st("AUTH LOGIN "+b64("alice"), replyLoginPass), st("=", testFailure)}},
+		{name: "LOGIN CR in password", steps: []step{st("AUTH LOGIN "+b64("alice"), replyLoginPass), st(b64("a\rb"), testFailure)}},
+		{name: "unsupported mechanism", steps: []step{st("AUTH CRAM-MD5", replyMechanism)}},
+		{name: "mechanism list", steps: []step{st("AUTH", "+OK Mechanisms follow", "PLAIN", "LOGIN", ".")}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), implicit: true})
+			for _, stp := range tc.steps {
+				c.send(stp.send)
+				c.expect(stp.want...)
+			}
+			if tc.login != nil {
+				if got := s.login(t); got != *tc.login {
+					t.Fatalf("login = %+v, want %+v", got, *tc.login)
+				}
+				s.decide <- decision{err: authstore.ErrUnauthorized}
+				c.expect(testFailure)
+			}
+			c.send("QUIT")
+			c.expect("+OK bye")
+			if err := s.result(t); !errors.Is(err, ErrQuit) {
+				t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+			}
+			if n := len(s.logins); n != 0 {
+				t.Errorf("%d unexpected logins", n)
+			}
+		})
+	}
+}
+
+// TestRejectAnswers: every credential failure gives the same bytes; store
+// and upstream trouble say "try later"; the client may then try again.
+func TestRejectAnswers(t *testing.T) {
+	certs := newTestCerts(t)
+	const temp = "-ERR [SYS/TEMP] Temporary failure, try again later"
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"unauthorized", authstore.ErrUnauthorized, testFailure},
+		{"throttled", authstore.ErrThrottled, testFailure},
+		{"wrapped unauthorized", fmt.Errorf("app password revoked: %w", authstore.ErrUnauthorized), testFailure},
+		{"store unavailable", authstore.ErrUnavailable, temp},
+		{"upstream", proxy.ErrUpstream, temp},
+		{"wrapped upstream", fmt.Errorf("dial: %w", proxy.ErrUpstream), temp},
+		{"unexpected", errors.New("something else"), temp},
+		{"canceled", context.Canceled, temp},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), implicit: true})
+			c.send("USER alice")
+			c.expect("+OK")
+			c.send("PASS first")
+			s.login(t)
+			s.decide <- decision{err: tc.err}
+			c.expect(tc.want)
+			c.send("PASS second")
+			c.expect(replyUserFirst)
+			c.send("USER alice")
+			c.expect("+OK")
+			c.send("PASS second")
+			if got := s.login(t); got.Secret != "second" {
+				t.Fatalf("retry login secret = %q", got.Secret)
+			}
+			s.decide <- decision{}
+			c.expect(replyLoggedIn)
+			if err := s.result(t); err != nil {
+				t.Errorf("session error = %v", err)
+			}
+		})
+	}
+}
+
+func TestAcceptAndBye(t *testing.T) {
+	certs := newTestCerts(t)
+	grace := time.Date(2030, 5, 1, 12, 0, 0, 0, time.FixedZone("X", 14*3600))
+	cases := []struct {
+		name       string
+		accountURL string
+		grant      authstore.Grant
+		bye        string
+		want       []string
+	}{
+		{name: "plain", accountURL: testAccountURL, want: []string{"+OK Logged in"}},
+		{
+			name: "grace period", accountURL: testAccountURL, grant: authstore.Grant{GraceUntil: grace},
+			want: []string{"+OK Logged in. Warning: from 2030-04-30 two-step verification is required and mail apps need an app password: " + testAccountURL},
+		},
+		{
+			name: "grace period without account URL", grant: authstore.Grant{GraceUntil: grace},
+			want: []string{"+OK Logged in. Warning: from 2030-04-30 two-step verification is required and mail apps need an app password."},
+		},
+		{name: "bye", accountURL: testAccountURL, bye: "Server shutting down", want: []string{"+OK Logged in", "-ERR [SYS/TEMP] Server shutting down"}},
+		{name: "bye stays one line", accountURL: testAccountURL, bye: "revoked\r\n+OK forged\x00", want: []string{"+OK Logged in", "-ERR [SYS/TEMP] revoked  +OK forged"}},
+		{name: "bye bounded", accountURL: testAccountURL, bye: strings.Repeat("r", 500), want: []string{"+OK Logged in", "-ERR [SYS/TEMP] " + strings.Repeat("r", 200)}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := startSession(t, certs, sessionOpts{cfg: Config{AccountURL: tc.accountURL}, implicit: true})
+			c.send("AUTH PLAIN " + b64("\x00alice\x00secret"))
+			s.login(t)
+			s.decide <- decision{grant: tc.grant, bye: tc.bye}
+			c.expect(tc.want...)
+			if err := s.result(t); err != nil {
+				t.Errorf("session error = %v", err)
+			}
+			if rest := c.rest(); rest != "" {
+				t.Errorf("unexpected bytes %q", rest)
+			}
+		})
+	}
+}
+
+func TestReadLoginContext(t *testing.T) {
+	certs := newTestCerts(t)
+	cases := []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+		want error
+	}{
+		{"canceled while waiting", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, context.Canceled},
+		{"deadline passed", func() (context.Context, context.CancelFunc) {
+			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+		}, context.DeadlineExceeded},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), ctx: ctx})
+			// The client sends nothing after the greeting: only ctx can
+			// end ReadLogin.
+			cancel()
+			if err := s.result(t); !errors.Is(err, tc.want) {
+				t.Errorf("ReadLogin error = %v, want %v", err, tc.want)
+			}
+			if rest := c.rest(); rest != "" {
+				t.Errorf("unexpected bytes %q", rest)
+			}
+		})
+	}
+}
