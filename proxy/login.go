@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/postern-dev/postern/authstore"
+)
+
+// errUserControl refuses user names that could smuggle a second command to
+// the upstream (SECURITY.md P4).
+var errUserControl = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
+
+type dialResult struct {
+	conn *Conn
+	err  error
+}
+
+// login decides one attempt: authstore's verdict, the upstream dial (which
+// overlaps the verdict), the upstream login and the registration. It logs
+// the attempt; on success the session is registered and logged in upstream.
+func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, error) {
+	start := time.Now()
+	up, res, grant, err := s.tryLogin(ctx, l)
+	result := resultOf(err)
+	s.srv.cfg.Metrics.login(s.srv.proto, result)
+	user := grant.Username
+	if user == "" {
+		user = printableName(l.Username)
+	}
+	reason := ""
+	if err != nil {
+		reason = err.Error()
+	}
+	s.srv.log.LogAttrs(ctx, slog.LevelInfo, "login",
+		slog.String("session", s.id), slog.String("user", user),
+		slog.String("source", s.remote.String()), slog.String("result", result),
+		slog.String("reason", reason), slog.Duration("duration", time.Since(start)))
+	return up, res, err
+}
+
+func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult, authstore.Grant, error) {
+	var none authstore.Grant
+	if hasControl(l.Username) {
+		return nil, UpstreamResult{}, none, errUserControl
+	}
+	mark := s.srv.reg.mark()
+	up, grant, err := s.authenticate(ctx, l)
+	if err != nil {
+		return nil, UpstreamResult{}, grant, err
+	}
+	if hasControl(grant.Username) {
+		closeConn(up)
+		return nil, UpstreamResult{}, none, errUserControl
+	}
+	if !s.setUpstream(rawConn(up)) {
+		return nil, UpstreamResult{}, grant, fmt.Errorf("session ended during login: %w", ErrUpstream)
+	}
+	res, err := s.upstreamLogin(ctx, up, grant.Username)
+	if err != nil {
+		closeConn(up)
+		return nil, UpstreamResult{}, grant, err
+	}
+	s.grant, s.client = grant, l.ClientName
+	if err := s.srv.reg.add(s, mark); err != nil {
+		closeConn(up)
+		return nil, UpstreamResult{}, grant, fmt.Errorf("%w: %w", authstore.ErrUnauthorized, err)
+	}
+	s.srv.cfg.Metrics.sessionsLive(s.srv.proto, 1)
+	s.registered = true
+	return up, res, grant, nil
+}
+
+// authenticate asks authstore while the upstream is being dialed: the
+// client then waits for the slower of the two, not for both in a row. A
+// failed check closes the fresh connection before a byte is sent on it.
+func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.Grant, error) {
+	dialCtx, cancelDial := context.WithCancel(ctx)
+	defer cancelDial()
+	dialed := make(chan dialResult, 1)
+	go func() {
+		c, err := s.srv.dial(dialCtx)
+		dialed <- dialResult{c, err}
+	}()
+	grant, err := s.srv.cfg.Auth.Authenticate(ctx, authstore.Attempt{
+		Protocol: s.srv.cfg.Protocol.Name(),
+		Username: l.Username,
+		Secret:   l.Secret,
+		Source:   s.remote.Addr(),
+		Client:   l.ClientName,
+	})
+	if err != nil {
+		cancelDial()
+		if r := <-dialed; r.conn != nil {
+			closeConn(r.conn)
+		}
+		return nil, authstore.Grant{}, authError(err)
+	}
+	r := <-dialed
+	if r.err != nil {
+		return nil, grant, r.err
+	}
+	return r.conn, grant, nil
+}
+
+// upstreamLogin runs the protocol's login under LoginTimeout, both as a
+// context and as a connection deadline, so that an adapter doing plain
+// blocking I/O is bounded too.
+func (s *session) upstreamLogin(ctx context.Context, up *Conn, user string) (UpstreamResult, error) {
+	lt := s.srv.lim.LoginTimeout
+	ctx, cancel := context.WithTimeout(ctx, lt)
+	defer cancel()
+	up.SetDeadline(time.Now().Add(lt))
+	res, err := s.srv.cfg.Protocol.UpstreamLogin(ctx, up, user, ClientInfo{Addr: s.remote, SessionID: s.id})
+	if err == nil {
+		err = up.W.Flush()
+	}
+	if err != nil {
+		if !errors.Is(err, ErrUpstream) {
+			err = fmt.Errorf("upstream login: %w: %w", ErrUpstream, err)
+		}
+		return UpstreamResult{}, err
+	}
+	up.SetDeadline(time.Time{})
+	return res, nil
+}
+
+// accept answers a successful login. It reports false when the session
+// must close instead of relaying.
+func (s *session) accept(fe Frontend, c *Conn, l Login, res UpstreamResult) bool {
+	s.raw.SetReadDeadline(time.Time{})
+	// A client that does not read must not hold the answer forever.
+	s.raw.SetWriteDeadline(time.Now().Add(s.srv.lim.LoginTimeout))
+	if s.ending.Load() {
+		return false
+	}
+	if err := fe.Accept(l, res, s.grant); err != nil {
+		s.stop()
+		return false
+	}
+	if err := c.W.Flush(); err != nil {
+		s.stop()
+		return false
+	}
+	return true
+}
+
+// cleanup runs when the session's goroutine ends.
+func (s *session) cleanup() {
+	s.mu.Lock()
+	up := s.upRaw
+	reason := s.reason
+	s.mu.Unlock()
+	if up != nil {
+		up.Close()
+	}
+	if !s.registered {
+		return
+	}
+	s.srv.reg.remove(s.id)
+	s.srv.cfg.Metrics.sessionsLive(s.srv.proto, -1)
+	if reason == "" {
+		reason = "closed"
+	}
+	s.srv.log.Info("session ended", "session", s.id, "user", s.grant.Username,
+		"credential", s.grant.CredentialID(), "source", s.remote.String(),
+		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load(),
+		"duration", time.Since(s.start), "reason", reason)
+}
+
+// authError keeps authstore's answers and turns anything else (a context
+// ending, an unexpected failure) into "try later", never "wrong password".
+func authError(err error) error {
+	if errors.Is(err, authstore.ErrUnauthorized) || errors.Is(err, authstore.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", authstore.ErrUnavailable, err)
+}
+
+func resultOf(err error) string {
+	switch {
+	case err == nil:
+		return resultOK
+	case errors.Is(err, authstore.ErrThrottled):
+		return resultThrottled
+	case errors.Is(err, authstore.ErrUnauthorized):
+		return resultDenied
+	case errors.Is(err, ErrUpstream):
+		return resultUpstreamError
+	default:
+		return resultUnavailable
+	}
+}
+
+func hasControl(name string) bool {
+	return strings.ContainsAny(name, "\r\n\x00")
+}
+
+// maxLoggedName caps a raw user name in logs: it comes from the client.
+const maxLoggedName = 256
+
+// printableName returns a raw user name safe for one log record: quoted
+// with escapes when it holds anything but printable UTF-8, cut when long.
+func printableName(name string) string {
+	if len(name) > maxLoggedName {
+		name = name[:maxLoggedName]
+	}
+	clean := utf8.ValidString(name) && strings.IndexFunc(name, func(r rune) bool {
+		return !unicode.IsPrint(r)
+	}) < 0
+	if clean {
+		return name
+	}
+	return strconv.Quote(name)
+}
+
+// rawConn is the TCP connection under c: closing it never blocks on a TLS
+// close_notify to a peer that does not read.
+func rawConn(c *Conn) net.Conn {
+	if t, ok := c.Conn.(*tls.Conn); ok {
+		return t.NetConn()
+	}
+	return c.Conn
+}
+
+func closeConn(c *Conn) {
+	rawConn(c).Close()
+}
