@@ -31,6 +31,7 @@ type command struct {
 
 func (c *cli) commands() []command {
 	return []command{
+		{"serve", "[-c FILE]", "run the gateway", c.serve},
 		{"init", "[-c FILE]", "create the data directory, the key file and the store", c.initCmd},
 		{"check-config", "[-c FILE]", "validate a configuration file", c.checkConfig},
 		{"version", "", "print the version", c.versionCmd},

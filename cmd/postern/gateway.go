@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/certs"
+	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/proxy"
+	"github.com/postern-dev/postern/proxy/imap"
+	"github.com/postern-dev/postern/proxy/pop3"
+)
+
+// gateway is a running postern: store, listeners, metrics.
+type gateway struct {
+	log       *slog.Logger
+	store     *authstore.Store
+	registry  *proxy.Registry
+	certs     *certs.Manager
+	servers   []*proxy.Server
+	addrs     map[string]string // listener name → bound address
+	http      *http.Server
+	wg        sync.WaitGroup
+	stopWatch context.CancelFunc
+}
+
+// openStoreForServe opens (creating on first run) the store and its keys.
+func openStoreForServe(cfg *config.Config, opts authstore.Options) (*authstore.Store, error) {
+	path := storePath(cfg)
+	keys, err := authstore.LoadKeyFile(cfg.KeyFile)
+	if err != nil {
+		_, storeErr := os.Stat(path)
+		_, keyErr := os.Stat(cfg.KeyFile)
+		if !errors.Is(storeErr, fs.ErrNotExist) || !errors.Is(keyErr, fs.ErrNotExist) {
+			return nil, err // an existing store never gets new keys
+		}
+		if keys, err = authstore.CreateKeyFile(cfg.KeyFile, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	o := storeOptions(cfg, keys)
+	o.Logger, o.OnRevoke = opts.Logger, opts.OnRevoke
+	return authstore.Open(path, o)
+}
+
+func startGateway(cfg *config.Config, log *slog.Logger) (g *gateway, err error) {
+	g = &gateway{log: log, registry: proxy.NewRegistry(), addrs: map[string]string{}}
+	defer func() {
+		if err != nil {
+			g.shutdown(context.Background())
+		}
+	}()
+	g.store, err = openStoreForServe(cfg, authstore.Options{Logger: log, OnRevoke: func(r authstore.Revocation) {
+		if n := g.registry.Revoke(r); n > 0 {
+			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID, "sessions", n)
+		}
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if g.certs, err = loadCerts(cfg, log); err != nil {
+		return nil, err
+	}
+	watchCtx, cancel := context.WithCancel(context.Background())
+	g.stopWatch = cancel
+	g.wg.Go(func() { g.certs.Watch(watchCtx) })
+
+	promReg := prometheus.NewRegistry()
+	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := proxy.NewMetrics(promReg)
+	if err := g.startMail(cfg, metrics); err != nil {
+		return nil, err
+	}
+	if cfg.Admin.Listen != "" {
+		if err := g.startHTTP(cfg.Admin.Listen, promReg); err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func loadCerts(cfg *config.Config, log *slog.Logger) (*certs.Manager, error) {
+	var pairs []certs.Pair
+	for _, c := range cfg.TLS.Certificates {
+		pairs = append(pairs, certs.Pair{CertFile: c.CertFile, KeyFile: c.KeyFile})
+	}
+	if len(pairs) == 0 {
+		p, err := certs.SelfSigned(filepath.Join(cfg.DataDir, "tls"))
+		if err != nil {
+			return nil, err
+		}
+		log.Warn("serving a self-signed certificate; configure [[tls.certificates]] for real clients", "cert", p.CertFile)
+		pairs = append(pairs, p)
+	}
+	return certs.New(certs.Options{Pairs: pairs, ReloadInterval: cfg.TLS.ReloadInterval.Duration, Logger: log})
+}
+
+// mailListener is one configured listening socket.
+type mailListener struct {
+	name, addr string
+	implicit   bool
+}
+
+func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
+	accountURL := cfg.Admin.PublicURL
+	imapUp, imapStartTLS, err := upstream(cfg.Upstream.IMAP.MailUpstream)
+	if err != nil {
+		return fmt.Errorf("upstream.imap: %w", err)
+	}
+	pop3Up, pop3StartTLS, err := upstream(cfg.Upstream.POP3.MailUpstream)
+	if err != nil {
+		return fmt.Errorf("upstream.pop3: %w", err)
+	}
+	imapMaster, imapPw, err := masterLogin(cfg.Upstream.IMAP.MailUpstream)
+	if err != nil {
+		return fmt.Errorf("upstream.imap: %w", err)
+	}
+	pop3Master, pop3Pw, err := masterLogin(cfg.Upstream.POP3.MailUpstream)
+	if err != nil {
+		return fmt.Errorf("upstream.pop3: %w", err)
+	}
+	lim := cfg.Limits
+	imapProto := imap.New(imap.Config{AccountURL: accountURL, UpstreamStartTLS: imapStartTLS, MasterUser: imapMaster,
+		MasterPassword: imapPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
+		MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+	pop3Proto := pop3.New(pop3.Config{AccountURL: accountURL, UpstreamStartTLS: pop3StartTLS, MasterUser: pop3Master,
+		MasterPassword: pop3Pw, UpstreamPassword: g.store.UpstreamPassword, XClient: cfg.Upstream.POP3.XClient,
+		MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+	limits := func(idle config.Duration, login config.Duration) proxy.Limits {
+		return proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
+			PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: idle.Duration, LoginTimeout: login.Duration}
+	}
+	type group struct {
+		proto     proxy.Protocol
+		up        proxy.Upstream
+		limits    proxy.Limits
+		listeners []mailListener
+	}
+	groups := []group{
+		{imapProto, imapUp, limits(cfg.IMAP.IdleTimeout, cfg.Upstream.IMAP.LoginTimeout),
+			[]mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}}},
+		{pop3Proto, pop3Up, limits(cfg.POP3.IdleTimeout, cfg.Upstream.POP3.LoginTimeout),
+			[]mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}}},
+	}
+	for _, gr := range groups {
+		for _, l := range gr.listeners {
+			if l.addr == "" {
+				continue
+			}
+			ln, err := net.Listen("tcp", l.addr)
+			if err != nil {
+				return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+			}
+			srv := proxy.NewServer(proxy.ServerConfig{Protocol: gr.proto, Auth: g.store, Registry: g.registry,
+				Upstream: gr.up, TLS: g.certs.TLSConfig(), ImplicitTLS: l.implicit, Limits: gr.limits,
+				Logger: g.log, Metrics: metrics})
+			g.servers = append(g.servers, srv)
+			g.addrs[l.name] = ln.Addr().String()
+			g.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+			g.wg.Go(func() {
+				if err := srv.Serve(ln); err != nil {
+					g.log.Error("listener stopped", "listener", l.name, "err", err)
+				}
+			})
+		}
+	}
+	return nil
+}
+
+// upstream maps an upstream section to the proxy's dialer and, for
+// STARTTLS, the TLS config the protocol upgrades with.
+func upstream(u config.MailUpstream) (proxy.Upstream, *tls.Config, error) {
+	host, _, err := net.SplitHostPort(u.Address)
+	if err != nil {
+		return proxy.Upstream{}, nil, err
+	}
+	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	if u.ServerName != "" {
+		tc.ServerName = u.ServerName
+	}
+	if u.CAFile != "" {
+		if tc.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
+			return proxy.Upstream{}, nil, err
+		}
+	}
+	up := proxy.Upstream{Address: u.Address, TLS: tc, DialTimeout: u.DialTimeout.Duration}
+	switch u.Security {
+	case config.SecurityImplicit:
+		up.Security = proxy.Implicit
+		return up, nil, nil
+	case config.SecurityStartTLS:
+		up.Security = proxy.StartTLS
+		return up, tc, nil
+	default:
+		up.Security = proxy.None
+		return up, nil, nil
+	}
+}
+
+func masterLogin(u config.MailUpstream) (user, password string, err error) {
+	if u.Login != config.LoginMaster {
+		return "", "", nil
+	}
+	data, err := os.ReadFile(u.MasterPasswordFile)
+	if err != nil {
+		return "", "", fmt.Errorf("master password: %w", err)
+	}
+	return u.MasterUser, strings.TrimRight(string(data), "\r\n"), nil
+}
+
+func (g *gateway) startHTTP(addr string, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := g.store.Policy(r.Context()); err != nil {
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen admin on %s: %w", addr, err)
+	}
+	g.addrs["admin"] = ln.Addr().String()
+	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.wg.Go(func() {
+		if err := g.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			g.log.Error("admin listener stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// shutdown stops accepting, ends sessions (IMAP `* BYE`), then closes the
+// store so last-used data and queued audit events are written.
+func (g *gateway) shutdown(ctx context.Context) error {
+	var errs []error
+	for _, s := range g.servers {
+		errs = append(errs, s.Shutdown(ctx))
+	}
+	if g.http != nil {
+		errs = append(errs, g.http.Shutdown(ctx))
+	}
+	if g.stopWatch != nil {
+		g.stopWatch()
+	}
+	g.wg.Wait()
+	if g.store != nil {
+		errs = append(errs, g.store.Close())
+	}
+	return errors.Join(errs...)
+}
