@@ -179,6 +179,9 @@ func eventHash(ev Event) string {
 
 // AuditTail returns the last n events, oldest first.
 func (s *Store) AuditTail(ctx context.Context, n int) ([]Event, error) {
+	if n <= 0 {
+		return nil, nil
+	}
 	var all []Event
 	err := s.view(func(tx kvTx) error {
 		return tx.Scan(bAudit, "", func(_ string, v []byte) error {
@@ -199,7 +202,8 @@ func (s *Store) AuditTail(ctx context.Context, n int) ([]Event, error) {
 	return all, err
 }
 
-// VerifyAudit walks the whole chain and reports the first broken link.
+// VerifyAudit walks the whole chain and reports the first broken link as
+// ErrAuditChain (a finding, not ErrUnavailable).
 func (s *Store) VerifyAudit(ctx context.Context) (int, error) {
 	n := 0
 	err := s.view(func(tx kvTx) error {
@@ -207,17 +211,17 @@ func (s *Store) VerifyAudit(ctx context.Context) (int, error) {
 		err := tx.Scan(bAudit, "", func(k string, v []byte) error {
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
-				return fmt.Errorf("%w at %s: %v", ErrAuditChain, k, err)
+				return domainError{fmt.Errorf("%w at %s: %v", ErrAuditChain, k, err)}
 			}
 			if ev.Prev != prev || eventHash(ev) != ev.Hash || auditKey(ev.Seq) != k {
-				return fmt.Errorf("%w at event %d", ErrAuditChain, ev.Seq)
+				return domainError{fmt.Errorf("%w at event %d", ErrAuditChain, ev.Seq)}
 			}
 			prev = ev.Hash
 			n++
 			return nil
 		})
 		if err == nil && string(tx.Get(bMeta, auditHeadKey)) != prev {
-			err = fmt.Errorf("%w: head does not match the last event", ErrAuditChain)
+			err = domainError{fmt.Errorf("%w: head does not match the last event", ErrAuditChain)}
 		}
 		return err
 	})

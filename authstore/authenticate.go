@@ -249,29 +249,36 @@ func (s *Store) useTOTP(ctx context.Context, name, code string) (FactorResult, e
 // then marks the code used inside it; concurrent uses of one code are
 // serialised by the transaction, so exactly one wins (A6).
 func (s *Store) useBackupCode(ctx context.Context, name, code string) (FactorResult, error) {
-	var backupSalt, adminSalt []byte
+	var backup, admin *codeSet
 	err := s.view(func(tx kvTx) error {
 		rec, err := s.getUser(tx, name)
 		if err == nil && !rec.Disabled {
-			if rec.Backup != nil {
-				backupSalt = rec.Backup.Salt
-			}
-			if rec.AdminCode != nil {
-				adminSalt = rec.AdminCode.Salt
-			}
+			backup, admin = rec.Backup, rec.AdminCode
 		}
 		return nil
 	})
 	if err != nil {
 		return FactorResult{}, err
 	}
+	var backupSalt, adminSalt []byte
 	sums := map[string][]byte{}
-	for method, salt := range map[string][]byte{"backup": backupSalt, "admin_code": adminSalt} {
-		if salt != nil {
-			if sums[method], err = s.hash.key(ctx, []byte(code), salt, s.opts.KDF); err != nil {
-				return FactorResult{}, errors.Join(ErrUnavailable, err)
-			}
+	for method, set := range map[string]*codeSet{"backup": backup, "admin_code": admin} {
+		if set == nil || set.Salt == nil {
+			continue
 		}
+		p := set.params(s.opts.KDF)
+		if !p.valid() {
+			return FactorResult{}, errors.Join(ErrUnavailable, errBadHash)
+		}
+		if sums[method], err = s.hash.key(ctx, []byte(code), set.Salt, p); err != nil {
+			return FactorResult{}, errors.Join(ErrUnavailable, err)
+		}
+	}
+	if backup != nil {
+		backupSalt = backup.Salt
+	}
+	if admin != nil {
+		adminSalt = admin.Salt
 	}
 	if len(sums) == 0 {
 		s.dummyVerify(ctx)

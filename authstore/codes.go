@@ -16,6 +16,18 @@ type codeSet struct {
 	Digests []string  `json:"digests"`
 	Used    []bool    `json:"used"`
 	Expires time.Time `json:"expires,omitzero"`
+	// KDF is what the digests were made with, so raising the configured
+	// cost later does not void codes users have printed.
+	KDF KDFParams `json:"kdf,omitzero"`
+}
+
+// params are the set's KDF costs; sets stored before they were recorded
+// used the configured ones.
+func (c *codeSet) params(configured KDFParams) KDFParams {
+	if c.KDF == (KDFParams{}) {
+		return configured
+	}
+	return c.KDF
 }
 
 func (c *codeSet) remaining() int {
@@ -38,7 +50,7 @@ func (c *codeSet) live(now time.Time) bool {
 // newCodeSet draws n codes and their digests; the plain codes are returned
 // formatted for display and never stored.
 func (s *Store) newCodeSet(ctx context.Context, n int, expires time.Time) (*codeSet, []string, error) {
-	set := &codeSet{Salt: make([]byte, 16), Used: make([]bool, n), Expires: expires}
+	set := &codeSet{Salt: make([]byte, 16), Used: make([]bool, n), Expires: expires, KDF: s.opts.KDF}
 	if _, err := io.ReadFull(s.opts.Rand, set.Salt); err != nil {
 		return nil, nil, err
 	}
@@ -48,7 +60,7 @@ func (s *Store) newCodeSet(ctx context.Context, n int, expires time.Time) (*code
 		if err != nil {
 			return nil, nil, err
 		}
-		sum, err := s.hash.key(ctx, []byte(code), set.Salt, s.opts.KDF)
+		sum, err := s.hash.key(ctx, []byte(code), set.Salt, set.KDF)
 		if err != nil {
 			return nil, nil, err
 		}

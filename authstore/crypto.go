@@ -30,6 +30,16 @@ type KDFParams struct {
 // DefaultKDF is what production uses.
 var DefaultKDF = KDFParams{Memory: 19 * 1024, Time: 2, Threads: 1}
 
+// maxKDFMemory bounds the cost a stored hash may ask for (1 GiB): a
+// damaged record must not make one login allocate terabytes.
+const maxKDFMemory = 1 << 20
+
+// valid reports whether argon2id can run with p without panicking or
+// exhausting memory; parameters read from the store are checked first.
+func (p KDFParams) valid() bool {
+	return p.Time >= 1 && p.Time <= 64 && p.Threads >= 1 && p.Memory >= 8*uint32(p.Threads) && p.Memory <= maxKDFMemory
+}
+
 // MaxPasswordBytes caps account passwords before any hashing (A11).
 const (
 	MinPasswordBytes = 8
@@ -83,7 +93,7 @@ func (h *hasher) verifyPassword(ctx context.Context, phc, password string) (bool
 		return false, errBadHash
 	}
 	var p KDFParams
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil || !p.valid() {
 		return false, errBadHash
 	}
 	salt, err1 := base64.RawStdEncoding.DecodeString(parts[4])

@@ -68,6 +68,9 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w: no keys", ErrKeyFile)
 	}
 	opts = withDefaults(opts)
+	if !opts.KDF.valid() {
+		return nil, fmt.Errorf("open store: unusable KDF parameters %+v", opts.KDF)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
