@@ -2,6 +2,7 @@ package authstore
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"strings"
@@ -83,7 +84,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 				if _, err := getJSON(tx, bAppPw, string(key), &ap); err != nil {
 					return err
 				}
-				if ap.UserID == rec.ID && ap.Digest == d {
+				if ap.UserID == rec.ID && subtle.ConstantTimeCompare([]byte(ap.Digest), []byte(d)) == 1 {
 					l.appPw = &ap
 				}
 			}
