@@ -1,0 +1,66 @@
+package imap
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/postern-dev/postern/authstore"
+)
+
+// decodeResponse decodes one SASL response line of AUTHENTICATE (RFC 9051
+// section 6.2.2): strict base64, or "*" to cancel. Both a cancel and bad
+// base64 must be answered BAD.
+func decodeResponse(line []byte) ([]byte, error) {
+	if string(line) == "*" {
+		return nil, errCancelled
+	}
+	b, err := base64.StdEncoding.Strict().DecodeString(string(line))
+	if err != nil {
+		return nil, errSyntax
+	}
+	return b, nil
+}
+
+// decodeInitialResponse decodes a SASL-IR argument (RFC 4959): "=" is an
+// empty response.
+func decodeInitialResponse(ir []byte) ([]byte, error) {
+	if string(ir) == "=" {
+		return []byte{}, nil
+	}
+	if string(ir) == "*" {
+		return nil, errSyntax
+	}
+	return decodeResponse(ir)
+}
+
+// decodePlain splits a SASL PLAIN message (RFC 4616) strictly: exactly
+// authzid NUL authcid NUL passwd, in UTF-8. A malformed message, and an
+// authzid naming someone other than the authcid, get the credential
+// failure: a client may not ask to act as another user.
+func decodePlain(msg []byte) (user, secret string, err error) {
+	parts := bytes.Split(msg, []byte{0})
+	if len(parts) != 3 || !utf8.Valid(msg) {
+		return "", "", authstore.ErrUnauthorized
+	}
+	authzid, authcid, passwd := string(parts[0]), string(parts[1]), string(parts[2])
+	if authzid != "" && authzid != authcid {
+		return "", "", authstore.ErrUnauthorized
+	}
+	if err := checkCredential(authcid, passwd); err != nil {
+		return "", "", err
+	}
+	return authcid, passwd, nil
+}
+
+// checkCredential refuses what can never be a valid login before anyone
+// verifies it: empty parts and CR, LF or NUL, which must never reach an
+// upstream or a log line (SECURITY.md P4).
+func checkCredential(user, secret string) error {
+	if user == "" || secret == "" ||
+		strings.ContainsAny(user, "\r\n\x00") || strings.ContainsAny(secret, "\r\n\x00") {
+		return authstore.ErrUnauthorized
+	}
+	return nil
+}
