@@ -120,9 +120,9 @@ type frontend struct {
 
 func (f *frontend) Greet() error { return f.reply(replyGreeting) }
 
-// ReadLogin answers pre-auth commands until a complete login arrives. While
-// it runs, the connection's deadline follows ctx: set to ctx's deadline, cut
-// short when ctx ends, and cleared on return if it was touched.
+// ReadLogin answers pre-auth commands until a complete login arrives. The
+// connection's deadline follows ctx: it is set to ctx's deadline (and stays
+// there on return) and moved into the past when ctx ends.
 func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
 	release := bindDeadline(ctx, f.c.Conn)
 	defer release()
@@ -152,7 +152,7 @@ func (f *frontend) next(ctx context.Context) (*proxy.Login, error) {
 	}
 	switch cmd.name {
 	case "CAPA":
-		return nil, f.replyLines(append(append([]string{replyCapaHead}, capabilities(f.secure(), f.canSTLS())...), ".")...)
+		return nil, f.replyList(replyCapaHead, capabilities(f.secure(), f.canSTLS()))
 	case "NOOP":
 		return nil, f.reply(replyOK)
 	case "QUIT":
@@ -246,7 +246,7 @@ func (f *frontend) auth(arg string) (*proxy.Login, error) {
 	}
 	f.user = ""
 	if arg == "" {
-		return nil, f.replyLines(append(append([]string{replyMechHead}, mechanisms...), ".")...)
+		return nil, f.replyList(replyMechHead, mechanisms)
 	}
 	mech, ir, hasIR := strings.Cut(arg, " ")
 	switch strings.ToUpper(mech) {
@@ -363,6 +363,12 @@ func (f *frontend) reply(line string) error {
 	return f.replyLines(line)
 }
 
+// replyList sends a multi-line reply (RFC 1939 §3). Its items are our own
+// constants, none starting with ".", so no dot-stuffing is needed.
+func (f *frontend) replyList(head string, items []string) error {
+	return f.replyLines(append(append([]string{head}, items...), ".")...)
+}
+
 func (f *frontend) replyLines(lines ...string) error {
 	for _, l := range lines {
 		f.c.W.WriteString(l)
@@ -375,13 +381,14 @@ func (f *frontend) replyLines(lines ...string) error {
 }
 
 // bindDeadline makes blocking I/O on c follow ctx: c gets ctx's deadline,
-// and cancellation interrupts a pending read or write. The returned release
-// clears the deadline again if it was touched; it waits for a concurrent
-// cancellation to finish so that the clearing always comes last. c is the
+// and cancellation interrupts a pending read or write by moving the
+// deadline into the past. The returned release stops watching ctx; if the
+// cancellation already started it waits for it, so that no deadline moves
+// after release returns (a late one would cut a relay the caller started).
+// Deadlines are left as they are: the caller owns them afterwards. c is the
 // raw connection; a later TLS upgrade wraps it and inherits its deadlines.
 func bindDeadline(ctx context.Context, c net.Conn) (release func()) {
-	d, hasDeadline := ctx.Deadline()
-	if hasDeadline {
+	if d, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(d)
 	}
 	fired := make(chan struct{})
@@ -390,13 +397,8 @@ func bindDeadline(ctx context.Context, c net.Conn) (release func()) {
 		_ = c.SetDeadline(time.Unix(1, 0))
 	})
 	return func() {
-		if stop() {
-			if hasDeadline {
-				_ = c.SetDeadline(time.Time{})
-			}
-			return
+		if !stop() {
+			<-fired
 		}
-		<-fired
-		_ = c.SetDeadline(time.Time{})
 	}
 }

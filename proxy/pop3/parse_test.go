@@ -2,10 +2,15 @@ package pop3
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
+	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestReadLine(t *testing.T) {
@@ -217,6 +222,68 @@ func TestNewDefaults(t *testing.T) {
 			}
 			if p.Name() != "pop3" {
 				t.Errorf("Name = %q", p.Name())
+			}
+		})
+	}
+}
+
+// deadlineConn records the deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	mu  sync.Mutex
+	set []time.Time
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set = append(c.set, t)
+	return nil
+}
+
+func (c *deadlineConn) deadlines() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.set)
+}
+
+func TestBindDeadline(t *testing.T) {
+	d := time.Date(2031, 1, 2, 3, 4, 5, 0, time.UTC)
+	past := time.Unix(1, 0)
+	cases := []struct {
+		name         string
+		deadline     bool
+		cancelBefore bool // cancel ctx before release
+		want         []time.Time
+		cancelAfter  bool // cancel ctx after release: must change nothing
+	}{
+		{name: "plain context", cancelAfter: true},
+		{name: "deadline", deadline: true, want: []time.Time{d}, cancelAfter: true},
+		{name: "canceled while bound", cancelBefore: true, want: []time.Time{past}},
+		{name: "deadline then canceled", deadline: true, cancelBefore: true, want: []time.Time{d, past}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.deadline {
+				ctx, cancel = context.WithDeadline(ctx, d)
+				defer cancel()
+			}
+			c := &deadlineConn{}
+			release := bindDeadline(ctx, c)
+			if tc.cancelBefore {
+				cancel()
+			}
+			release()
+			if got := c.deadlines(); !slices.Equal(got, tc.want) {
+				t.Errorf("deadlines = %v, want %v", got, tc.want)
+			}
+			if tc.cancelAfter {
+				cancel()
+				if got := c.deadlines(); !slices.Equal(got, tc.want) {
+					t.Errorf("after release: deadlines = %v, want %v", got, tc.want)
+				}
 			}
 		})
 	}

@@ -32,7 +32,8 @@ const (
 // STLS when configured, XCLIENT when configured and offered, then SASL PLAIN
 // with an initial response. The credential is built before any byte is
 // exchanged, so an unusable one never costs the upstream a command. The
-// connection's deadline follows ctx. Every error wraps proxy.ErrUpstream.
+// connection's deadline follows ctx as in ReadLogin. Every error wraps
+// proxy.ErrUpstream.
 func (p *Protocol) UpstreamLogin(ctx context.Context, up *proxy.Conn, user string, info proxy.ClientInfo) (proxy.UpstreamResult, error) {
 	auth, err := p.authCommand(ctx, user)
 	if err != nil {
