@@ -1,0 +1,171 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// validator collects problems; each check names the key it concerns so the
+// problem can be located in the file.
+type validator struct {
+	src  *source
+	errs []Error
+}
+
+func (v *validator) add(key, msg string) {
+	v.errs = append(v.errs, v.src.problem(key, msg))
+}
+
+// required reports an empty value and tells whether there is one to check.
+func (v *validator) required(key, val string) bool {
+	if val == "" {
+		v.add(key, "required")
+	}
+	return val != ""
+}
+
+func (v *validator) requiredFor(key, val, why string) {
+	if val == "" {
+		v.add(key, "required when "+why)
+	}
+}
+
+func (v *validator) oneOf(key, val string, allowed ...string) {
+	if slices.Contains(allowed, val) {
+		return
+	}
+	quoted := make([]string, len(allowed))
+	for i, a := range allowed {
+		quoted[i] = strconv.Quote(a)
+	}
+	v.add(key, fmt.Sprintf("must be one of %s; got %q", strings.Join(quoted, ", "), val))
+}
+
+func (v *validator) between(key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.add(key, fmt.Sprintf("must be between %d and %d", lo, hi))
+	}
+}
+
+func (v *validator) duration(key string, d Duration, lo, hi time.Duration) {
+	if d.Duration < lo || d.Duration > hi {
+		v.add(key, fmt.Sprintf("must be between %s and %s", Duration{lo}, Duration{hi}))
+	}
+}
+
+func (v *validator) noControls(key, val string) {
+	if strings.ContainsFunc(val, isControl) {
+		v.add(key, "must not contain control characters")
+	}
+}
+
+func (v *validator) optionalFile(key, path string) {
+	if path != "" {
+		v.readable(key, path)
+	}
+}
+
+// readable checks that path is a regular file this process can open.
+// Stat comes first so that a FIFO or device is refused without opening it,
+// which could block.
+func (v *validator) readable(key, path string) {
+	fi, err := os.Stat(path)
+	if err == nil && !fi.Mode().IsRegular() {
+		v.add(key, fmt.Sprintf("%q is not a regular file", path))
+		return
+	}
+	if err == nil {
+		var f *os.File
+		if f, err = os.Open(path); err == nil {
+			err = f.Close()
+		}
+	}
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		v.add(key, fmt.Sprintf("cannot read %q: %v", path, err))
+	}
+}
+
+// listenAddr checks host:port, where host may be empty (all addresses) and
+// port may be 0 (any free port), and returns it in canonical form.
+func (v *validator) listenAddr(key, addr string) (string, bool) {
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil || strings.ContainsFunc(host, isSpaceOrControl):
+		v.add(key, fmt.Sprintf("invalid address %q: want host:port, where host may be empty", addr))
+	case !validPort(port, 0):
+		v.add(key, fmt.Sprintf("invalid address %q: port must be a number from 0 to 65535", addr))
+	default:
+		return net.JoinHostPort(host, port), true
+	}
+	return "", false
+}
+
+// dialAddr checks an upstream's host:port, where both are required.
+func (v *validator) dialAddr(key, addr string) {
+	host, port, err := net.SplitHostPort(addr)
+	switch {
+	case err != nil || host == "" || strings.ContainsFunc(host, isSpaceOrControl):
+		v.add(key, fmt.Sprintf("invalid address %q: want host:port", addr))
+	case !validPort(port, 1):
+		v.add(key, fmt.Sprintf("invalid address %q: port must be a number from 1 to 65535", addr))
+	default:
+	}
+}
+
+func validPort(s string, lowest int) bool {
+	if s == "" || len(s) > 5 || strings.ContainsFunc(s, func(r rune) bool { return r < '0' || r > '9' }) {
+		return false
+	}
+	n, err := strconv.Atoi(s)
+	return err == nil && n >= lowest && n <= 65535
+}
+
+// httpURL checks an absolute http or https URL. Credentials in it are
+// refused: URLs end up in logs and hints, passwords must not.
+func (v *validator) httpURL(key, raw string) {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsFunc(raw, isSpaceOrControl):
+		v.add(key, fmt.Sprintf("must be an absolute http or https URL; got %q", raw))
+	case u.User != nil:
+		v.add(key, "must not contain a user name or password")
+	case u.Fragment != "" || u.RawQuery != "":
+		v.add(key, "must not contain a query or fragment")
+	default:
+	}
+}
+
+// urlPath checks a path such as "/dav/calendars/". Redirects use it as is,
+// and a Location of "//host" would send clients to another host.
+func (v *validator) urlPath(key, p string) {
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\") || strings.ContainsFunc(p, isSpaceOrControl) {
+		v.add(key, fmt.Sprintf("must be a URL path starting with a single \"/\"; got %q", p))
+	}
+}
+
+// headerName checks an HTTP field name (RFC 9110 section 5.1: a token).
+func (v *validator) headerName(key, name string) {
+	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return !isTokenRune(r) }) {
+		v.add(key, fmt.Sprintf("must be an HTTP header name; got %q", name))
+	}
+}
+
+func isTokenRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
+}
+
+func isSpaceOrControl(r rune) bool {
+	return r == ' ' || isControl(r)
+}

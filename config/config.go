@@ -1,0 +1,260 @@
+// Package config owns postern's configuration file: the TOML schema, every
+// default (in Default, and nowhere else), strict decoding and validation.
+//
+// Errors point at the input: each problem is reported as
+// FILE:LINE:COL: KEY: message, so an operator can fix a file without guessing.
+// The package is a leaf: it imports only the standard library and go-toml,
+// and it never opens listeners, dials or reads secrets; it only checks that
+// the files the configuration names can be read.
+package config
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	DataDir string `toml:"data_dir"`
+	// KeyFile holds the pepper and sealing keys; it lives outside DataDir so
+	// that a backup of the data directory never carries it.
+	KeyFile  string   `toml:"key_file"`
+	Log      Log      `toml:"log"`
+	TLS      TLS      `toml:"tls"`
+	IMAP     IMAP     `toml:"imap"`
+	POP3     POP3     `toml:"pop3"`
+	DAV      DAV      `toml:"dav"`
+	Admin    Admin    `toml:"admin"`
+	Upstream Upstream `toml:"upstream"`
+	Policy   Policy   `toml:"policy"`
+	Limits   Limits   `toml:"limits"`
+
+	// src remembers where each key was in the file, so that Validate can
+	// point at it; nil for a Config built in code.
+	src *source
+}
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `toml:"level"`  // debug, info, warn or error
+	Format string `toml:"format"` // text or json
+}
+
+// SlogLevel is Level as a slog.Level; an unknown level (which Validate
+// refuses) reads as info.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// TLS configures the certificates every TLS listener serves.
+type TLS struct {
+	// Certificates are chosen by the name the client asks for (SNI).
+	Certificates []Certificate `toml:"certificates"`
+	// SelfSigned generates a certificate into DataDir when Certificates is
+	// empty; for demos and first tries only.
+	SelfSigned     bool     `toml:"self_signed"`
+	ReloadInterval Duration `toml:"reload_interval"`
+}
+
+// Certificate is one PEM certificate chain and its private key.
+type Certificate struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// IMAP configures the client-facing IMAP listeners; an empty address
+// disables that listener.
+type IMAP struct {
+	ListenTLS      string   `toml:"listen_tls"`
+	ListenSTARTTLS string   `toml:"listen_starttls"`
+	IdleTimeout    Duration `toml:"idle_timeout"`
+}
+
+// POP3 configures the client-facing POP3 listeners; an empty address
+// disables that listener.
+type POP3 struct {
+	ListenTLS   string   `toml:"listen_tls"`
+	ListenSTLS  string   `toml:"listen_stls"`
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// DAV configures the CalDAV/CardDAV listener (always TLS).
+type DAV struct {
+	Listen string `toml:"listen"`
+	// CalDAVPath and CardDAVPath are where /.well-known/caldav and
+	// /.well-known/carddav redirect; fixed here, never built from Host.
+	CalDAVPath  string `toml:"caldav_path"`
+	CardDAVPath string `toml:"carddav_path"`
+}
+
+// Admin configures the web pages, the JSON API and /metrics.
+type Admin struct {
+	Listen string `toml:"listen"`
+	// PublicURL is the account page shown in login-failure hints.
+	PublicURL string `toml:"public_url"`
+}
+
+// Upstream holds the servers postern logs in to on the user's behalf.
+type Upstream struct {
+	IMAP UpstreamIMAP `toml:"imap"`
+	POP3 UpstreamPOP3 `toml:"pop3"`
+	DAV  UpstreamDAV  `toml:"dav"`
+}
+
+// Security is how postern protects its connection to an upstream.
+type Security string
+
+// Upstream connection security; there is never a fallback from one to
+// another.
+const (
+	SecurityImplicit Security = "implicit"
+	SecurityStartTLS Security = "starttls"
+	SecurityNone     Security = "none"
+)
+
+// LoginMode is how postern logs in to a mail upstream as the user.
+type LoginMode string
+
+const (
+	// LoginMaster uses SASL PLAIN with authzid = user and the master
+	// user's credential (Dovecot master user).
+	LoginMaster LoginMode = "master"
+	// LoginStored uses the user's upstream password kept sealed in the store.
+	LoginStored LoginMode = "stored"
+)
+
+// MailUpstream is what the IMAP and POP3 upstreams have in common.
+type MailUpstream struct {
+	Address    string    `toml:"address"`
+	Security   Security  `toml:"security"`
+	CAFile     string    `toml:"ca_file"`
+	ServerName string    `toml:"server_name"`
+	Login      LoginMode `toml:"login"`
+	MasterUser string    `toml:"master_user"`
+	// MasterPasswordFile holds the master password; the password itself
+	// never appears in the configuration.
+	MasterPasswordFile string   `toml:"master_password_file"`
+	DialTimeout        Duration `toml:"dial_timeout"`
+	LoginTimeout       Duration `toml:"login_timeout"`
+}
+
+// UpstreamIMAP is the IMAP server behind postern.
+type UpstreamIMAP struct {
+	MailUpstream
+	// SendID tells the upstream the client's address with IMAP ID
+	// (x-originating-ip), so its logs and limits see the real client.
+	SendID bool `toml:"send_id"`
+}
+
+// UpstreamPOP3 is the POP3 server behind postern.
+type UpstreamPOP3 struct {
+	MailUpstream
+	// XClient tells the upstream the client's address with XCLIENT.
+	XClient bool `toml:"xclient"`
+}
+
+// DAVAuth is how postern tells a DAV upstream who the user is.
+type DAVAuth string
+
+const (
+	// DAVAuthHeader sends the user name in a trusted header.
+	DAVAuthHeader DAVAuth = "header"
+	// DAVAuthStored sends the user's stored upstream password as Basic.
+	DAVAuthStored DAVAuth = "stored"
+)
+
+// UpstreamDAV is the CalDAV/CardDAV server behind postern.
+type UpstreamDAV struct {
+	URL        string  `toml:"url"`
+	Auth       DAVAuth `toml:"auth"`
+	UserHeader string  `toml:"user_header"`
+	CAFile     string  `toml:"ca_file"`
+}
+
+// Policy holds account-policy timings.
+type Policy struct {
+	AdminCodeTTL Duration `toml:"admin_code_ttl"`
+	// ReauthWindow is how long a re-verification allows security changes.
+	ReauthWindow Duration `toml:"reauth_window"`
+}
+
+// Limits bounds what clients can cost postern and what guessing can gain.
+type Limits struct {
+	MaxConnections      int      `toml:"max_connections"`
+	MaxConnectionsPerIP int      `toml:"max_connections_per_ip"`
+	PreauthTimeout      Duration `toml:"preauth_timeout"`
+	MaxBadCommands      int      `toml:"max_bad_commands"`
+	MaxLineBytes        int      `toml:"max_line_bytes"`
+	// UserFailureBudget is the consecutive failures one account may take,
+	// from all sources together, before logins are slowed and refused.
+	UserFailureBudget int `toml:"user_failure_budget"`
+	// SourceFreeFailures are the failures a source may make before each
+	// answer to it is delayed, starting at SourceDelay and doubling up to
+	// SourceMaxDelay.
+	SourceFreeFailures int      `toml:"source_free_failures"`
+	SourceDelay        Duration `toml:"source_delay"`
+	SourceMaxDelay     Duration `toml:"source_max_delay"`
+	// StaleSecretWindow is how long a repeat of the same wrong secret from
+	// one source is not charged again (a phone retrying an old password).
+	StaleSecretWindow Duration `toml:"stale_secret_window"`
+	LastUsedFlush     Duration `toml:"lastused_flush"`
+}
+
+// Default returns a Config holding every default. It is the one place
+// defaults are set: Parse decodes the file on top of it.
+func Default() *Config {
+	return &Config{
+		DataDir: "/var/lib/postern",
+		KeyFile: "/etc/postern/postern.key",
+		Log:     Log{Level: "info", Format: "text"},
+		TLS: TLS{
+			Certificates:   []Certificate{},
+			ReloadInterval: Duration{time.Minute},
+		},
+		// 31 minutes: RFC 9051 section 5.4 lets a server log out an idle
+		// client after at least 30 minutes; IDLE clients re-issue at 29.
+		IMAP: IMAP{ListenTLS: ":993", ListenSTARTTLS: ":143", IdleTimeout: Duration{31 * time.Minute}},
+		// 10 minutes: RFC 1939 section 3 minimum autologout timer.
+		POP3:  POP3{ListenTLS: ":995", ListenSTLS: ":110", IdleTimeout: Duration{10 * time.Minute}},
+		DAV:   DAV{CalDAVPath: "/", CardDAVPath: "/"},
+		Admin: Admin{Listen: "127.0.0.1:8080"},
+		Upstream: Upstream{
+			IMAP: UpstreamIMAP{MailUpstream: defaultMailUpstream("127.0.0.1:143"), SendID: true},
+			POP3: UpstreamPOP3{MailUpstream: defaultMailUpstream("127.0.0.1:110")},
+			DAV:  UpstreamDAV{Auth: DAVAuthHeader, UserHeader: "X-Remote-User"},
+		},
+		Policy: Policy{AdminCodeTTL: Duration{72 * time.Hour}, ReauthWindow: Duration{5 * time.Minute}},
+		Limits: Limits{
+			MaxConnections:      10000,
+			MaxConnectionsPerIP: 50,
+			PreauthTimeout:      Duration{60 * time.Second},
+			MaxBadCommands:      5,
+			MaxLineBytes:        8192,
+			UserFailureBudget:   100,
+			SourceFreeFailures:  5,
+			SourceDelay:         Duration{2 * time.Second},
+			SourceMaxDelay:      Duration{15 * time.Second},
+			StaleSecretWindow:   Duration{15 * time.Minute},
+			LastUsedFlush:       Duration{30 * time.Second},
+		},
+	}
+}
+
+func defaultMailUpstream(addr string) MailUpstream {
+	return MailUpstream{
+		Address:      addr,
+		Security:     SecurityStartTLS,
+		Login:        LoginMaster,
+		DialTimeout:  Duration{5 * time.Second},
+		LoginTimeout: Duration{15 * time.Second},
+	}
+}

@@ -1,0 +1,186 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Validate checks ranges, enumerations, addresses, URLs and that the files
+// the configuration names can be read. It reports every problem it finds
+// as an *Errors, each located at its key when the key came from a file.
+//
+// An upstream's required settings (master user, password file, DAV URL)
+// are demanded only when a listener that uses it is enabled, so that a
+// DAV-only or IMAP-only deployment does not have to fill in the rest.
+func (c *Config) Validate() error {
+	v := &validator{src: c.src}
+	v.paths(c)
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.listeners(c)
+	// RFC 9051 section 5.4 and RFC 1939 section 3 set the least time a
+	// server must let an idle client be.
+	v.duration("imap.idle_timeout", c.IMAP.IdleTimeout, 31*time.Minute, 24*time.Hour)
+	v.duration("pop3.idle_timeout", c.POP3.IdleTimeout, 10*time.Minute, 24*time.Hour)
+	v.tls(c)
+	v.dav(c.DAV)
+	v.admin(c.Admin)
+	imapOn := c.IMAP.ListenTLS != "" || c.IMAP.ListenSTARTTLS != ""
+	popOn := c.POP3.ListenTLS != "" || c.POP3.ListenSTLS != ""
+	v.mailUpstream("upstream.imap", c.Upstream.IMAP.MailUpstream, imapOn)
+	v.mailUpstream("upstream.pop3", c.Upstream.POP3.MailUpstream, popOn)
+	v.davUpstream(c.Upstream.DAV, c.DAV.Listen != "")
+	v.policy(c.Policy)
+	v.limits(c.Limits)
+	return errorsOf(v.errs)
+}
+
+func (v *validator) paths(c *Config) {
+	v.required("data_dir", c.DataDir)
+	v.required("key_file", c.KeyFile)
+	if c.DataDir != "" && c.KeyFile != "" && within(c.KeyFile, c.DataDir) {
+		v.add("key_file", "must be outside data_dir, so that a backup of the data never carries the key")
+	}
+}
+
+// within reports whether path is dir or lies below it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(absPath(dir), absPath(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return filepath.Clean(p)
+}
+
+type listener struct{ key, addr string }
+
+// clientListeners all speak TLS, implicitly or after STARTTLS/STLS, since
+// no credential is accepted in cleartext.
+func clientListeners(c *Config) []listener {
+	return []listener{
+		{"imap.listen_tls", c.IMAP.ListenTLS},
+		{"imap.listen_starttls", c.IMAP.ListenSTARTTLS},
+		{"pop3.listen_tls", c.POP3.ListenTLS},
+		{"pop3.listen_stls", c.POP3.ListenSTLS},
+		{"dav.listen", c.DAV.Listen},
+	}
+}
+
+func (v *validator) listeners(c *Config) {
+	client := clientListeners(c)
+	if !slices.ContainsFunc(client, func(l listener) bool { return l.addr != "" }) {
+		v.add("", "no listener enabled: set imap.listen_tls, imap.listen_starttls, pop3.listen_tls, pop3.listen_stls or dav.listen")
+	}
+	seen := map[string]string{}
+	for _, l := range append(client, listener{"admin.listen", c.Admin.Listen}) {
+		if l.addr == "" {
+			continue
+		}
+		norm, ok := v.listenAddr(l.key, l.addr)
+		if !ok || strings.HasSuffix(norm, ":0") {
+			continue // port 0 picks a free port each time, so it cannot clash
+		}
+		if other, dup := seen[norm]; dup {
+			v.add(l.key, fmt.Sprintf("%q is already used by %s", l.addr, other))
+		}
+		seen[norm] = l.key
+	}
+}
+
+func (v *validator) tls(c *Config) {
+	v.duration("tls.reload_interval", c.TLS.ReloadInterval, time.Second, 24*time.Hour)
+	for i, cert := range c.TLS.Certificates {
+		prefix := fmt.Sprintf("tls.certificates[%d].", i)
+		if v.required(prefix+"cert_file", cert.CertFile) {
+			v.readable(prefix+"cert_file", cert.CertFile)
+		}
+		if v.required(prefix+"key_file", cert.KeyFile) {
+			v.readable(prefix+"key_file", cert.KeyFile)
+		}
+	}
+	if len(c.TLS.Certificates) > 0 || c.TLS.SelfSigned {
+		return
+	}
+	for _, l := range clientListeners(c) {
+		if l.addr != "" {
+			v.add("tls.certificates", fmt.Sprintf("%s needs a certificate: add [[tls.certificates]] or set tls.self_signed = true", l.key))
+			return
+		}
+	}
+}
+
+func (v *validator) dav(d DAV) {
+	v.urlPath("dav.caldav_path", d.CalDAVPath)
+	v.urlPath("dav.carddav_path", d.CardDAVPath)
+}
+
+func (v *validator) admin(a Admin) {
+	if a.PublicURL != "" {
+		v.httpURL("admin.public_url", a.PublicURL)
+	}
+}
+
+func (v *validator) mailUpstream(prefix string, u MailUpstream, enabled bool) {
+	key := func(name string) string { return prefix + "." + name }
+	v.dialAddr(key("address"), u.Address)
+	v.oneOf(key("security"), string(u.Security), string(SecurityImplicit), string(SecurityStartTLS), string(SecurityNone))
+	v.optionalFile(key("ca_file"), u.CAFile)
+	v.oneOf(key("login"), string(u.Login), string(LoginMaster), string(LoginStored))
+	// The master user goes into SASL PLAIN; a control character there
+	// could end the upstream command early.
+	v.noControls(key("master_user"), u.MasterUser)
+	v.optionalFile(key("master_password_file"), u.MasterPasswordFile)
+	if enabled && u.Login == LoginMaster {
+		v.requiredFor(key("master_user"), u.MasterUser, `login = "master"`)
+		v.requiredFor(key("master_password_file"), u.MasterPasswordFile, `login = "master"`)
+	}
+	v.duration(key("dial_timeout"), u.DialTimeout, 100*time.Millisecond, 5*time.Minute)
+	v.duration(key("login_timeout"), u.LoginTimeout, 100*time.Millisecond, 5*time.Minute)
+}
+
+func (v *validator) davUpstream(u UpstreamDAV, enabled bool) {
+	if u.URL != "" {
+		v.httpURL("upstream.dav.url", u.URL)
+	} else if enabled {
+		v.add("upstream.dav.url", "required when dav.listen is set")
+	}
+	v.oneOf("upstream.dav.auth", string(u.Auth), string(DAVAuthHeader), string(DAVAuthStored))
+	if u.Auth == DAVAuthHeader {
+		v.headerName("upstream.dav.user_header", u.UserHeader)
+	}
+	v.optionalFile("upstream.dav.ca_file", u.CAFile)
+}
+
+func (v *validator) policy(p Policy) {
+	v.duration("policy.admin_code_ttl", p.AdminCodeTTL, time.Minute, 30*24*time.Hour)
+	v.duration("policy.reauth_window", p.ReauthWindow, 30*time.Second, time.Hour)
+}
+
+func (v *validator) limits(l Limits) {
+	v.between("limits.max_connections", l.MaxConnections, 1, 1000000)
+	v.between("limits.max_connections_per_ip", l.MaxConnectionsPerIP, 1, 1000000)
+	if l.MaxConnectionsPerIP > l.MaxConnections && l.MaxConnections > 0 {
+		v.add("limits.max_connections_per_ip", fmt.Sprintf("must not exceed limits.max_connections (%d)", l.MaxConnections))
+	}
+	v.duration("limits.preauth_timeout", l.PreauthTimeout, time.Second, 10*time.Minute)
+	v.between("limits.max_bad_commands", l.MaxBadCommands, 1, 100)
+	// 1 KiB fits any real login line; 1 MiB keeps per-connection memory
+	// bounded when thousands of clients send partial lines.
+	v.between("limits.max_line_bytes", l.MaxLineBytes, 1024, 1<<20)
+	v.between("limits.user_failure_budget", l.UserFailureBudget, 1, 1000000)
+	v.between("limits.source_free_failures", l.SourceFreeFailures, 0, 1000)
+	v.duration("limits.source_delay", l.SourceDelay, time.Millisecond, time.Minute)
+	v.duration("limits.source_max_delay", l.SourceMaxDelay, time.Millisecond, 10*time.Minute)
+	if l.SourceMaxDelay.Duration < l.SourceDelay.Duration {
+		v.add("limits.source_max_delay", fmt.Sprintf("must be at least limits.source_delay (%s)", l.SourceDelay))
+	}
+	v.duration("limits.stale_secret_window", l.StaleSecretWindow, time.Minute, 24*time.Hour)
+	v.duration("limits.lastused_flush", l.LastUsedFlush, time.Second, time.Hour)
+}
