@@ -21,7 +21,6 @@ var (
 )
 
 type scanner struct {
-	data   []byte
 	p      unstable.Parser
 	src    *source
 	errs   []Error
@@ -37,7 +36,7 @@ type scope struct {
 // scan indexes data and reports unknown keys, values of the wrong type and
 // syntax errors, in document order.
 func scan(data []byte, name string) (*source, []Error) {
-	s := &scanner{data: data, src: newSource(data, name), arrays: map[string]int{}}
+	s := &scanner{src: newSource(data, name), arrays: map[string]int{}}
 	s.p.Reset(data)
 	cur := scope{typ: configType}
 	for s.p.NextExpression() {
@@ -62,7 +61,7 @@ func (s *scanner) fail(off int, key, msg string) {
 
 // table handles a [table] or [[array.of.tables]] header.
 func (s *scanner) table(expr *unstable.Node) scope {
-	parts, start, end := s.keyParts(expr)
+	parts, start, end := keyParts(expr)
 	sc := scope{typ: configType}
 	for i, name := range parts {
 		isElem := expr.Kind == unstable.ArrayTable && i == len(parts)-1
@@ -110,7 +109,7 @@ func (s *scanner) keyValue(sc scope, kv *unstable.Node) {
 	if sc.typ == nil {
 		return // inside an unknown table, which is already reported
 	}
-	parts, start, _ := s.keyParts(kv)
+	parts, start, _ := keyParts(kv)
 	for _, name := range parts[:len(parts)-1] {
 		next, msg := s.child(sc, name, false)
 		if msg != "" {
@@ -170,7 +169,7 @@ func (s *scanner) array(key string, off int, elem reflect.Type, v *unstable.Node
 
 // keyParts returns the parts of a node's (dotted) key and the byte range
 // they span.
-func (s *scanner) keyParts(n *unstable.Node) (parts []string, start, end int) {
+func keyParts(n *unstable.Node) (parts []string, start, end int) {
 	it := n.Key()
 	for it.Next() {
 		k := it.Node()
