@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -51,9 +50,6 @@ type Config struct {
 const (
 	defaultMaxLine        = 8192
 	defaultMaxBadCommands = 5
-	// byeWriteTimeout bounds the best-effort goodbye so that a client that
-	// stopped reading cannot hold a kick open (SECURITY.md P10: ≤1 s).
-	byeWriteTimeout = 500 * time.Millisecond
 )
 
 var (
@@ -352,11 +348,11 @@ func (f *frontend) Reject(_ proxy.Login, err error) error {
 	return f.reply(rejectReply(err, f.p.failure))
 }
 
-// Bye writes straight to the connection rather than through the buffered
-// writer, so a kick may call it while the relay copies in another goroutine.
+// Bye is best effort. The caller bounds it with a write deadline and makes
+// sure nothing else writes to the client meanwhile (proxy's session says Bye
+// from the goroutine that carries upstream-to-client bytes).
 func (f *frontend) Bye(reason string) {
-	_ = f.c.Conn.SetWriteDeadline(time.Now().Add(byeWriteTimeout))
-	_, _ = io.WriteString(f.c.Conn, byeReply(reason)+"\r\n")
+	_ = f.reply(byeReply(reason))
 }
 
 func (f *frontend) reply(line string) error {
