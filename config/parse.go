@@ -12,11 +12,25 @@ import (
 
 // Load reads the file at path and parses it with Parse.
 func Load(path string) (*Config, error) {
+	c, err := Read(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Read reads the file at path and decodes it strictly, like Parse, but
+// does not Validate: the store commands use only data_dir, key_file and
+// limits, and must work before the listeners and upstreams are set up.
+func Read(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(data, path)
+	return decode(data, path)
 }
 
 // Parse decodes data onto Default() and validates the result. Unknown keys
@@ -24,6 +38,17 @@ func Load(path string) (*Config, error) {
 // errors are reported together, before decoding; any problem makes Parse
 // return a nil Config and an *Errors whose entries name the file as name.
 func Parse(data []byte, name string) (*Config, error) {
+	c, err := decode(data, name)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func decode(data []byte, name string) (*Config, error) {
 	src, problems := scan(data, name)
 	if len(problems) > 0 {
 		return nil, errorsOf(problems)
@@ -36,9 +61,6 @@ func Parse(data []byte, name string) (*Config, error) {
 		return nil, errorsOf(src.decodeErrors(err))
 	}
 	c.src = src
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 

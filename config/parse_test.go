@@ -273,3 +273,21 @@ func writeFile(t *testing.T, name, content string) string {
 	}
 	return p
 }
+
+func TestReadDecodesStrictlyWithoutValidating(t *testing.T) {
+	dir := t.TempDir()
+	incomplete := filepath.Join(dir, "incomplete.toml")
+	os.WriteFile(incomplete, []byte("data_dir = \"/srv/postern\"\n"), 0o600)
+	c, err := Read(incomplete)
+	if err != nil || c.DataDir != "/srv/postern" || c.Limits.UserFailureBudget != 100 {
+		t.Fatalf("Read: %v, %+v", err, c)
+	}
+	if _, err := Load(incomplete); err == nil {
+		t.Fatal("Load accepted a configuration without certificates or master user")
+	}
+	misspelled := filepath.Join(dir, "misspelled.toml")
+	os.WriteFile(misspelled, []byte("data_dir = \"/x\"\ndata_dri = \"/y\"\n"), 0o600)
+	if _, err := Read(misspelled); err == nil || !strings.Contains(err.Error(), "misspelled.toml:2:1: data_dri") {
+		t.Fatalf("Read of a misspelled key: %v", err)
+	}
+}

@@ -44,6 +44,8 @@ func parse(fs *flag.FlagSet, args []string, positional ...string) ([]string, err
 
 // configFlag adds -c and returns a loader for it. Without an explicit file,
 // a missing default file means "use the defaults" so a fresh machine works.
+// The loader decodes strictly but does not Validate: store commands need
+// only data_dir and key_file; serve validates the whole file itself.
 func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 	path := fs.String("c", "", "configuration `file`")
 	return func() (*config.Config, error) {
@@ -58,7 +60,7 @@ func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 				return config.Default(), nil
 			}
 		}
-		return config.Load(p)
+		return config.Read(p)
 	}
 }
 
