@@ -13,7 +13,7 @@ import (
 
 // decisionFixture holds the users of the decision table.
 type decisionFixture struct {
-	e                                      *testEnv
+	e                                       *testEnv
 	full, imapOnly, expired, valid, revoked string
 	mfaApp, offApp, bobApp                  string
 	ids                                     map[string]string // secret → app password id

@@ -105,6 +105,7 @@ type testEnv struct {
 	sleeps *sleepRecorder
 	revs   *revocations
 	opts   Options
+	root   testing.TB // owns the store's lifetime, even when a subtest reopens it
 }
 
 // newTestStore opens a fresh store; mods adjust the options before Open.
@@ -116,7 +117,7 @@ func newTestStore(t testing.TB, mods ...func(*Options)) *testEnv {
 	}
 	clock := &fakeClock{now: epoch}
 	env := &testEnv{path: filepath.Join(t.TempDir(), "postern.db"), keys: keys, clock: clock,
-		sleeps: &sleepRecorder{clock: clock}, revs: &revocations{}}
+		sleeps: &sleepRecorder{clock: clock}, revs: &revocations{}, root: t}
 	env.opts = Options{Keys: keys, KDF: cheapKDF, LockTimeout: 100 * time.Millisecond,
 		Now: clock.Now, Sleep: env.sleeps.Sleep, OnRevoke: env.revs.add}
 	for _, m := range mods {
@@ -133,7 +134,7 @@ func (e *testEnv) open(t testing.TB) {
 		t.Fatalf("open store: %v", err)
 	}
 	e.s = s
-	t.Cleanup(func() { s.Close() })
+	e.root.Cleanup(func() { s.Close() })
 }
 
 // reopen closes the store and opens the same file again, as a restart does.

@@ -189,15 +189,29 @@ func (l *limiter) success(t *ticket) {
 	}
 }
 
+// maxStale bounds the wrong-secret fingerprints kept per account+source.
+const maxStale = 8
+
 // failure remembers the secret's fingerprint so a retry of the same wrong
-// secret is not charged again.
+// secret is not charged again. A known fingerprint is refreshed even when
+// the set is full, and a full set drops its oldest entry: otherwise a
+// phone retrying an old password would start escalating once the source
+// had tried eight other wrong secrets.
 func (l *limiter) failure(t *ticket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.pair(pairKey{t.user, t.src})
-	if len(p.stale) < 8 {
-		p.stale[t.fp] = l.now()
+	if _, known := p.stale[t.fp]; !known && len(p.stale) >= maxStale {
+		var oldest [16]byte
+		first := true
+		for fp, at := range p.stale {
+			if first || at.Before(p.stale[oldest]) {
+				oldest, first = fp, false
+			}
+		}
+		delete(p.stale, oldest)
 	}
+	p.stale[t.fp] = l.now()
 }
 
 // forgetUser clears an account's budget (after an admin sets a password).
