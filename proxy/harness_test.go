@@ -15,7 +15,6 @@ import (
 	"io"
 	"math/big"
 	"net"
-	"net/netip"
 	"net/url"
 	"runtime"
 	"strings"
@@ -186,7 +185,8 @@ func (r *upRecord) wait(t *testing.T) {
 // fakeUpstream speaks the upstream side of lineProto; the user name picks
 // the behaviour after login: "refuse…" answers NO, "sink…" swallows,
 // "tick…" sends 30 lines 20 ms apart, "post…" sends a line right after OK,
-// "gate…" checks that nothing arrives before its OK; others echo.
+// "gate…" checks that nothing arrives before its OK, "half…" sends a line
+// and half-closes; others echo.
 type fakeUpstream struct {
 	ln       net.Listener
 	accepted chan *upRecord
@@ -269,6 +269,11 @@ func handleUpstream(c net.Conn, rec *upRecord) {
 		}
 		tick.Stop()
 		io.Copy(io.Discard, r)
+	case strings.HasPrefix(user, "half"):
+		// Finish sending but keep listening, as after a POP3 QUIT race.
+		io.WriteString(c, "OK\r\nLAST\r\n")
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, r)
 	case strings.HasPrefix(user, "post"):
 		io.WriteString(c, "OK\r\nPOSTLOGIN\r\n")
 		io.Copy(c, r)
@@ -299,7 +304,8 @@ type harness struct {
 	auth      *fakeAuth
 	reg       *Registry
 	metrics   *Metrics
-	clientTLS *tls.Config // set when the server uses implicit TLS
+	clientTLS *tls.Config   // set when the server uses implicit TLS
+	park      time.Duration // overrides the server's park when set
 	serveErr  chan error
 }
 
@@ -335,6 +341,9 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	}
 	h.addr = ln.Addr().String()
 	h.srv = NewServer(cfg)
+	if h.park > 0 {
+		h.srv.park = h.park
+	}
 	go func() { h.serveErr <- h.srv.Serve(ln) }()
 	t.Cleanup(h.shutdown)
 	return h
@@ -520,6 +529,3 @@ func testCert(t *testing.T) (tls.Certificate, *x509.CertPool) {
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
 }
-
-// loopback is the address the harness's clients come from.
-var loopback = netip.MustParseAddr("127.0.0.1")

@@ -24,7 +24,7 @@ const (
 )
 
 // relay copies bytes both ways until both directions ended or the session
-// is ended. The session's goroutine carries upstream-to-client and says
+// is ended. Nothing keeps up (and its buffers) once the pumps exist. The session's goroutine carries upstream-to-client and says
 // Bye, so no other goroutine writes to the client at the same time; one more
 // goroutine carries client-to-upstream.
 func (s *session) relay(fe Frontend, c, up *Conn) {
@@ -46,7 +46,9 @@ func (s *session) relay(fe Frontend, c, up *Conn) {
 	}
 	s.bye(fe)
 	s.raw.Close()
-	rawConn(up).Close()
+	s.mu.Lock()
+	s.upRaw.Close()
+	s.mu.Unlock()
 	<-done
 }
 

@@ -126,19 +126,26 @@ func (s *session) run() {
 	defer s.cancel()
 	defer s.raw.Close()
 	defer s.cleanup()
-	lim := s.srv.lim
-	deadline := s.start.Add(lim.PreAuthTimeout)
+	if fe, c, up := s.open(); up != nil {
+		s.relay(fe, c, up)
+	}
+}
+
+// open runs everything before the relay under the pre-auth deadline. It
+// returns the logged-in upstream, or a nil one when the session is over.
+func (s *session) open() (Frontend, *Conn, *Conn) {
+	deadline := s.start.Add(s.srv.lim.PreAuthTimeout)
 	s.raw.SetDeadline(deadline)
 	ctx, cancel := context.WithDeadline(s.ctx, deadline)
-	defer cancel()
+	defer cancel() // its timer must not outlive the login
 	c, serverTLS, err := s.handshake(ctx)
 	if err != nil {
-		s.srv.log.Debug("tls handshake failed", "session", s.id, "source", s.remote, "err", err)
-		return
+		s.srv.log.Debug("tls handshake failed", "session", s.id, "source", s.remote.String(), "err", err)
+		return nil, nil, nil
 	}
 	fe := s.srv.cfg.Protocol.NewFrontend(c, serverTLS)
 	if err := fe.Greet(); err != nil {
-		return
+		return nil, nil, nil
 	}
 	up, ok := s.preauth(ctx, fe, c)
 	if !ok {
@@ -146,9 +153,9 @@ func (s *session) run() {
 			s.end("login timeout")
 		}
 		s.bye(fe)
-		return
+		return nil, nil, nil
 	}
-	s.relay(fe, c, up)
+	return fe, c, up
 }
 
 // handshake completes implicit TLS and returns the client connection and

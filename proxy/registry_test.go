@@ -1,0 +1,194 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postern-dev/postern/authstore"
+)
+
+type fakeEntry struct {
+	si     SessionInfo
+	reason string
+	ended  bool
+}
+
+func (e *fakeEntry) info() SessionInfo { return e.si }
+
+func (e *fakeEntry) end(reason string) bool {
+	if e.ended {
+		return false
+	}
+	e.ended, e.reason = true, reason
+	return true
+}
+
+// population registers one session per (user, credential) pair and
+// returns them by "user/credential".
+func population(t *testing.T, r *Registry) map[string]*fakeEntry {
+	t.Helper()
+	out := make(map[string]*fakeEntry)
+	start := time.Unix(1000, 0)
+	for i, k := range []string{"alice/password", "alice/a1", "alice/a2", "bob/password", "bob/b1"} {
+		user, cred, _ := strings.Cut(k, "/")
+		e := &fakeEntry{si: SessionInfo{
+			ID: fmt.Sprintf("s%d", i), Username: user, CredentialID: cred,
+			Start: start.Add(time.Duration(-i) * time.Second),
+		}}
+		if err := r.add(e, r.mark()); err != nil {
+			t.Fatal(err)
+		}
+		out[k] = e
+	}
+	return out
+}
+
+func endedKeys(pop map[string]*fakeEntry) []string {
+	var out []string
+	for k, e := range pop {
+		if e.ended {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestRevokeMapsToSessions(t *testing.T) {
+	tests := []struct {
+		name string
+		rv   authstore.Revocation
+		want []string
+	}{
+		{"app password revoked", authstore.Revocation{Username: "alice", AppPassID: "a1"}, []string{"alice/a1"}},
+		{"password changed", authstore.Revocation{Username: "alice", PasswordOnly: true}, []string{"alice/password"}},
+		{"user disabled", authstore.Revocation{Username: "bob"}, []string{"bob/b1", "bob/password"}},
+		{"enforcement turned on", authstore.Revocation{PasswordOnly: true}, []string{"alice/password", "bob/password"}},
+		{"restore: every session", authstore.Revocation{}, []string{"alice/a1", "alice/a2", "alice/password", "bob/b1", "bob/password"}},
+		{"unknown user", authstore.Revocation{Username: "carol"}, nil},
+		{"id of another user", authstore.Revocation{Username: "bob", AppPassID: "a1"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRegistry()
+			pop := population(t, r)
+			if n := r.Revoke(tt.rv); n != len(tt.want) {
+				t.Errorf("Revoke ended %d, want %d", n, len(tt.want))
+			}
+			if got := endedKeys(pop); !slices.Equal(got, tt.want) {
+				t.Errorf("ended %v, want %v", got, tt.want)
+			}
+			for _, k := range tt.want {
+				if pop[k].reason != "credentials changed" {
+					t.Errorf("%s ended with reason %q", k, pop[k].reason)
+				}
+			}
+		})
+	}
+}
+
+func TestFilterMatches(t *testing.T) {
+	s := SessionInfo{ID: "s1", Username: "alice", CredentialID: "password"}
+	ap := SessionInfo{ID: "s2", Username: "alice", CredentialID: "a1"}
+	tests := []struct {
+		name string
+		f    Filter
+		s    SessionInfo
+		want bool
+	}{
+		{"empty matches nothing", Filter{}, s, false},
+		{"all", Filter{All: true}, s, true},
+		{"session id", Filter{SessionID: "s1"}, s, true},
+		{"other session id", Filter{SessionID: "s2"}, s, false},
+		{"user", Filter{Username: "alice"}, ap, true},
+		{"user is exact", Filter{Username: "Alice"}, ap, false},
+		{"app password", Filter{AppPassID: "a1"}, ap, true},
+		{"app password vs password", Filter{AppPassID: "a1"}, s, false},
+		{"password only", Filter{PasswordOnly: true}, s, true},
+		{"password only vs app password", Filter{PasswordOnly: true}, ap, false},
+		{"every field must match", Filter{Username: "alice", SessionID: "s9"}, s, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.f.matches(tt.s); got != tt.want {
+				t.Errorf("%+v matches %+v = %v", tt.f, tt.s, got)
+			}
+		})
+	}
+	if want := (authstore.Grant{}).CredentialID(); passwordCredential != want {
+		t.Errorf("passwordCredential = %q, authstore says %q", passwordCredential, want)
+	}
+}
+
+// TestKickBetweenVerdictAndRegistration: a kick after a login's mark and
+// before its registration refuses the registration when it matches.
+func TestKickBetweenVerdictAndRegistration(t *testing.T) {
+	tests := []struct {
+		name    string
+		kicks   []Filter
+		wantErr bool
+	}{
+		{"no kick", nil, false},
+		{"matching kick", []Filter{{Username: "alice"}}, true},
+		{"other user's kick", []Filter{{Username: "bob"}}, false},
+		{"matching among others", []Filter{{Username: "bob"}, {PasswordOnly: true}, {AppPassID: "x"}}, true},
+		{"more kicks than remembered", slices.Repeat([]Filter{{Username: "bob"}}, recentKicks+1), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRegistry()
+			r.Kick(Filter{Username: "alice"}, "before the login") // must not count
+			mark := r.mark()
+			for _, f := range tt.kicks {
+				r.Kick(f, "during the login")
+			}
+			e := &fakeEntry{si: SessionInfo{ID: "new", Username: "alice", CredentialID: "password"}}
+			err := r.add(e, mark)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("add: %v, want error %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, errKickedDuringLogin) {
+				t.Errorf("add: %v", err)
+			}
+			if listed := len(r.List()) == 1; listed == tt.wantErr {
+				t.Errorf("listed = %v after add error %v", listed, err)
+			}
+		})
+	}
+}
+
+func TestKickCountsEachSessionOnce(t *testing.T) {
+	r := NewRegistry()
+	pop := population(t, r)
+	if n := r.Kick(Filter{Username: "alice"}, ""); n != 3 {
+		t.Errorf("first kick ended %d, want 3", n)
+	}
+	if n := r.Kick(Filter{All: true}, "again"); n != 2 {
+		t.Errorf("second kick ended %d, want the 2 not yet ending", n)
+	}
+	if got := pop["alice/a1"].reason; got != "session ended" {
+		t.Errorf("default reason %q", got)
+	}
+}
+
+func TestListOldestFirst(t *testing.T) {
+	r := NewRegistry()
+	population(t, r)
+	list := r.List()
+	if len(list) != 5 {
+		t.Fatalf("%d sessions listed", len(list))
+	}
+	for i := 1; i < len(list); i++ {
+		if list[i].Start.Before(list[i-1].Start) {
+			t.Errorf("List not oldest first: %v", list)
+		}
+	}
+	r.remove(list[0].ID)
+	if n := len(r.List()); n != 4 {
+		t.Errorf("%d listed after remove", n)
+	}
+}

@@ -1,0 +1,364 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func withClientTLS(t *testing.T) harnessOpt {
+	cert, pool := testCert(t)
+	return func(c *ServerConfig, h *harness) {
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		c.ImplicitTLS = true
+		h.clientTLS = &tls.Config{RootCAs: pool}
+	}
+}
+
+func withUpstreamTLS(t *testing.T) harnessOpt {
+	cert, pool := testCert(t)
+	return func(c *ServerConfig, _ *harness) {
+		c.Upstream.Security = Implicit
+		// The harness serves the fake upstream with these certificates.
+		c.Upstream.TLS = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}
+	}
+}
+
+func withPark(d time.Duration) harnessOpt {
+	return func(_ *ServerConfig, h *harness) { h.park = d }
+}
+
+// TestRelayByteExact pushes 10 MB through an echoing upstream while
+// reading the echo, over every combination of TLS and plain TCP (plain on
+// both sides splices, the others copy through a buffer).
+func TestRelayByteExact(t *testing.T) {
+	const size = 10 << 20
+	tests := []struct {
+		name string
+		opts func(t *testing.T) []harnessOpt
+	}{
+		{"plain both sides", func(*testing.T) []harnessOpt { return nil }},
+		{"TLS client", func(t *testing.T) []harnessOpt { return []harnessOpt{withClientTLS(t)} }},
+		{"TLS upstream", func(t *testing.T) []harnessOpt { return []harnessOpt{withUpstreamTLS(t)} }},
+		{"TLS both sides", func(t *testing.T) []harnessOpt {
+			return []harnessOpt{withClientTLS(t), withUpstreamTLS(t)}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, tt.opts(t)...)
+			data := make([]byte, size)
+			rand.Read(data)
+			cl := h.loggedIn("alice", "pw")
+			rec := h.nextUpstream()
+			wrote := make(chan error, 1)
+			go func() {
+				cl.c.SetWriteDeadline(time.Now().Add(ioTimeout))
+				_, err := cl.c.Write(data)
+				wrote <- err
+			}()
+			got := make([]byte, size)
+			cl.c.SetReadDeadline(time.Now().Add(ioTimeout))
+			if _, err := io.ReadFull(cl.r, got); err != nil {
+				t.Fatalf("read echo: %v", err)
+			}
+			if err := <-wrote; err != nil {
+				t.Fatalf("write: %v", err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatal("echo differs from what was sent")
+			}
+			cl.c.Close()
+			rec.wait(t)
+			if got := rec.received(); !strings.HasSuffix(got, string(data)) || len(got) != size+len("USER alice ")+32+2 {
+				t.Errorf("upstream received %d bytes, want the USER line and %d", len(got), size)
+			}
+			eventually(t, "the session to end", func() bool { return len(h.reg.List()) == 0 })
+			for _, dir := range []string{"in", "out"} {
+				if got := testutil.ToFloat64(h.metrics.relayed.WithLabelValues("imap", dir)); got != size {
+					t.Errorf("relayed %s = %v, want %d", dir, got, size)
+				}
+			}
+		})
+	}
+}
+
+// TestHalfClose: when one side finishes sending, the other side learns it
+// (EOF) and may still send.
+func TestHalfClose(t *testing.T) {
+	t.Run("client finishes first", func(t *testing.T) {
+		h := newHarness(t)
+		cl := h.loggedIn("alice", "pw")
+		cl.send("last words\r\n")
+		cl.c.(*net.TCPConn).CloseWrite()
+		cl.expect("last words")
+		cl.expectEnd("", time.Now().Add(ioTimeout))
+	})
+	t.Run("upstream finishes first", func(t *testing.T) {
+		h := newHarness(t)
+		cl := h.loggedIn("half", "pw")
+		rec := h.nextUpstream()
+		cl.expect("LAST")
+		cl.expectEnd("", time.Now().Add(ioTimeout)) // EOF, yet the session lives
+		cl.send("still talking\r\n")
+		cl.c.Close()
+		rec.wait(t)
+		if got := rec.received(); !strings.HasSuffix(got, "\r\nstill talking\r\n") {
+			t.Errorf("upstream received %q", got)
+		}
+	})
+}
+
+// TestP10_Kick ends exactly the matching sessions, each with a Bye and an
+// end of stream within a second, and leaves the others relaying.
+func TestP10_Kick(t *testing.T) {
+	logins := []struct{ user, secret, cred string }{
+		{"alice", "pw", "password"},
+		{"alice", "ap-a1", "a1"},
+		{"bob", "pw", "password"},
+		{"bob", "ap-b1", "b1"},
+	}
+	tests := []struct {
+		name   string
+		filter func(h *harness) Filter
+		kicked []int // indexes into logins
+	}{
+		{"by session", func(h *harness) Filter { return Filter{SessionID: h.sessionOf("alice", "a1")} }, []int{1}},
+		{"by user", func(*harness) Filter { return Filter{Username: "alice"} }, []int{0, 1}},
+		{"by app password", func(*harness) Filter { return Filter{AppPassID: "b1"} }, []int{3}},
+		{"password only", func(*harness) Filter { return Filter{PasswordOnly: true} }, []int{0, 2}},
+		{"user and password only", func(*harness) Filter { return Filter{Username: "bob", PasswordOnly: true} }, []int{2}},
+		{"empty filter", func(*harness) Filter { return Filter{} }, nil},
+		{"all", func(*harness) Filter { return Filter{All: true} }, []int{0, 1, 2, 3}},
+		{"unknown user", func(*harness) Filter { return Filter{Username: "carol"} }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			clients := make([]*client, len(logins))
+			for i, l := range logins {
+				clients[i] = h.loggedIn(l.user, l.secret)
+			}
+			if n := h.reg.Kick(tt.filter(h), "test kick"); n != len(tt.kicked) {
+				t.Errorf("Kick ended %d sessions, want %d", n, len(tt.kicked))
+			}
+			kicked := make(map[int]bool)
+			deadline := time.Now().Add(time.Second) // the promise of Kick
+			for _, i := range tt.kicked {
+				kicked[i] = true
+				clients[i].expectEnd("test kick", deadline)
+			}
+			for i, cl := range clients {
+				if kicked[i] {
+					continue
+				}
+				cl.send(fmt.Sprintf("ping %d\r\n", i))
+				cl.expect(fmt.Sprintf("ping %d", i))
+			}
+			eventually(t, "kicked sessions to leave the registry", func() bool {
+				return len(h.reg.List()) == len(logins)-len(tt.kicked)
+			})
+			for _, s := range h.reg.List() {
+				for _, i := range tt.kicked {
+					if s.Username == logins[i].user && s.CredentialID == logins[i].cred {
+						t.Errorf("kicked session %+v still listed", s)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestKickDuringLogin: a revocation that lands after authstore accepted a
+// login but before the session was registered still ends it.
+func TestKickDuringLogin(t *testing.T) {
+	h := newHarness(t)
+	cl := h.dial()
+	// The upstream login is the window between the verdict and the
+	// registration: kick while the fake upstream holds its answer.
+	cl.send("LOGIN gate-alice pw\r\n")
+	rec := h.nextUpstream()
+	h.reg.Kick(Filter{Username: "gate-alice"}, "revoked")
+	// Either the session never registered (login refused) or it did and
+	// was ended; it must not survive.
+	line, err := cl.readLine(time.Now().Add(ioTimeout))
+	switch {
+	case err != nil:
+		t.Fatalf("read: %v", err)
+	case line == "NO auth":
+	case line == "OK gate-alice":
+		cl.expectEnd("revoked", time.Now().Add(ioTimeout))
+	default:
+		t.Fatalf("read %q", line)
+	}
+	rec.wait(t)
+	if n := len(h.reg.List()); n != 0 {
+		t.Errorf("%d sessions survived the kick", n)
+	}
+}
+
+// TestIdleTimeout ends a relay after IdleTimeout without traffic in either
+// direction, and not while either direction is busy.
+func TestIdleTimeout(t *testing.T) {
+	const idle = 400 * time.Millisecond
+	tests := []struct {
+		name string
+		user string
+		busy func(t *testing.T, h *harness, cl *client)
+	}{
+		{"idle both ways", "alice", func(*testing.T, *harness, *client) {}},
+		{"client and upstream talking", "alice", func(t *testing.T, h *harness, cl *client) {
+			tick := time.NewTicker(idle / 8)
+			defer tick.Stop()
+			for i := range 30 {
+				<-tick.C
+				cl.send(fmt.Sprintf("line %d\r\n", i))
+				cl.expect(fmt.Sprintf("line %d", i))
+			}
+		}},
+		{"only the client talking", "sink", func(t *testing.T, h *harness, cl *client) {
+			rec := h.nextUpstream()
+			tick := time.NewTicker(idle / 8)
+			defer tick.Stop()
+			var want strings.Builder
+			for i := range 30 {
+				<-tick.C
+				line := fmt.Sprintf("line %d\r\n", i)
+				want.WriteString(line)
+				cl.send(line)
+			}
+			eventually(t, "the upstream to receive every line", func() bool {
+				return strings.HasSuffix(rec.received(), want.String())
+			})
+		}},
+		{"only the upstream talking", "tick", func(t *testing.T, h *harness, cl *client) {
+			for range 30 {
+				cl.expect("tick")
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, withLimits(Limits{IdleTimeout: idle}), withPark(idle/8))
+			cl := h.loggedIn(tt.user, "pw")
+			tt.busy(t, h, cl)
+			cl.expectEnd("idle timeout", time.Now().Add(ioTimeout))
+		})
+	}
+}
+
+// TestGoroutinesBack: however a session ends, its goroutines end with it.
+func TestGoroutinesBack(t *testing.T) {
+	h := newHarness(t, withPark(20*time.Millisecond), withLimits(Limits{IdleTimeout: 200 * time.Millisecond}))
+	base := runtime.NumGoroutine()
+	quit := h.loggedIn("alice", "pw")
+	kicked := h.loggedIn("bob", "pw")
+	idle := h.loggedIn("carol", "pw")
+	halfClosed := h.loggedIn("half", "pw")
+	refused := h.dial()
+	refused.send("LOGIN refuse pw\r\n")
+	refused.expect("NO upstream")
+	denied := h.dial()
+	denied.send("LOGIN alice nope\r\n")
+	denied.expect("NO auth")
+
+	quit.send("bye\r\n")
+	quit.expect("bye")
+	quit.c.Close()
+	h.reg.Kick(Filter{Username: "bob"}, "kicked")
+	kicked.expectEnd("kicked", time.Now().Add(ioTimeout))
+	idle.expectEnd("idle timeout", time.Now().Add(ioTimeout))
+	halfClosed.expect("LAST")
+	halfClosed.c.Close()
+	refused.c.Close()
+	denied.send("QUIT\r\n")
+	denied.expectEnd("quit", time.Now().Add(ioTimeout))
+	eventually(t, "every session to end", func() bool { return len(h.reg.List()) == 0 })
+	goroutinesBack(t, base)
+}
+
+// TestIdleSessionFootprint measures what an idle relayed session costs the
+// proxy: 1,000 clients straight to the fake upstream first, then 1,000
+// through the proxy, and the difference per session. It reports, it does
+// not judge.
+func TestIdleSessionFootprint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens 2,000 connections")
+	}
+	const n = 1000
+	h := newHarness(t, withPark(10*time.Millisecond))
+	direct := footprint(t, n, func(i int) net.Conn {
+		c, err := net.Dial("tcp", h.up.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cl := &client{t: t, c: c, r: bufio.NewReader(c)}
+		cl.expect("UP READY")
+		cl.send(fmt.Sprintf("USER user%d 0\r\n", i))
+		cl.expect("OK")
+		cl.send("x\r\n")
+		cl.expect("x")
+		return c
+	})
+	proxied := footprint(t, n, func(i int) net.Conn {
+		cl := h.loggedIn(fmt.Sprintf("user%d", i), "pw")
+		cl.send("x\r\n")
+		cl.expect("x")
+		return cl.c
+	})
+	if got := len(h.reg.List()); got != n {
+		t.Errorf("%d sessions listed, want %d", got, n)
+	}
+	// With park at 10 ms nearly every pump has left its copy for the
+	// one-byte read by the time all logins are done.
+	t.Logf("per idle session: direct %s; proxied %s; the proxy's own cost %s",
+		direct, proxied, proxied.minus(direct))
+}
+
+type cost struct{ heap, stack, goroutines float64 }
+
+func (c cost) minus(d cost) cost {
+	return cost{c.heap - d.heap, c.stack - d.stack, c.goroutines - d.goroutines}
+}
+
+func (c cost) String() string {
+	return fmt.Sprintf("%.0f B heap + %.0f B stacks, %.2f goroutines", c.heap, c.stack, c.goroutines)
+}
+
+// footprint opens n connections with open and returns the growth per
+// connection; the connections stay open until the test ends.
+func footprint(t *testing.T, n int, open func(i int) net.Conn) cost {
+	t.Helper()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = open(i)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	g1 := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return cost{
+		heap:       (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n),
+		stack:      (float64(after.StackInuse) - float64(before.StackInuse)) / float64(n),
+		goroutines: float64(g1-g0) / float64(n),
+	}
+}

@@ -1,0 +1,131 @@
+package proxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// flakyListener fails Accept with EMFILE a number of times, then with err
+// if set, then accepts.
+type flakyListener struct {
+	net.Listener
+	emfile atomic.Int32
+	err    error
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.emfile.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	if l.err != nil {
+		return nil, l.err
+	}
+	return l.Listener.Accept()
+}
+
+func serveFlaky(t *testing.T, emfile int32, err error) (*Server, *flakyListener, chan error) {
+	t.Helper()
+	ln, lerr := net.Listen("tcp", "127.0.0.1:0")
+	if lerr != nil {
+		t.Fatal(lerr)
+	}
+	fl := &flakyListener{Listener: ln, err: err}
+	fl.emfile.Store(emfile)
+	srv := NewServer(ServerConfig{Protocol: lineProto{}, Auth: &fakeAuth{}, Upstream: Upstream{Address: downAddr(t), Security: None}})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(fl) }()
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		ln.Close()
+	})
+	return srv, fl, served
+}
+
+// TestS6_AcceptBackoff: running out of descriptors pauses the accept loop
+// instead of ending it; any other accept error ends Serve with that error.
+func TestS6_AcceptBackoff(t *testing.T) {
+	t.Run("EMFILE then a client", func(t *testing.T) {
+		_, fl, _ := serveFlaky(t, 3, nil)
+		c, err := net.Dial("tcp", fl.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		cl := &client{t: t, c: c, r: bufio.NewReader(c)}
+		cl.expect("HELLO")
+		if n := fl.emfile.Load(); n >= 0 {
+			t.Errorf("%d EMFILE errors left unconsumed", n+1)
+		}
+	})
+	t.Run("shutdown during the pause", func(t *testing.T) {
+		srv, fl, served := serveFlaky(t, 1<<30, nil)
+		// The loop backs off up to a second between errors; Shutdown must
+		// not wait for the pause to end.
+		eventually(t, "the backoff to grow", func() bool { return fl.emfile.Load() <= 1<<30-7 })
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve = %v, want nil after Shutdown", err)
+			}
+		case <-time.After(ioTimeout):
+			t.Fatal("Serve did not return")
+		}
+	})
+	t.Run("fatal error", func(t *testing.T) {
+		boom := errors.New("listener broken")
+		_, _, served := serveFlaky(t, 0, boom)
+		select {
+		case err := <-served:
+			if !errors.Is(err, boom) {
+				t.Errorf("Serve = %v, want %v", err, boom)
+			}
+		case <-time.After(ioTimeout):
+			t.Fatal("Serve did not return")
+		}
+	})
+	t.Run("serve after shutdown", func(t *testing.T) {
+		srv, _, _ := serveFlaky(t, 0, nil)
+		srv.Shutdown(context.Background())
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := srv.Serve(ln); err != nil {
+			t.Errorf("Serve after Shutdown = %v", err)
+		}
+		if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Error("the listener was left open")
+		}
+	})
+}
+
+func TestIPKey(t *testing.T) {
+	tests := []struct {
+		a, b string
+		same bool
+	}{
+		{"192.0.2.1", "192.0.2.1", true},
+		{"192.0.2.1", "192.0.2.2", false},
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.a+" "+tt.b, func(t *testing.T) {
+			ka, kb := ipKey(netip.MustParseAddr(tt.a)), ipKey(netip.MustParseAddr(tt.b))
+			if (ka == kb) != tt.same {
+				t.Errorf("ipKey(%s) = %v, ipKey(%s) = %v; same = %v", tt.a, ka, tt.b, kb, tt.same)
+			}
+		})
+	}
+}
