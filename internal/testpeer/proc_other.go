@@ -1,0 +1,7 @@
+//go:build !linux
+
+package testpeer
+
+import "syscall"
+
+func peerProcAttr() *syscall.SysProcAttr { return nil }
