@@ -134,7 +134,9 @@ func fetchSubjects(t *testing.T, c *imapclient.Client, mailbox string) []string 
 	if sel.NumMessages == 0 {
 		return nil
 	}
-	msgs, err := c.Fetch(imap.SeqSetNum(1, sel.NumMessages), &imap.FetchOptions{Envelope: true}).Collect()
+	var all imap.SeqSet
+	all.AddRange(1, sel.NumMessages)
+	msgs, err := c.Fetch(all, &imap.FetchOptions{Envelope: true}).Collect()
 	if err != nil {
 		t.Fatalf("fetch: %v", err)
 	}
