@@ -45,15 +45,16 @@ func (d *decoder) nextLine() {
 	d.line, d.eol = 0, false
 }
 
-func (d *decoder) budget(n int) error {
-	if d.line+n > d.maxLine || d.total+n > d.maxCommand {
+// budget refuses the next byte when the line or the command is full.
+func (d *decoder) budget() error {
+	if d.line >= d.maxLine || d.total >= d.maxCommand {
 		return errLineTooLong
 	}
 	return nil
 }
 
 func (d *decoder) readByte() (byte, error) {
-	if err := d.budget(1); err != nil {
+	if err := d.budget(); err != nil {
 		return 0, err
 	}
 	b, err := d.r.ReadByte()
@@ -67,7 +68,7 @@ func (d *decoder) readByte() (byte, error) {
 }
 
 func (d *decoder) peek() (byte, error) {
-	if err := d.budget(1); err != nil {
+	if err := d.budget(); err != nil {
 		return 0, err
 	}
 	b, err := d.r.Peek(1)

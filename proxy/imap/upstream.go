@@ -88,10 +88,14 @@ func (p *Protocol) upstreamLogin(ctx context.Context, u *upstreamConn, user stri
 		return nil, err
 	}
 	p.rememberUpstream(caps)
-	if p.cfg.SendID {
+	// RFC 2971 lets a client send ID only to a server that advertises it;
+	// some servers hang up on an unknown command before login.
+	if p.cfg.SendID && hasCap(caps, "ID") {
 		if err := u.id(info); err != nil {
 			return nil, err
 		}
+	} else if p.cfg.SendID {
+		p.log.Debug("imap upstream does not advertise ID; client address not sent")
 	}
 	if err := p.login(ctx, u, user); err != nil {
 		return nil, err
@@ -213,7 +217,8 @@ func (u *upstreamConn) capabilities() ([]string, error) {
 }
 
 // id tells the upstream who the real client is (RFC 2971 with Dovecot's
-// x-originating-* fields). A server that refuses ID still gets the login.
+// x-originating-* fields). A server that answers NO or BAD still gets the
+// login.
 func (u *upstreamConn) id(info proxy.ClientInfo) error {
 	var fields []string
 	if info.Addr.IsValid() {

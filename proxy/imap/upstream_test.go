@@ -211,10 +211,14 @@ func TestUpstreamLogin(t *testing.T) {
 			s.drain()
 		}, nil, errUpstreamRefused, []string{`P1 LOGIN "alice" "pw \"q\""`}},
 		{"ID refused, login goes on", Config{UpstreamPassword: storedPassword("pw"), SendID: true}, "alice", func(s *fakeUpstream) {
-			s.send("* OK [CAPABILITY IMAP4rev1] ready")
+			s.send("* OK [CAPABILITY IMAP4rev1 ID] ready")
 			_ = s.expect(`P1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "4242" "x-session-id" "s1")`, "P1 BAD unknown command") &&
 				s.expect(`P2 LOGIN "alice" "pw"`, "P2 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, nil},
+		{"ID not advertised, not sent", Config{UpstreamPassword: storedPassword("pw"), SendID: true}, "alice", func(s *fakeUpstream) {
+			s.send("* OK [CAPABILITY IMAP4rev1] ready")
+			_ = s.expect(`P1 LOGIN "alice" "pw"`, "P1 "+okLoggedIn)
+		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, []string{`P1 LOGIN "alice" "pw"`}},
 		{"PREAUTH greeting", stored, "alice", func(s *fakeUpstream) {
 			s.send("* PREAUTH [CAPABILITY IMAP4rev1] logged in as root")
 			s.drain()
