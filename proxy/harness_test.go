@@ -35,6 +35,7 @@ const ioTimeout = 10 * time.Second
 // lineProto is a tiny line protocol standing in for IMAP/POP3:
 //
 //	server: HELLO                client: LOGIN <user, URL-escaped> <secret>
+//	                             client: STARTTLS | NOOP | QUIT
 //	server: OK <user> | NO auth|unavailable|upstream | BAD | BYE <reason>
 //
 // and upstream side: "UP READY", proxy sends "USER <user> <session id>",
@@ -44,7 +45,7 @@ type lineProto struct{}
 func (lineProto) Name() authstore.Protocol { return authstore.IMAP }
 
 func (lineProto) NewFrontend(c *Conn, cfg *tls.Config) Frontend {
-	return &lineFrontend{c: c}
+	return &lineFrontend{c: c, tls: cfg}
 }
 
 func (lineProto) UpstreamLogin(ctx context.Context, up *Conn, user string, info ClientInfo) (UpstreamResult, error) {
@@ -63,7 +64,10 @@ func (lineProto) UpstreamLogin(ctx context.Context, up *Conn, user string, info 
 	return UpstreamResult{Capabilities: []string{"X-RELAYED"}}, nil
 }
 
-type lineFrontend struct{ c *Conn }
+type lineFrontend struct {
+	c   *Conn
+	tls *tls.Config // nil once TLS is on, or when it cannot be offered
+}
 
 var errQuit = errors.New("client quit")
 
@@ -88,6 +92,14 @@ func (f *lineFrontend) ReadLogin(ctx context.Context) (Login, error) {
 				return Login{}, err
 			}
 			return Login{Username: user, Secret: fields[2], ClientName: "fake-client"}, nil
+		case len(fields) == 1 && fields[0] == "STARTTLS" && f.tls != nil:
+			if err := f.writeLine("OK begin"); err != nil {
+				return Login{}, err
+			}
+			if err := f.c.StartTLSServer(ctx, f.tls); err != nil {
+				return Login{}, err
+			}
+			f.tls = nil
 		case len(fields) == 1 && fields[0] == "NOOP":
 			err = f.writeLine("OK noop")
 		case len(fields) == 1 && fields[0] == "QUIT":

@@ -93,6 +93,29 @@ func TestRelayByteExact(t *testing.T) {
 	}
 }
 
+// TestRelayAfterStartTLS: after STARTTLS the relay speaks TLS to the
+// client on the upgraded connection, never plaintext on the socket under it.
+func TestRelayAfterStartTLS(t *testing.T) {
+	cert, pool := testCert(t)
+	h := newHarness(t, func(c *ServerConfig, _ *harness) {
+		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	})
+	cl := h.dial()
+	cl.send("STARTTLS\r\n")
+	cl.expect("OK begin")
+	tc := tls.Client(cl.c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	tc.SetDeadline(time.Now().Add(ioTimeout))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	cl = &client{t: t, c: tc, r: bufio.NewReader(tc)}
+	cl.send("LOGIN alice pw\r\nafter tls\r\n")
+	cl.expect("OK alice")
+	cl.expect("after tls")
+	cl.send("QUIT-RELAYED\r\n")
+	cl.expect("QUIT-RELAYED")
+}
+
 // TestHalfClose: when one side finishes sending, the other side learns it
 // (EOF) and may still send.
 func TestHalfClose(t *testing.T) {
