@@ -101,10 +101,13 @@ func TestBye(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
 			c := newClient(t, testProtocol(), modeTLS)
+			// ReadLogin is blocked in a read while Bye writes.
+			c.serve()
 			c.f.Bye(tt.reason)
 			if got := c.line(); got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
+			c.noLogin()
 		})
 	}
 }

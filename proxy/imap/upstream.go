@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emersion/go-sasl"
+
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -137,7 +139,10 @@ func (u *upstreamConn) authenticatePlain(user, master, password string) ([]chunk
 			return nil, fmt.Errorf("master credential: %w", errUnencodable)
 		}
 	}
-	msg := []byte(user + "\x00" + master + "\x00" + password)
+	_, msg, err := sasl.NewPlainClient(user, master, password).Start()
+	if err != nil {
+		return nil, fmt.Errorf("SASL PLAIN: %w", err)
+	}
 	e := newEncoder(u.caps).atom(u.nextTag()).sp().atom("AUTHENTICATE").sp().atom("PLAIN")
 	if hasCap(u.caps, "SASL-IR") {
 		e.sp().base64(msg).crlf()

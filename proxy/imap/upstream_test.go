@@ -155,8 +155,8 @@ func TestUpstreamLogin(t *testing.T) {
 		cfg      Config
 		user     string
 		script   func(s *fakeUpstream)
-		wantCaps []string
-		wantErr  error
+		wantCaps []string // nil: the login must fail with ErrUpstream
+		wantErr  error    // and, when set, with this error too
 		wantCmds []string // nil: whatever the script checked
 	}{
 		{"master, SASL-IR, ID", Config{MasterUser: "master", MasterPassword: "master-pw", SendID: true}, "alice", func(s *fakeUpstream) {
@@ -196,6 +196,13 @@ func TestUpstreamLogin(t *testing.T) {
 				s.expect("P3 AUTHENTICATE PLAIN", "+ ") &&
 				s.expect(b64(masterPlain), "P3 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, nil},
+		{"starttls, untrusted certificate (P5)", Config{UpstreamStartTLS: &tls.Config{ServerName: "127.0.0.1"}, MasterUser: "master", MasterPassword: "master-pw"}, "alice", func(s *fakeUpstream) {
+			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS SASL-IR] ready")
+			if s.expect("P1 STARTTLS", "P1 OK Begin TLS") {
+				// The proxy refuses the certificate, so this handshake fails.
+				_ = tls.Server(s.conn, s.tls).Handshake()
+			}
+		}, nil, nil, []string{"P1 STARTTLS"}},
 		{"starttls not offered", Config{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
 			s.drain()
