@@ -21,8 +21,8 @@ type status struct {
 }
 
 // line renders the response for tag; an empty tag gives the untagged form.
-// Neither field ever holds bytes the client sent, except a tag that passed
-// validTag (ALPACA: nothing reflected can carry markup).
+// No field ever holds bytes the client sent, except a tag made only of
+// tagChar bytes (ALPACA: nothing reflected can carry markup).
 func (s status) line(tag string) string {
 	if tag == "" {
 		tag = "*"

@@ -35,10 +35,9 @@ var (
 
 // response is one upstream response line as far as a login needs it.
 type response struct {
-	tag  string // "*", "+" or a command tag
-	kind string // upper-cased: OK, NO, BAD, BYE, PREAUTH, CAPABILITY, ...
-	code string // upper-cased response code name, e.g. CAPABILITY
-	caps []string
+	tag  string   // "*", "+" or a command tag
+	kind string   // upper-cased: OK, NO, BAD, BYE, PREAUTH, CAPABILITY, ...
+	caps []string // from a CAPABILITY response or response code
 }
 
 // upstreamConn is one login conversation with the upstream.
@@ -383,8 +382,7 @@ func literalSuffix(line []byte) (int, bool) {
 	return n, true
 }
 
-// parseResponse picks out the tag, the kind, the response code and any
-// capabilities (RFC 9051 response grammar, loosely: only these matter).
+// parseResponse picks out the tag, the kind and any capabilities (RFC 9051 response grammar, loosely: only these matter).
 func parseResponse(line string) (response, error) {
 	tag, rest, _ := strings.Cut(line, " ")
 	if tag == "" {
@@ -405,8 +403,7 @@ func parseResponse(line string) (response, error) {
 			return response{}, errUpstreamSyntax
 		}
 		name, args, _ := strings.Cut(code, " ")
-		r.code = strings.ToUpper(name)
-		if r.code == "CAPABILITY" {
+		if strings.EqualFold(name, "CAPABILITY") {
 			r.caps = capabilityList(args)
 		}
 	}
