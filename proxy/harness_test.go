@@ -30,7 +30,7 @@ import (
 
 // ioTimeout bounds every wait of the test harness so that a bug fails a
 // test instead of hanging it; no test passes or fails on it.
-const ioTimeout = 10 * time.Second
+const ioTimeout = 30 * time.Second
 
 // lineProto is a tiny line protocol standing in for IMAP/POP3:
 //

@@ -216,23 +216,17 @@ func (s *Server) admit(c net.Conn) {
 	remote := remoteAddr(c)
 	key := ipKey(remote.Addr())
 	s.mu.Lock()
-	refused := ""
-	switch {
-	case s.closing:
-		refused = "shutting down"
-	case s.lim.MaxConns > 0 && len(s.sessions) >= s.lim.MaxConns:
-		refused = refusedMaxConns
-	case s.lim.MaxConnsPerIP > 0 && s.perIP[key] >= s.lim.MaxConnsPerIP:
-		refused = refusedMaxConnsPerIP
-	}
-	if refused != "" {
+	if s.closing {
 		s.mu.Unlock()
 		c.Close()
-		if refused != "shutting down" {
-			s.cfg.Metrics.refusedConn(s.proto, refused)
-			// Debug: at Info a flood of refused connections would flood the log too.
-			s.log.Debug("connection refused", "source", remote, "reason", refused)
-		}
+		return
+	}
+	if reason := s.overCap(key); reason != "" {
+		s.mu.Unlock()
+		c.Close()
+		s.cfg.Metrics.refusedConn(s.proto, reason)
+		// Debug: at Info a flood of refused connections would flood the log too.
+		s.log.Debug("connection refused", "source", remote.String(), "reason", reason)
 		return
 	}
 	sess := newSession(s, c, remote)
@@ -245,6 +239,18 @@ func (s *Server) admit(c net.Conn) {
 		defer s.release(sess, key)
 		sess.run()
 	}()
+}
+
+// overCap names the cap a new connection from key would break, if any.
+// The caller holds s.mu.
+func (s *Server) overCap(key netip.Prefix) string {
+	switch {
+	case s.lim.MaxConns > 0 && len(s.sessions) >= s.lim.MaxConns:
+		return refusedMaxConns
+	case s.lim.MaxConnsPerIP > 0 && s.perIP[key] >= s.lim.MaxConnsPerIP:
+		return refusedMaxConnsPerIP
+	}
+	return ""
 }
 
 func (s *Server) release(sess *session, key netip.Prefix) {

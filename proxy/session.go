@@ -20,6 +20,8 @@ import (
 // closes the connection well within its one-second promise.
 const byeTimeout = 300 * time.Millisecond
 
+var errNoServerTLS = errors.New("implicit TLS listener without a TLS configuration")
+
 // session is one client connection from accept to close.
 type session struct {
 	srv    *Server
@@ -163,6 +165,9 @@ func (s *session) open() (Frontend, *Conn, *Conn) {
 func (s *session) handshake(ctx context.Context) (*Conn, *tls.Config, error) {
 	if !s.srv.cfg.ImplicitTLS {
 		return NewConn(s.raw), s.srv.cfg.TLS, nil
+	}
+	if s.srv.cfg.TLS == nil {
+		return nil, nil, errNoServerTLS
 	}
 	t := tls.Server(s.raw, s.srv.cfg.TLS)
 	if err := t.HandshakeContext(ctx); err != nil {
