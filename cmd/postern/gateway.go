@@ -62,23 +62,27 @@ func openStoreForServe(cfg *config.Config, opts authstore.Options) (*authstore.S
 	return authstore.Open(path, o)
 }
 
-func startGateway(cfg *config.Config, log *slog.Logger) (g *gateway, err error) {
-	g = &gateway{log: log, registry: proxy.NewRegistry(), addrs: map[string]string{}}
-	defer func() {
-		if err != nil {
-			g.shutdown(context.Background())
-		}
-	}()
+func startGateway(cfg *config.Config, log *slog.Logger) (*gateway, error) {
+	g := &gateway{log: log, registry: proxy.NewRegistry(), addrs: map[string]string{}}
+	if err := g.start(cfg); err != nil {
+		g.shutdown(context.Background())
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *gateway) start(cfg *config.Config) (err error) {
+	log := g.log
 	g.store, err = openStoreForServe(cfg, authstore.Options{Logger: log, OnRevoke: func(r authstore.Revocation) {
 		if n := g.registry.Revoke(r); n > 0 {
 			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID, "sessions", n)
 		}
 	}})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if g.certs, err = loadCerts(cfg, log); err != nil {
-		return nil, err
+		return err
 	}
 	watchCtx, cancel := context.WithCancel(context.Background())
 	g.stopWatch = cancel
@@ -88,14 +92,12 @@ func startGateway(cfg *config.Config, log *slog.Logger) (g *gateway, err error) 
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(promReg)
 	if err := g.startMail(cfg, metrics); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.Admin.Listen != "" {
-		if err := g.startHTTP(cfg.Admin.Listen, promReg); err != nil {
-			return nil, err
-		}
+		return g.startHTTP(cfg.Admin.Listen, promReg)
 	}
-	return g, nil
+	return nil
 }
 
 func loadCerts(cfg *config.Config, log *slog.Logger) (*certs.Manager, error) {
@@ -121,69 +123,82 @@ type mailListener struct {
 }
 
 func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
-	accountURL := cfg.Admin.PublicURL
-	imapUp, imapStartTLS, err := upstream(cfg.Upstream.IMAP.MailUpstream)
-	if err != nil {
-		return fmt.Errorf("upstream.imap: %w", err)
-	}
-	pop3Up, pop3StartTLS, err := upstream(cfg.Upstream.POP3.MailUpstream)
-	if err != nil {
-		return fmt.Errorf("upstream.pop3: %w", err)
-	}
-	imapMaster, imapPw, err := masterLogin(cfg.Upstream.IMAP.MailUpstream)
-	if err != nil {
-		return fmt.Errorf("upstream.imap: %w", err)
-	}
-	pop3Master, pop3Pw, err := masterLogin(cfg.Upstream.POP3.MailUpstream)
-	if err != nil {
-		return fmt.Errorf("upstream.pop3: %w", err)
-	}
 	lim := cfg.Limits
-	imapProto := imap.New(imap.Config{AccountURL: accountURL, UpstreamStartTLS: imapStartTLS, MasterUser: imapMaster,
-		MasterPassword: imapPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
-		MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
-	pop3Proto := pop3.New(pop3.Config{AccountURL: accountURL, UpstreamStartTLS: pop3StartTLS, MasterUser: pop3Master,
-		MasterPassword: pop3Pw, UpstreamPassword: g.store.UpstreamPassword, XClient: cfg.Upstream.POP3.XClient,
-		MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
-	limits := func(idle config.Duration, login config.Duration) proxy.Limits {
+	limits := func(idle, login config.Duration) proxy.Limits {
 		return proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
 			PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: idle.Duration, LoginTimeout: login.Duration}
 	}
-	type group struct {
-		proto     proxy.Protocol
-		up        proxy.Upstream
-		limits    proxy.Limits
-		listeners []mailListener
+	imapL := []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}}
+	if anyListener(imapL) {
+		up, startTLS, master, masterPw, err := mailUpstream(cfg.Upstream.IMAP.MailUpstream)
+		if err != nil {
+			return fmt.Errorf("upstream.imap: %w", err)
+		}
+		proto := imap.New(imap.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
+			MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
+			MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+		if err := g.listen(proto, up, limits(cfg.IMAP.IdleTimeout, cfg.Upstream.IMAP.LoginTimeout), imapL, metrics); err != nil {
+			return err
+		}
 	}
-	groups := []group{
-		{imapProto, imapUp, limits(cfg.IMAP.IdleTimeout, cfg.Upstream.IMAP.LoginTimeout),
-			[]mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}}},
-		{pop3Proto, pop3Up, limits(cfg.POP3.IdleTimeout, cfg.Upstream.POP3.LoginTimeout),
-			[]mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}}},
-	}
-	for _, gr := range groups {
-		for _, l := range gr.listeners {
-			if l.addr == "" {
-				continue
-			}
-			ln, err := net.Listen("tcp", l.addr)
-			if err != nil {
-				return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
-			}
-			srv := proxy.NewServer(proxy.ServerConfig{Protocol: gr.proto, Auth: g.store, Registry: g.registry,
-				Upstream: gr.up, TLS: g.certs.TLSConfig(), ImplicitTLS: l.implicit, Limits: gr.limits,
-				Logger: g.log, Metrics: metrics})
-			g.servers = append(g.servers, srv)
-			g.addrs[l.name] = ln.Addr().String()
-			g.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
-			g.wg.Go(func() {
-				if err := srv.Serve(ln); err != nil {
-					g.log.Error("listener stopped", "listener", l.name, "err", err)
-				}
-			})
+	pop3L := []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}}
+	if anyListener(pop3L) {
+		up, startTLS, master, masterPw, err := mailUpstream(cfg.Upstream.POP3.MailUpstream)
+		if err != nil {
+			return fmt.Errorf("upstream.pop3: %w", err)
+		}
+		proto := pop3.New(pop3.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
+			MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, XClient: cfg.Upstream.POP3.XClient,
+			MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+		if err := g.listen(proto, up, limits(cfg.POP3.IdleTimeout, cfg.Upstream.POP3.LoginTimeout), pop3L, metrics); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func anyListener(ls []mailListener) bool {
+	for _, l := range ls {
+		if l.addr != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// listen opens one protocol's listeners and serves each in its own goroutine.
+func (g *gateway) listen(proto proxy.Protocol, up proxy.Upstream, limits proxy.Limits, ls []mailListener, metrics *proxy.Metrics) error {
+	for _, l := range ls {
+		if l.addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
+		}
+		srv := proxy.NewServer(proxy.ServerConfig{Protocol: proto, Auth: g.store, Registry: g.registry,
+			Upstream: up, TLS: g.certs.TLSConfig(), ImplicitTLS: l.implicit, Limits: limits,
+			Logger: g.log, Metrics: metrics})
+		g.servers = append(g.servers, srv)
+		g.addrs[l.name] = ln.Addr().String()
+		g.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		g.wg.Go(func() {
+			if err := srv.Serve(ln); err != nil {
+				g.log.Error("listener stopped", "listener", l.name, "err", err)
+			}
+		})
+	}
+	return nil
+}
+
+// mailUpstream maps an upstream section to the proxy's dialer, the TLS
+// config a STARTTLS upgrade uses (nil otherwise) and the master login.
+func mailUpstream(u config.MailUpstream) (up proxy.Upstream, startTLS *tls.Config, master, masterPw string, err error) {
+	if up, startTLS, err = upstream(u); err != nil {
+		return
+	}
+	master, masterPw, err = masterLogin(u)
+	return
 }
 
 // upstream maps an upstream section to the proxy's dialer and, for

@@ -32,6 +32,7 @@ type command struct {
 func (c *cli) commands() []command {
 	return []command{
 		{"serve", "[-c FILE]", "run the gateway", c.serve},
+		{"demo", "[--listen ADDR] [--keep]", "run postern with an embedded IMAP server and a demo user", c.demo},
 		{"init", "[-c FILE]", "create the data directory, the key file and the store", c.initCmd},
 		{"check-config", "[-c FILE]", "validate a configuration file", c.checkConfig},
 		{"version", "", "print the version", c.versionCmd},

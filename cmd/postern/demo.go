@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp/totp"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/internal/testpeer"
+)
+
+const demoUser = "demo"
+
+// demo runs postern in front of an embedded IMAP server, with a demo user
+// whose two-step verification is on and who has one app password.
+func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
+	fs := newFlags("demo")
+	listen := fs.String("listen", "127.0.0.1", "address to listen on")
+	keep := fs.Bool("keep", false, "keep the temporary data directory")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "postern-demo-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	upstreamPw := rand.Text()
+	mem, err := testpeer.StartMemIMAP("127.0.0.1:0", map[string]string{demoUser: upstreamPw})
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+
+	cfg := demoConfig(dir, *listen, mem.Addr())
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("demo configuration: %w", err)
+	}
+	log := newLogger(c.stderr, config.Log{Level: "warn"})
+	g, err := startGateway(cfg, log)
+	if err != nil {
+		return err
+	}
+	setup, err := demoAccount(ctx, g.store, upstreamPw)
+	if err != nil {
+		g.shutdown(context.Background())
+		return err
+	}
+	c.printDemo(dir, g.addrs, setup)
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return g.shutdown(sctx)
+}
+
+func demoConfig(dir, host, upstreamAddr string) *config.Config {
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.KeyFile = filepath.Join(dir, "keys", "postern.key")
+	cfg.TLS.SelfSigned = true
+	at := func(port string) string { return net.JoinHostPort(host, port) }
+	cfg.IMAP.ListenTLS, cfg.IMAP.ListenSTARTTLS = at("0"), at("0")
+	cfg.POP3.ListenTLS, cfg.POP3.ListenSTLS = "", "" // the embedded upstream speaks IMAP only
+	cfg.Admin.Listen = at("0")
+	up := &cfg.Upstream.IMAP
+	up.Address, up.Security, up.Login = upstreamAddr, config.SecurityNone, config.LoginStored
+	return cfg
+}
+
+type demoSetup struct {
+	password, appPassword, totpSecret, totpURI string
+}
+
+// demoAccount creates the demo user with an account password, two-step
+// verification confirmed with a first code, and an app password for mail.
+func demoAccount(ctx context.Context, st *authstore.Store, upstreamPw string) (demoSetup, error) {
+	ctx = authstore.WithActor(ctx, authstore.Actor{Name: "demo"})
+	s := demoSetup{password: rand.Text()[:16]}
+	if _, err := st.CreateUser(ctx, authstore.NewUser{Name: demoUser, Display: "Demo User", Password: s.password}); err != nil {
+		return s, err
+	}
+	if err := st.SetUpstreamPassword(ctx, demoUser, upstreamPw); err != nil {
+		return s, err
+	}
+	enr, err := st.BeginTOTP(ctx, demoUser)
+	if err != nil {
+		return s, err
+	}
+	code, err := totp.GenerateCode(enr.Secret, time.Now())
+	if err != nil {
+		return s, err
+	}
+	if _, err := st.ConfirmTOTP(ctx, demoUser, code); err != nil {
+		return s, err
+	}
+	s.totpSecret, s.totpURI = enr.Secret, enr.URI
+	_, s.appPassword, err = st.CreateAppPassword(ctx, demoUser, authstore.NewAppPassword{Name: "Demo mail app"})
+	return s, err
+}
+
+func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
+	cert := filepath.Join(dir, "data", "tls", "cert.pem")
+	w := c.stdout
+	fmt.Fprintln(w, "postern demo is running (Ctrl-C to stop)")
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  IMAP, implicit TLS   %s\n", addrs["imaps"])
+	fmt.Fprintf(w, "  IMAP, STARTTLS       %s\n", addrs["imap"])
+	fmt.Fprintf(w, "  metrics, health      http://%s/metrics  http://%s/healthz\n", addrs["admin"], addrs["admin"])
+	fmt.Fprintf(w, "  certificate          %s (self-signed)\n", cert)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  user                 %s\n", demoUser)
+	fmt.Fprintf(w, "  account password     %s (refused by mail apps: two-step verification is on)\n", s.password)
+	fmt.Fprintf(w, "  authenticator        %s\n", s.totpURI)
+	fmt.Fprintf(w, "  app password         %s\n", s.appPassword)
+	fmt.Fprintln(w)
+	curl := fmt.Sprintf("curl --cacert %s 'imaps://%s/INBOX", cert, addrs["imaps"])
+	user := fmt.Sprintf("--user '%s:%s'", demoUser, strings.ReplaceAll(s.appPassword, " ", ""))
+	fmt.Fprintln(w, "List the mailbox through postern:")
+	fmt.Fprintf(w, "  %s' %s -X 'FETCH 1:* (FLAGS ENVELOPE)'\n", curl, user)
+	fmt.Fprintln(w, "Read the first message:")
+	fmt.Fprintf(w, "  %s;UID=1' %s\n", curl, user)
+}
