@@ -3,6 +3,9 @@ package authstore
 import (
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"os"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -51,8 +54,20 @@ var ErrCorrupt = errors.New("store file is corrupt")
 type boltKV struct{ db *bolt.DB }
 
 func openBolt(path string, timeout time.Duration) (kv, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	// A file cut short inside its two meta pages gets a bare error from
+	// bbolt; name it as the damage it is.
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 && st.Size() < 2*int64(os.Getpagesize()) {
+		return nil, fmt.Errorf("open %s: %w: truncated to %d bytes", path, ErrCorrupt, st.Size())
+	}
+	var db *bolt.DB
+	err := guard(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+		return err
+	})
+	var damaged *damageError
 	switch {
+	case errors.As(err, &damaged):
+		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("open %s: %w (waited %s; is postern already running?)", path, ErrLocked, timeout)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
@@ -82,18 +97,84 @@ func openBolt(path string, timeout time.Duration) (kv, error) {
 
 // check walks every page once at open: bbolt trusts its pages and would
 // panic later on a flipped byte, so a damaged file is refused up front.
-func (b *boltKV) check() (err error) {
+func (b *boltKV) check() error {
+	return guard(func() error {
+		return b.db.View(func(tx *bolt.Tx) error {
+			if err := pageBounds(tx); err != nil {
+				return err
+			}
+			if _, err := touchAll(tx); err != nil {
+				return err
+			}
+			// Drain every report: Check walks pages in its own goroutine,
+			// which must finish before the transaction (and the mapping)
+			// goes away.
+			var first error
+			for cerr := range tx.Check() {
+				if first == nil {
+					first = cerr
+				}
+			}
+			return first
+		})
+	})
+}
+
+// damageError is a panic or memory fault inside bbolt, caught by guard.
+type damageError struct{ v any }
+
+func (e *damageError) Error() string { return fmt.Sprint("damaged page: ", e.v) }
+
+// guard runs fn with panics and memory faults turned into errors: a
+// flipped page id makes bbolt follow a pointer outside the mapping, which
+// would otherwise kill the process instead of refusing the file.
+func guard(fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%v", r)
+			err = &damageError{r}
 		}
 	}()
-	return b.db.View(func(tx *bolt.Tx) error {
-		for cerr := range tx.Check() {
-			return cerr
+	return fn()
+}
+
+// pageBounds walks the page headers in file order and refuses a run that
+// ends past the high-water mark: given such a page, bbolt's Check would
+// try to mark billions of pages reachable.
+func pageBounds(tx *bolt.Tx) error {
+	for id := 0; ; {
+		info, err := tx.Page(id)
+		if err != nil || info == nil {
+			return err // nil info: past the high-water mark, done
 		}
-		return nil
-	})
+		if info.OverflowCount > 0 {
+			if last, err := tx.Page(id + info.OverflowCount); err != nil || last == nil {
+				return fmt.Errorf("page %d: overflow %d runs past the end", id, info.OverflowCount)
+			}
+		}
+		id += 1 + info.OverflowCount
+	}
+}
+
+// touchAll reads every key and value in this goroutine, where guard
+// catches a fault, before bbolt's Check walks the same pages in a
+// goroutine nobody can guard. The checksum only keeps the reads alive.
+func touchAll(tx *bolt.Tx) (uint32, error) {
+	var sum uint32
+	var walk func(b *bolt.Bucket) error
+	walk = func(b *bolt.Bucket) error {
+		return b.ForEach(func(k, v []byte) error {
+			sum = crc32.Update(crc32.Update(sum, crc32.IEEETable, k), crc32.IEEETable, v)
+			if v == nil {
+				if child := b.Bucket(k); child != nil {
+					return walk(child)
+				}
+			}
+			return nil
+		})
+	}
+	err := tx.ForEach(func(_ []byte, b *bolt.Bucket) error { return walk(b) })
+	return sum, err
 }
 
 func (b *boltKV) View(fn func(kvTx) error) error {
