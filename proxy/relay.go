@@ -24,9 +24,10 @@ const (
 )
 
 // relay copies bytes both ways until both directions ended or the session
-// is ended. Nothing keeps up (and its buffers) once the pumps exist. The session's goroutine carries upstream-to-client and says
-// Bye, so no other goroutine writes to the client at the same time; one more
-// goroutine carries client-to-upstream.
+// is ended. The session's goroutine carries upstream-to-client and says Bye,
+// so no other goroutine writes to the client at the same time; one more
+// goroutine carries client-to-upstream. Nothing keeps up (and its buffers)
+// once the pumps exist.
 func (s *session) relay(fe Frontend, c, up *Conn) {
 	toUp := s.newPump(c.Conn, up.Conn, &s.bytesIn, "in", buffered(c.R))
 	toClient := s.newPump(up.Conn, c.Conn, &s.bytesOut, "out", buffered(up.R))
@@ -54,6 +55,9 @@ func (s *session) relay(fe Frontend, c, up *Conn) {
 
 // buffered returns what r read ahead; the relay sends it first.
 func buffered(r *bufio.Reader) []byte {
+	if r.Buffered() == 0 {
+		return nil // a zero-length slice would still pin the buffer
+	}
 	b, _ := r.Peek(r.Buffered())
 	return b
 }
