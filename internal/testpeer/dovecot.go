@@ -55,7 +55,7 @@ type DovecotPeer struct {
 	// MasterUser logs in as any user with SASL PLAIN, authzid = that user.
 	MasterUser     string
 	MasterPassword string
-	Users          map[string]string
+	Users          map[string]string // user name → password
 
 	// CAFile is the PEM certificate every TLS listener serves; it is
 	// self-signed for 127.0.0.1, ::1 and localhost.
@@ -64,6 +64,7 @@ type DovecotPeer struct {
 	// announced for its client.
 	LogFile string
 
+	roots     *x509.CertPool // holds CAFile's certificate
 	home      string
 	ids       dovecotIDs
 	delivered atomic.Uint64 // makes maildir file names unique
@@ -106,14 +107,9 @@ func startDovecot(t testing.TB, bin string, opts DovecotOptions) (*DovecotPeer, 
 	}
 }
 
-// ClientTLSConfig trusts exactly this instance's certificate.
+// ClientTLSConfig trusts exactly this instance's certificate (CAFile).
 func (d *DovecotPeer) ClientTLSConfig() *tls.Config {
-	pem, err := os.ReadFile(d.CAFile)
-	pool := x509.NewCertPool()
-	if err == nil {
-		pool.AppendCertsFromPEM(pem)
-	}
-	return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return &tls.Config{RootCAs: d.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
 func (d *DovecotPeer) setAddrs(p dovecotPorts) {
@@ -179,6 +175,8 @@ func (d *DovecotPeer) writeFiles(dir string, conf dovecotConf) error {
 	if err != nil {
 		return err
 	}
+	d.roots = x509.NewCertPool()
+	d.roots.AppendCertsFromPEM(cert.CertPEM)
 	users, err := passwdFile(d.Users)
 	if err != nil {
 		return err
@@ -347,6 +345,11 @@ func runDovecot(t testing.TB, bin string, conf dovecotConf, d *DovecotPeer) (str
 		return diagnostics(out.String(), d.LogFile), err
 	}
 	t.Cleanup(stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("dovecot %s:\n%s", d.IMAPAddr, diagnostics(out.String(), d.LogFile))
+		}
+	})
 	return "", nil
 }
 

@@ -170,7 +170,7 @@ func TestDovecotPOP3(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			conf := verifyingTLS(t, d.CAFile)
+			conf := d.ClientTLSConfig()
 			var l *lineConn
 			if tt.tls == "implicit" {
 				l = dialLine(t, tt.addr(), conf)
@@ -292,6 +292,30 @@ func TestDovecotParallelInstancesAreIndependent(t *testing.T) {
 			}
 			if got := fetchSubjects(t, c, "INBOX"); len(got) != 1 || got[0] != subject {
 				t.Fatalf("INBOX subjects = %q, want only %q", got, subject)
+			}
+		})
+	}
+}
+
+func TestDovecotStartErrors(t *testing.T) {
+	t.Parallel()
+	bin := RequirePeer(t, "dovecot")
+	tests := []struct {
+		name    string
+		opts    DovecotOptions
+		wantErr string
+	}{
+		// Dovecot's own complaint must reach the test log.
+		{"bad extra config", DovecotOptions{ExtraConfig: "postern_no_such_setting = 1"}, "postern_no_such_setting"},
+		{"user name escaping home", DovecotOptions{Users: map[string]string{"../x": "pw"}}, `"../x"`},
+		{"password breaking passwd-file", DovecotOptions{Users: map[string]string{"eve": "a:b"}}, `"eve"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			d, err := startDovecot(t, bin, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("startDovecot = %v, %v; want an error mentioning %s", d, err, tt.wantErr)
 			}
 		})
 	}
