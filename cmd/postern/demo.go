@@ -14,7 +14,7 @@ import (
 
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/config"
-	"github.com/postern-dev/postern/internal/testpeer"
+	"github.com/postern-dev/postern/internal/memimap"
 )
 
 const demoUser = "demo"
@@ -36,7 +36,7 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	upstreamPw := rand.Text()
-	mem, err := testpeer.StartMemIMAP("127.0.0.1:0", map[string]string{demoUser: upstreamPw})
+	mem, err := memimap.Start("127.0.0.1:0", map[string]string{demoUser: upstreamPw})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 )
@@ -92,9 +91,9 @@ func TestDovecotRejectsUntrustedCert(t *testing.T) {
 func TestDovecotMasterUser(t *testing.T) {
 	t.Parallel()
 	d := Dovecot(t, DovecotOptions{})
-	inboxSubject, raw := testMessage("alice")
+	inboxSubject, raw := TestMessage("alice")
 	d.Deliver(t, "alice", "INBOX", raw)
-	sentSubject, raw := testMessage("alice")
+	sentSubject, raw := TestMessage("alice")
 	d.Deliver(t, "alice", "Sent", raw)
 
 	tests := []struct {
@@ -120,39 +119,17 @@ func TestDovecotMasterUser(t *testing.T) {
 			if tt.wantErr {
 				return
 			}
-			if got := fetchSubjects(t, c, tt.mailbox); strings.Join(got, "|") != strings.Join(tt.wantSubjects, "|") {
+			if got := FetchSubjects(t, c, tt.mailbox); strings.Join(got, "|") != strings.Join(tt.wantSubjects, "|") {
 				t.Fatalf("subjects in %s = %q, want %q", tt.mailbox, got, tt.wantSubjects)
 			}
 		})
 	}
 }
 
-func fetchSubjects(t *testing.T, c *imapclient.Client, mailbox string) []string {
-	t.Helper()
-	sel, err := c.Select(mailbox, nil).Wait()
-	if err != nil {
-		t.Fatalf("select %s: %v", mailbox, err)
-	}
-	if sel.NumMessages == 0 {
-		return nil
-	}
-	var all imap.SeqSet
-	all.AddRange(1, sel.NumMessages)
-	msgs, err := c.Fetch(all, &imap.FetchOptions{Envelope: true}).Collect()
-	if err != nil {
-		t.Fatalf("fetch: %v", err)
-	}
-	var subjects []string
-	for _, m := range msgs {
-		subjects = append(subjects, m.Envelope.Subject)
-	}
-	return subjects
-}
-
 func TestDovecotPOP3(t *testing.T) {
 	t.Parallel()
 	d := Dovecot(t, DovecotOptions{Users: map[string]string{"carol": "c0rrect-horse"}})
-	_, raw := testMessage("carol")
+	_, raw := TestMessage("carol")
 	d.Deliver(t, "carol", "INBOX", raw)
 	wantStat := fmt.Sprintf("+OK 1 %d", len(raw))
 
@@ -284,13 +261,13 @@ func TestDovecotParallelInstancesAreIndependent(t *testing.T) {
 	}
 	for i, d := range peers {
 		t.Run(strconv.Itoa(i), func(t *testing.T) {
-			subject, raw := testMessage("bob")
+			subject, raw := TestMessage("bob")
 			d.Deliver(t, "bob", "INBOX", raw)
 			c := dialIMAP(t, d, false)
 			if err := c.Login("bob", d.Users["bob"]).Wait(); err != nil {
 				t.Fatalf("login: %v", err)
 			}
-			if got := fetchSubjects(t, c, "INBOX"); len(got) != 1 || got[0] != subject {
+			if got := FetchSubjects(t, c, "INBOX"); len(got) != 1 || got[0] != subject {
 				t.Fatalf("INBOX subjects = %q, want only %q", got, subject)
 			}
 		})

@@ -2,7 +2,6 @@ package testpeer
 
 import (
 	"bufio"
-	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -95,20 +94,4 @@ func (l *lineConn) imapTagged(tag, line string) string {
 			return got
 		}
 	}
-}
-
-// testMessage is a small CRLF message whose subject is unique per call, so
-// a test sees exactly the message it delivered.
-func testMessage(to string) (subject string, raw []byte) {
-	subject = "postern test " + rand.Text()
-	raw = []byte("From: Carol <carol@example.org>\r\n" +
-		"To: " + to + "@example.org\r\n" +
-		"Subject: " + subject + "\r\n" +
-		"Date: Mon, 02 Feb 2026 09:30:00 +0000\r\n" +
-		"Message-ID: <" + rand.Text() + "@example.org>\r\n" +
-		"MIME-Version: 1.0\r\n" +
-		"Content-Type: text/plain; charset=utf-8\r\n" +
-		"\r\n" +
-		"Hello " + to + ",\r\nthe quarterly report is attached.\r\n")
-	return subject, raw
 }

@@ -1,4 +1,4 @@
-package testpeer
+package memimap
 
 import "strings"
 

@@ -1,4 +1,7 @@
-package testpeer
+// Package memimap is an in-process IMAP server holding mail in memory: the
+// upstream of `postern demo`, and a fast upstream for tests that must not
+// depend on an installed Dovecot. It can act as a Dovecot-style master user.
+package memimap
 
 import (
 	"bytes"
@@ -18,8 +21,8 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// MemIMAPOptions are the optional parts of an in-process IMAP upstream.
-type MemIMAPOptions struct {
+// Options are the optional parts of an in-process IMAP upstream.
+type Options struct {
 	// MasterUser and MasterPassword, when both set, let SASL PLAIN with
 	// authzid = any user and authcid = MasterUser log in as that user, the
 	// way a Dovecot master user does.
@@ -32,12 +35,12 @@ type MemIMAPOptions struct {
 	Logger *slog.Logger
 }
 
-// MemIMAP is an in-process IMAP server holding mail in memory, for the demo
+// Server is an in-process IMAP server holding mail in memory, for the demo
 // and for tests that must not depend on an installed Dovecot.
-type MemIMAP struct {
+type Server struct {
 	ln     net.Listener
 	srv    *imapserver.Server
-	opts   MemIMAPOptions
+	opts   Options
 	users  map[string]memUser
 	done   chan struct{} // closed when Serve returns
 	closer sync.Once
@@ -49,14 +52,14 @@ type memUser struct {
 	mail     *imapmemserver.User
 }
 
-// StartMemIMAP serves users (name → password) on addr ("127.0.0.1:0" when
+// Start serves users (name → password) on addr ("127.0.0.1:0" when
 // empty) over plain TCP, each with a few messages in INBOX. At most one
-// MemIMAPOptions may be given.
-func StartMemIMAP(addr string, users map[string]string, opts ...MemIMAPOptions) (*MemIMAP, error) {
+// Options may be given.
+func Start(addr string, users map[string]string, opts ...Options) (*Server, error) {
 	if len(opts) > 1 {
-		return nil, errors.New("start memory IMAP: more than one MemIMAPOptions")
+		return nil, errors.New("start memory IMAP: more than one Options")
 	}
-	m := &MemIMAP{users: make(map[string]memUser, len(users)), done: make(chan struct{})}
+	m := &Server{users: make(map[string]memUser, len(users)), done: make(chan struct{})}
 	if len(opts) == 1 {
 		m.opts = opts[0]
 	}
@@ -96,7 +99,7 @@ func StartMemIMAP(addr string, users map[string]string, opts ...MemIMAPOptions) 
 	return m, nil
 }
 
-func (m *MemIMAP) seed(name string, u memUser) error {
+func (m *Server) seed(name string, u memUser) error {
 	// The mailboxes a fresh account at most providers starts with.
 	for _, mbox := range []string{"INBOX", "Sent", "Drafts", "Trash"} {
 		if err := u.mail.Create(mbox, nil); err != nil {
@@ -112,10 +115,10 @@ func (m *MemIMAP) seed(name string, u memUser) error {
 }
 
 // Addr is the address the server listens on.
-func (m *MemIMAP) Addr() string { return m.ln.Addr().String() }
+func (m *Server) Addr() string { return m.ln.Addr().String() }
 
 // Close stops listening, ends every session and waits for the accept loop.
-func (m *MemIMAP) Close() error {
+func (m *Server) Close() error {
 	m.closer.Do(func() {
 		m.err = m.srv.Close()
 		<-m.done
@@ -125,7 +128,7 @@ func (m *MemIMAP) Close() error {
 
 // Append adds raw to user's mailbox, creating the mailbox if needed. The
 // message's internal date is its Date header when it has a valid one.
-func (m *MemIMAP) Append(user, mailbox string, raw []byte) error {
+func (m *Server) Append(user, mailbox string, raw []byte) error {
 	u, ok := m.users[user]
 	if !ok {
 		return fmt.Errorf("append: no user %q", user)
@@ -145,7 +148,7 @@ func (m *MemIMAP) Append(user, mailbox string, raw []byte) error {
 }
 
 // login checks a credential. A master credential logs in as authzid.
-func (m *MemIMAP) login(authzid, authcid, password string) (*imapmemserver.User, error) {
+func (m *Server) login(authzid, authcid, password string) (*imapmemserver.User, error) {
 	if authzid == "" || authzid == authcid {
 		u, ok := m.users[authcid]
 		if !ok || !equalSecret(password, u.password) {
@@ -170,7 +173,7 @@ func equalSecret(got, want string) bool {
 // backend, whose own login knows only LOGIN-style credentials.
 type memSession struct {
 	*imapmemserver.UserSession // nil until logged in
-	srv                        *MemIMAP
+	srv                        *Server
 }
 
 var _ imapserver.SessionSASL = (*memSession)(nil)

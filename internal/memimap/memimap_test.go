@@ -1,9 +1,10 @@
-package testpeer
+package memimap
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
+	"github.com/postern-dev/postern/certs"
+	"github.com/postern-dev/postern/internal/testpeer"
 	"net"
 	"slices"
 	"testing"
@@ -20,17 +21,17 @@ var seedSubjects = []string{
 	"This week: calendars – and why they sync",
 }
 
-func startMem(t *testing.T, opts MemIMAPOptions) *MemIMAP {
+func startMem(t *testing.T, opts Options) *Server {
 	t.Helper()
-	m, err := StartMemIMAP("127.0.0.1:0", map[string]string{"alice": "alice-pw", "bob": "bob-pw"}, opts)
+	m, err := Start("127.0.0.1:0", map[string]string{"alice": "alice-pw", "bob": "bob-pw"}, opts)
 	if err != nil {
-		t.Fatalf("StartMemIMAP: %v", err)
+		t.Fatalf("Start: %v", err)
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
 }
 
-func dialMem(t *testing.T, m *MemIMAP) *imapclient.Client {
+func dialMem(t *testing.T, m *Server) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(m.Addr(), nil)
 	if err != nil {
@@ -40,13 +41,13 @@ func dialMem(t *testing.T, m *MemIMAP) *imapclient.Client {
 	return c
 }
 
-func TestMemIMAPLogin(t *testing.T) {
+func TestLogin(t *testing.T) {
 	t.Parallel()
-	withMaster := startMem(t, MemIMAPOptions{MasterUser: "master", MasterPassword: "master-pw"})
-	noMaster := startMem(t, MemIMAPOptions{})
+	withMaster := startMem(t, Options{MasterUser: "master", MasterPassword: "master-pw"})
+	noMaster := startMem(t, Options{})
 	tests := []struct {
 		name    string
-		m       *MemIMAP
+		m       *Server
 		login   func(c *imapclient.Client) error
 		wantErr bool
 	}{
@@ -76,7 +77,7 @@ func TestMemIMAPLogin(t *testing.T) {
 				}
 				return
 			}
-			if got := fetchSubjects(t, c, "INBOX"); !slices.Equal(got, seedSubjects) {
+			if got := testpeer.FetchSubjects(t, c, "INBOX"); !slices.Equal(got, seedSubjects) {
 				t.Fatalf("INBOX subjects = %q, want %q", got, seedSubjects)
 			}
 		})
@@ -93,14 +94,14 @@ func plainWith(authzid, authcid, pass string) func(*imapclient.Client) error {
 	}
 }
 
-func TestMemIMAPAppend(t *testing.T) {
+func TestAppend(t *testing.T) {
 	t.Parallel()
-	m := startMem(t, MemIMAPOptions{})
-	inboxSubject, raw := testMessage("alice")
+	m := startMem(t, Options{})
+	inboxSubject, raw := testpeer.TestMessage("alice")
 	if err := m.Append("alice", "INBOX", raw); err != nil {
 		t.Fatalf("Append INBOX: %v", err)
 	}
-	archiveSubject, raw := testMessage("alice")
+	archiveSubject, raw := testpeer.TestMessage("alice")
 	if err := m.Append("alice", "Archive/2026", raw); err != nil {
 		t.Fatalf("Append to a new mailbox: %v", err)
 	}
@@ -122,26 +123,28 @@ func TestMemIMAPAppend(t *testing.T) {
 			if err := c.Login(tt.user, tt.user+"-pw").Wait(); err != nil {
 				t.Fatalf("login: %v", err)
 			}
-			if got := fetchSubjects(t, c, tt.mailbox); !slices.Equal(got, tt.want) {
+			if got := testpeer.FetchSubjects(t, c, tt.mailbox); !slices.Equal(got, tt.want) {
 				t.Fatalf("subjects = %q, want %q", got, tt.want)
 			}
 		})
 	}
 }
 
-func TestMemIMAPStartTLS(t *testing.T) {
+func TestStartTLS(t *testing.T) {
 	t.Parallel()
-	cert, err := newSelfSigned("memimap test")
+	pair, err := certs.SelfSigned(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverConf, err := cert.TLSConfig()
+	mgr, err := certs.New(certs.Options{Pairs: []certs.Pair{pair}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := startMem(t, MemIMAPOptions{TLSConfig: serverConf})
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(cert.CertPEM)
+	pool, err := certs.CertPool(pair.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startMem(t, Options{TLSConfig: mgr.TLSConfig()})
 	c, err := imapclient.DialStartTLS(m.Addr(), &imapclient.Options{TLSConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}})
 	if err != nil {
 		t.Fatalf("STARTTLS: %v", err)
@@ -152,9 +155,9 @@ func TestMemIMAPStartTLS(t *testing.T) {
 	}
 }
 
-func TestMemIMAPClose(t *testing.T) {
+func TestClose(t *testing.T) {
 	t.Parallel()
-	m, err := StartMemIMAP("", map[string]string{"alice": "pw"})
+	m, err := Start("", map[string]string{"alice": "pw"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,10 +182,10 @@ func TestMemIMAPClose(t *testing.T) {
 	}
 }
 
-func TestStartMemIMAPRejectsTwoOptions(t *testing.T) {
+func TestStartRejectsTwoOptions(t *testing.T) {
 	t.Parallel()
-	if m, err := StartMemIMAP("", nil, MemIMAPOptions{}, MemIMAPOptions{}); err == nil {
+	if m, err := Start("", nil, Options{}, Options{}); err == nil {
 		m.Close()
-		t.Fatal("two MemIMAPOptions accepted")
+		t.Fatal("two Options accepted")
 	}
 }
