@@ -354,6 +354,25 @@ func TestA11_LongPassword(t *testing.T) {
 	}
 }
 
+func TestA12_CanonicalUsername(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"alice", "alice"}, {"ALICE", "alice"}, {"ａｌｉｃｅ", "alice"}, {" Alice ", "alice"},
+		{"Straße", "strasse"}, {"ﬀ", "ff"},
+		// Cherokee folds to the capitals, whichever case is typed.
+		{"Ꭰ", "Ꭰ"}, {"ꭰ", "Ꭰ"}, {"ᏸ", "Ᏸ"}, {"Ᏸ", "Ᏸ"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := CanonicalUsername(tc.in)
+			if err != nil || got != tc.want {
+				t.Fatalf("CanonicalUsername(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
 // TestA12_OneBudgetPerCanonicalName: spellings of one name share a budget.
 func TestA12_OneBudgetPerCanonicalName(t *testing.T) {
 	variants := []string{"alice", "ALICE", "ａｌｉｃｅ", " Alice "}

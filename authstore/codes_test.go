@@ -1,6 +1,7 @@
 package authstore
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -283,5 +284,25 @@ func TestPolicy(t *testing.T) {
 			}
 			assertRevocations(t, e.revs.take(), tc.wantRev)
 		})
+	}
+}
+
+// TestDamagedCodeSet: a record whose code set lost used-flags (a damaged or
+// hand-edited file) fails closed instead of panicking on the right code.
+func TestDamagedCodeSet(t *testing.T) {
+	e := newTestStore(t)
+	e.addUser(t, "alice")
+	_, codes := e.enableTOTP(t, "alice")
+	rec := e.userRecord(t, "alice")
+	rec.Backup.Used = rec.Backup.Used[:2]
+	data, _ := json.Marshal(rec)
+	e.rawPut(t, bUsers, "alice", data)
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("panic: %v", r)
+		}
+	}()
+	if _, err := e.second("alice", codes[4], "192.0.2.1"); err == nil {
+		t.Fatal("a code from a damaged set was accepted")
 	}
 }

@@ -29,7 +29,7 @@ func CanonicalUsername(s string) (string, error) {
 		return "", ErrInvalidUsername
 	}
 	s = strings.TrimSpace(norm.NFKC.String(s))
-	s = norm.NFKC.String(cases.Fold().String(s))
+	s = norm.NFKC.String(strings.Map(cherokeeFold, cases.Fold().String(s)))
 	if s == "" || utf8.RuneCountInString(s) > maxUsernameLen {
 		return "", ErrInvalidUsername
 	}
@@ -39,6 +39,20 @@ func CanonicalUsername(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// cherokeeFold finishes case folding for Cherokee, which Unicode folds to
+// the capitals (the small letters came later, in Unicode 8). x/text's Fold
+// swaps the two cases instead, so without this `Ꭰ` and `ꭰ` would each
+// canonicalise to the other and never to one account.
+func cherokeeFold(r rune) rune {
+	switch {
+	case r >= 0xAB70 && r <= 0xABBF:
+		return r - 0xAB70 + 0x13A0
+	case r >= 0x13F8 && r <= 0x13FD:
+		return r - 8
+	}
+	return r
 }
 
 // NormalizeAppPassword drops spaces and dashes and folds ASCII case; ok

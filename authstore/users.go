@@ -148,7 +148,22 @@ func (s *Store) getUser(tx kvTx, name string) (*userRecord, error) {
 	if !ok {
 		return nil, fmt.Errorf("user %s: %w", name, ErrNotFound)
 	}
+	if err := rec.check(); err != nil {
+		return nil, fmt.Errorf("decode %s/%s: %w", bUsers, name, err)
+	}
 	return &rec, nil
+}
+
+// check refuses a record whose parts disagree (a damaged or hand-edited
+// file): a code set needs one used-flag per digest, or marking a code
+// used would index past the flags.
+func (r *userRecord) check() error {
+	for _, c := range []*codeSet{r.Backup, r.AdminCode} {
+		if c != nil && len(c.Used) != len(c.Digests) {
+			return errors.New("code set has digests and used-flags of different lengths")
+		}
+	}
+	return nil
 }
 
 // GetUser returns one account.
