@@ -207,3 +207,33 @@ func TestAppPasswordLastUsed(t *testing.T) {
 		want(t, rec.public())
 	})
 }
+
+func TestLastClientClipped(t *testing.T) {
+	tests := []struct {
+		name, client, want string
+	}{
+		{"short", "Thunderbird", "Thunderbird"},
+		{"long ascii", strings.Repeat("x", 150), strings.Repeat("x", 100)},
+		{"rune across the cut", strings.Repeat("x", 99) + "é and more", strings.Repeat("x", 99)},
+		{"invalid utf8", "mail\xffapp", "mail?app"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestStore(t)
+			e.addUser(t, "alice")
+			_, secret := e.addAppPassword(t, "alice")
+			if _, err := e.s.Authenticate(bg, Attempt{Protocol: IMAP, Username: "alice", Secret: secret,
+				Source: addr("192.0.2.1"), Client: tc.client}); err != nil {
+				t.Fatal(err)
+			}
+			list, _ := e.s.ListAppPasswords(bg, "alice")
+			if list[0].LastClient != tc.want {
+				t.Fatalf("LastClient = %q, want %q", list[0].LastClient, tc.want)
+			}
+			e.s.FlushAudit()
+			if ev := lastEvent(t, e); ev.Detail != tc.want {
+				t.Fatalf("audit detail = %q, want %q", ev.Detail, tc.want)
+			}
+		})
+	}
+}

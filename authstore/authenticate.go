@@ -169,7 +169,8 @@ func addrString(a interface {
 func clip(s string, n int) string {
 	s = strings.ToValidUTF8(s, "?")
 	if len(s) > n {
-		s = s[:n]
+		// Cutting at a byte count can split a rune; drop the stub.
+		s = strings.ToValidUTF8(s[:n], "")
 	}
 	return s
 }
