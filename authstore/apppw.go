@@ -86,11 +86,16 @@ func (s *Store) CreateAppPassword(ctx context.Context, user string, in NewAppPas
 	if len(in.Scopes) == 0 {
 		in.Scopes = slices.Clone(AllScopes)
 	}
+	var scopes []Protocol
 	for _, p := range in.Scopes {
 		if !slices.Contains(AllScopes, p) {
 			return AppPassword{}, "", fmt.Errorf("%w: unknown scope %q", ErrInvalid, p)
 		}
+		if !slices.Contains(scopes, p) {
+			scopes = append(scopes, p)
+		}
 	}
+	in.Scopes = scopes
 	now := s.opts.Now().UTC()
 	if !in.Expires.IsZero() && !in.Expires.After(now) {
 		return AppPassword{}, "", fmt.Errorf("%w: expiry is in the past", ErrInvalid)

@@ -22,6 +22,7 @@ func TestCreateAppPassword(t *testing.T) {
 	}{
 		{"all scopes by default", NewAppPassword{Name: "phone"}, nil, AllScopes},
 		{"limited", NewAppPassword{Name: "calendar", Scopes: []Protocol{CalDAV, CardDAV}}, nil, []Protocol{CalDAV, CardDAV}},
+		{"duplicates dropped", NewAppPassword{Name: "mail", Scopes: []Protocol{IMAP, POP3, IMAP}}, nil, []Protocol{IMAP, POP3}},
 		{"future expiry", NewAppPassword{Name: "trip", Expires: epoch.Add(time.Hour)}, nil, AllScopes},
 		{"name trimmed", NewAppPassword{Name: "  laptop  "}, nil, AllScopes},
 		{"expiry now", NewAppPassword{Name: "x", Expires: epoch}, ErrInvalid, nil},
