@@ -52,6 +52,9 @@ type hasher struct {
 	params KDFParams
 	sem    chan struct{}
 	runs   atomic.Int64 // KDF computations started; lets tests prove A3 and A11
+	// inflight and peak count concurrent computations, so a test can show
+	// the semaphore holds (A11).
+	inflight, peak atomic.Int64
 }
 
 func newHasher(p KDFParams) *hasher {
@@ -64,8 +67,13 @@ func (h *hasher) key(ctx context.Context, secret, salt []byte, p KDFParams) ([]b
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-h.sem }()
+	defer func() { h.inflight.Add(-1); <-h.sem }()
 	h.runs.Add(1)
+	for n := h.inflight.Add(1); ; {
+		if p := h.peak.Load(); n <= p || h.peak.CompareAndSwap(p, n) {
+			break
+		}
+	}
 	return argon2.IDKey(secret, salt, p.Time, p.Memory, p.Threads, 32), nil
 }
 
