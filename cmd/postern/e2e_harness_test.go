@@ -532,6 +532,22 @@ func waitForPeerLog(t *testing.T, peer *testpeer.DovecotPeer, want string) {
 	}
 }
 
+var loginRE = regexp.MustCompile(`msg=login protocol=\w+ session=([0-9a-f]+) .*result=ok`)
+
+// waitSessionIDsInPeerLog checks that Dovecot logged, for every successful
+// login through the gateway, postern's own session id (IMAP ID
+// x-session-id, POP3 XCLIENT SESSION), so the two logs can be joined.
+func (e *e2e) waitSessionIDsInPeerLog(t *testing.T, want int) {
+	t.Helper()
+	logins := loginRE.FindAllStringSubmatch(e.logs.String(), -1)
+	if len(logins) != want {
+		t.Fatalf("the gateway logged %d successful logins, want %d", len(logins), want)
+	}
+	for _, m := range logins {
+		waitForPeerLog(t, e.peer, "session=<"+m[1]+">")
+	}
+}
+
 // e2eLog collects the gateway's log for the secret check and for failures.
 type e2eLog struct {
 	mu  sync.Mutex

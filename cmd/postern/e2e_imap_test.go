@@ -18,7 +18,8 @@ import (
 // TestE2E_IMAPLogin logs in through postern with an app password in every
 // way a mail app does, then selects the mailbox Dovecot serves. Each login
 // comes from its own loopback address, which Dovecot must log as the
-// client's (rip=): postern announced it with ID x-originating-ip.
+// client's (rip=), together with postern's session id: postern announced
+// both with ID (x-originating-ip, x-session-id).
 func TestE2E_IMAPLogin(t *testing.T) {
 	t.Parallel()
 	peer := startPeer(t, "alice")
@@ -96,6 +97,7 @@ func TestE2E_IMAPLogin(t *testing.T) {
 	if got, want := e.metric(t, `postern_logins_total{protocol="imap",result="ok"}`), float64(len(tests)); got != want {
 		t.Errorf("logins counted ok: %v, want %v", got, want)
 	}
+	e.waitSessionIDsInPeerLog(t, len(tests))
 }
 
 // selectAndLogout checks that the logged-in session reaches Dovecot's INBOX.

@@ -14,8 +14,8 @@ import (
 
 // TestE2E_POP3 logs in through postern's POP3 listeners with an app
 // password and reads a delivered message byte for byte. Each login comes
-// from its own loopback address, which Dovecot must log as the client's:
-// postern announced it with XCLIENT.
+// from its own loopback address, which Dovecot must log as the client's,
+// together with postern's session id: postern announced both with XCLIENT.
 func TestE2E_POP3(t *testing.T) {
 	t.Parallel()
 	peer := startPeer(t, "alice")
@@ -75,6 +75,7 @@ func TestE2E_POP3(t *testing.T) {
 			waitForPeerLog(t, peer, "rip="+tt.src+",")
 		})
 	}
+	e.waitSessionIDsInPeerLog(t, len(tests))
 }
 
 // TestE2E_Curl reads mail through postern with curl, a client whose IMAP
