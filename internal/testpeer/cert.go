@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"testing"
 	"time"
 )
 
@@ -66,4 +67,22 @@ func (s selfSigned) TLSConfig() (*tls.Config, error) {
 		return nil, fmt.Errorf("load key pair: %w", err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// TLS returns a server config with a throwaway self-signed certificate for
+// 127.0.0.1, ::1 and localhost, and a client config that trusts exactly
+// that certificate and expects 127.0.0.1.
+func TLS(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	cert, err := newSelfSigned("postern test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = cert.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(cert.CertPEM)
+	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 }
