@@ -58,44 +58,40 @@ func cherokeeFold(r rune) rune {
 // NormalizeAppPassword drops spaces and dashes and folds ASCII case; ok
 // reports whether the result has app-password shape (24 letters a–z).
 func NormalizeAppPassword(s string) (norm string, ok bool) {
-	if len(s) > 4*appPasswordLen {
-		return "", false
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	return normalize(s, appPasswordLen, 4*appPasswordLen, func(c byte) (byte, bool) {
 		switch {
-		case c == ' ' || c == '-':
 		case c >= 'A' && c <= 'Z':
-			b.WriteByte(c + 'a' - 'A')
+			return c + 'a' - 'A', true
 		case c >= 'a' && c <= 'z':
-			b.WriteByte(c)
-		default:
-			return "", false
+			return c, true
 		}
-	}
-	if b.Len() != appPasswordLen {
-		return "", false
-	}
-	return b.String(), true
+		return 0, false
+	})
 }
 
 // NormalizeCode drops spaces and dashes from a numeric code; ok reports
 // whether n digits remain.
 func NormalizeCode(s string, n int) (code string, ok bool) {
-	if len(s) > 4*n+8 {
+	return normalize(s, n, 4*n+8, func(c byte) (byte, bool) { return c, c >= '0' && c <= '9' })
+}
+
+// normalize drops the spaces and dashes people type between groups, maps
+// every other byte through keep (refusing the input if keep does), and
+// accepts exactly n symbols. Inputs longer than maxIn are refused unread.
+func normalize(s string, n, maxIn int, keep func(byte) (byte, bool)) (string, bool) {
+	if len(s) > maxIn {
 		return "", false
 	}
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '-':
-		case c >= '0' && c <= '9':
-			b.WriteByte(c)
-		default:
+		if s[i] == ' ' || s[i] == '-' {
+			continue
+		}
+		c, ok := keep(s[i])
+		if !ok {
 			return "", false
 		}
+		b.WriteByte(c)
 	}
 	if b.Len() != n {
 		return "", false
