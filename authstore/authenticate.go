@@ -26,6 +26,9 @@ func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 		s.audit.enqueue(ev)
 		return Grant{}, ErrThrottled
 	}
+	if a.Admitted != nil {
+		a.Admitted()
+	}
 	var g Grant
 	var reason string
 	var err error

@@ -48,6 +48,11 @@ type Attempt struct {
 	Secret   string
 	Source   netip.Addr
 	Client   string // IMAP ID name or HTTP User-Agent, for display only
+	// Admitted, when set, is called once the attempt has passed the rate
+	// limiter, before any verification. The proxy starts dialing the
+	// upstream there, so the dial overlaps the check but a throttled
+	// attempt never costs the upstream a connection.
+	Admitted func()
 }
 
 // Grant is what a successful Authenticate hands to the proxy.

@@ -81,30 +81,43 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 }
 
 // authenticate asks authstore while the upstream is being dialed: the
-// client then waits for the slower of the two, not for both in a row. A
-// failed check closes the fresh connection before a byte is sent on it.
+// client then waits for the slower of the two, not for both in a row. The
+// dial starts when authstore admits the attempt past its rate limiter (or
+// after the verdict, for an authenticator that does not say), so a
+// throttled guess never costs the upstream a connection. A failed check
+// closes the fresh connection before a byte is sent on it.
 func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.Grant, error) {
 	dialCtx, cancelDial := context.WithCancel(ctx)
 	defer cancelDial()
 	dialed := make(chan dialResult, 1)
-	go func() {
-		c, err := s.srv.dial(dialCtx)
-		dialed <- dialResult{c, err}
-	}()
+	started := false
+	startDial := func() {
+		if !started {
+			started = true
+			go func() {
+				c, err := s.srv.dial(dialCtx)
+				dialed <- dialResult{c, err}
+			}()
+		}
+	}
 	grant, err := s.srv.cfg.Auth.Authenticate(ctx, authstore.Attempt{
 		Protocol: s.srv.cfg.Protocol.Name(),
 		Username: l.Username,
 		Secret:   l.Secret,
 		Source:   s.remote.Addr(),
 		Client:   l.ClientName,
+		Admitted: startDial,
 	})
 	if err != nil {
 		cancelDial()
-		if r := <-dialed; r.conn != nil {
-			closeConn(r.conn)
+		if started {
+			if r := <-dialed; r.conn != nil {
+				closeConn(r.conn)
+			}
 		}
 		return nil, authstore.Grant{}, authError(err)
 	}
+	startDial()
 	r := <-dialed
 	if r.err != nil {
 		return nil, grant, r.err
