@@ -293,3 +293,32 @@ func TestAuthenticateCancelledWhileSlowed(t *testing.T) {
 		t.Fatal("verified after the caller gave up")
 	}
 }
+
+// TestAuthenticateAdmitted: the proxy's "start dialing" hook runs for every
+// attempt the limiter lets through, right or wrong, and never for a
+// throttled one.
+func TestAuthenticateAdmitted(t *testing.T) {
+	e := newTestStore(t, withLimits(Limits{UserBudget: 2}))
+	e.addUser(t, "alice")
+	admitted := 0
+	try := func(secret string) error {
+		_, err := e.s.Authenticate(bg, Attempt{Protocol: IMAP, Username: "alice", Secret: secret,
+			Source: addr("192.0.2.7"), Admitted: func() { admitted++ }})
+		return err
+	}
+	for i, secret := range []string{"wrong-1-password", "wrong-2-password"} {
+		try(secret)
+		if admitted != i+1 {
+			t.Fatalf("after %d attempts the hook ran %d times", i+1, admitted)
+		}
+	}
+	if err := try("wrong-3-password"); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("over budget: %v", err)
+	}
+	if err := try(goodPassword); !errors.Is(err, ErrThrottled) {
+		t.Fatalf("right password over budget: %v", err)
+	}
+	if admitted != 2 {
+		t.Fatalf("the hook ran for a throttled attempt (%d calls)", admitted)
+	}
+}
