@@ -19,9 +19,9 @@ type decisionFixture struct {
 	ids                                     map[string]string // secret → app password id
 }
 
-func newDecisionFixture(t *testing.T) *decisionFixture {
+func newDecisionFixture(t *testing.T, mods ...func(*Options)) *decisionFixture {
 	t.Helper()
-	e := newTestStore(t)
+	e := newTestStore(t, mods...)
 	f := &decisionFixture{e: e, ids: map[string]string{}}
 	for _, n := range []string{"alice", "mfa", "off", "bob"} {
 		e.addUser(t, n)

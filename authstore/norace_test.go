@@ -1,0 +1,5 @@
+//go:build !race
+
+package authstore
+
+const raceEnabled = false

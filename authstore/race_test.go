@@ -1,0 +1,7 @@
+//go:build race
+
+package authstore
+
+// raceEnabled: timings under the race detector say nothing about
+// production timings.
+const raceEnabled = true
