@@ -197,6 +197,10 @@ type Limits struct {
 	// UserFailureBudget is the consecutive failures one account may take,
 	// from all sources together, before logins are slowed and refused.
 	UserFailureBudget int `toml:"user_failure_budget"`
+	// UserSourceFailureBudget bounds one source's failures for one account.
+	// It is what still holds a source that logged in successfully before,
+	// which the account budget lets through so its owner keeps working.
+	UserSourceFailureBudget int `toml:"user_source_failure_budget"`
 	// SourceFreeFailures are the failures a source may make before each
 	// answer to it is delayed, starting at SourceDelay and doubling up to
 	// SourceMaxDelay.
@@ -234,17 +238,18 @@ func Default() *Config {
 		},
 		Policy: Policy{AdminCodeTTL: Duration{72 * time.Hour}, ReauthWindow: Duration{5 * time.Minute}},
 		Limits: Limits{
-			MaxConnections:      10000,
-			MaxConnectionsPerIP: 50,
-			PreauthTimeout:      Duration{60 * time.Second},
-			MaxBadCommands:      5,
-			MaxLineBytes:        8192,
-			UserFailureBudget:   100,
-			SourceFreeFailures:  5,
-			SourceDelay:         Duration{2 * time.Second},
-			SourceMaxDelay:      Duration{15 * time.Second},
-			StaleSecretWindow:   Duration{15 * time.Minute},
-			LastUsedFlush:       Duration{30 * time.Second},
+			MaxConnections:          10000,
+			MaxConnectionsPerIP:     50,
+			PreauthTimeout:          Duration{60 * time.Second},
+			MaxBadCommands:          5,
+			MaxLineBytes:            8192,
+			UserFailureBudget:       100,
+			UserSourceFailureBudget: 20,
+			SourceFreeFailures:      5,
+			SourceDelay:             Duration{2 * time.Second},
+			SourceMaxDelay:          Duration{15 * time.Second},
+			StaleSecretWindow:       Duration{15 * time.Minute},
+			LastUsedFlush:           Duration{30 * time.Second},
 		},
 	}
 }

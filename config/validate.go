@@ -175,6 +175,7 @@ func (v *validator) limits(l Limits) {
 	// bounded when thousands of clients send partial lines.
 	v.between("limits.max_line_bytes", l.MaxLineBytes, 1024, 1<<20)
 	v.between("limits.user_failure_budget", l.UserFailureBudget, 1, 1000000)
+	v.between("limits.user_source_failure_budget", l.UserSourceFailureBudget, 1, 1000000)
 	v.between("limits.source_free_failures", l.SourceFreeFailures, 0, 1000)
 	v.duration("limits.source_delay", l.SourceDelay, time.Millisecond, time.Minute)
 	v.duration("limits.source_max_delay", l.SourceMaxDelay, time.Millisecond, 10*time.Minute)

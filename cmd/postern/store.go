@@ -36,7 +36,7 @@ func storeOptions(cfg *config.Config, keys *authstore.Keys) authstore.Options {
 		Keys:          keys,
 		FlushInterval: cfg.Limits.LastUsedFlush.Duration,
 		Limits: authstore.Limits{
-			UserBudget: l.UserFailureBudget, SourceFree: l.SourceFreeFailures,
+			UserBudget: l.UserFailureBudget, PairBudget: l.UserSourceFailureBudget, SourceFree: l.SourceFreeFailures,
 			SourceDelay: l.SourceDelay.Duration, SourceMaxDelay: l.SourceMaxDelay.Duration,
 			StaleWindow: l.StaleSecretWindow.Duration,
 		},
