@@ -240,3 +240,20 @@ func (c *client) startTLS(cfg *tls.Config) {
 	c.conn = tc
 	c.r = bufio.NewReader(tc)
 }
+
+// quit asserts the client ended pre-auth with QUIT.
+func (s *session) quit(t *testing.T) {
+	t.Helper()
+	if err := s.result(t); !errors.Is(err, ErrQuit) {
+		t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+	}
+}
+
+// quitWithoutLogin asserts the client quit and no login was handed over.
+func (s *session) quitWithoutLogin(t *testing.T) {
+	t.Helper()
+	s.quit(t)
+	if n := len(s.logins); n != 0 {
+		t.Errorf("%d logins returned, want none", n)
+	}
+}
