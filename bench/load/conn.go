@@ -261,3 +261,6 @@ func quote(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
 	return `"` + r.Replace(s) + `"`
 }
+
+// Read reads what the server sends outside a command (IDLE updates, BYE).
+func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -153,3 +153,10 @@ func (h *Holder) Close() {
 	}
 	h.conns = nil
 }
+
+// Conns returns the held connections, for callers that watch them.
+func (h *Holder) Conns() []*Conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]*Conn(nil), h.conns...)
+}
