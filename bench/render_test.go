@@ -12,33 +12,52 @@ import (
 
 // method says how the figures were taken; it heads RESULTS.md.
 const method = `All four targets run on loopback on this machine, at the same time, in
-front of one private Dovecot 2.3 (imap-login in high-performance mode,
-idle sessions hibernated; see bench/dovecot_test.go), with the load
-generator (bench/load) on the same cores:
+front of one private Dovecot 2.3 (login and imap processes reused, as in
+Dovecot's high-performance mode; see bench/dovecot_test.go), with the load
+generator (bench/load) on the same two cores:
 
 - **direct**: clients log in to Dovecot itself (its TLS port for TLS).
-- **postern**: ` + "`postern serve`" + ` with app passwords, master-user login to
-  Dovecot over plain loopback, ID with the client's address, default log level.
+- **postern**: ` + "`postern serve`" + ` with an IMAP app password per user, master-user
+  login to Dovecot over plain loopback, ID with the client's address,
+  default log level.
 - **nginx**: nginx's mail proxy (libnginx-mod-mail, worker_processes auto)
-  with a Go auth_http responder that checks the secret and answers with
-  Dovecot's address and the user's Dovecot password; nginx terminates TLS.
+  with a Go auth_http responder that checks the secret (as long as an app
+  password, compared in constant time) and answers with Dovecot's address
+  and the user's Dovecot password; nginx terminates TLS.
 - **relay**: a bare Go relay (bench/relay): accept, dial Dovecot, io.Copy
-  both ways; it terminates TLS for the TLS figures, splices for plain.
+  both ways, nothing else; it terminates TLS for the TLS figures and
+  splices for plain ones.
 
-Every TLS client does a full TLS 1.3 handshake with X25519 (no resumption).
-A login is connect, handshake, greeting, LOGIN, and its latency runs up to
-LOGIN's OK; the loop then sends LOGOUT and closes. Fetches read one message
-(BODY.PEEK[]) again and again on one connection. Memory is the growth of
-the resident set (VmRSS, summed over the process tree) of a freshly started
-server process per idle session (TLS, LOGIN, SELECT INBOX, IDLE), read once
-it settles; for direct it is all of Dovecot.`
+Every TLS client does a full TLS 1.3 handshake with X25519 (no resumption)
+against an ECDSA P-256 certificate. A login is connect, handshake,
+greeting, LOGIN, and its latency runs up to LOGIN's OK; the loop then sends
+LOGOUT and closes. Each login figure is three rounds per target, taking
+turns, of 0.5 s warm-up and 2 s measured. Connections come from 64 client
+addresses (127.0.1.1–64), as real clients do, except in the "one source
+address" figure, where all come from 127.0.0.1. Sixteen users.
+
+Fetches read one message (BODY.PEEK[], 1 MB or 10 MB of text) again and
+again on one TLS connection.
+
+Memory is measured on a freshly started server process per target: its
+growth per idle session (TLS, LOGIN, SELECT INBOX, IDLE), read once it
+settles, as VmRSS summed over the proxy's processes. For direct it is
+Dovecot's proportional set size (Pss) summed over all its processes,
+since VmRSS would count pages they share once per process; it is for
+scale only: with more idle sessions than fs.inotify.max_user_instances
+(128 by default) Dovecot logs that limit as exceeded and hibernates none,
+so each keeps an imap process. For
+postern it is also read after the Go runtime's next garbage collection,
+which frees what the logins left behind.`
 
 // cpuMethod explains the processor-time table.
 const cpuMethod = `Processor time (user + system, from /proc/<pid>/stat, children
-included) over a whole login run divided by the logins it completed:
-the proxy's process tree, all of Dovecot, and the benchmark process
-itself (load generator; for nginx also the auth_http responder). On two
-shared cores these add up to the login rate's ceiling.
+included) over all rounds of a login figure divided by the logins they
+completed: the proxy's process tree, all of Dovecot, and the benchmark
+process itself (the load generator; for nginx also the auth_http
+responder). On two shared cores these add up to the login rate's ceiling.
+"Other CPU load" is the machine's busy time minus all of these, in cores:
+other processes, kernel threads, interrupts; a busy neighbour shows there.
 `
 
 // render is RESULTS.md: when, where, how, the table and the verdicts.
