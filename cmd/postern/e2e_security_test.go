@@ -458,3 +458,85 @@ func (s *switchedUpstream) track(conns ...net.Conn) bool {
 	}
 	return true
 }
+
+// TestA2_SourceSlowedOnTheWire: parallel connections from one source
+// pipelining wrong logins are slowed as one source (each answer after its
+// free failures takes its turn, so the whole attack takes at least the sum
+// of the delays), while another source and another user log in meanwhile
+// without waiting for the attacker's queue.
+func TestA2_SourceSlowedOnTheWire(t *testing.T) {
+	t.Parallel()
+	const (
+		free   = 2
+		delay  = 100 * time.Millisecond
+		conns  = 5
+		perCon = 4
+	)
+	peer := startPeer(t, "bob", "carol")
+	e := startE2E(t, peer, e2eOptions{users: []string{"bob", "carol"}, limits: []string{
+		fmt.Sprintf("source_free_failures = %d", free), fmt.Sprintf("source_delay = %q", delay.String()),
+		`source_max_delay = "200ms"`, "user_source_failure_budget = 1000",
+	}})
+	const attacker, other = "127.0.0.2", "127.0.0.3"
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	answers := make(chan string, conns*perCon)
+	for c := range conns {
+		w := e.dialWire(t, "imaps", attacker)
+		w.expect("* OK")
+		var lines []string
+		for i := range perCon {
+			lines = append(lines, fmt.Sprintf("a%d LOGIN bob guess-%d-%d-%s", i, c, i, rand.Text()))
+		}
+		wg.Go(func() {
+			w.send(lines...) // pipelined: one write
+			for i := range perCon {
+				w.conn.SetReadDeadline(time.Now().Add(time.Minute))
+				s, err := w.r.ReadString('\n')
+				if err != nil {
+					answers <- fmt.Sprintf("read %d: %v", i, err)
+					return
+				}
+				answers <- s
+			}
+		})
+	}
+	attackDone := make(chan struct{})
+	go func() { wg.Wait(); close(attackDone) }()
+
+	// Once the attacker is being slowed, other sources and users must not
+	// queue behind it.
+	deadline := time.Now().Add(e2eWait)
+	for e.metric(t, `postern_logins_total{protocol="imap",result="denied"}`) < free+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the attack never got past its free failures")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := e.imapTry(t, other, "carol", e.account("carol").appPassword); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("another user from another source: %q", got)
+	}
+	if got := e.imapTry(t, other, "bob", e.account("bob").appPassword); !strings.HasPrefix(got, "a OK") {
+		t.Errorf("the attacked user from another source: %q", got)
+	}
+	select {
+	case <-attackDone:
+		t.Error("the other source's logins waited for the attacker's queue")
+	default:
+	}
+	<-attackDone
+	elapsed := time.Since(start)
+	close(answers)
+	for a := range answers {
+		if !strings.Contains(a, "NO [AUTHENTICATIONFAILED]") {
+			t.Errorf("attacker answer %q", a)
+		}
+	}
+	// A lower bound, not a speed figure: every answer past the free
+	// failures waited at least one delay, one after another.
+	if floor := time.Duration(conns*perCon-free) * delay; elapsed < floor {
+		t.Errorf("%d pipelined guesses from one source over %d connections took %s, want at least %s",
+			conns*perCon, conns, elapsed, floor)
+	}
+}
