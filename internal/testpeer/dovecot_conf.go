@@ -64,6 +64,10 @@ first_valid_gid = 1
 mail_uid = {{.IDs.MailUID}}
 mail_gid = {{.IDs.MailGID}}
 mail_location = maildir:~/Maildir
+# IDLE learns of new mail by inotify, falling back to polling when the
+# per-user inotify instances (128 by default) run out, as they can with
+# many private instances at once; poll every second, not every 30.
+mailbox_idle_check_interval = 1s
 namespace inbox {
   inbox = yes
   separator = /
