@@ -84,8 +84,11 @@ func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
 	}
 }
 
-// Accept answers a successful login.
+// Accept answers a successful login. The relay takes over the reader and
+// drops it once drained; the decoder lets go of it too, or every idle
+// session would keep its 4 KiB buffer (bench/RESULTS.md).
 func (f *frontend) Accept(l proxy.Login, u proxy.UpstreamResult, g authstore.Grant) error {
+	f.dec = nil
 	var lines []string
 	if !g.GraceUntil.IsZero() {
 		lines = append(lines, graceAlert(g.GraceUntil, f.p.cfg.AccountURL).line(""))
