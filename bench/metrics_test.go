@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // goMetrics are the Go runtime's figures postern exports on /metrics.
@@ -45,37 +44,12 @@ func readGoMetrics(ctx context.Context, addr string) (goMetrics, error) {
 	return m, sc.Err()
 }
 
-// waitGC waits until postern's garbage collector has run once more than
-// it had at call time. The runtime forces a collection at least every two
-// minutes, so an idle process gets there within that.
-func waitGC(ctx context.Context, addr string, maxWait time.Duration) error {
-	first, err := readGoMetrics(ctx, addr)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, maxWait)
-	defer cancel()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no garbage collection within %v: %w", maxWait, ctx.Err())
-		case <-tick.C:
-		}
-		m, err := readGoMetrics(ctx, addr)
-		if err != nil {
-			return err
-		}
-		if m.gcCount > first.gcCount {
-			return nil
-		}
-	}
-}
-
-// describe is the breakdown of m per session, for the report's notes.
-func (m goMetrics) describe(sessions int) string {
+// describe is the growth from base to m per session, for the report's
+// notes.
+func (m goMetrics) describe(base goMetrics, sessions int) string {
 	n := float64(sessions)
-	return fmt.Sprintf("%.0f goroutines (%.2f a session), stacks %.1f KiB a session, heap allocated %.1f KiB a session (in use %.1f KiB)",
-		m.goroutines, m.goroutines/n, m.stackInuse/n/1024, m.heapAlloc/n/1024, m.heapInuse/n/1024)
+	per := func(v, b float64) float64 { return (v - b) / n }
+	return fmt.Sprintf("%.2f goroutines a session, stacks %.1f KiB a session, heap allocated %.1f KiB a session (in use %.1f KiB)",
+		per(m.goroutines, base.goroutines), per(m.stackInuse, base.stackInuse)/1024,
+		per(m.heapAlloc, base.heapAlloc)/1024, per(m.heapInuse, base.heapInuse)/1024)
 }

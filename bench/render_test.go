@@ -34,10 +34,13 @@ greeting, LOGIN, and its latency runs up to LOGIN's OK; the loop then sends
 LOGOUT and closes. Each login figure is three rounds per target, taking
 turns, of 0.5 s warm-up and 2 s measured. Connections come from 64 client
 addresses (127.0.1.1–64), as real clients do, except in the "one source
-address" figure, where all come from 127.0.0.1. Sixteen users.
+address" figure (c=64), where all come from 127.0.0.1, as from a NAT or a
+webmail host. Sixteen users. postern refuses LOGIN before TLS (SECURITY.md
+P1), so it has no plain figures.
 
 Fetches read one message (BODY.PEEK[], 1 MB or 10 MB of text) again and
-again on one TLS connection.
+again on one TLS connection, three rounds of a second per target, taking
+turns.
 
 Memory is measured on a freshly started server process per target: its
 growth per idle session (TLS, LOGIN, SELECT INBOX, IDLE), read once it
@@ -46,9 +49,10 @@ Dovecot's proportional set size (Pss) summed over all its processes,
 since VmRSS would count pages they share once per process; it is for
 scale only: with more idle sessions than fs.inotify.max_user_instances
 (128 by default) Dovecot logs that limit as exceeded and hibernates none,
-so each keeps an imap process. For
-postern it is also read after the Go runtime's next garbage collection,
-which frees what the logins left behind.`
+so each keeps an imap process. The notes give postern's Go runtime
+figures at the largest count, right after the sessions opened and once
+logins beside them have made the runtime collect twice, which is what
+the idle sessions themselves keep.`
 
 // cpuMethod explains the processor-time table.
 const cpuMethod = `Processor time (user + system, from /proc/<pid>/stat, children

@@ -45,6 +45,9 @@ type Row struct {
 	Notes  map[string]string
 	// Digits after the decimal point when printed.
 	Digits int
+	// NoRatios leaves the ratio columns empty: for figures that are not
+	// the targets' own (such as the rest of the machine's load).
+	NoRatios bool
 }
 
 // Ratio is a/b for two targets of the row, and false when either is
@@ -89,7 +92,7 @@ func Markdown(rows []Row) string {
 			cells = append(cells, r.cell(t))
 		}
 		for _, rc := range ratioColumns {
-			if q, ok := r.Ratio(rc[0], rc[1]); ok {
+			if q, ok := r.Ratio(rc[0], rc[1]); ok && !r.NoRatios {
 				cells = append(cells, fmt.Sprintf("%.2f", q))
 			} else {
 				cells = append(cells, "–")
@@ -119,7 +122,8 @@ func writeRow(b *strings.Builder, cells []string) {
 
 // Goal is one target of the issue: postern's value in row Row compared
 // with Factor × the other target's value + Offset, in the row's Better
-// direction (≥ for Higher, ≤ for Lower).
+// direction (≥ for Higher, ≤ for Lower). An empty Against makes Offset
+// an absolute bound.
 type Goal struct {
 	Row     string
 	Against string

@@ -16,7 +16,11 @@ func testRows() []Row {
 	mem := Row{Name: "memory", Unit: "KiB", Better: Lower, Digits: 1,
 		Values: map[string]float64{Postern: 40, Nginx: 30, Relay: 0}}
 	held := Row{Name: "held", Unit: "sessions", Better: Higher, Values: map[string]float64{Postern: 9750}}
-	return []Row{rate, p99, plain, mem, held}
+	steady := Row{Name: "memory, steady", Unit: "KiB", Better: Lower, Digits: 1,
+		Values: map[string]float64{Postern: 50}, Notes: map[string]string{Nginx: "as above"}}
+	load := Row{Name: "other load", Unit: "cores", Better: Lower, Digits: 2, NoRatios: true,
+		Values: map[string]float64{Direct: 0.1, Postern: 0.2, Nginx: 0.4, Relay: 0.1}}
+	return []Row{rate, p99, plain, mem, held, steady, load}
 }
 
 func TestRatio(t *testing.T) {
@@ -59,6 +63,8 @@ func TestMarkdown(t *testing.T) {
 		"| logins/s, TLS, c=16 (1/s) | 1000 | 800 | 400 | 900 | 0.80 | 2.00 | 0.89 | 0.40 | 0.90 |",
 		"| login p99, plain, c=16 (ms) | 5.0 | refused | 8.0 | 6.0 | – | – | – | 1.60 | 1.20 |",
 		"postern ÷ nginx",
+		"| memory, steady (KiB) | – | 50.0 | as above | – | – | – | – | – | – |",
+		"| other load (cores) | 0.10 | 0.20 | 0.40 | 0.10 | – | – | – | – | – |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("table lacks %q:\n%s", want, md)
@@ -75,9 +81,11 @@ func TestJudge(t *testing.T) {
 		{Row: "memory", Against: Nginx, Factor: 1, Offset: 16},     // 40 ≤ 46
 		{Row: "held", Offset: 10000},                               // 9750 < 10000
 		{Row: "no such row", Against: Nginx, Factor: 1},
+		{Row: "memory, steady", Against: Nginx, Factor: 1, Offset: 16}, // no nginx value there
 	}
 	want := []struct{ known, met bool }{
 		{true, true}, {true, false}, {true, false}, {false, false}, {true, true}, {true, false}, {false, false},
+		{false, false},
 	}
 	got := Judge(testRows(), goals)
 	if len(got) != len(want) {
