@@ -49,7 +49,7 @@ func readGoMetrics(ctx context.Context, addr string) (goMetrics, error) {
 func (m goMetrics) describe(base goMetrics, sessions int) string {
 	n := float64(sessions)
 	per := func(v, b float64) float64 { return (v - b) / n }
-	return fmt.Sprintf("%.2f goroutines a session, stacks %.1f KiB a session, heap allocated %.1f KiB a session (in use %.1f KiB)",
+	return fmt.Sprintf("%.2f goroutines a session, stacks %.1f KiB a session, heap objects not yet freed %.1f KiB a session (heap spans in use %.1f KiB)",
 		per(m.goroutines, base.goroutines), per(m.stackInuse, base.stackInuse)/1024,
 		per(m.heapAlloc, base.heapAlloc)/1024, per(m.heapInuse, base.heapInuse)/1024)
 }

@@ -1,14 +1,3 @@
-// Package bench measures postern against a direct connection to Dovecot,
-// nginx's mail proxy and a bare TCP relay, in one run on one machine, and
-// prints the figures with ratios. The driver is a test gated by an
-// environment variable, so that an ordinary `go test ./...` skips it:
-//
-//	POSTERN_BENCH=1 go test ./bench -run TestReport -v -timeout 30m     # full run, writes bench/RESULTS.md
-//	POSTERN_BENCH=quick go test ./bench -run TestReport -v -timeout 10m # smoke run, prints only
-//
-// It needs Dovecot and nginx with its mail module (scripts/install-peers
-// installs them). The load generator is bench/load (and bench/cmd/loadgen
-// to run it by hand); the bare relay is bench/relay (bench/cmd/relay).
 package bench
 
 import (
