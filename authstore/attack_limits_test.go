@@ -141,21 +141,31 @@ func TestA2_SourceDelay(t *testing.T) {
 	})
 }
 
-// TestA2_ParallelConnectionsQueue: parallel failures from one source book
-// one delay slot after another, so more connections do not buy more
-// guesses per second.
+// TestA2_ParallelConnectionsQueue: once a source's failures have settled,
+// parallel guesses from it book one delay slot after another, so more
+// connections do not buy more guesses per second. (Guesses already in
+// flight before any failure settled are not slowed: only settled failures
+// count, so that correct logins behind one address never slow each other;
+// the per-address connection cap bounds that first burst.)
 func TestA2_ParallelConnectionsQueue(t *testing.T) {
 	e := newTestStore(t, withLimits(Limits{PairBudget: 1000, UserBudget: 1000}))
 	frozenSleep(e)
 	e.addUser(t, "alice")
-	const n = 50
-	countOK(t, n, func(i int) error {
-		_, err := e.login("alice", fmt.Sprint("parallel ", i), IMAP, "192.0.2.77")
-		return err
-	})
+	guess := func(wave, n int) {
+		countOK(t, n, func(i int) error {
+			_, err := e.login("alice", fmt.Sprintf("wave %d guess %d", wave, i), IMAP, "192.0.2.77")
+			return err
+		})
+	}
+	guess(1, 50)
+	if first := e.sleeps.take(); len(first) > 45 {
+		t.Fatalf("%d of the first 50 guesses delayed; at most 45 can follow 5 free failures", len(first))
+	}
+	const n = 20
+	guess(2, n)
 	delays := e.sleeps.take()
-	if len(delays) != n-5 {
-		t.Fatalf("%d delayed answers, want %d", len(delays), n-5)
+	if len(delays) != n {
+		t.Fatalf("%d of %d later guesses delayed, want all", len(delays), n)
 	}
 	slices.Sort(delays)
 	if delays[0] < 2*time.Second {
@@ -430,5 +440,44 @@ func TestA12_OneBudgetPerCanonicalName(t *testing.T) {
 		if ev.Kind == "login" && ev.User != "alice" {
 			t.Fatalf("audit logged user %q, want the canonical name", ev.User)
 		}
+	}
+}
+
+// TestA2_CorrectLoginsBehindOneAddressNotSlowed: many mail apps behind one
+// address (an office NAT, a webmail host) logging in at once, all with the
+// right secrets, are never delayed: only settled failures slow a source.
+func TestA2_CorrectLoginsBehindOneAddressNotSlowed(t *testing.T) {
+	e := newTestStore(t)
+	secrets := map[string]string{}
+	for i := range 20 {
+		name := fmt.Sprintf("user%02d", i)
+		e.addUser(t, name)
+		_, secrets[name] = e.addAppPassword(t, name)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for round := range 20 {
+		for name, secret := range secrets {
+			wg.Go(func() {
+				if _, err := e.login(name, secret, IMAP, "203.0.113.80"); err != nil {
+					errs <- fmt.Errorf("round %d %s: %w", round, name, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if d := e.sleeps.take(); len(d) != 0 {
+		t.Fatalf("correct logins behind one address were delayed: %v", d)
+	}
+	// The same address guessing is still slowed once its failures settle.
+	for i := range 6 {
+		e.login("user00", fmt.Sprintf("wrong guess %d", i), IMAP, "203.0.113.80")
+	}
+	if d := e.sleeps.take(); len(d) != 1 || d[0] != 2*time.Second {
+		t.Fatalf("delays after six wrong guesses: %v, want [2s]", d)
 	}
 }

@@ -109,8 +109,14 @@ func sourcePrefix(a netip.Addr) netip.Prefix {
 	return p
 }
 
-// charge books an attempt as a failure before verification. The caller
-// must wait Delay, then refuse without verifying if Throttled.
+// charge books an attempt before verification. The account budget counts
+// it as a failure at once, so concurrent guesses cannot overrun it (A3).
+// The source's delay and the account+source budget count only settled
+// failures: a correct login in flight must not slow its neighbours behind
+// the same address (an office NAT, a webmail host). A burst of parallel
+// guesses can therefore pass before its failures settle; the per-address
+// connection cap bounds that burst. The caller must wait Delay, then
+// refuse without verifying if Throttled.
 func (l *limiter) charge(user string, src netip.Addr, secret string) *ticket {
 	t := &ticket{user: user, src: sourcePrefix(src)}
 	m := hmac.New(sha256.New, l.fpKey)
@@ -131,23 +137,27 @@ func (l *limiter) charge(user string, src netip.Addr, secret string) *ticket {
 		t.Throttled = (u.failures >= l.cfg.UserBudget && !knownGood) || p.failures >= l.cfg.PairBudget
 	} else {
 		t.charged = true
-		s.failures++
-		p.failures++
 		if !knownGood {
 			u.failures++
 		}
-		t.Throttled = (u.failures > l.cfg.UserBudget && !knownGood) || p.failures > l.cfg.PairBudget
+		t.Throttled = (u.failures > l.cfg.UserBudget && !knownGood) || p.failures >= l.cfg.PairBudget
 	}
 	u.last, s.last, p.last = now, now, now
-	t.Delay = l.delay(s, now, t.Throttled)
+	// A charged attempt is spaced as the failure it may become: after
+	// SourceFree settled failures, the next answer already waits.
+	failures := s.failures
+	if t.charged {
+		failures++
+	}
+	t.Delay = l.delay(s, failures, now, t.Throttled)
 	return t
 }
 
 // delay spaces a source's answers once it is over its free failures. The
 // slots are booked one after another, so parallel connections from one
 // source queue instead of multiplying its guessing rate (A2).
-func (l *limiter) delay(s *sourceLimit, now time.Time, throttled bool) time.Duration {
-	over := s.failures - l.cfg.SourceFree
+func (l *limiter) delay(s *sourceLimit, failures int, now time.Time, throttled bool) time.Duration {
+	over := failures - l.cfg.SourceFree
 	if over <= 0 && !throttled {
 		return 0
 	}
@@ -164,8 +174,8 @@ func (l *limiter) delay(s *sourceLimit, now time.Time, throttled bool) time.Dura
 	return s.next.Sub(now)
 }
 
-// success refunds the attempt's charge, clears the account's consecutive
-// failures and remembers the source as known-good for this account.
+// success clears the account's consecutive failures and remembers the
+// source as known-good for this account.
 func (l *limiter) success(t *ticket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -182,18 +192,15 @@ func (l *limiter) success(t *ticket) {
 		}
 		delete(u.good, oldest)
 	}
-	p := l.pair(pairKey{t.user, t.src})
-	p.failures = 0
-	if s := l.source(t.src); t.charged && s.failures > 0 {
-		s.failures--
-	}
+	l.pair(pairKey{t.user, t.src}).failures = 0
 }
 
 // maxStale bounds the wrong-secret fingerprints kept per account+source.
 const maxStale = 8
 
-// failure remembers the secret's fingerprint so a retry of the same wrong
-// secret is not charged again. A known fingerprint is refreshed even when
+// failure settles a charged attempt as a failure of its source and of its
+// account+source pair, and remembers the secret's fingerprint so a retry
+// of the same wrong secret is not charged again. A known fingerprint is refreshed even when
 // the set is full, and a full set drops its oldest entry: otherwise a
 // phone retrying an old password would start escalating once the source
 // had tried eight other wrong secrets.
@@ -201,6 +208,10 @@ func (l *limiter) failure(t *ticket) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	p := l.pair(pairKey{t.user, t.src})
+	if t.charged {
+		l.source(t.src).failures++
+		p.failures++
+	}
 	if _, known := p.stale[t.fp]; !known && len(p.stale) >= maxStale {
 		var oldest [16]byte
 		first := true
@@ -282,14 +293,8 @@ func (l *limiter) refund(t *ticket) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	u, s, p := l.user(t.user), l.source(t.src), l.pair(pairKey{t.user, t.src})
+	u := l.user(t.user)
 	if _, good := u.good[t.src]; !good && u.failures > 0 {
 		u.failures--
-	}
-	if s.failures > 0 {
-		s.failures--
-	}
-	if p.failures > 0 {
-		p.failures--
 	}
 }
