@@ -18,8 +18,11 @@ const (
 	// chunk long before the idle timeout (256 KiB in 10 min is 0.4 KB/s) and
 	// large enough that the per-call cost vanishes next to the copy.
 	relayChunk = 256 << 10
-	// relayBufSize is the buffer of connections that cannot splice (TLS).
-	relayBufSize = 32 << 10
+	// relayBufSize is the buffer of connections that cannot splice (TLS):
+	// one TLS record's worth. A TLS read returns at most one record anyway,
+	// and each buffer lingers in the pool after a burst, so 32 KiB only
+	// doubled the memory of a freshly busy session (bench/RESULTS.md).
+	relayBufSize = 16 << 10
 	reasonIdle   = "idle timeout"
 )
 
