@@ -223,10 +223,11 @@ func (s *Server) admit(c net.Conn) {
 	}
 	if reason := s.overCap(key); reason != "" {
 		s.mu.Unlock()
-		c.Close()
+		// Counted before the close, so whoever sees the close sees the count.
 		s.cfg.Metrics.refusedConn(s.proto, reason)
 		// Debug: at Info a flood of refused connections would flood the log too.
 		s.log.Debug("connection refused", "source", remote.String(), "reason", reason)
+		c.Close()
 		return
 	}
 	sess := newSession(s, c, remote)
