@@ -421,17 +421,7 @@ func TestAcceptAndBye(t *testing.T) {
 
 func TestReadLoginContext(t *testing.T) {
 	certs := newTestCerts(t)
-	cases := []struct {
-		name string
-		ctx  func() (context.Context, context.CancelFunc)
-		want error
-	}{
-		{"canceled while waiting", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, context.Canceled},
-		{"deadline passed", func() (context.Context, context.CancelFunc) {
-			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-		}, context.DeadlineExceeded},
-	}
-	for _, tc := range cases {
+	for _, tc := range contextEnds {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := tc.ctx()
 			defer cancel()

@@ -258,17 +258,7 @@ func TestUpstreamLogin(t *testing.T) {
 
 // TestUpstreamLoginContext: a silent upstream is left when ctx ends.
 func TestUpstreamLoginContext(t *testing.T) {
-	cases := []struct {
-		name string
-		ctx  func() (context.Context, context.CancelFunc)
-		want error
-	}{
-		{"canceled", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, context.Canceled},
-		{"deadline passed", func() (context.Context, context.CancelFunc) {
-			return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-		}, context.DeadlineExceeded},
-	}
-	for _, tc := range cases {
+	for _, tc := range contextEnds {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := tc.ctx()
 			defer cancel()
