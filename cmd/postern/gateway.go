@@ -122,35 +122,45 @@ type mailListener struct {
 	implicit   bool
 }
 
+// mailService is one mail protocol: its listeners, its upstream, and how
+// to build its adapter once the upstream login is known.
+type mailService struct {
+	name      string
+	listeners []mailListener
+	upstream  config.MailUpstream
+	idle      config.Duration
+	adapter   func(startTLS *tls.Config, master, masterPw string) proxy.Protocol
+}
+
 func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
 	lim := cfg.Limits
-	limits := func(idle, login config.Duration) proxy.Limits {
-		return proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
-			PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: idle.Duration, LoginTimeout: login.Duration}
+	services := []mailService{
+		{"imap", []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
+			cfg.Upstream.IMAP.MailUpstream, cfg.IMAP.IdleTimeout,
+			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
+				return imap.New(imap.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
+					MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
+					MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+			}},
+		{"pop3", []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
+			cfg.Upstream.POP3.MailUpstream, cfg.POP3.IdleTimeout,
+			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
+				return pop3.New(pop3.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
+					MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, XClient: cfg.Upstream.POP3.XClient,
+					MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+			}},
 	}
-	imapL := []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}}
-	if anyListener(imapL) {
-		up, startTLS, master, masterPw, err := mailUpstream(cfg.Upstream.IMAP.MailUpstream)
+	for _, svc := range services {
+		if !anyListener(svc.listeners) {
+			continue // an unused protocol needs no upstream settings
+		}
+		up, startTLS, master, masterPw, err := mailUpstream(svc.upstream)
 		if err != nil {
-			return fmt.Errorf("upstream.imap: %w", err)
+			return fmt.Errorf("upstream.%s: %w", svc.name, err)
 		}
-		proto := imap.New(imap.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
-			MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
-			MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
-		if err := g.listen(proto, up, limits(cfg.IMAP.IdleTimeout, cfg.Upstream.IMAP.LoginTimeout), imapL, metrics); err != nil {
-			return err
-		}
-	}
-	pop3L := []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}}
-	if anyListener(pop3L) {
-		up, startTLS, master, masterPw, err := mailUpstream(cfg.Upstream.POP3.MailUpstream)
-		if err != nil {
-			return fmt.Errorf("upstream.pop3: %w", err)
-		}
-		proto := pop3.New(pop3.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
-			MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, XClient: cfg.Upstream.POP3.XClient,
-			MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
-		if err := g.listen(proto, up, limits(cfg.POP3.IdleTimeout, cfg.Upstream.POP3.LoginTimeout), pop3L, metrics); err != nil {
+		limits := proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
+			PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration}
+		if err := g.listen(svc.adapter(startTLS, master, masterPw), up, limits, svc.listeners, metrics); err != nil {
 			return err
 		}
 	}
