@@ -1,0 +1,37 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+)
+
+// What the pages rely on from the API's session machinery.
+const (
+	// sessionCookie is the web session's cookie.
+	sessionCookie = "__Host-postern"
+	// csrfHeader carries a cookie request's CSRF token to the API.
+	csrfHeader = "X-CSRF-Token"
+)
+
+// csrf is the CSRF token the forms of this page carry: the one bound to the
+// session cookie as it is now (it changes when the cookie rotates).
+func (c *pageCall) csrf() string {
+	if c.p.cfg.CSRFToken == nil {
+		return ""
+	}
+	return c.p.cfg.CSRFToken(c.cookies[sessionCookie])
+}
+
+// statusOf is the HTTP status of an API refusal, 0 for other errors.
+func statusOf(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+func urlQuery(s string) string { return url.QueryEscape(s) }
+
+var _ = http.StatusOK
