@@ -72,7 +72,9 @@ func (s *Server) mePassword(c *Call) (any, error) {
 	return nil, s.afterCredentialChange(c, c.P.User)
 }
 
-func (s *Server) meAppPasswords(c *Call) (any, error) { return s.listAppPasswords(c.R.Context(), c.P.User) }
+func (s *Server) meAppPasswords(c *Call) (any, error) {
+	return s.listAppPasswords(c.R.Context(), c.P.User)
+}
 
 func (s *Server) meCreateAppPassword(c *Call) (any, error) {
 	return s.createAppPassword(c.R.Context(), c.P.User, c.In.(*newAppPasswordRequest))
