@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -38,7 +39,9 @@ type PagesConfig struct {
 	// Mail lists the client settings shown with a new app password.
 	Mail []MailSetting
 	// CSRFToken is the token bound to a session cookie's value.
-	CSRFToken func(session string) string
+	CSRFToken func(ctx context.Context, session string) string
+	// Sessions counts the live sessions of each app password.
+	Sessions Sessions
 	// TLS reports whether the pages are served over HTTPS (HSTS).
 	TLS    bool
 	Logger *slog.Logger

@@ -26,22 +26,24 @@ func (c *pageCall) account() {
 		return
 	}
 	var d accountPage
-	var aps struct {
-		AppPasswords []apiAppPassword `json:"app_passwords"`
-	}
 	var act struct {
 		Events []apiEvent `json:"events"`
 	}
 	for _, call := range []struct {
 		path string
 		out  any
-	}{{"/me/mfa", &d.MFA}, {"/me/app-passwords", &aps}, {"/me/activity", &act}} {
+	}{{"/me/mfa", &d.MFA}, {"/me/activity", &act}} {
 		if err := c.api(http.MethodGet, call.path, nil, call.out); err != nil {
 			c.apiFailed(err)
 			return
 		}
 	}
-	d.AppPasswords, d.Activity, d.Scopes = aps.AppPasswords, describeEvents(act.Events, 20), appPasswordScopes
+	var err error
+	if d.AppPasswords, err = c.appPasswords("/me/app-passwords", c.me.Name); err != nil {
+		c.apiFailed(err)
+		return
+	}
+	d.Activity, d.Scopes = describeEvents(act.Events, 20), appPasswordScopes
 	c.render(http.StatusOK, "account", "Your account", d)
 }
 

@@ -52,7 +52,7 @@ func describeEvent(e apiEvent) (activityLine, bool) {
 	if e.Source != "" {
 		from = " from " + e.Source
 	}
-	who := protocolNames[e.Protocol]
+	who := protocolNames[string(e.Protocol)]
 	if who == "" {
 		who = "An app"
 	}

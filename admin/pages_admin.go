@@ -22,7 +22,7 @@ func (c *pageCall) signedInAdmin() bool {
 	if !c.signedIn() {
 		return false
 	}
-	if !c.me.IsAdmin() {
+	if !isAdmin(c.me) {
 		c.fail(http.StatusForbidden, "forbidden", "")
 		return false
 	}
@@ -61,7 +61,7 @@ func (c *pageCall) console() {
 	d.Total, d.Sessions = len(users.Users), sessions.Sessions
 	q := strings.ToLower(d.Query)
 	for _, u := range users.Users {
-		if q == "" || strings.Contains(strings.ToLower(u.Name+" "+u.DisplayName+" "+u.Email), q) {
+		if q == "" || strings.Contains(strings.ToLower(u.Name+" "+u.Display+" "+u.Email), q) {
 			d.Users = append(d.Users, u)
 		}
 	}

@@ -3,6 +3,7 @@ package admin
 import (
 	"net/http"
 	"net/url"
+	"time"
 )
 
 func (p *Pages) adminUserRoutes() []pageRoute {
@@ -41,23 +42,25 @@ func (c *pageCall) adminUser() {
 		return
 	}
 	var d userPage
-	var aps struct {
-		AppPasswords []apiAppPassword `json:"app_passwords"`
-	}
 	var sessions struct {
 		Sessions []apiSession `json:"sessions"`
 	}
 	for _, call := range []struct {
 		path string
 		out  any
-	}{{c.userPath(), &d.User}, {c.userPath() + "/mfa", &d.MFA}, {c.userPath() + "/app-passwords", &aps},
+	}{{c.userPath(), &d.User}, {c.userPath() + "/mfa", &d.MFA},
 		{"/sessions?user=" + url.QueryEscape(c.r.PathValue("user")), &sessions}} {
 		if err := c.api(http.MethodGet, call.path, nil, call.out); err != nil {
 			c.apiFailed(err)
 			return
 		}
 	}
-	d.AppPasswords, d.Sessions = aps.AppPasswords, sessions.Sessions
+	var err error
+	if d.AppPasswords, err = c.appPasswords(c.userPath()+"/app-passwords", d.User.Name); err != nil {
+		c.apiFailed(err)
+		return
+	}
+	d.Sessions = sessions.Sessions
 	c.render(http.StatusOK, "admin-user", d.User.Name, d)
 }
 
@@ -110,9 +113,9 @@ func (c *pageCall) setUserPassword() {
 
 // issuedCode is an admin-issued one-time code, shown once.
 type issuedCode struct {
-	User      string `json:"-"`
-	Code      string `json:"code"`
-	ExpiresAt string `json:"expires_at"`
+	User      string    `json:"-"`
+	Code      string    `json:"code"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 func (c *pageCall) issueCode() {

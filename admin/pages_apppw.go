@@ -59,14 +59,12 @@ func (c *pageCall) createAppPassword() {
 
 // appPasswordByID finds one of the signed-in user's app passwords.
 func (c *pageCall) appPasswordByID(id string) (apiAppPassword, bool) {
-	var aps struct {
-		AppPasswords []apiAppPassword `json:"app_passwords"`
-	}
-	if err := c.api(http.MethodGet, "/me/app-passwords", nil, &aps); err != nil {
+	aps, err := c.appPasswords("/me/app-passwords", c.me.Name)
+	if err != nil {
 		c.apiFailed(err)
 		return apiAppPassword{}, false
 	}
-	for _, ap := range aps.AppPasswords {
+	for _, ap := range aps {
 		if ap.ID == id {
 			return ap, true
 		}
@@ -96,4 +94,31 @@ func (c *pageCall) revokeAppPassword() {
 		return
 	}
 	c.done("/account", "revoked")
+}
+
+// appPasswords lists the app passwords at an API path (of /me or of a
+// user) that still work, each with how many live sessions use it.
+func (c *pageCall) appPasswords(path, user string) ([]apiAppPassword, error) {
+	var aps struct {
+		AppPasswords []apiAppPassword `json:"app_passwords"`
+	}
+	if err := c.api(http.MethodGet, path, nil, &aps); err != nil {
+		return nil, err
+	}
+	live := map[string]int{}
+	if c.p.cfg.Sessions != nil {
+		for _, si := range c.p.cfg.Sessions.List() {
+			if si.Username == user {
+				live[si.CredentialID]++
+			}
+		}
+	}
+	out := aps.AppPasswords[:0]
+	for _, ap := range aps.AppPasswords {
+		if ap.Revoked.IsZero() {
+			ap.Sessions = live[ap.ID]
+			out = append(out, ap)
+		}
+	}
+	return out, nil
 }

@@ -26,7 +26,7 @@ type auditPage struct {
 	Export string // query of the export link
 }
 
-func auditQuery(q url.Values, cursor string) url.Values {
+func auditFilterQuery(q url.Values, cursor string) url.Values {
 	out := url.Values{}
 	for _, k := range auditFilters {
 		if v := q.Get(k); v != "" && k != "cursor" {
@@ -48,7 +48,7 @@ func (c *pageCall) audit() {
 	for _, k := range auditFilters {
 		d.Filter[k] = q.Get(k)
 	}
-	api := auditQuery(q, q.Get("cursor"))
+	api := auditFilterQuery(q, q.Get("cursor"))
 	api.Set("limit", "50")
 	var out struct {
 		Events     []apiEvent `json:"events"`
@@ -60,9 +60,9 @@ func (c *pageCall) audit() {
 	}
 	d.Events = out.Events
 	if out.NextCursor != "" {
-		d.Next = auditQuery(q, out.NextCursor).Encode()
+		d.Next = auditFilterQuery(q, out.NextCursor).Encode()
 	}
-	d.Export = auditQuery(q, "").Encode()
+	d.Export = auditFilterQuery(q, "").Encode()
 	c.render(http.StatusOK, "audit", "Audit log", d)
 }
 
@@ -71,7 +71,7 @@ func (c *pageCall) auditExport() {
 		return
 	}
 	var data []byte
-	if err := c.api(http.MethodGet, "/audit/export?"+auditQuery(c.r.URL.Query(), "").Encode(), nil, &data); err != nil {
+	if err := c.api(http.MethodGet, "/audit/export?"+auditFilterQuery(c.r.URL.Query(), "").Encode(), nil, &data); err != nil {
 		c.apiFailed(err)
 		return
 	}

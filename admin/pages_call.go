@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -48,16 +49,6 @@ func (a *apiAnswer) WriteHeader(status int) {
 		a.status = status
 	}
 }
-
-// apiError is the API's {"error":{…}} answer.
-type apiError struct {
-	Status     int    `json:"-"`
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-	RetryAfter string `json:"-"`
-}
-
-func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.Status, e.Code, e.Message) }
 
 // errorCode is the API's error code of err, "" when err is no API answer.
 func errorCode(err error) string {
@@ -106,12 +97,11 @@ func (c *pageCall) api(method, path string, in, out any) error {
 	}
 	c.takeCookies(ans.header)
 	if ans.status >= 300 {
-		ae := &apiError{Status: ans.status, RetryAfter: ans.header.Get("Retry-After")}
-		var wrap struct {
-			Error *apiError `json:"error"`
-		}
-		if json.Unmarshal(ans.body.Bytes(), &wrap) == nil && wrap.Error != nil {
-			ae.Code, ae.Message = wrap.Error.Code, wrap.Error.Message
+		ae := &apiError{Status: ans.status}
+		ae.RetryAfter, _ = strconv.Atoi(ans.header.Get("Retry-After"))
+		var body errorBody
+		if json.Unmarshal(ans.body.Bytes(), &body) == nil {
+			ae.Code, ae.Message = body.Error.Code, body.Error.Message
 		}
 		return ae
 	}
@@ -148,7 +138,7 @@ func (c *pageCall) csrfFromForm() string {
 		return c.formCSRF
 	}
 	if c.r.Method == http.MethodPost {
-		return c.r.PostFormValue("csrf")
+		return c.r.PostFormValue(CSRFField)
 	}
 	return ""
 }
@@ -194,14 +184,16 @@ func (c *pageCall) apiFailed(err error) {
 		} else {
 			c.done("/login", "expired")
 		}
+	case ae.Status == http.StatusForbidden && ae.Message == errEnrollFirst.Message:
+		c.redirect("/enroll")
 	case ae.Code == "csrf":
 		c.fail(http.StatusForbidden, "csrf", "")
 	case ae.Status == http.StatusForbidden && ae.Code != "reauth_required":
 		c.fail(http.StatusForbidden, "forbidden", "")
 	case ae.Status == http.StatusTooManyRequests:
 		wait := ""
-		if ae.RetryAfter != "" {
-			wait = "Try again in " + ae.RetryAfter + " seconds."
+		if ae.RetryAfter > 0 {
+			wait = fmt.Sprintf("Try again in %d seconds.", ae.RetryAfter)
 		}
 		c.fail(http.StatusTooManyRequests, "throttled", wait)
 	case ae.Status == http.StatusNotFound:

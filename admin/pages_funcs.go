@@ -4,6 +4,8 @@ import (
 	"html/template"
 	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
 // scopeNames are how people know the protocols an app password serves.
@@ -14,7 +16,9 @@ var templateFuncs = template.FuncMap{
 	"when": func(t any) string {
 		switch v := t.(type) {
 		case time.Time:
-			return v.UTC().Format("2 Jan 2006 15:04 UTC")
+			if !v.IsZero() {
+				return v.UTC().Format("2 Jan 2006 15:04 UTC")
+			}
 		case *time.Time:
 			if v != nil {
 				return v.UTC().Format("2 Jan 2006 15:04 UTC")
@@ -29,13 +33,14 @@ var templateFuncs = template.FuncMap{
 		}
 		return t.UTC().Add(-time.Second).Format(time.DateOnly)
 	},
-	"scopes": func(s []string) string {
+	"isAdmin": isAdmin,
+	"scopes": func(s []authstore.Protocol) string {
 		if len(s) == 0 || len(s) == len(appPasswordScopes) {
 			return "everything"
 		}
 		names := make([]string, len(s))
 		for i, v := range s {
-			names[i] = scopeNames[v]
+			names[i] = scopeNames[string(v)]
 		}
 		return strings.Join(names, ", ")
 	},

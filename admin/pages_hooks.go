@@ -8,10 +8,8 @@ import (
 
 // What the pages rely on from the API's session machinery.
 const (
-	// sessionCookie is the web session's cookie.
-	sessionCookie = "__Host-postern"
-	// csrfHeader carries a cookie request's CSRF token to the API.
-	csrfHeader = "X-CSRF-Token"
+	sessionCookie = CookieName
+	csrfHeader    = CSRFHeader
 )
 
 // csrf is the CSRF token the forms of this page carry: the one bound to the
@@ -20,7 +18,7 @@ func (c *pageCall) csrf() string {
 	if c.p.cfg.CSRFToken == nil {
 		return ""
 	}
-	return c.p.cfg.CSRFToken(c.cookies[sessionCookie])
+	return c.p.cfg.CSRFToken(c.r.Context(), c.cookies[sessionCookie])
 }
 
 // statusOf is the HTTP status of an API refusal, 0 for other errors.

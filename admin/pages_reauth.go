@@ -47,7 +47,7 @@ func (c *pageCall) askReauth(action string, form url.Values, status int) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if name == "csrf" || name == "reauth_code" || name == "reauth_password" {
+		if name == CSRFField || name == "reauth_code" || name == "reauth_password" {
 			continue
 		}
 		for _, v := range form[name] {
@@ -59,11 +59,7 @@ func (c *pageCall) askReauth(action string, form url.Values, status int) {
 
 // hasSecondFactor reports whether the signed-in user verifies with a code.
 func (c *pageCall) hasSecondFactor() bool {
-	if c.me != nil && c.me.MFA != nil {
-		return c.me.MFA.Enabled
-	}
-	var m apiMFA
-	return c.api(http.MethodGet, "/me/mfa", nil, &m) == nil && m.Enabled
+	return c.me != nil && c.me.MFA.Enabled
 }
 
 func (c *pageCall) reauth() {
@@ -111,7 +107,7 @@ func (c *pageCall) replayable(action string) bool {
 // replay runs the page action with its original form, on the session as it
 // is after the re-verification (whose cookie may have rotated).
 func (c *pageCall) replay(action string, form url.Values) {
-	form.Set("csrf", c.csrf())
+	form.Set(CSRFField, c.csrf())
 	req := c.r.Clone(c.r.Context())
 	req.URL = &url.URL{Path: action}
 	req.RequestURI = action
