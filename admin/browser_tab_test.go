@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
-	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -286,42 +285,33 @@ func (b *tab) shot(name string) {
 }
 
 // download clicks a button whose answer is a file and returns the file.
-func (b *tab) download(sel string) (name string, data []byte) {
+func (b *tab) download(sel string) []byte {
 	b.t.Helper()
 	dir := b.t.TempDir()
-	c := chromedp.FromContext(b.ctx)
 	yes := true
-	if _, err := cdp.Call(b.ctx, c.Browser, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+	if _, err := chromedp.Call(b.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
 		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dir, EventsEnabled: &yes,
 	}); err != nil {
 		b.t.Fatalf("allow downloads: %v", err)
 	}
-	begun := chromedp.BrowserEvents(b.ctx, browser.DownloadWillBegin)
-	progress := chromedp.BrowserEvents(b.ctx, browser.DownloadProgress)
-	step(b, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
-	for ev, err := range begun {
-		if err != nil {
-			b.t.Fatalf("download of %s: %v", sel, err)
-		}
-		name = ev.SuggestedFilename
-		break
-	}
 	ctx, cancel := context.WithTimeout(b.ctx, browserStep)
 	defer cancel()
+	progress := chromedp.Events(ctx, browser.DownloadProgress)
+	step(b, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
 	for ev, err := range progress {
-		if err != nil || ctx.Err() != nil {
-			b.t.Fatalf("download of %s: %v %v", sel, err, ctx.Err())
+		if err != nil {
+			b.t.Fatalf("download of %s: %v", sel, err)
 		}
 		if ev.State == browser.DownloadProgressStateCompleted {
 			data, err := os.ReadFile(filepath.Join(dir, ev.GUID))
 			if err != nil {
 				b.t.Fatalf("downloaded file: %v", err)
 			}
-			return name, data
+			return data
 		}
 		if ev.State == browser.DownloadProgressStateCanceled {
 			b.t.Fatalf("download of %s was cancelled", sel)
 		}
 	}
-	return name, nil
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
 // activityLine is one audit event in plain words.
@@ -60,22 +62,25 @@ func describeEvent(e apiEvent) (activityLine, bool) {
 	case e.Kind == "login" && e.Reason == "account_password_needs_app_password":
 		l.Text = fmt.Sprintf("%s tried your account password on %s%s: create an app password for it.", who, e.Time.UTC().Format("2 Jan 2006 15:04 UTC"), from)
 		l.Warn = true
-	case e.Kind == "login" && e.Result == "ok":
-		l.Text = who + " signed in" + from
-	case e.Kind == "login" || e.Kind == "second_factor":
+	case e.Kind == "second_factor" || e.Kind == "login" && e.Protocol == authstore.Web:
 		if e.Result == "ok" {
-			l.Text = "You signed in" + from
+			l.Text = "You signed in on the web" + from
 			break
 		}
+		l.Text = "A web sign-in failed" + from
+		l.Warn = true
+	case e.Kind == "login" && e.Result == "ok":
+		l.Text = who + " signed in" + from
+	case e.Kind == "login":
 		l.Text = who + " failed to sign in" + from
-		l.Warn = e.Result != "ok"
+		l.Warn = true
 	default:
 		t, ok := eventTexts[e.Kind]
 		if !ok {
 			return l, false
 		}
 		l.Text = t
-		if e.Actor != "" && !strings.HasPrefix(e.Actor, "user:") && e.Actor != e.User {
+		if e.Actor != "" && !strings.HasPrefix(e.Actor, "self:") && e.Actor != e.User {
 			l.Text += " by " + e.Actor
 		}
 		l.Text += from

@@ -28,6 +28,10 @@ type pageCall struct {
 
 func (p *Pages) newCall(w http.ResponseWriter, r *http.Request) *pageCall {
 	c := &pageCall{p: p, w: w, r: r, cookies: map[string]string{}}
+	if r.Method == http.MethodPost && r.PostForm == nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		r.ParseForm() // a malformed body leaves the form empty, which every handler refuses
+	}
 	for _, ck := range r.Cookies() {
 		c.cookies[ck.Name] = ck.Value
 	}
