@@ -375,3 +375,8 @@ func fmtEvents(evs []authstore.Event) string {
 	}
 	return b.String()
 }
+
+func jsonBody(v any) io.Reader {
+	data, _ := json.Marshal(v)
+	return bytes.NewReader(data)
+}
