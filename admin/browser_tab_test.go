@@ -121,6 +121,9 @@ func (b *tab) submit(sel string) *network.Response {
 	return b.navigated("submit "+sel, chromedp.Click(chromedp.CSS(sel)))
 }
 
+// chromedpClick clicks the first element matching sel.
+func chromedpClick(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+
 // fill types a value into a form field.
 func (b *tab) fill(sel, value string) {
 	b.t.Helper()

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"html/template"
 	"net/http"
 	"strings"
 )
@@ -16,15 +17,42 @@ func (p *Pages) enrollRoutes() []pageRoute {
 
 // enrollment is a begun TOTP enrollment as the page shows it.
 type enrollment struct {
-	Secret string `json:"secret"` // grouped in fours
+	Secret string `json:"secret"`
 	URI    string `json:"otpauth_uri"`
+}
+
+// enrollView is an enrollment ready for the template: the secret grouped
+// in fours for reading, the link only when it is an otpauth URI (which
+// html/template would otherwise neutralise as an unknown scheme).
+type enrollView struct {
+	Secret string
+	Raw    string
+	URI    template.URL
+}
+
+func (e enrollment) view() enrollView {
+	raw := strings.ToUpper(strings.Join(strings.Fields(e.Secret), ""))
+	var groups []string
+	for i := 0; i < len(raw); i += 4 {
+		groups = append(groups, raw[i:min(i+4, len(raw))])
+	}
+	v := enrollView{Secret: strings.Join(groups, " "), Raw: raw}
+	if strings.HasPrefix(e.URI, "otpauth://totp/") {
+		v.URI = template.URL(e.URI)
+	}
+	return v
 }
 
 func (c *pageCall) enrollIntro() {
 	if !c.signedIn() {
 		return
 	}
-	c.render(http.StatusOK, "enroll-intro", "Set up two-step verification", nil)
+	var m apiMFA
+	if err := c.api(http.MethodGet, "/me/mfa", nil, &m); err != nil {
+		c.apiFailed(err)
+		return
+	}
+	c.render(http.StatusOK, "enroll-intro", "Set up two-step verification", m)
 }
 
 func (c *pageCall) enrollBegin() {
@@ -34,7 +62,7 @@ func (c *pageCall) enrollBegin() {
 		return
 	}
 	c.signedIn()
-	c.render(http.StatusOK, "enroll", "Set up two-step verification", e)
+	c.render(http.StatusOK, "enroll", "Set up two-step verification", e.view())
 }
 
 // enrollQR is the QR code of the enrollment this session began; the API
@@ -57,12 +85,9 @@ func (c *pageCall) enrollConfirm() {
 		if s := statusOf(err); s == http.StatusUnprocessableEntity || s == http.StatusBadRequest || s == http.StatusConflict {
 			// Show the same secret again: the enrollment is still open.
 			e := enrollment{Secret: c.r.PostFormValue("secret"), URI: c.r.PostFormValue("uri")}
-			if !strings.HasPrefix(e.URI, "otpauth://") {
-				e.URI = ""
-			}
 			c.signedIn()
 			c.errMsg = "That code did not work. Type the 6 digits your app shows now for postern."
-			c.render(http.StatusUnprocessableEntity, "enroll", "Set up two-step verification", e)
+			c.render(http.StatusUnprocessableEntity, "enroll", "Set up two-step verification", e.view())
 			return
 		}
 		c.apiFailed(err)

@@ -65,6 +65,14 @@ func (c *pageCall) afterLogin(state, next string) {
 	case "enroll":
 		c.redirect("/enroll")
 	default:
+		// Under the organisation's policy, a user without a second factor
+		// is led through enrollment even while the grace period lets
+		// them skip it.
+		var m apiMFA
+		if err := c.api(http.MethodGet, "/me/mfa", nil, &m); err == nil && m.Required && !m.Enabled {
+			c.redirect("/enroll")
+			return
+		}
 		c.redirect(safeNext(next))
 	}
 }
