@@ -122,7 +122,9 @@ func (b *tab) submit(sel string) *network.Response {
 }
 
 // chromedpClick clicks the first element matching sel.
-func chromedpClick(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+func chromedpClick(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Click(chromedp.CSS(sel))
+}
 
 // fill types a value into a form field.
 func (b *tab) fill(sel, value string) {
