@@ -107,14 +107,17 @@ func startSite(t *testing.T, opts siteOptions) *site {
 	return s
 }
 
-// postern runs one command-line command against the site's configuration.
+// postern runs one command-line command against the site's configuration
+// (through the control socket while serve runs) and returns its stdout.
 func (s *site) postern(t *testing.T, stdin string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(s.bin, append(args, "-c", s.cfgFile)...)
 	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("postern %s: %v\n%s", strings.Join(args, " "), err, out)
+		t.Fatalf("postern %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
 	return string(out)
 }

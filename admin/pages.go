@@ -5,6 +5,7 @@ import (
 	"context"
 	"embed"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -148,6 +149,16 @@ func (p *Pages) parseTemplates() error {
 	return nil
 }
 
+// brokenPage is the answer when a page cannot be rendered at all.
+func (c *pageCall) brokenPage() {
+	c.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.w.WriteHeader(http.StatusInternalServerError)
+	io.WriteString(c.w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Something went wrong · postern</title>`+
+		`<link rel="stylesheet" href="/static/style.css"></head><body><main data-page="error"><h1>Something went wrong</h1>`+
+		`<p>The server could not show this page. Nothing you did caused it; try again, and tell your administrator if it keeps happening.</p>`+
+		`<p><a href="/account">Go to your account</a></p></main></body></html>`)
+}
+
 // view is what every template gets.
 type view struct {
 	Title string
@@ -164,14 +175,14 @@ func (c *pageCall) render(status int, page, title string, data any) {
 	t := c.p.pages[page]
 	if t == nil {
 		c.p.log.Error("no such page template", "page", page)
-		http.Error(c.w, "internal error", http.StatusInternalServerError)
+		c.brokenPage()
 		return
 	}
 	v := view{Title: title, Page: page, Me: c.me, CSRF: c.csrf(), Flash: c.flash, Error: c.errMsg, Data: data}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		c.p.log.Error("render page", "page", page, "err", err)
-		http.Error(c.w, "internal error", http.StatusInternalServerError)
+		c.brokenPage()
 		return
 	}
 	c.w.Header().Set("Content-Type", "text/html; charset=utf-8")

@@ -119,7 +119,7 @@ func (c *pageCall) endSession() {
 		return
 	}
 	back := "/admin"
-	if u := c.r.PostFormValue("user"); u != "" {
+	if u := c.r.PostFormValue("user"); u != "" && c.r.PostFormValue("from") == "admin-user" {
 		back = "/admin/users/" + url.PathEscape(u)
 	}
 	c.done(back, "ended")

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"fmt"
 	"html/template"
 	"strings"
 	"time"
@@ -45,6 +46,6 @@ var templateFuncs = template.FuncMap{
 		return strings.Join(names, ", ")
 	},
 	"scopeName": func(s string) string { return scopeNames[s] },
-	"upper":     strings.ToUpper,
+	"upper":     func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 	"list":      func(s ...string) []string { return s },
 }

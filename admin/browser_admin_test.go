@@ -1,0 +1,110 @@
+package admin_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestBrowserAdminConsole: the org's two-step switch with a grace date
+// leads a user through enrollment at sign-in; a one-time code signs the
+// user in once and not twice; a reset clears the factor; a live session
+// ends from the console; a plain user cannot open the console.
+func TestBrowserAdminConsole(t *testing.T) {
+	t.Parallel()
+	s := startSite(t, siteOptions{users: []siteUser{
+		{name: "root", password: "root-password-1", admin: true},
+		{name: "bob", password: "bob-password-1"},
+		{name: "carol", password: "carol-password-1"}, // never signs in: counted as not enrolled
+	}})
+	a := newTab(t, s)
+	a.signIn("root", "root-password-1")
+	a.expectPage("account")
+	a.open("/admin")
+	a.shot("admin-console")
+
+	grace := time.Now().AddDate(0, 0, 3).Format(time.DateOnly)
+	step(a, "tick the org switch", chromedpClick("#mfa-required"))
+	a.fill("#grace-until", grace)
+	a.submit("#save-policy")
+	a.expectPage("admin")
+	if got := a.text("#policy-state"); !strings.Contains(got, "Required") || !strings.Contains(got, "Until") {
+		t.Errorf("policy after saving: %q", got)
+	}
+	// admin (made by postern init), root, bob and carol
+	if got := a.text("#not-enrolled"); !strings.HasPrefix(got, "4 users") {
+		t.Errorf("not-enrolled count: %q", got)
+	}
+
+	// Bob has no second factor: signing in leads him through enrollment.
+	b := newTab(t, s)
+	b.signIn("bob", "bob-password-1")
+	b.expectPage("enroll-intro")
+	if !strings.Contains(b.text("#required"), "requires") {
+		t.Errorf("the enrollment page does not say the organisation requires it: %q", b.text("main"))
+	}
+	b.submit("#begin")
+	b.enroll("")
+	b.open("/admin")
+	b.expectPage("error")
+	if !strings.Contains(b.text("h1"), "Not allowed") {
+		t.Errorf("a plain user opening the console sees %q", b.text("main"))
+	}
+
+	// A one-time code from the console signs Bob in once.
+	a.open("/admin/users/bob")
+	if got := a.text("#user-mfa"); !strings.HasPrefix(got, "On") {
+		t.Errorf("bob's two-step in the console: %q", got)
+	}
+	a.submit("#issue-code")
+	a.expectPage("admin-code")
+	code := a.text("#one-time-code")
+	if !backupCodeRE.MatchString(code) {
+		t.Fatalf("one-time code %q", code)
+	}
+	if !strings.Contains(a.text("#code-expiry"), "expires") {
+		t.Errorf("no expiry shown with the one-time code")
+	}
+	b.signOut()
+	b.signIn("bob", "bob-password-1")
+	b.navigated("use a backup code", chromedpClick("#use-backup"))
+	b.enterCode(code)
+	if p := b.page(); p != "backup-notice" && p != "account" {
+		t.Fatalf("after the one-time code bob is on %q: %s", p, b.text("main"))
+	}
+	b.signOut()
+	b.signIn("bob", "bob-password-1")
+	b.navigated("use a backup code", chromedpClick("#use-backup"))
+	b.enterCode(code)
+	b.expectPage("code")
+	if !strings.Contains(b.text("#form-error"), "did not work") {
+		t.Errorf("the one-time code worked twice: %q", b.text("main"))
+	}
+
+	// Reset (lost phone): the factor is cleared and enrollment comes again.
+	a.open("/admin/users/bob")
+	a.submit("#mfa-reset")
+	a.expectPage("admin-user")
+	if got := a.text("#user-mfa"); !strings.HasPrefix(got, "Off") {
+		t.Errorf("bob's two-step after the reset: %q", got)
+	}
+	b.signIn("bob", "bob-password-1")
+	b.expectPage("enroll-intro")
+
+	// A live session ends from the console within 1 s. During the grace
+	// period Bob may put enrollment off and set up his mail app.
+	b.navigated("not now", chromedpClick("#later"))
+	b.expectPage("account")
+	imapc := s.imapLogin(t, "bob", b.createAppPassword("Mail"))
+	a.open("/admin")
+	if got := a.text("#sessions"); !strings.Contains(got, "bob") || !strings.Contains(got, "Mail") {
+		t.Fatalf("live sessions in the console: %q", got)
+	}
+	start := time.Now()
+	a.submit("#sessions button.end-session")
+	waitClosed(t, imapc, start, "End in the console")
+	a.expectPage("admin")
+	if !strings.Contains(a.text(".flash"), "ended") {
+		t.Errorf("after ending the session the console says %q", a.text("main"))
+	}
+}
