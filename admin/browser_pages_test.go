@@ -1,0 +1,77 @@
+package admin_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+)
+
+// TestBrowserNoFraming: a page of another site that frames a postern page
+// gets an empty frame (frame-ancestors 'none'), so no click can be
+// hijacked.
+func TestBrowserNoFraming(t *testing.T) {
+	t.Parallel()
+	s := startSite(t, siteOptions{users: []siteUser{{name: "alice", password: "alice-password-1"}}})
+	b := newTab(t, s)
+	for _, path := range []string{"/login", "/account", "/login/code", "/no-such-page"} {
+		framer := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `<!doctype html><html lang="en"><title>framer</title><iframe src="%s" title="victim"></iframe>`, s.url(path))
+		}))
+		step(b, "open a page that frames "+path, chromedp.Navigate(framer.URL))
+		var loaded string
+		err := waitFor(b.ctx, 10*time.Second, func() (bool, error) {
+			tree, err := chromedp.Call(b.ctx, page.GetFrameTree, cdp.Empty{})
+			if err != nil {
+				return false, err
+			}
+			for _, child := range tree.FrameTree.ChildFrames {
+				loaded = child.Frame.URL
+				if child.Frame.UnreachableURL != "" || strings.HasPrefix(loaded, "chrome-error:") {
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+		framer.Close()
+		if err != nil {
+			t.Errorf("%s rendered inside another site's frame (frame at %q)", path, loaded)
+		}
+	}
+}
+
+// TestBrowserErrorPages: a missing page and a page that needs signing in
+// answer in plain words with the way forward.
+func TestBrowserErrorPages(t *testing.T) {
+	t.Parallel()
+	s := startSite(t, siteOptions{users: []siteUser{{name: "alice", password: "alice-password-1"}}})
+	b := newTab(t, s)
+	if resp := b.open("/no-such-page"); resp.Status != http.StatusNotFound {
+		t.Errorf("a missing page answers %d", resp.Status)
+	}
+	b.expectPage("error")
+	if got := b.text("h1"); got != "Page not found" {
+		t.Errorf("a missing page says %q", got)
+	}
+	b.open("/account")
+	b.expectPage("login")
+	if loc := step(b, "location", chromedp.Location()); !strings.HasSuffix(loc, "/login?next=%2Faccount") {
+		t.Errorf("an unsigned visit to /account lands on %s", loc)
+	}
+	b.fill("#username", "alice")
+	b.fill("#password", "wrong-password")
+	b.submit("#signin")
+	b.expectPage("login")
+	if !strings.Contains(b.text("#form-error"), "not right") {
+		t.Errorf("a wrong password says %q", b.text("main"))
+	}
+	b.fill("#password", "alice-password-1")
+	b.submit("#signin")
+	b.expectPage("account") // back where the visit began
+}
