@@ -145,9 +145,6 @@ func (s *Server) tokenPrincipal(ctx context.Context, h []string) (*Principal, er
 		case u.Disabled:
 			return nil, errUnauthenticated
 		}
-		if u.Role != authstore.RoleAdmin && tok.Role == authstore.RoleAdmin {
-			p.User = "" // an admin token never lends admin rights to its user's /me
-		}
 	}
 	return p, nil
 }
