@@ -13,7 +13,7 @@ import (
 
 // TestA1_AccountBudget: 150 wrong logins for one user from 30 sources over
 // every protocol → the 101st and later refused even with the right
-// secret; the user's own earlier-good source still logs in.
+// secret; the user's own earlier-good source and app passwords still log in.
 func TestA1_AccountBudget(t *testing.T) {
 	e := newTestStore(t)
 	e.addUser(t, "alice")
@@ -47,8 +47,9 @@ func TestA1_AccountBudget(t *testing.T) {
 		wantOK bool
 	}{
 		{"right password from an attacking source", goodPassword, "10.0.0.7", false},
-		{"right app password from an attacking source", app, "10.0.0.7", false},
+		{"right app password from an attacking source", app, "10.0.0.7", true},
 		{"right password from a new source", goodPassword, "198.51.100.1", false},
+		{"right app password from a new source", app, "198.51.100.2", true},
 		{"right app password from the known-good source", app, home, true},
 	}
 	for _, tc := range tests {
