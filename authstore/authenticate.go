@@ -128,10 +128,14 @@ func (s *Store) load(name, secret string) (lookup, error) {
 }
 
 // appPasswordDecision judges a matching app password: a grant and
-// "app_password", or the reason it is refused.
+// "app_password", or the reason it is refused. It reads the record's own
+// revocation and expiry, not only the index that found it: one missed
+// index delete must never let a revoked app password in (P10).
 func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, string) {
 	now := s.opts.Now()
 	switch {
+	case !l.appPw.Revoked.IsZero():
+		return Grant{}, "app_password_revoked"
 	case l.user.Disabled:
 		return Grant{}, "disabled"
 	case !l.appPw.Expires.IsZero() && !now.Before(l.appPw.Expires):
