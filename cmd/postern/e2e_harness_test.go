@@ -66,6 +66,8 @@ type e2eOptions struct {
 	imapUpstream, pop3Upstream string
 	// caFile replaces the peer's certificate as the upstreams' trust root.
 	caFile string
+	// security replaces "starttls" as both upstreams' security.
+	security string
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -134,7 +136,7 @@ func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2
 	if err := os.WriteFile(masterFile, []byte(peer.MasterPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	imapUp, pop3Up, ca := peer.IMAPAddr, peer.POP3Addr, peer.CAFile
+	imapUp, pop3Up, ca, security := peer.IMAPAddr, peer.POP3Addr, peer.CAFile, "starttls"
 	if opts.imapUpstream != "" {
 		imapUp = opts.imapUpstream
 	}
@@ -144,11 +146,14 @@ func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2
 	if opts.caFile != "" {
 		ca = opts.caFile
 	}
+	if opts.security != "" {
+		security = opts.security
+	}
 	q := strconv.Quote
 	upstream := func(addr, extra string) string {
-		return fmt.Sprintf("address = %s\nsecurity = \"starttls\"\nca_file = %s\nlogin = \"master\"\n"+
+		return fmt.Sprintf("address = %s\nsecurity = %s\nca_file = %s\nlogin = \"master\"\n"+
 			"master_user = %s\nmaster_password_file = %s\n%s\n",
-			q(addr), q(ca), q(peer.MasterUser), q(masterFile), extra)
+			q(addr), q(security), q(ca), q(peer.MasterUser), q(masterFile), extra)
 	}
 	// Every test logs in from loopback; the per-source delay is kept out of
 	// the way (A1 keys its sources by /32 and uses 127.0.0.2 and .3).
