@@ -29,7 +29,9 @@ func (grantAll) Authenticate(_ context.Context, a authstore.Attempt) (authstore.
 // TestS5_UpstreamFaults logs in through a real session in front of each
 // kind of broken upstream: the client must get NO [UNAVAILABLE] within a
 // bounded time, the pipelined command must never reach the upstream, and
-// goroutines and descriptors must return to their baseline.
+// goroutines and descriptors must return to their baseline. An upstream
+// that fails verification or greets with PREAUTH hears not one byte (after
+// the TLS handshake), and a 10 MiB line costs bounded memory.
 func TestS5_UpstreamFaults(t *testing.T) {
 	pair, err := certs.SelfSigned(t.TempDir())
 	if err != nil {
@@ -76,6 +78,8 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			if _, err := r.ReadString('\n'); err != nil {
 				t.Fatal(err)
 			}
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
 			start := time.Now()
 			c.Write([]byte("a LOGIN alice apppassword\r\nb SELECT INBOX\r\n"))
 			c.SetReadDeadline(time.Now().Add(3 * (dialTimeout + loginTimeout)))
@@ -89,14 +93,40 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			if bound := dialTimeout + loginTimeout + time.Second; took > bound {
 				t.Errorf("answer after %s, bound %s", took, bound)
 			}
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			if kind == testpeer.FaultHugeLine {
+				// Reading the whole line would allocate at least its 10 MiB;
+				// the session may read up to its 64 KiB line cap.
+				const bound = 4 << 20
+				alloc := after.TotalAlloc - before.TotalAlloc
+				t.Logf("allocated %d KiB in front of a 10 MiB line", alloc>>10)
+				if alloc > bound {
+					t.Errorf("allocated %d KiB in front of a 10 MiB line, bound %d KiB", alloc>>10, bound>>10)
+				}
+			}
 			c.Close()
 			srv.Shutdown(context.Background())
 			if err := <-served; err != nil {
 				t.Errorf("Serve: %v", err)
 			}
+			if kind != testpeer.FaultDown && kind != testpeer.FaultBlackhole {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := peer.Wait(ctx, 1)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
 			for i, got := range peer.Received() {
 				if strings.Contains(string(got), "SELECT") {
 					t.Errorf("connection %d: the pipelined SELECT reached the upstream: %q", i, got)
+				}
+				// A peer that failed verification must not see the master
+				// credential, nor a peer that claims the session is already
+				// logged in a single command.
+				if silent := kind == testpeer.FaultBadCert || kind == testpeer.FaultPreauth; silent && len(got) != 0 {
+					t.Errorf("connection %d: the %v upstream received %d bytes (%d lines)", i, kind, len(got), strings.Count(string(got), "\n"))
 				}
 			}
 			held := 0
