@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -249,15 +250,14 @@ func TestA13_SealedSecrets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range []string{aliceSecret, bobSecret, pending.Secret} {
+		for i, s := range []string{aliceSecret, bobSecret, pending.Secret} {
 			raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, form := range [][]byte{[]byte(s), raw, []byte(base64.StdEncoding.EncodeToString([]byte(s))),
-				[]byte(base64.StdEncoding.EncodeToString(raw))} {
-				if bytes.Contains(data, form) {
-					t.Fatalf("file contains a TOTP secret as %q", form)
+			for _, form := range append(encodedForms([]byte(s)), encodedForms(raw)...) {
+				if bytes.Contains(data, form.b) {
+					t.Fatalf("file contains TOTP secret %d %s", i, form.name)
 				}
 			}
 		}
@@ -299,4 +299,37 @@ func mustCreate(t *testing.T, e *testEnv, name string) string {
 	t.Helper()
 	e.addUser(t, name)
 	return name
+}
+
+type encodedForm struct {
+	name string
+	b    []byte
+}
+
+// encodedForms are the ways secret could appear in a file: raw, as hex,
+// as base32 (the otpauth URI's form), and as base64 inside a longer
+// base64 value (JSON stores []byte so) at each of the three alignments
+// it can take there: only the characters that depend on the secret alone
+// are kept.
+func encodedForms(secret []byte) []encodedForm {
+	forms := []encodedForm{
+		{"raw", secret},
+		{"as hex", []byte(hex.EncodeToString(secret))},
+		{"as upper-case hex", []byte(strings.ToUpper(hex.EncodeToString(secret)))},
+		{"as base32", []byte(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret))},
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		for shift := range 3 {
+			full := enc.EncodeToString(append(make([]byte, shift), secret...))
+			start := 0
+			if shift > 0 {
+				start = 4 // the first group mixes in the bytes before the secret
+			}
+			end := len(full) - 4 // the last group may mix in the bytes after it
+			if end-start >= 8 {
+				forms = append(forms, encodedForm{fmt.Sprintf("in base64 at offset %d mod 3", shift), []byte(full[start:end])})
+			}
+		}
+	}
+	return forms
 }
