@@ -3,7 +3,6 @@ package authstore
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"strings"
 )
@@ -111,7 +110,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 		}
 		l.user = rec
 		if pw, ok := NormalizeAppPassword(secret); ok {
-			d := hex.EncodeToString(digest(s.pepper, rec.ID, pw))
+			d := s.appPwDigest(rec.ID, pw)
 			if key := tx.Get(bAppPwIndex, d); key != nil {
 				var ap appPwRecord
 				if _, err := getJSON(tx, bAppPw, string(key), &ap); err != nil {
