@@ -33,18 +33,7 @@ func (grantAll) Authenticate(_ context.Context, a authstore.Attempt) (authstore.
 // that fails verification or greets with PREAUTH hears not one byte (after
 // the TLS handshake), and a 10 MiB line costs bounded memory.
 func TestS5_UpstreamFaults(t *testing.T) {
-	pair, err := certs.SelfSigned(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := certs.New(certs.Options{Pairs: []certs.Pair{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.CertPool(pair.CertFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	front := newTLSFront(t)
 	const dialTimeout, loginTimeout = time.Second, 2 * time.Second
 	kinds := []testpeer.FaultKind{testpeer.FaultDown, testpeer.FaultBlackhole, testpeer.FaultSlow,
 		testpeer.FaultCloseMidLogin, testpeer.FaultHugeLine, testpeer.FaultPreauth,
@@ -58,26 +47,11 @@ func TestS5_UpstreamFaults(t *testing.T) {
 				up.TLS = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "127.0.0.1"}
 			}
 			baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
-			srv := proxy.NewServer(proxy.ServerConfig{
+			c, r, stop := front.session(t, proxy.ServerConfig{
 				Protocol: imap.New(imap.Config{MasterUser: "master", MasterPassword: "secret"}),
-				Auth:     grantAll{}, Upstream: up, TLS: mgr.TLSConfig(), ImplicitTLS: true,
+				Auth:     grantAll{}, Upstream: up,
 				Limits: proxy.Limits{LoginTimeout: loginTimeout, PreAuthTimeout: 30 * time.Second},
 			})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(ln) }()
-
-			c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := bufio.NewReader(c)
-			if _, err := r.ReadString('\n'); err != nil {
-				t.Fatal(err)
-			}
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 			start := time.Now()
@@ -105,11 +79,7 @@ func TestS5_UpstreamFaults(t *testing.T) {
 					t.Errorf("allocated %d KiB in front of a 10 MiB line, bound %d KiB", alloc>>10, bound>>10)
 				}
 			}
-			c.Close()
-			srv.Shutdown(context.Background())
-			if err := <-served; err != nil {
-				t.Errorf("Serve: %v", err)
-			}
+			stop()
 			if kind != testpeer.FaultDown && kind != testpeer.FaultBlackhole {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				err := peer.Wait(ctx, 1)
@@ -137,6 +107,61 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			}
 			waitBaseline(t, baseG+held, baseFD+held)
 		})
+	}
+}
+
+// tlsFront is what an IMAP front-end with implicit TLS needs: its
+// certificate and a pool that trusts it.
+type tlsFront struct {
+	mgr  *certs.Manager
+	pool *x509.CertPool
+}
+
+func newTLSFront(t *testing.T) *tlsFront {
+	t.Helper()
+	pair, err := certs.SelfSigned(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr, err := certs.New(certs.Options{Pairs: []certs.Pair{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := certs.CertPool(pair.CertFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tlsFront{mgr: mgr, pool: pool}
+}
+
+// session serves cfg on loopback with implicit TLS and returns a client
+// connected past the greeting. stop closes the client, shuts the server
+// down and checks what Serve returned.
+func (f *tlsFront) session(t *testing.T, cfg proxy.ServerConfig) (c *tls.Conn, r *bufio.Reader, stop func()) {
+	t.Helper()
+	cfg.TLS, cfg.ImplicitTLS = f.mgr.TLSConfig(), true
+	srv := proxy.NewServer(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	c, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	return c, r, func() {
+		t.Helper()
+		c.Close()
+		srv.Shutdown(context.Background())
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 	}
 }
 
