@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
-	"github.com/postern-dev/postern/certs"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
@@ -110,28 +109,14 @@ func TestS5_UpstreamFaults(t *testing.T) {
 	}
 }
 
-// tlsFront is what an IMAP front-end with implicit TLS needs: its
-// certificate and a pool that trusts it.
-type tlsFront struct {
-	mgr  *certs.Manager
-	pool *x509.CertPool
-}
+// tlsFront is what an IMAP front-end with implicit TLS needs: a server
+// certificate and a client configuration that trusts exactly it.
+type tlsFront struct{ server, client *tls.Config }
 
 func newTLSFront(t *testing.T) *tlsFront {
 	t.Helper()
-	pair, err := certs.SelfSigned(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := certs.New(certs.Options{Pairs: []certs.Pair{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.CertPool(pair.CertFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tlsFront{mgr: mgr, pool: pool}
+	server, client := testpeer.TLS(t)
+	return &tlsFront{server: server, client: client}
 }
 
 // session serves cfg on loopback with implicit TLS and returns a client
@@ -139,7 +124,7 @@ func newTLSFront(t *testing.T) *tlsFront {
 // down and checks what Serve returned.
 func (f *tlsFront) session(t *testing.T, cfg proxy.ServerConfig) (c *tls.Conn, r *bufio.Reader, stop func()) {
 	t.Helper()
-	cfg.TLS, cfg.ImplicitTLS = f.mgr.TLSConfig(), true
+	cfg.TLS, cfg.ImplicitTLS = f.server, true
 	srv := proxy.NewServer(cfg)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -147,7 +132,7 @@ func (f *tlsFront) session(t *testing.T, cfg proxy.ServerConfig) (c *tls.Conn, r
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	c, err = tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: f.pool, ServerName: "127.0.0.1"})
+	c, err = tls.Dial("tcp", ln.Addr().String(), f.client)
 	if err != nil {
 		t.Fatal(err)
 	}
