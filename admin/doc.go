@@ -35,9 +35,13 @@
 //     control socket are the operator and skip CSRF and re-verification.
 //
 // Page handlers reuse the same machinery: build a Route with the page's
-// Access and Reauth and wrap it with Server.handle (or call Authorize with
-// a Call), read the caller from Call.P, embed CSRFToken(c.P.Session) in
-// forms, and use ReauthUntil to show the window.
+// Access and Reauth and wrap the page with Server.Enforce (which runs
+// Authorize and hands refusals to the page's own error renderer), read the
+// caller from Call.P, embed CSRFToken(c.P.Session) in
+// forms (field csrf_token), and use ReauthUntil to show the window. The
+// sign-in steps are SignIn, SecondFactor, Reauth and SignOut, shared by the
+// JSON routes and the pages; their errors are *apiError values whose
+// status and code a page maps to its own message.
 //
 // # Web sessions
 //

@@ -80,11 +80,7 @@ func TestW2_HalfDoneSignIn(t *testing.T) {
 	if st.State != StateSecondFactor || c.cookie == "" {
 		t.Fatalf("state %q cookie %q", st.State, c.cookie)
 	}
-	for _, rt := range routesWith(e.srv, Browser, Enroll, Self, Admin) {
-		if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != http.StatusUnauthorized {
-			t.Errorf("half-done: %s %s: %d, want 401", rt.Method, rt.Path, r.code)
-		}
-	}
+	expectEach(t, "half-done", c, routesWith(e.srv, Browser, Enroll, Self, Admin), http.StatusUnauthorized, "unauthenticated")
 	c.must(401, "POST", "/api/v1/me/app-passwords", map[string]string{"name": "x"})
 	// Steps in order: no second step without a first.
 	fresh := e.client()
