@@ -162,4 +162,23 @@ func TestBrowserEnrollAndBackupCodes(t *testing.T) {
 	// use (A4): take the next step's code, within the ±1 step tolerance.
 	b.enterCode(totpAt(t, secret, time.Now().Add(30*time.Second)))
 	b.expectPage("account")
+
+	// A mail app still using the account password is named on the page,
+	// with what to do about it.
+	if _, err := s.imapTry(t, "alice", "alice-password-1"); err == nil {
+		t.Fatalf("the account password logged in over IMAP with two-step verification on")
+	}
+	want := "A mail app (IMAP) tried your account password"
+	err := waitFor(b.ctx, 10*time.Second, func() (bool, error) {
+		b.open("/account")
+		for _, line := range b.texts("#activity li.warn") {
+			if strings.Contains(line, want) && strings.Contains(line, "from 127.0.0.1") && strings.Contains(line, "create an app password") {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Errorf("the activity list never said %q: %q", want, b.texts("#activity li"))
+	}
 }
