@@ -66,16 +66,12 @@ func TestBrowserAdminConsole(t *testing.T) {
 		t.Errorf("no expiry shown with the one-time code")
 	}
 	b.signOut()
-	b.signIn("bob", "bob-password-1")
-	b.navigated("use a backup code", chromedpClick("#use-backup"))
-	b.enterCode(code)
+	b.signInWithBackupCode("bob", "bob-password-1", code)
 	if p := b.page(); p != "backup-notice" && p != "account" {
 		t.Fatalf("after the one-time code bob is on %q: %s", p, b.text("main"))
 	}
 	b.signOut()
-	b.signIn("bob", "bob-password-1")
-	b.navigated("use a backup code", chromedpClick("#use-backup"))
-	b.enterCode(code)
+	b.signInWithBackupCode("bob", "bob-password-1", code)
 	b.expectPage("code")
 	if !strings.Contains(b.text("#form-error"), "did not work") {
 		t.Errorf("the one-time code worked twice: %q", b.text("main"))

@@ -54,7 +54,7 @@ type site struct {
 	base    string            // https://127.0.0.1:port of the admin listener
 	addrs   map[string]string // listener name → address, from the log
 	users   map[string]siteUser
-	log     *lockedBuffer
+	log     *testpeer.LockedBuffer
 	cmd     *exec.Cmd
 	exited  chan struct{}
 }
@@ -88,7 +88,7 @@ func startSite(t *testing.T, opts siteOptions) *site {
 	s := &site{
 		peer: testpeer.Dovecot(t, testpeer.DovecotOptions{Users: dovecotUsers}),
 		dir:  t.TempDir(), bin: bin, addrs: map[string]string{}, users: map[string]siteUser{},
-		log: &lockedBuffer{},
+		log: &testpeer.LockedBuffer{},
 	}
 	s.cfgFile = filepath.Join(s.dir, "postern.toml")
 	if err := os.WriteFile(s.cfgFile, []byte(s.configText(t, opts)), 0o600); err != nil {
@@ -229,24 +229,6 @@ func (s *site) stop(t *testing.T) {
 
 // url is the absolute address of a page.
 func (s *site) url(path string) string { return s.base + path }
-
-// lockedBuffer collects a process's output while tests read it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // errBrowserTimeout is what waitFor reports when a condition never held.
 var errBrowserTimeout = errors.New("timed out")

@@ -29,14 +29,8 @@ func (c *pageCall) account() {
 	var act struct {
 		Events []apiEvent `json:"events"`
 	}
-	for _, call := range []struct {
-		path string
-		out  any
-	}{{"/me/mfa", &d.MFA}, {"/me/activity", &act}} {
-		if err := c.api(http.MethodGet, call.path, nil, call.out); err != nil {
-			c.apiFailed(err)
-			return
-		}
+	if !c.getAll(apiGet{"/me/mfa", &d.MFA}, apiGet{"/me/activity", &act}) {
+		return
 	}
 	var err error
 	if d.AppPasswords, err = c.appPasswords("/me/app-passwords", c.me.Name); err != nil {

@@ -49,14 +49,8 @@ func (c *pageCall) console() {
 	var sessions struct {
 		Sessions []apiSession `json:"sessions"`
 	}
-	for _, call := range []struct {
-		path string
-		out  any
-	}{{"/users", &users}, {"/policy", &d.Policy}, {"/sessions", &sessions}} {
-		if err := c.api(http.MethodGet, call.path, nil, call.out); err != nil {
-			c.apiFailed(err)
-			return
-		}
+	if !c.getAll(apiGet{"/users", &users}, apiGet{"/policy", &d.Policy}, apiGet{"/sessions", &sessions}) {
+		return
 	}
 	d.Total, d.Sessions = len(users.Users), sessions.Sessions
 	q := strings.ToLower(d.Query)

@@ -45,15 +45,9 @@ func (c *pageCall) adminUser() {
 	var sessions struct {
 		Sessions []apiSession `json:"sessions"`
 	}
-	for _, call := range []struct {
-		path string
-		out  any
-	}{{c.userPath(), &d.User}, {c.userPath() + "/mfa", &d.MFA},
-		{"/sessions?user=" + url.QueryEscape(c.r.PathValue("user")), &sessions}} {
-		if err := c.api(http.MethodGet, call.path, nil, call.out); err != nil {
-			c.apiFailed(err)
-			return
-		}
+	if !c.getAll(apiGet{c.userPath(), &d.User}, apiGet{c.userPath() + "/mfa", &d.MFA},
+		apiGet{"/sessions?user=" + url.QueryEscape(c.r.PathValue("user")), &sessions}) {
+		return
 	}
 	var err error
 	if d.AppPasswords, err = c.appPasswords(c.userPath()+"/app-passwords", d.User.Name); err != nil {

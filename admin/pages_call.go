@@ -119,6 +119,24 @@ func (c *pageCall) api(method, path string, in, out any) error {
 	return json.Unmarshal(ans.body.Bytes(), out)
 }
 
+// apiGet is one GET whose answer a page shows.
+type apiGet struct {
+	path string
+	out  any
+}
+
+// getAll makes the GETs a page shows; on a refusal it renders the answer
+// and reports false.
+func (c *pageCall) getAll(gets ...apiGet) bool {
+	for _, g := range gets {
+		if err := c.api(http.MethodGet, g.path, nil, g.out); err != nil {
+			c.apiFailed(err)
+			return false
+		}
+	}
+	return true
+}
+
 // takeCookies passes the API's cookies on to the browser and uses them for
 // the rest of this request.
 func (c *pageCall) takeCookies(h http.Header) {

@@ -21,6 +21,16 @@ func (c *pageCall) csrf() string {
 	return c.p.cfg.CSRFToken(c.r.Context(), c.cookies[sessionCookie])
 }
 
+// refused reports whether the API turned down what the person typed (a
+// code, a password, a form field), as opposed to the session or the server.
+func refused(err error) bool {
+	switch statusOf(err) {
+	case http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusBadRequest, http.StatusConflict:
+		return true
+	}
+	return false
+}
+
 // statusOf is the HTTP status of an API refusal, 0 for other errors.
 func statusOf(err error) int {
 	var ae *apiError
@@ -31,5 +41,3 @@ func statusOf(err error) int {
 }
 
 func urlQuery(s string) string { return url.QueryEscape(s) }
-
-var _ = http.StatusOK

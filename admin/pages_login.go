@@ -42,7 +42,7 @@ func (c *pageCall) login() {
 	}
 	err := c.api(http.MethodPost, "/session", map[string]string{"username": d.Username, "password": c.r.PostFormValue("password")}, &out)
 	if err != nil {
-		if s := statusOf(err); s == http.StatusUnauthorized || s == http.StatusUnprocessableEntity || s == http.StatusBadRequest {
+		if refused(err) {
 			c.errMsg = "The username or password is not right. Check them and try again."
 			c.render(http.StatusUnauthorized, "login", "Sign in", d)
 			return
@@ -97,7 +97,7 @@ func (c *pageCall) code() {
 			c.done("/login", "expired")
 			return
 		}
-		if s := statusOf(err); s == http.StatusUnauthorized || s == http.StatusUnprocessableEntity || s == http.StatusBadRequest {
+		if refused(err) {
 			c.errMsg = "That code did not work. Codes change every 30 seconds: type the one your app shows now, or use a backup code."
 			c.render(http.StatusUnauthorized, "code", "Two-step verification", d)
 			return
