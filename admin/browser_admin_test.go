@@ -104,3 +104,75 @@ func TestBrowserAdminConsole(t *testing.T) {
 		t.Errorf("after ending the session the console says %q", a.text("main"))
 	}
 }
+
+// TestBrowserAdminPages: the rest of the console: search, create (with a
+// generated password shown once), disable and enable, set a password,
+// delete after a confirmation, the audit log with a filter and its export,
+// and API tokens.
+func TestBrowserAdminPages(t *testing.T) {
+	t.Parallel()
+	s := startSite(t, siteOptions{users: []siteUser{
+		{name: "root", password: "root-password-1", admin: true}, {name: "carol", password: "carol-password-1"},
+	}})
+	a := newTab(t, s)
+	a.signIn("root", "root-password-1")
+	a.open("/admin?q=CAR")
+	if got := a.texts("#users a.user-link"); len(got) != 1 || got[0] != "carol" {
+		t.Errorf("searching for CAR lists %q", got)
+	}
+
+	a.open("/admin")
+	a.fill("#new-username", "dave")
+	a.fill("#new-display", "Dave Lee")
+	a.submit("#add-user")
+	a.expectPage("admin-user-created")
+	if pw := a.text("#new-user-password"); len(pw) < 12 {
+		t.Errorf("generated password %q", pw)
+	}
+	a.navigated("continue", chromedpClick("main a.button"))
+	a.expectPage("admin-user")
+	a.submit("#disable")
+	if got := a.text("#user-state"); got != "disabled" {
+		t.Errorf("after disabling: %q", got)
+	}
+	a.submit("#enable")
+	if got := a.text("#user-state"); got != "active" {
+		t.Errorf("after enabling: %q", got)
+	}
+	a.fill("#set-password", "dave-password-2")
+	a.submit("#set-password-button")
+	a.expectPage("admin-user")
+	d := newTab(t, s)
+	d.signIn("dave", "dave-password-2")
+	d.expectPage("account")
+
+	a.navigated("delete", chromedpClick("#delete"))
+	a.expectPage("confirm")
+	a.submit("#confirm")
+	a.expectPage("admin")
+	if strings.Contains(a.text("#users"), "dave") || !strings.Contains(a.text(".flash"), "deleted") {
+		t.Errorf("after deleting dave the console says %q", a.text("main"))
+	}
+
+	a.open("/admin/audit?kind=user.delete")
+	if got := a.texts("#events li"); len(got) != 1 || !strings.Contains(got[0], "dave") || !strings.Contains(got[0], "admin:root") {
+		t.Errorf("audit filtered to user.delete: %q", got)
+	}
+	export := string(a.download("#export"))
+	if !strings.Contains(export, `"kind":"user.delete"`) || strings.Contains(export, `"kind":"user.create"`) {
+		t.Errorf("the export of the filtered audit log:\n%s", export)
+	}
+
+	a.open("/admin/tokens")
+	a.fill("#t-name", "backup job")
+	a.submit("#create-token")
+	a.expectPage("tokens")
+	if secret := a.text("#token-secret"); !strings.HasPrefix(secret, "pst_") {
+		t.Errorf("new token %q", secret)
+	}
+	a.submit("#tokens button")
+	a.expectPage("tokens")
+	if a.has("#tokens") || !strings.Contains(a.text(".flash"), "revoked") {
+		t.Errorf("after revoking the token: %q", a.text("main"))
+	}
+}

@@ -1,8 +1,10 @@
 package admin
 
 import (
+	"html/template"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 func (p *Pages) auditRoutes() []pageRoute {
@@ -22,10 +24,12 @@ var auditFilters = []string{"user", "kind", "result", "since", "until", "cursor"
 type auditPage struct {
 	Filter map[string]string
 	Events []apiEvent
-	Next   string // query of the next page, "" at the end
-	Export string // query of the export link
+	Next   template.URL // the next page, "" at the end
+	Export template.URL // the export of the filtered log
 }
 
+// auditFilterQuery is the page's filter (dates as the form has them) with
+// a cursor.
 func auditFilterQuery(q url.Values, cursor string) url.Values {
 	out := url.Values{}
 	for _, k := range auditFilters {
@@ -39,6 +43,18 @@ func auditFilterQuery(q url.Values, cursor string) url.Values {
 	return out
 }
 
+// auditAPIQuery is the filter as the API takes it: the form's days become
+// RFC 3339 times, "until" a day including its whole.
+func auditAPIQuery(q url.Values, cursor string) url.Values {
+	out := auditFilterQuery(q, cursor)
+	for k, add := range map[string]time.Duration{"since": 0, "until": 24 * time.Hour} {
+		if day, err := time.Parse(time.DateOnly, out.Get(k)); err == nil {
+			out.Set(k, day.Add(add).Format(time.RFC3339))
+		}
+	}
+	return out
+}
+
 func (c *pageCall) audit() {
 	if !c.signedInAdmin() {
 		return
@@ -48,7 +64,7 @@ func (c *pageCall) audit() {
 	for _, k := range auditFilters {
 		d.Filter[k] = q.Get(k)
 	}
-	api := auditFilterQuery(q, q.Get("cursor"))
+	api := auditAPIQuery(q, q.Get("cursor"))
 	api.Set("limit", "50")
 	var out struct {
 		Events     []apiEvent `json:"events"`
@@ -60,9 +76,9 @@ func (c *pageCall) audit() {
 	}
 	d.Events = out.Events
 	if out.NextCursor != "" {
-		d.Next = auditFilterQuery(q, out.NextCursor).Encode()
+		d.Next = template.URL("/admin/audit?" + auditFilterQuery(q, out.NextCursor).Encode())
 	}
-	d.Export = auditFilterQuery(q, "").Encode()
+	d.Export = template.URL("/admin/audit/export?" + auditFilterQuery(q, "").Encode())
 	c.render(http.StatusOK, "audit", "Audit log", d)
 }
 
@@ -71,7 +87,7 @@ func (c *pageCall) auditExport() {
 		return
 	}
 	var data []byte
-	if err := c.api(http.MethodGet, "/audit/export?"+auditFilterQuery(c.r.URL.Query(), "").Encode(), nil, &data); err != nil {
+	if err := c.api(http.MethodGet, "/audit/export?"+auditAPIQuery(c.r.URL.Query(), "").Encode(), nil, &data); err != nil {
 		c.apiFailed(err)
 		return
 	}

@@ -128,12 +128,15 @@ func withToken(f url.Values, token string) url.Values {
 	return out
 }
 
-// TestPageHeaders: every page answer, error pages included, carries the
-// headers that keep it out of frames and inline script out of it.
+// TestPageHeaders: every page answer, error pages included, renders and
+// carries the headers that keep it out of frames and inline script out of it.
 func TestPageHeaders(t *testing.T) {
 	e, admin, _ := pageEnv(t)
 	for _, path := range append(pagePaths(e, http.MethodGet), "/no-such-page", "/static/style.css") {
 		rec := admin.page(http.MethodGet, path, nil, nil)
+		if rec.Code >= 500 {
+			t.Errorf("GET %s as an admin: %d\n%.300s", path, rec.Code, rec.Body)
+		}
 		h := rec.Header()
 		csp := h.Get("Content-Security-Policy")
 		if !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") || strings.Contains(csp, "unsafe") {
