@@ -52,5 +52,6 @@
 // one. Sessions end after 30 idle minutes and 12 hours in all (a half-done
 // sign-in after 10 minutes), and at sign-out, on the server. Activity and
 // re-verification times are kept in memory on the monotonic clock; after a
-// restart a session counts from its stored times and must re-verify again.
+// restart a session counts from its stored times (Close saves the last
+// activity at shutdown) and must re-verify again.
 package admin

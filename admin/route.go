@@ -89,10 +89,12 @@ func (s *Server) Enforce(rt *Route, next func(c *Call), fail func(c *Call, err e
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &Call{W: w, R: r, Route: rt, srv: s, Source: s.clientAddr(r)}
 		if err := s.Authorize(c); err != nil {
+			s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.Source, "answer", asAPIError(err).Code)
 			fail(c, err)
 			return
 		}
 		if c.P != nil {
+			s.log.Debug("admin request", "method", r.Method, "route", rt.Path, "source", c.Source, "actor", c.P.actor(rt.Access))
 			ctx := authstore.WithActor(r.Context(), authstore.Actor{Name: c.P.actor(rt.Access), Source: c.Source})
 			c.R = r.WithContext(ctx)
 		}
