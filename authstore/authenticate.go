@@ -123,7 +123,8 @@ func (s *Store) decide(ctx context.Context, name string, a Attempt) (Grant, stri
 			s.dummyVerify(ctx)
 			return Grant{}, reason, ErrUnauthorized
 		}
-		return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, Scopes: l.appPw.Scopes}, "app_password", nil
+		return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, AppPassName: l.appPw.Name,
+			Expires: l.appPw.Expires, Scopes: l.appPw.Scopes}, "app_password", nil
 	}
 	if l.user == nil || l.user.PasswordHash == "" {
 		s.dummyVerify(ctx)

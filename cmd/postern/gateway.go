@@ -58,7 +58,7 @@ func openStoreForServe(cfg *config.Config, opts authstore.Options) (*authstore.S
 		return nil, err
 	}
 	o := storeOptions(cfg, keys)
-	o.Logger, o.OnRevoke = opts.Logger, opts.OnRevoke
+	o.Logger, o.OnRevoke, o.OnPolicy = opts.Logger, opts.OnRevoke, opts.OnPolicy
 	return authstore.Open(path, o)
 }
 
@@ -77,10 +77,15 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 		if n := g.registry.Revoke(r); n > 0 {
 			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID, "sessions", n)
 		}
-	}})
+	}, OnPolicy: g.registry.ApplyPolicy})
 	if err != nil {
 		return err
 	}
+	p, err := g.store.Policy(context.Background())
+	if err != nil {
+		return err
+	}
+	g.registry.ApplyPolicy(p)
 	if g.certs, err = loadCerts(cfg, log); err != nil {
 		return err
 	}
@@ -290,6 +295,7 @@ func (g *gateway) shutdown(ctx context.Context) error {
 		g.stopWatch()
 	}
 	g.wg.Wait()
+	g.registry.Close()
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}
