@@ -21,12 +21,38 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// helpText is what --help prints on stdout; the command then exits 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
+// flagHelp describes a command: its usage line and every flag.
+func flagHelp(fs *flag.FlagSet, positional []string) helpText {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: postern %s", fs.Name())
+	for _, p := range positional {
+		b.WriteString(" " + p)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return helpText(b.String() + "\n\nNo flags.\n")
+	}
+	b.WriteString(" [flags]\n\nFlags:\n")
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return helpText(b.String())
+}
+
 // parse accepts flags before, between and after positional arguments
 // (`app-password create alice --name Phone`) and checks the count.
 func parse(fs *flag.FlagSet, args []string, positional ...string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, flagHelp(fs, positional)
+		} else if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		args = fs.Args()
