@@ -4,5 +4,8 @@ package admin
 func (s *Server) apiRoutes() []Route {
 	var rs []Route
 	rs = append(rs, s.signInRoutes()...)
+	rs = append(rs, s.selfRoutes()...)
+	rs = append(rs, s.userRoutes()...)
+	rs = append(rs, s.opsRoutes()...)
 	return rs
 }

@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -124,6 +126,20 @@ func (v *validator) dav(d DAV) {
 func (v *validator) admin(a Admin) {
 	if a.PublicURL != "" {
 		v.httpURL("admin.public_url", a.PublicURL)
+	}
+	if !a.TLS && a.Listen != "" {
+		host, _, err := net.SplitHostPort(a.Listen)
+		ip, perr := netip.ParseAddr(host)
+		if err == nil && (host == "localhost" || (perr == nil && ip.IsLoopback())) {
+			// loopback: a reverse proxy in front terminates TLS
+		} else {
+			v.add("admin.tls", fmt.Sprintf("false is allowed only with a loopback admin.listen, not %q", a.Listen))
+		}
+	}
+	for i, p := range a.TrustedProxies {
+		if _, ok := parsePrefix(p); !ok {
+			v.add(fmt.Sprintf("admin.trusted_proxies[%d]", i), fmt.Sprintf("%q is not an IP address or CIDR prefix", p))
+		}
 	}
 }
 
