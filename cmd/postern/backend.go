@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os/user"
 	"path/filepath"
 	"time"
@@ -18,7 +17,9 @@ import (
 // command is written once against it. *authstore.Store has the store's
 // methods; the control client speaks the same over the JSON API.
 type backend interface {
-	CreateUser(ctx context.Context, in authstore.NewUser) (authstore.User, error)
+	// CreateUser answers the account password the server chose when in
+	// had none (a running server never creates a user without one).
+	CreateUser(ctx context.Context, in authstore.NewUser) (authstore.User, string, error)
 	ListUsers(ctx context.Context) ([]authstore.User, error)
 	GetUser(ctx context.Context, name string) (authstore.User, error)
 	SetPassword(ctx context.Context, name, password string, revokeAppPasswords bool) error
@@ -56,7 +57,7 @@ type liveSession struct {
 	Protocol        authstore.Protocol `json:"protocol"`
 	AppPasswordID   string             `json:"app_password_id,omitempty"`
 	AppPasswordName string             `json:"app_password_name,omitempty"`
-	Remote          netip.AddrPort     `json:"remote"`
+	Remote          string             `json:"remote"`
 	Client          string             `json:"client,omitempty"`
 	Started         time.Time          `json:"started"`
 	BytesIn         int64              `json:"bytes_in"`
@@ -69,6 +70,11 @@ var errNoServer = errors.New("no postern server is running here (live sessions e
 // directStore is the backend without a server: the store, opened by the
 // command itself.
 type directStore struct{ *authstore.Store }
+
+func (d directStore) CreateUser(ctx context.Context, in authstore.NewUser) (authstore.User, string, error) {
+	u, err := d.Store.CreateUser(ctx, in)
+	return u, "", err
+}
 
 func (directStore) Sessions(context.Context, string) ([]liveSession, error) { return nil, errNoServer }
 func (directStore) EndSession(context.Context, string) error                { return errNoServer }

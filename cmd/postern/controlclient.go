@@ -139,7 +139,7 @@ func (c *controlClient) unreachable(err error) error {
 
 func esc(s string) string { return url.PathEscape(s) }
 
-func (c *controlClient) CreateUser(ctx context.Context, in authstore.NewUser) (authstore.User, error) {
+func (c *controlClient) CreateUser(ctx context.Context, in authstore.NewUser) (authstore.User, string, error) {
 	req := struct {
 		Username    string         `json:"username"`
 		Password    string         `json:"password,omitempty"`
@@ -148,10 +148,11 @@ func (c *controlClient) CreateUser(ctx context.Context, in authstore.NewUser) (a
 		Role        authstore.Role `json:"role,omitempty"`
 	}{in.Name, in.Password, in.Display, in.Email, in.Role}
 	var out struct {
-		User authstore.User `json:"user"`
+		User     authstore.User `json:"user"`
+		Password string         `json:"password"`
 	}
 	err := c.call(ctx, "POST", "/users", req, &out)
-	return out.User, err
+	return out.User, out.Password, err
 }
 
 func (c *controlClient) ListUsers(ctx context.Context) ([]authstore.User, error) {

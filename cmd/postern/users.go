@@ -50,7 +50,7 @@ func (c *cli) userAdd(ctx context.Context, args []string) error {
 	display := fs.String("display", "", "display name")
 	email := fs.String("email", "", "email address")
 	stdin := fs.Bool("password-stdin", false, "read the password from stdin")
-	noPassword := fs.Bool("no-password", false, "create without an account password")
+	noPassword := fs.Bool("no-password", false, "create without an account password (a running server sets a random one, printed once)")
 	pos, err := parse(fs, args, "NAME")
 	if err != nil {
 		return err
@@ -62,12 +62,18 @@ func (c *cli) userAdd(ctx context.Context, args []string) error {
 		}
 	}
 	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
-		u, err := st.CreateUser(ctx, authstore.NewUser{Name: pos[0], Display: *display, Email: *email,
+		u, generated, err := st.CreateUser(ctx, authstore.NewUser{Name: pos[0], Display: *display, Email: *email,
 			Role: authstore.Role(*role), Password: pw})
-		if err == nil {
-			fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", u.Role, u.Name, u.ID)
+		if err != nil {
+			return err
 		}
-		return err
+		if generated != "" {
+			fmt.Fprintf(c.stderr, "created %s %s (id %s); the server set this account password, shown only now:\n", u.Role, u.Name, u.ID)
+			fmt.Fprintln(c.stdout, generated)
+			return nil
+		}
+		fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", u.Role, u.Name, u.ID)
+		return nil
 	})
 }
 
