@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"time"
@@ -24,10 +25,25 @@ func controlPeer(ctx context.Context) (string, bool) {
 	return uid, ok
 }
 
-// ListenControl opens the control socket at path, mode 0600. A socket
-// file left by a crashed server is replaced; one a live server answers on
-// is not.
-func ListenControl(path string) (net.Listener, error) {
+// ListenControl opens the control socket at path, mode 0600, accepting
+// only peers that are root or run as the server's own uid. A socket file
+// left by a crashed server is replaced; one a live server answers on is
+// not. Serve it with ControlServer.
+func (s *Server) ListenControl(path string) (net.Listener, error) {
+	return s.listenControl(path, ownOrRoot)
+}
+
+func (s *Server) listenControl(path string, allow func(uint32) bool) (net.Listener, error) {
+	ln, err := listenUnix(path)
+	if err != nil {
+		return nil, err
+	}
+	return &peerListener{Listener: ln, allow: allow, log: func(uid uint32, err error) {
+		s.log.Warn("control socket: refused a peer", "uid", uid, "err", err)
+	}}, nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("control socket %s: exists and is not a socket", path)
@@ -87,17 +103,10 @@ func ownOrRoot(uid uint32) bool {
 	return uid == 0 || uid == uint32(os.Getuid())
 }
 
-// ServeControl serves the same handler as the HTTP API on the control
-// socket until ctx ends. Every request acts as admin "cli:<uid>" without
-// CSRF or re-verification: the peer is the operator.
-func (s *Server) ServeControl(ctx context.Context, ln net.Listener) error {
-	return s.serveControl(ctx, ln, ownOrRoot)
-}
-
-func (s *Server) serveControl(ctx context.Context, ln net.Listener, allow func(uint32) bool) error {
-	pl := &peerListener{Listener: ln, allow: allow, log: func(uid uint32, err error) {
-		s.log.Warn("control socket: refused a peer", "uid", uid, "err", err)
-	}}
+// ControlServer is the http.Server for a listener from ListenControl:
+// the same handler as the HTTP API, where every request acts as admin
+// "cli:<uid>" without CSRF or re-verification (the peer is the operator).
+func (s *Server) ControlServer() *http.Server {
 	srv := s.HTTPServer(s.Handler())
 	srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		if pc, ok := c.(*peerConn); ok {
@@ -105,7 +114,12 @@ func (s *Server) serveControl(ctx context.Context, ln net.Listener, allow func(u
 		}
 		return ctx
 	}
-	return serveUntil(ctx, srv, pl)
+	return srv
+}
+
+// ServeControl serves ControlServer on ln until ctx ends.
+func (s *Server) ServeControl(ctx context.Context, ln net.Listener) error {
+	return serveUntil(ctx, s.ControlServer(), ln)
 }
 
 var errNoPeerCred = errors.New("peer credentials unavailable on this system")

@@ -27,13 +27,13 @@ func startControl(t *testing.T, e *env, allow func(uint32) bool) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	path := filepath.Join(dir, ControlSocket)
-	ln, err := ListenControl(path)
+	ln, err := e.srv.listenControl(path, allow)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- e.srv.serveControl(ctx, ln, allow) }()
+	go func() { done <- e.srv.ServeControl(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -86,7 +86,7 @@ func TestControlSocket(t *testing.T) {
 	if len(evs) != 1 || evs[0].Actor != "cli:"+strconv.Itoa(os.Getuid()) {
 		t.Errorf("events %s", fmtEvents(evs))
 	}
-	if _, err := ListenControl(path); err == nil {
+	if _, err := e.srv.ListenControl(path); err == nil {
 		t.Error("a second listener replaced a live socket")
 	}
 
@@ -108,14 +108,14 @@ func TestControlSocketReplacesStale(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	ln2, err := ListenControl(path)
+	ln2, err := listenUnix(path)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
 	ln2.Close()
 	file := filepath.Join(dir, "file")
 	os.WriteFile(file, nil, 0o600)
-	if _, err := ListenControl(file); err == nil {
+	if _, err := listenUnix(file); err == nil {
 		t.Error("a regular file was replaced")
 	}
 }

@@ -35,7 +35,7 @@ func (h *harness) serveControl() *authstore.Store {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	ln, err := admin.ListenControl(controlPath(cfg))
+	ln, err := srv.ListenControl(controlPath(cfg))
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -39,12 +39,12 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	sc := bufio.NewScanner(pr)
 	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
 	defer deadline.Stop()
-	for len(commands) < 2 && sc.Scan() {
+	for len(commands) < 3 && sc.Scan() {
 		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "curl ") {
 			commands = append(commands, line)
 		}
 	}
-	if len(commands) != 2 {
+	if len(commands) != 3 {
 		t.Fatalf("demo printed %d curl commands: %v", len(commands), sc.Err())
 	}
 	list := runShell(t, commands[0])
@@ -55,6 +55,9 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	}
 	if msg := runShell(t, commands[1]); !strings.Contains(msg, "Subject: Welcome to your mailbox") {
 		t.Errorf("first message:\n%s", msg)
+	}
+	if out := runShell(t, commands[2]); !strings.Contains(out, `"sessions":[`) {
+		t.Errorf("admin curl:\n%s", out)
 	}
 	// The account password is refused: two-step verification is on.
 	bad := strings.Replace(commands[0], "--user 'demo:", "--user 'demo:x", 1)

@@ -169,6 +169,7 @@ listen_stls = "127.0.0.1:0"
 [admin]
 listen = "127.0.0.1:0"
 public_url = "https://mail.example.org/account"
+tls = false
 
 [upstream.imap]
 %s

@@ -13,12 +13,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/postern-dev/postern/admin"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/certs"
 	"github.com/postern-dev/postern/config"
@@ -36,8 +35,10 @@ type gateway struct {
 	certs     *certs.Manager
 	servers   []*proxy.Server
 	addrs     map[string]string // listener name → bound address
-	probes    *probe.Prober     // upstream readiness; set once the mail listeners start
-	http      *http.Server
+	probes    *probe.Prober     // upstream probes; set once the mail listeners start
+	admin     *admin.Server
+	ready     admin.Readiness // the probes, for /readyz
+	http      []*http.Server  // the admin listener and the control socket
 	wg        sync.WaitGroup
 	stopWatch context.CancelFunc
 }
@@ -101,10 +102,7 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 	if err := g.startMail(watchCtx, cfg, metrics); err != nil {
 		return err
 	}
-	if cfg.Admin.Listen != "" {
-		return g.startHTTP(cfg.Admin.Listen, promReg)
-	}
-	return nil
+	return g.startAdmin(cfg, promReg)
 }
 
 func loadCerts(cfg *config.Config, log *slog.Logger) (*certs.Manager, error) {
@@ -179,6 +177,7 @@ func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *pr
 		listeners = append(listeners, svc.listeners)
 	}
 	g.probes = probe.New(probe.Config{Targets: targets, Logger: g.log})
+	g.ready = g.probes
 	for i, sc := range servers {
 		if err := g.listen(sc, listeners[i]); err != nil {
 			return err
@@ -278,31 +277,6 @@ func masterLogin(u config.MailUpstream) (user, password string, err error) {
 	return u.MasterUser, strings.TrimRight(string(data), "\r\n"), nil
 }
 
-func (g *gateway) startHTTP(addr string, reg *prometheus.Registry) error {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := g.store.Policy(r.Context()); err != nil {
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen admin on %s: %w", addr, err)
-	}
-	g.addrs["admin"] = ln.Addr().String()
-	g.log.Info("listening", "protocol", "http", "listener", "admin", "addr", ln.Addr().String(), "tls", "none")
-	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	g.wg.Go(func() {
-		if err := g.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("admin listener stopped", "err", err)
-		}
-	})
-	return nil
-}
-
 // shutdown stops accepting, ends sessions (IMAP `* BYE`), then closes the
 // store so last-used data and queued audit events are written.
 func (g *gateway) shutdown(ctx context.Context) error {
@@ -310,8 +284,8 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	for _, s := range g.servers {
 		errs = append(errs, s.Shutdown(ctx))
 	}
-	if g.http != nil {
-		errs = append(errs, g.http.Shutdown(ctx))
+	for _, h := range g.http {
+		errs = append(errs, h.Shutdown(ctx))
 	}
 	if g.stopWatch != nil {
 		g.stopWatch()
