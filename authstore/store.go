@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,9 +53,11 @@ type Store struct {
 	hash   *hasher
 	seal   *sealer
 	pepper []byte
-	limit  *limiter
-	usage  *usageTracker
-	audit  *auditWriter
+	// digests counts app-password HMACs computed; lets tests prove A7.
+	digests atomic.Int64
+	limit   *limiter
+	usage   *usageTracker
+	audit   *auditWriter
 
 	dummyOnce sync.Once
 	dummyHash string

@@ -22,8 +22,8 @@ type Config struct {
 	// answer to a failed login. Empty leaves the hint out.
 	AccountURL string
 	// UpstreamStartTLS, when non-nil, upgrades the upstream connection with
-	// STARTTLS using this config, which must name the server (ServerName)
-	// or hold a custom verifier. An upstream that does not offer STARTTLS is
+	// STARTTLS using this config, built by proxy.Upstream.ClientTLS like
+	// the implicit-TLS one. An upstream that does not offer STARTTLS is
 	// refused; there is no plaintext fallback.
 	UpstreamStartTLS *tls.Config
 	// MasterUser and MasterPassword log in upstream with SASL PLAIN,

@@ -25,8 +25,9 @@ type Config struct {
 	// authentication failure.
 	AccountURL string
 	// UpstreamStartTLS, when non-nil, makes the upstream login issue STLS and
-	// verify the upstream with this config. An upstream that refuses STLS is
-	// an error: there is no plaintext fallback.
+	// verify the upstream with this config, built by proxy.Upstream.ClientTLS
+	// like the implicit-TLS one. An upstream that refuses STLS is an error:
+	// there is no plaintext fallback.
 	UpstreamStartTLS *tls.Config
 	// MasterUser and MasterPassword log in as the user through a master
 	// account (SASL PLAIN, authzid = user, authcid = MasterUser).

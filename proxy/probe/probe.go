@@ -13,11 +13,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/postern-dev/postern/proxy"
@@ -296,20 +298,27 @@ func (p *Prober) speaksTLS(ctx context.Context, t Target) bool {
 	}
 	defer c.Close()
 	c.Conn.SetDeadline(time.Now().Add(p.cfg.Timeout))
-	// Only asks "is this TLS?": the connection is closed after the
-	// handshake and nothing is ever sent over it.
-	tc := tls.Client(c.Conn, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10})
-	err = tc.Handshake()
-	var alert tls.AlertError
-	return err == nil || errors.As(err, &alert)
+	cfg, err := up.ClientTLS()
+	if err != nil {
+		return false
+	}
+	// A verified handshake; whether it succeeds does not matter, only
+	// whether the answer was TLS: a certificate the configuration does not
+	// trust is TLS too. Nothing is sent over it.
+	err = tls.Client(c.Conn, cfg).Handshake()
+	var rh tls.RecordHeaderError
+	return err == nil || (!errors.As(err, &rh) && !isTimeout(err) && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET))
 }
 
 // handshake completes implicit TLS, explaining a plaintext answer or a
 // certificate that does not verify.
 func (p *Prober) handshake(conn net.Conn, t Target) (net.Conn, error) {
-	tc := tls.Client(conn, clientTLS(t))
-	err := tc.Handshake()
-	if err == nil {
+	cfg, err := t.Upstream.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(conn, cfg)
+	if err = tc.Handshake(); err == nil {
 		return tc, nil
 	}
 	var rh tls.RecordHeaderError
@@ -341,26 +350,17 @@ func (p *Prober) startTLS(conn net.Conn, br *bufio.Reader, t Target) (net.Conn, 
 		if br.Buffered() > 0 {
 			return nil, fmt.Errorf("%s sent bytes after its STARTTLS answer (a man in the middle can inject those)", t.Upstream.Address)
 		}
-		tc := tls.Client(conn, clientTLS(t))
+		cfg, err := t.Upstream.ClientTLS()
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(conn, cfg)
 		if err := tc.Handshake(); err != nil {
 			return nil, tlsProblem(t, err)
 		}
 		return tc, nil
 	}
 	return nil, fmt.Errorf("STARTTLS to %s: no answer among 50 lines", t.Upstream.Address)
-}
-
-func clientTLS(t Target) *tls.Config {
-	var cfg *tls.Config
-	if t.Upstream.TLS != nil {
-		cfg = t.Upstream.TLS.Clone()
-	} else {
-		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	if cfg.ServerName == "" {
-		cfg.ServerName, _, _ = net.SplitHostPort(t.Upstream.Address)
-	}
-	return cfg
 }
 
 // tlsProblem names the keys that decide certificate verification.
