@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -68,6 +69,8 @@ type e2eOptions struct {
 	caFile string
 	// security replaces "starttls" as both upstreams' security.
 	security string
+	// masterPassword replaces the peer's in the master password file.
+	masterPassword string
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -139,7 +142,8 @@ func startE2E(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *e2e {
 func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2eOptions) string {
 	t.Helper()
 	masterFile := filepath.Join(dir, "master-password")
-	if err := os.WriteFile(masterFile, []byte(peer.MasterPassword+"\n"), 0o600); err != nil {
+	master := cmp.Or(opts.masterPassword, peer.MasterPassword)
+	if err := os.WriteFile(masterFile, []byte(master+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	imapUp, pop3Up, ca, security := peer.IMAPAddr, peer.POP3Addr, peer.CAFile, "starttls"

@@ -54,6 +54,8 @@ type served struct {
 	log   *e2eLog
 	addrs map[string]string // listener → address, from the log
 	roots *x509.CertPool
+	// secrets are those the test used, for the suite's W6 check.
+	secrets []w6Secret
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening (?:protocol=(\S+) )?listener=(\S+) addr=(\S+)`)
@@ -76,6 +78,9 @@ func startServed(t *testing.T, peer *testpeer.DovecotPeer) *served {
 	}
 	s := &served{t: t, bin: bin, conf: filepath.Join(dir, "postern.toml"), data: filepath.Join(dir, "data"), peer: peer,
 		log: &e2eLog{}, addrs: map[string]string{}}
+	for user := range peer.Users {
+		s.secrets = append(s.secrets, w6Secret{"master password acting as " + user, peer.MasterUser, peer.MasterPassword, user})
+	}
 	if err := os.WriteFile(s.conf, []byte(e2eConfigText(t, dir, peer, e2eOptions{})), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -144,9 +149,13 @@ func (s *served) addr(name string) string {
 	return s.addrs[name]
 }
 
-// stop ends serve with SIGTERM, as an init system does, and shows its log
-// when the test failed.
+// stop hands the logs to the suite's W6 check, ends serve with SIGTERM,
+// as an init system does, and shows its log when the test failed.
 func (s *served) stop() {
+	audit, _, err := s.run("", nil, "audit", "tail", "-n", "100000", "--json")
+	if err != nil {
+		s.t.Errorf("audit tail before stopping: %v", err)
+	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- s.cmd.Wait() }()
@@ -159,6 +168,7 @@ func (s *served) stop() {
 		s.cmd.Process.Kill()
 		s.t.Error("postern serve ignored SIGTERM")
 	}
+	w6Seen.add(w6Record{test: s.t.Name(), logs: s.log.String(), audit: audit, secrets: s.secrets})
 	if s.t.Failed() {
 		s.t.Logf("postern serve log:\n%s", s.log)
 	}
@@ -242,6 +252,8 @@ func TestServe_ControlSocket(t *testing.T) {
 	}
 	secret := strings.TrimSpace(s.cli(t, "", "app-password", "create", "carol", "--name", "Thunderbird"))
 	typed := strings.ReplaceAll(secret, " ", "")
+	s.secrets = append(s.secrets, w6Secret{"account password of carol", "carol", password, ""},
+		w6Secret{"app password of carol", "carol", typed, ""})
 	var aps []authstore.AppPassword
 	if err := json.Unmarshal([]byte(s.cli(t, "", "app-password", "list", "carol", "--json")), &aps); err != nil || len(aps) != 1 {
 		t.Fatalf("app-password list: %v %v", aps, err)
@@ -286,11 +298,6 @@ func TestServe_ControlSocket(t *testing.T) {
 	if !revoked {
 		t.Errorf("audit tail has no revocation by %s:\n%s", cliActor(), tail)
 	}
-	for _, secret := range []string{password, typed, secret} {
-		if strings.Contains(tail, secret) || strings.Contains(s.log.String(), secret) {
-			t.Error("a secret is in the audit log or the server's log")
-		}
-	}
 	if strings.Contains(s.log.String(), "upstream probe failed") {
 		t.Errorf("a good upstream failed its probe:\n%s", s.log)
 	}
@@ -313,6 +320,7 @@ func TestServe_ControlSocketRefusesOtherUsers(t *testing.T) {
 	peer := startPeer(t, "dave")
 	s := startServed(t, peer)
 	s.cli(t, "dave-password\n", "user", "add", "dave", "--password-stdin")
+	s.secrets = append(s.secrets, w6Secret{"account password of dave", "dave", "dave-password", ""})
 
 	out, errs, err := s.run("", asNobody, "user", "list")
 	if err == nil || strings.Contains(out, "dave") {
