@@ -26,7 +26,7 @@ func (c *cli) appPwCreate(ctx context.Context, args []string) error {
 	load := configFlag(fs)
 	name := fs.String("name", "", "what the password is for (\"Thunderbird on laptop\")")
 	scope := fs.String("scope", "", "protocols: imap,pop3,caldav,carddav (default all)")
-	expires := fs.String("expires", "", "expiry: a duration (90d) or a date (default never)")
+	expires := expiresFlag(fs)
 	pos, err := parse(fs, args, "USER")
 	if err != nil {
 		return err
@@ -38,7 +38,7 @@ func (c *cli) appPwCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	exp, err := parseWhen(*expires, time.Now())
+	exp, err := expires()
 	if err != nil {
 		return err
 	}

@@ -500,16 +500,9 @@ func (e *e2e) pop3Try(t *testing.T, src, user, secret string) string {
 // metric reads one sample from the admin listener's /metrics, 0 when absent.
 func (e *e2e) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	client := &http.Client{Timeout: e2eIO}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://" + e.addr("admin") + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	code, body := e.adminGet(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
 	}
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
@@ -521,6 +514,23 @@ func (e *e2e) metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// adminGet reads path from the admin listener.
+func (e *e2e) adminGet(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	client := &http.Client{Timeout: e2eIO}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + e.addr("admin") + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, body
 }
 
 // waitForPeerLog polls Dovecot's log, written by its own log process, until

@@ -13,20 +13,14 @@ import (
 // readyz reads the admin listener's /readyz.
 func (e *e2e) readyz(t *testing.T) (int, []string) {
 	t.Helper()
-	client := &http.Client{Timeout: e2eIO}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://" + e.addr("admin") + "/readyz")
-	if err != nil {
-		t.Fatalf("GET /readyz: %v", err)
-	}
-	defer resp.Body.Close()
-	var body struct {
+	code, body := e.adminGet(t, "/readyz")
+	var ready struct {
 		Failing []string `json:"failing"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal(body, &ready); err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}
-	return resp.StatusCode, body.Failing
+	return code, ready.Failing
 }
 
 // eventually polls cond for up to e2eWait.

@@ -126,6 +126,12 @@ func promptSecret(prompt string) (string, error) {
 	return string(b), err
 }
 
+// expiresFlag adds --expires and returns its reader.
+func expiresFlag(fs *flag.FlagSet) func() (time.Time, error) {
+	s := fs.String("expires", "", "expiry: a duration (90d) or a date (default never)")
+	return func() (time.Time, error) { return parseWhen(*s, time.Now()) }
+}
+
 // parseWhen reads an expiry or date: a duration from now ("90d", "12h") or
 // a date ("2027-01-31") or RFC 3339 time.
 func parseWhen(s string, now time.Time) (time.Time, error) {

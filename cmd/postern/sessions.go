@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"text/tabwriter"
-	"time"
 
 	"github.com/postern-dev/postern/authstore"
 )
@@ -102,12 +101,12 @@ func (c *cli) tokenCreate(ctx context.Context, args []string) error {
 	load := configFlag(fs)
 	role := fs.String("role", "admin", "admin, or user (acts as --user on the self-service routes)")
 	user := fs.String("user", "", "the user a role-user token acts as")
-	expires := fs.String("expires", "", "expiry: a duration (90d) or a date (default never)")
+	expires := expiresFlag(fs)
 	pos, err := parse(fs, args, "NAME")
 	if err != nil {
 		return err
 	}
-	exp, err := parseWhen(*expires, time.Now())
+	exp, err := expires()
 	if err != nil {
 		return err
 	}

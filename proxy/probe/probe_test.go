@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -69,7 +68,7 @@ func TestProbeNamesTheKey(t *testing.T) {
 	tc := d.ClientTLSConfig()
 	otherName := tc.Clone()
 	otherName.ServerName = "mail.example"
-	refused := closedPort(t)
+	refused := testpeer.Fault(t, testpeer.FaultDown)
 	tests := []struct {
 		name string
 		t    Target
@@ -124,64 +123,27 @@ func TestProbeNamesTheKey(t *testing.T) {
 	}
 }
 
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
-// TestProbeBadGreetings: servers that greet with something else, or not
+// TestProbeBadGreetings: upstreams that greet with something else, or not
 // at all, are reported without waiting for a login timeout.
 func TestProbeBadGreetings(t *testing.T) {
+	d := testpeer.Dovecot(t, testpeer.DovecotOptions{})
 	tests := []struct {
-		name, greeting, want string
+		name, addr, want string
 	}{
-		{"preauth", "* PREAUTH logged in already\r\n", `greets with "* PREAUTH`},
-		{"pop3 on the imap port", "+OK POP3 ready\r\n", `greets with "+OK`},
-		{"silent", "", "no greeting"},
-		{"huge line", strings.Repeat("x", 10000), "longer than"},
+		{"preauth", testpeer.Fault(t, testpeer.FaultPreauth), `greets with "* PREAUTH`},
+		{"pop3 on the imap port", d.POP3Addr, `greets with "+OK`},
+		{"silent", testpeer.Fault(t, testpeer.FaultBlackhole), "no greeting"},
+		{"huge line", testpeer.Fault(t, testpeer.FaultHugeLine), "longer than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			addr := greeter(t, tt.greeting)
-			p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", addr, proxy.None, nil)}, Timeout: 300 * time.Millisecond})
+			p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", tt.addr, proxy.None, nil)}, Timeout: 300 * time.Millisecond})
 			r := p.ProbeAll(context.Background())[0]
 			if r.OK || !strings.Contains(r.Problem, tt.want) {
 				t.Errorf("problem %q, want it to say %q", r.Problem, tt.want)
 			}
 		})
 	}
-}
-
-// greeter serves one fixed greeting to every connection and then holds it.
-func greeter(t *testing.T, greeting string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer c.Close()
-				c.Write([]byte(greeting))
-				c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				c.Read(make([]byte, 1024))
-			})
-		}
-	})
-	return ln.Addr().String()
 }
 
 func TestLoginRefusedLoggedAtMostOnceAMinute(t *testing.T) {
