@@ -3,11 +3,15 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -117,5 +121,64 @@ func TestControlSocketReplacesStale(t *testing.T) {
 	os.WriteFile(file, nil, 0o600)
 	if _, err := listenUnix(file); err == nil {
 		t.Error("a regular file was replaced")
+	}
+}
+
+// TestControlSocketRefusesOtherUID runs a real client as nobody: with the
+// socket's 0600 mode it cannot connect at all; with the mode opened up for
+// the test, SO_PEERCRED still refuses it before any request is read.
+func TestControlSocketRefusesOtherUID(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a client as nobody")
+	}
+	for _, bin := range []string{"setpriv", "curl"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("%s not installed", bin)
+		}
+	}
+	e := newEnv(t)
+	var mu sync.Mutex
+	var asked []uint32
+	path := startControl(t, e, func(uid uint32) bool {
+		mu.Lock()
+		asked = append(asked, uid)
+		mu.Unlock()
+		return ownOrRoot(uid)
+	})
+	if err := os.Chmod(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func() (int, string) {
+		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+			"curl", "-sS", "--max-time", "5", "--unix-socket", path, "http://postern/api/v1/users")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	if code, out := asNobody(); code != 7 { // curl: could not connect (EACCES)
+		t.Errorf("0600 socket: curl exit %d: %s", code, out)
+	}
+	if err := os.Chmod(path, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := asNobody(); code == 0 {
+		t.Errorf("peer check: nobody was served: %s", out)
+	}
+	mu.Lock()
+	if !slices.Contains(asked, 65534) {
+		t.Errorf("the peer check never saw uid 65534 (saw %v)", asked)
+	}
+	mu.Unlock()
+	// Root itself is served.
+	if res, err := unixClient(path).Get("http://postern/api/v1/users"); err != nil || res.StatusCode != 200 {
+		t.Errorf("root: %v %v", res, err)
+	} else {
+		res.Body.Close()
 	}
 }

@@ -37,7 +37,10 @@
 // Page handlers reuse the same machinery: build a Route with the page's
 // Access and Reauth and wrap it with Server.handle (or call Authorize with
 // a Call), read the caller from Call.P, embed CSRFToken(c.P.Session) in
-// forms, and use ReauthUntil to show the window.
+// forms (field csrf_token), and use ReauthUntil to show the window. The
+// sign-in steps are SignIn, SecondFactor, Reauth and SignOut, shared by the
+// JSON routes and the pages; their errors are *apiError values whose
+// status and code a page maps to its own message.
 //
 // # Web sessions
 //

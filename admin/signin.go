@@ -75,17 +75,29 @@ func (s *Server) attempt(c *Call, user, secret string) authstore.Attempt {
 		Client: c.R.UserAgent()}
 }
 
-// signIn checks the password through the same decision and limiter as
-// the mail protocols. Whatever session the browser had ends first.
+// signIn is the JSON step of SignIn.
 func (s *Server) signIn(c *Call) (any, error) {
 	in := c.In.(*signInRequest)
+	sess, err := s.SignIn(c, in.Username, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	return signInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
+}
+
+// SignIn checks a password through the same decision and limiter as the
+// mail protocols and starts a session (setting the cookie) whose State
+// says what comes next. Whatever session the browser had ends first.
+// Every credential failure is the same error (A9); page handlers render
+// it as one message.
+func (s *Server) SignIn(c *Call, username, password string) (*Session, error) {
 	ctx := c.R.Context()
 	if ck, err := c.R.Cookie(CookieName); err == nil && ck.Value != "" {
 		if err := s.endSession(ctx, ck.Value); err != nil {
 			return nil, err
 		}
 	}
-	g, err := s.store.Authenticate(ctx, s.attempt(c, in.Username, in.Password))
+	g, err := s.store.Authenticate(ctx, s.attempt(c, username, password))
 	if err != nil {
 		return nil, oneAnswer(err, errSignInFailed)
 	}
@@ -93,11 +105,7 @@ func (s *Server) signIn(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess, err := s.issue(c, g.Username, state, nil, state != StateSecondFactor)
-	if err != nil {
-		return nil, err
-	}
-	return signInResponse{State: state, CSRFToken: sess.CSRF}, nil
+	return s.issue(c, g.Username, state, nil, state != StateSecondFactor)
 }
 
 // stateAfterPassword: a second step when the user has a factor; only
@@ -122,13 +130,7 @@ func (s *Server) stateAfterPassword(c *Call, user string) (string, error) {
 }
 
 func (s *Server) secondFactor(c *Call) (any, error) {
-	in := c.In.(*codeRequest)
-	old := c.P.Session
-	res, err := s.store.VerifySecondFactor(c.R.Context(), old.User, in.Code, s.attempt(c, old.User, ""))
-	if err != nil {
-		return nil, oneAnswer(err, errSignInFailed)
-	}
-	sess, err := s.issue(c, old.User, StateSignedIn, old, true)
+	sess, res, err := s.SecondFactor(c, c.In.(*codeRequest).Code)
 	if err != nil {
 		return nil, err
 	}
@@ -136,11 +138,31 @@ func (s *Server) secondFactor(c *Call) (any, error) {
 		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}, nil
 }
 
-// reauth re-verifies the person at the keyboard: their code when they
-// have a second factor, else their password. It charges the same limiter
-// as a sign-in and rotates the session.
+// SecondFactor finishes the half-done sign-in of c.P.Session with a code
+// and rotates the session.
+func (s *Server) SecondFactor(c *Call, code string) (*Session, authstore.FactorResult, error) {
+	old := c.P.Session
+	res, err := s.store.VerifySecondFactor(c.R.Context(), old.User, code, s.attempt(c, old.User, ""))
+	if err != nil {
+		return nil, res, oneAnswer(err, errSignInFailed)
+	}
+	sess, err := s.issue(c, old.User, StateSignedIn, old, true)
+	return sess, res, err
+}
+
 func (s *Server) reauth(c *Call) (any, error) {
 	in := c.In.(*reauthRequest)
+	sess, err := s.Reauth(c, in.Code, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	return reauthResponse{ReauthUntil: s.ReauthUntil(sess), CSRFToken: sess.CSRF}, nil
+}
+
+// Reauth re-verifies the person at the keyboard: their code when they
+// have a second factor, else their password. It charges the same limiter
+// as a sign-in and rotates the session.
+func (s *Server) Reauth(c *Call, code, password string) (*Session, error) {
 	old := c.P.Session
 	ctx := c.R.Context()
 	u, err := s.store.GetUser(ctx, old.User)
@@ -148,25 +170,24 @@ func (s *Server) reauth(c *Call) (any, error) {
 		return nil, err
 	}
 	if u.MFA.Enabled {
-		_, err = s.store.VerifySecondFactor(ctx, old.User, in.Code, s.attempt(c, old.User, ""))
+		_, err = s.store.VerifySecondFactor(ctx, old.User, code, s.attempt(c, old.User, ""))
 	} else {
-		_, err = s.store.Authenticate(ctx, s.attempt(c, old.User, in.Password))
+		_, err = s.store.Authenticate(ctx, s.attempt(c, old.User, password))
 	}
 	if err != nil {
 		return nil, oneAnswer(err, errReauthFailed)
 	}
-	sess, err := s.issue(c, old.User, old.State, old, true)
-	if err != nil {
-		return nil, err
-	}
-	return reauthResponse{ReauthUntil: s.ReauthUntil(sess), CSRFToken: sess.CSRF}, nil
+	return s.issue(c, old.User, old.State, old, true)
 }
 
-func (s *Server) signOut(c *Call) (any, error) {
+func (s *Server) signOut(c *Call) (any, error) { return nil, s.SignOut(c) }
+
+// SignOut ends c.P.Session on the server and clears the cookie.
+func (s *Server) SignOut(c *Call) error {
 	sess := c.P.Session
 	if err := s.endSession(c.R.Context(), sess.ID); err != nil {
-		return nil, err
+		return err
 	}
 	clearCookie(c.W)
-	return nil, s.store.Record(c.R.Context(), authstore.Event{Kind: "web.signout", User: sess.User, Protocol: authstore.Web, Result: "ok"})
+	return s.store.Record(c.R.Context(), authstore.Event{Kind: "web.signout", User: sess.User, Protocol: authstore.Web, Result: "ok"})
 }
