@@ -245,11 +245,7 @@ func (p *Prober) dialogue(ctx context.Context, t Target) error {
 	}
 	defer c.Close()
 	conn := c.Conn
-	deadline := time.Now().Add(p.cfg.Timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	conn.SetDeadline(deadline)
+	defer bound(ctx, conn, p.cfg.Timeout)()
 	if implicit {
 		if conn, err = p.handshake(conn, t); err != nil {
 			return err
@@ -297,7 +293,7 @@ func (p *Prober) speaksTLS(ctx context.Context, t Target) bool {
 		return false
 	}
 	defer c.Close()
-	c.Conn.SetDeadline(time.Now().Add(p.cfg.Timeout))
+	defer bound(ctx, c.Conn, p.cfg.Timeout)()
 	cfg, err := up.ClientTLS()
 	if err != nil {
 		return false
@@ -395,6 +391,14 @@ func readLine(br *bufio.Reader) (string, error) {
 			return "", err
 		}
 	}
+}
+
+// bound gives conn's reads and writes timeout, and ends them early when
+// ctx ends (a shutdown must not wait for a silent upstream). The caller
+// calls the returned stop once done with conn.
+func bound(ctx context.Context, conn net.Conn, timeout time.Duration) (stop func() bool) {
+	conn.SetDeadline(time.Now().Add(timeout))
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 }
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }

@@ -173,3 +173,26 @@ func TestLoginRefusedLoggedAtMostOnceAMinute(t *testing.T) {
 		t.Errorf("a stored-password refusal was logged as a configuration error: %s", out)
 	}
 }
+
+// TestProbeEndsWithItsContext: a shutdown does not wait for a silent
+// upstream's greeting timeout.
+func TestProbeEndsWithItsContext(t *testing.T) {
+	addr := testpeer.Fault(t, testpeer.FaultBlackhole)
+	p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", addr, proxy.StartTLS, nil)}, Timeout: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		p.Run(ctx)
+		close(done)
+	}()
+	time.Sleep(100 * time.Millisecond) // the probe is waiting for the greeting
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run still waiting for the greeting 10 s after its context ended")
+	}
+	if ok, _ := p.Ready(); ok {
+		t.Error("ready after a probe cut short")
+	}
+}
