@@ -37,10 +37,16 @@ func TestRouteTableNeedsCredentials(t *testing.T) {
 		t.Fatalf("only %d protected routes", len(rts))
 	}
 	for name, c := range callers {
-		for _, rt := range rts {
-			if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != http.StatusUnauthorized || r.errCode() != "unauthenticated" {
-				t.Errorf("%s: %s %s: %d %s, want 401", name, rt.Method, rt.Path, r.code, r.body)
-			}
+		expectEach(t, name, c, rts, http.StatusUnauthorized, "unauthenticated")
+	}
+}
+
+// expectEach calls every route of rts as c and wants status and code.
+func expectEach(t *testing.T, name string, c *client, rts []Route, status int, code string) {
+	t.Helper()
+	for _, rt := range rts {
+		if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != status || (code != "" && r.errCode() != code) {
+			t.Errorf("%s: %s %s: %d %s, want %d %s", name, rt.Method, rt.Path, r.code, r.body, status, code)
 		}
 	}
 }
@@ -59,11 +65,7 @@ func TestW4_PlainUserOnAdminRoutes(t *testing.T) {
 		t.Fatalf("only %d admin routes", len(rts))
 	}
 	for name, c := range callers {
-		for _, rt := range rts {
-			if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != http.StatusForbidden || r.errCode() != "forbidden" {
-				t.Errorf("%s: %s %s: %d %s, want 403 forbidden", name, rt.Method, rt.Path, r.code, r.body)
-			}
-		}
+		expectEach(t, name, c, rts, http.StatusForbidden, "forbidden")
 	}
 	// The same session is a user: its own routes work.
 	browser.must(200, "GET", "/api/v1/me", nil)
@@ -132,11 +134,7 @@ func TestEnrollOnlySession(t *testing.T) {
 	if st.State != StateEnroll {
 		t.Fatalf("state %q", st.State)
 	}
-	for _, rt := range routesWith(e.srv, Self, Admin) {
-		if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != http.StatusForbidden {
-			t.Errorf("enroll-only: %s %s: %d, want 403", rt.Method, rt.Path, r.code)
-		}
-	}
+	expectEach(t, "enroll-only", c, routesWith(e.srv, Self, Admin), http.StatusForbidden, "forbidden")
 	c.must(200, "GET", "/api/v1/me/mfa", nil)
 	var enr totpEnrollment
 	c.must(200, "POST", "/api/v1/me/mfa/totp", nil).decode(t, &enr)

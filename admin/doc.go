@@ -35,8 +35,9 @@
 //     control socket are the operator and skip CSRF and re-verification.
 //
 // Page handlers reuse the same machinery: build a Route with the page's
-// Access and Reauth and wrap it with Server.handle (or call Authorize with
-// a Call), read the caller from Call.P, embed CSRFToken(c.P.Session) in
+// Access and Reauth and wrap the page with Server.Enforce (which runs
+// Authorize and hands refusals to the page's own error renderer), read the
+// caller from Call.P, embed CSRFToken(c.P.Session) in
 // forms (field csrf_token), and use ReauthUntil to show the window. The
 // sign-in steps are SignIn, SecondFactor, Reauth and SignOut, shared by the
 // JSON routes and the pages; their errors are *apiError values whose
@@ -51,5 +52,6 @@
 // one. Sessions end after 30 idle minutes and 12 hours in all (a half-done
 // sign-in after 10 minutes), and at sign-out, on the server. Activity and
 // re-verification times are kept in memory on the monotonic clock; after a
-// restart a session counts from its stored times and must re-verify again.
+// restart a session counts from its stored times (Close saves the last
+// activity at shutdown) and must re-verify again.
 package admin

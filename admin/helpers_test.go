@@ -380,3 +380,11 @@ func jsonBody(v any) io.Reader {
 	data, _ := json.Marshal(v)
 	return bytes.NewReader(data)
 }
+
+func decodeBody(t *testing.T, res *http.Response, v any) {
+	t.Helper()
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}

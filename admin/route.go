@@ -81,48 +81,59 @@ type Call struct {
 	srv    *Server
 }
 
-// handle wraps a route's handler with the checks its entry asks for, in
-// order: credential (401), CSRF for cookie state changes (403 csrf), access
-// (401/403), re-verification (403 reauth_required), body (400).
-func (s *Server) handle(rt *Route) http.Handler {
+// Enforce is the route-entry middleware: it resolves the caller and checks
+// it against rt (Authorize), puts the audit actor into the request's
+// context, then calls next. A refusal goes to fail instead; the JSON API
+// answers it in the error format, pages render their own.
+func (s *Server) Enforce(rt *Route, next func(c *Call), fail func(c *Call, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &Call{W: w, R: r, Route: rt, srv: s, Source: s.clientAddr(r)}
 		if err := s.Authorize(c); err != nil {
-			writeError(w, err)
+			s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.Source, "answer", asAPIError(err).Code)
+			fail(c, err)
 			return
 		}
+		if c.P != nil {
+			s.log.Debug("admin request", "method", r.Method, "route", rt.Path, "source", c.Source, "actor", c.P.actor(rt.Access))
+			ctx := authstore.WithActor(r.Context(), authstore.Actor{Name: c.P.actor(rt.Access), Source: c.Source})
+			c.R = r.WithContext(ctx)
+		}
+		next(c)
+	})
+}
+
+// handle serves a JSON route: Enforce, then the strict body decoder
+// (400), then the handler's answer.
+func (s *Server) handle(rt *Route) http.Handler {
+	return s.Enforce(rt, func(c *Call) {
 		if rt.In != nil {
 			in := reflect.New(rt.In).Interface()
-			if err := decodeJSON(r.Body, in); err != nil {
-				writeError(w, err)
+			if err := decodeJSON(c.R.Body, in); err != nil {
+				writeError(c.W, err)
 				return
 			}
 			c.In = in
 		}
-		if c.P != nil {
-			ctx := authstore.WithActor(r.Context(), authstore.Actor{Name: c.P.actor(rt.Access), Source: c.Source})
-			c.R = r.WithContext(ctx)
-		}
 		out, err := rt.Handle(c)
 		switch {
 		case err != nil:
-			s.fail(w, err)
+			s.fail(c.W, err)
 		case out == handled:
 		case out == nil:
-			w.WriteHeader(http.StatusNoContent)
+			c.W.WriteHeader(http.StatusNoContent)
 		default:
 			status := rt.Status
 			if status == 0 {
 				status = http.StatusOK
 			}
-			writeJSON(w, status, out)
+			writeJSON(c.W, status, out)
 		}
-	})
+	}, func(c *Call, err error) { s.fail(c.W, err) })
 }
 
-// Authorize resolves the caller of c and enforces c.Route's entry:
-// credential, CSRF, access and re-verification. Page handlers call it
-// through the same route wrapper; it sets c.P.
+// Authorize resolves the caller of c and enforces c.Route's entry, in
+// order: credential (401), CSRF for cookie state changes (403 csrf), access
+// (401/403), re-verification (403 reauth_required). It sets c.P.
 func (s *Server) Authorize(c *Call) error {
 	rt := c.Route
 	switch rt.Access {

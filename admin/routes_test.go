@@ -123,7 +123,8 @@ func TestEveryRoute(t *testing.T) {
 		{who: ops, method: "GET", path: p("/api/v1/tokens"), want: 200},
 		{who: ops, method: "DELETE", path: func() string { return "/api/v1/tokens/" + tokenID }, want: 204, kinds: []string{"token.revoke"}},
 		{who: ops, method: "DELETE", path: p("/api/v1/users/bob"), want: 204, kinds: []string{"user.delete"}},
-		// Alice's self-service from her browser.
+		// Alice's self-service from her browser, after one failed try.
+		{who: e.client(), method: "POST", path: p("/api/v1/session"), body: map[string]string{"username": "Alice", "password": "wrong-password"}, want: 401, kinds: []string{"login"}},
 		{who: alice, method: "POST", path: p("/api/v1/session"), body: map[string]string{"username": "ALICE", "password": "alice-password"}, want: 200, kinds: []string{"login"}},
 		{who: alice, method: "GET", path: p("/api/v1/me"), want: 200},
 		{who: alice, method: "GET", path: p("/api/v1/me/mfa"), want: 200},
@@ -238,6 +239,9 @@ func checkEvents(t *testing.T, s step, actor string, evs []authstore.Event, secr
 		}
 		if ev.User == "" && ev.Kind != "policy.mfa" {
 			t.Errorf("%s %s: %s event without a user", s.method, s.path(), ev.Kind)
+		}
+		if (ev.Kind == "login" || ev.Kind == "second_factor") && (ev.Protocol != authstore.Web || ev.Result == "" || (ev.Reason == "" && ev.Result != "denied")) {
+			t.Errorf("%s %s: sign-in event lacks protocol, result or reason: %+v", s.method, s.path(), ev)
 		}
 		if ev.Kind != "login" && ev.Kind != "second_factor" && ev.Actor != actor {
 			t.Errorf("%s %s: %s event actor %q, want %q", s.method, s.path(), ev.Kind, ev.Actor, actor)

@@ -80,11 +80,7 @@ func TestW2_HalfDoneSignIn(t *testing.T) {
 	if st.State != StateSecondFactor || c.cookie == "" {
 		t.Fatalf("state %q cookie %q", st.State, c.cookie)
 	}
-	for _, rt := range routesWith(e.srv, Browser, Enroll, Self, Admin) {
-		if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != http.StatusUnauthorized {
-			t.Errorf("half-done: %s %s: %d, want 401", rt.Method, rt.Path, r.code)
-		}
-	}
+	expectEach(t, "half-done", c, routesWith(e.srv, Browser, Enroll, Self, Admin), http.StatusUnauthorized, "unauthenticated")
 	c.must(401, "POST", "/api/v1/me/app-passwords", map[string]string{"name": "x"})
 	// Steps in order: no second step without a first.
 	fresh := e.client()
@@ -192,23 +188,52 @@ func TestW3_SessionCookie(t *testing.T) {
 }
 
 // TestSessionSurvivesRestart: sessions live in the store; after a restart
-// (a new Server on the same store) the cookie still works, but the
-// re-verification window is gone.
+// (a new Server on the same store, the old one closed) a session in use
+// goes on, but its re-verification window is gone, and its absolute
+// timeout still counts from the sign-in.
 func TestSessionSurvivesRestart(t *testing.T) {
 	e := newEnv(t)
 	e.user("alice", "alice-password", "")
 	c := e.client()
 	c.signIn("alice", "alice-password", "")
-	srv, err := New(e.srv.cfg)
-	if err != nil {
-		t.Fatal(err)
+	for range 6 { // two busy hours
+		e.clock.Advance(20 * time.Minute)
+		c.must(200, "GET", "/api/v1/me", nil)
 	}
-	e.srv = srv
+	restart := func() {
+		t.Helper()
+		if err := e.srv.Close(bg); err != nil {
+			t.Fatal(err)
+		}
+		srv, err := New(e.srv.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.srv = srv
+	}
+	restart()
+	e.clock.Advance(10 * time.Minute)
 	c.must(200, "GET", "/api/v1/me", nil)
 	r := c.do("POST", "/api/v1/me/app-passwords", map[string]string{"name": "x"})
 	if r.code != 403 || r.errCode() != "reauth_required" {
 		t.Errorf("after restart: %d %s", r.code, r.body)
 	}
+	restart()
+	c.must(200, "POST", "/api/v1/session/reauth", map[string]string{"password": "alice-password"})
+	c.must(200, "POST", "/api/v1/me/app-passwords", map[string]string{"name": "x"})
+	for e.clock.Now().Before(epoch.Add(12*time.Hour - 20*time.Minute)) {
+		e.clock.Advance(20 * time.Minute)
+		c.must(200, "GET", "/api/v1/me", nil)
+	}
+	e.clock.Advance(20 * time.Minute)
+	c.must(401, "GET", "/api/v1/me", nil)
+
+	// A session idle at the restart is not revived by it.
+	d := e.client()
+	d.signIn("alice", "alice-password", "")
+	e.clock.Advance(31 * time.Minute)
+	restart()
+	d.must(401, "GET", "/api/v1/me", nil)
 }
 
 // TestPasswordChangeSignsOutElsewhere: the user's other web sessions end,

@@ -126,6 +126,9 @@ func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	l, ok := s.live.get(ck.Value)
 	if !ok { // not seen since a restart: count from the stored times
 		l = liveState{began: ws.Created, seen: ws.Written}
+		if ws.Seen.After(l.seen) {
+			l.seen = ws.Seen
+		}
 	}
 	absolute := s.cfg.AbsoluteTimeout
 	if ws.State == StateSecondFactor {
@@ -158,13 +161,15 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 	replaces := ""
 	if old != nil {
 		replaces = old.ID
-		if ol, ok := s.live.get(old.ID); ok {
-			l.began, l.reauth, l.qr = ol.began, ol.reauth, ol.qr
+		ol, ok := s.live.get(old.ID)
+		if !ok { // not seen since a restart
+			ol = liveState{began: old.Created}
 		}
-		if state != StateSecondFactor && old.State != StateSecondFactor {
-			ws.Created = old.Created // the absolute timeout runs from the first sign-in step
-		} else {
-			l.began = now
+		l.reauth, l.qr = ol.reauth, ol.qr
+		if old.State != StateSecondFactor {
+			// A finished sign-in keeps its start: the absolute timeout
+			// runs from there across every rotation.
+			l.began, ws.Created = ol.began, old.Created
 		}
 	}
 	if reauth {
@@ -182,6 +187,19 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 	http.SetCookie(c.W, &http.Cookie{Name: CookieName, Value: id, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode})
 	return &Session{ID: id, WebSession: ws}, nil
+}
+
+// Close saves the last activity of the sessions seen since the start, so
+// that after a restart they are not ended as idle. Call it at shutdown,
+// after the listeners stopped and before the store closes.
+func (s *Server) Close(ctx context.Context) error {
+	s.live.mu.Lock()
+	seen := make(map[string]time.Time, len(s.live.m))
+	for id, l := range s.live.m {
+		seen[id] = l.seen.Round(0)
+	}
+	s.live.mu.Unlock()
+	return s.store.SaveWebSessionActivity(ctx, seen)
 }
 
 // endSession signs a session out on the server side.

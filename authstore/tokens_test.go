@@ -116,6 +116,16 @@ func TestWebSessions(t *testing.T) {
 			t.Errorf("%s: %v", id, err)
 		}
 	}
+	at := e.clock.Now().Add(time.Minute)
+	if err := e.s.SaveWebSessionActivity(bg, map[string]time.Time{"id-3": at, "gone": at}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.s.GetWebSession(bg, "id-3"); !got.Seen.Equal(at) {
+		t.Errorf("seen %v, want %v", got.Seen, at)
+	}
+	if _, err := e.s.GetWebSession(bg, "gone"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("saving activity created a session: %v", err)
+	}
 	if err := e.s.DeleteWebSession(bg, "id-3"); err != nil {
 		t.Fatal(err)
 	}

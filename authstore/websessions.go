@@ -21,6 +21,9 @@ type WebSession struct {
 	Created  time.Time `json:"created"` // when the sign-in began; the absolute timeout counts from here
 	Written  time.Time `json:"written"`
 	ReauthAt time.Time `json:"reauth_at,omitzero"`
+	// Seen is the last activity, saved at a graceful shutdown so that a
+	// restart does not end sessions that were in use.
+	Seen time.Time `json:"seen,omitzero"`
 }
 
 func (s *Store) webSessionKey(id string) string {
@@ -91,4 +94,25 @@ func (s *Store) EndWebSessions(ctx context.Context, user, keep string, cutoff ti
 		return nil
 	})
 	return n, err
+}
+
+// SaveWebSessionActivity records the last activity of live sessions (id →
+// time) in one transaction; sessions that ended meanwhile are skipped. A
+// server calls it once, at shutdown: activity is never a write per request.
+func (s *Store) SaveWebSessionActivity(ctx context.Context, seen map[string]time.Time) error {
+	return s.update(func(tx kvTx) error {
+		for id, at := range seen {
+			key := s.webSessionKey(id)
+			var ws WebSession
+			ok, err := getJSON(tx, bWebSessions, key, &ws)
+			if err != nil || !ok || !at.After(ws.Seen) {
+				continue
+			}
+			ws.Seen = at.UTC()
+			if err := putJSON(tx, bWebSessions, key, ws); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

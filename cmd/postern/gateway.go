@@ -289,6 +289,9 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	}
 	g.wg.Wait()
 	g.registry.Close()
+	if g.admin != nil {
+		errs = append(errs, g.admin.Close(ctx)) // web sessions' last activity, before the store closes
+	}
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}
