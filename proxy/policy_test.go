@@ -46,7 +46,8 @@ func appPassword(t *testing.T, ctx context.Context, st *authstore.Store, expires
 // TestA8_GraceDateEndsPasswordSessions: when the organisation's grace
 // period ends, a live account-password session ends within a second of the
 // date (on the injected clock) and the password no longer logs in, while an
-// app-password session goes on.
+// app-password session goes on. A grace period extended meanwhile counts
+// from its new date.
 func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 	clk := newFakeClock()
 	reg := NewRegistryWithClock(clk)
@@ -59,6 +60,17 @@ func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 	h := newHarness(t, withAuth(st), func(cfg *ServerConfig, h *harness) { cfg.Registry, h.reg = reg, reg })
 	pwSession := h.loggedIn("alice", "correct-horse-battery")
 	apSession := h.loggedIn("alice", ap)
+
+	// Extended while the session runs: the old date passes harmlessly.
+	clk.advance(time.Hour)
+	old := grace
+	grace = grace.Add(24 * time.Hour)
+	if err := st.SetPolicy(ctx, authstore.Policy{MFARequired: true, GraceUntil: grace}); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(old.Sub(clk.Now()))
+	pwSession.send("after the old date\r\n")
+	pwSession.expect("after the old date")
 
 	clk.advance(grace.Sub(clk.Now()) - time.Millisecond)
 	pwSession.send("still here\r\n")
