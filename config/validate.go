@@ -147,7 +147,7 @@ func (v *validator) mailUpstream(prefix string, u MailUpstream, enabled bool) {
 	key := func(name string) string { return prefix + "." + name }
 	v.dialAddr(key("address"), u.Address)
 	v.oneOf(key("security"), string(u.Security), string(SecurityImplicit), string(SecurityStartTLS), string(SecurityNone))
-	v.optionalFile(key("ca_file"), u.CAFile)
+	v.caFile(key("ca_file"), u.CAFile)
 	v.oneOf(key("login"), string(u.Login), string(LoginMaster), string(LoginStored))
 	// The master user goes into SASL PLAIN; a control character there
 	// could end the upstream command early.
@@ -171,7 +171,7 @@ func (v *validator) davUpstream(u UpstreamDAV, enabled bool) {
 	if u.Auth == DAVAuthHeader {
 		v.headerName("upstream.dav.user_header", u.UserHeader)
 	}
-	v.optionalFile("upstream.dav.ca_file", u.CAFile)
+	v.caFile("upstream.dav.ca_file", u.CAFile)
 }
 
 func (v *validator) policy(p Policy) {

@@ -67,6 +67,8 @@ func TestValidateReportsProblems(t *testing.T) {
 			"postern.toml:3:1: limits.source_max_delay: must be at least limits.source_delay (20s)"},
 		{"missing CA file", "[upstream.imap]\nca_file = '{missing}'\n",
 			`postern.toml:2:1: upstream.imap.ca_file: cannot read "{missing}": no such file or directory`},
+		{"CA file without a certificate", "[upstream.imap]\nca_file = '{file}'\n",
+			`postern.toml:2:1: upstream.imap.ca_file: "{file}" holds no PEM certificate`},
 		{"directory as CA file", "[upstream.dav]\nca_file = '{dir}'\n",
 			`postern.toml:2:1: upstream.dav.ca_file: "{dir}" is not a regular file`},
 		{"missing master password file", "[upstream.pop3]\nmaster_user = 'proxy'\nmaster_password_file = '{missing}'\n",

@@ -24,6 +24,7 @@ import (
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
 	"github.com/postern-dev/postern/proxy/pop3"
+	"github.com/postern-dev/postern/proxy/probe"
 )
 
 // gateway is a running postern: store, listeners, metrics.
@@ -34,8 +35,9 @@ type gateway struct {
 	certs     *certs.Manager
 	servers   []*proxy.Server
 	addrs     map[string]string // listener name → bound address
+	probes    *probe.Prober     // upstream probes; set once the mail listeners start
 	admin     *admin.Server
-	ready     admin.Readiness // upstream probes; nil until they exist
+	ready     admin.Readiness // the probes, for /readyz
 	http      []*http.Server  // the admin listener and the control socket
 	wg        sync.WaitGroup
 	stopWatch context.CancelFunc
@@ -59,7 +61,7 @@ func openStoreForServe(cfg *config.Config, opts authstore.Options) (*authstore.S
 		return nil, err
 	}
 	o := storeOptions(cfg, keys)
-	o.Logger, o.OnRevoke = opts.Logger, opts.OnRevoke
+	o.Logger, o.OnRevoke, o.OnPolicy = opts.Logger, opts.OnRevoke, opts.OnPolicy
 	return authstore.Open(path, o)
 }
 
@@ -78,10 +80,15 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 		if n := g.registry.Revoke(r); n > 0 {
 			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID, "sessions", n)
 		}
-	}})
+	}, OnPolicy: g.registry.ApplyPolicy})
 	if err != nil {
 		return err
 	}
+	p, err := g.store.Policy(context.Background())
+	if err != nil {
+		return err
+	}
+	g.registry.ApplyPolicy(p)
 	if g.certs, err = loadCerts(cfg, log); err != nil {
 		return err
 	}
@@ -92,7 +99,7 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(promReg)
-	if err := g.startMail(cfg, metrics); err != nil {
+	if err := g.startMail(watchCtx, cfg, metrics); err != nil {
 		return err
 	}
 	return g.startAdmin(cfg, promReg)
@@ -124,23 +131,25 @@ type mailListener struct {
 // to build its adapter once the upstream login is known.
 type mailService struct {
 	name      string
+	dialect   func() probe.Dialect
 	listeners []mailListener
 	upstream  config.MailUpstream
 	idle      config.Duration
 	adapter   func(startTLS *tls.Config, master, masterPw string) proxy.Protocol
 }
 
-func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
+// startMail opens the mail listeners and starts probing their upstreams.
+func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *proxy.Metrics) error {
 	lim := cfg.Limits
 	services := []mailService{
-		{"imap", []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
+		{"imap", probe.IMAP, []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
 			cfg.Upstream.IMAP.MailUpstream, cfg.IMAP.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
 				return imap.New(imap.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
 					MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
 					MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
 			}},
-		{"pop3", []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
+		{"pop3", probe.POP3, []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
 			cfg.Upstream.POP3.MailUpstream, cfg.POP3.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
 				return pop3.New(pop3.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
@@ -148,6 +157,9 @@ func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
 					MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
 			}},
 	}
+	var servers []proxy.ServerConfig
+	var listeners [][]mailListener
+	var targets []probe.Target
 	for _, svc := range services {
 		if !anyListener(svc.listeners) {
 			continue // an unused protocol needs no upstream settings
@@ -156,12 +168,22 @@ func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
 		if err != nil {
 			return fmt.Errorf("upstream.%s: %w", svc.name, err)
 		}
-		limits := proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
-			PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration}
-		if err := g.listen(svc.adapter(startTLS, master, masterPw), up, limits, svc.listeners, metrics); err != nil {
+		key := "upstream." + svc.name
+		targets = append(targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, MasterLogin: master != ""})
+		servers = append(servers, proxy.ServerConfig{Protocol: svc.adapter(startTLS, master, masterPw), Upstream: up,
+			Limits: proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
+				PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration},
+			Metrics: metrics, LoginRefused: func() { g.probes.LoginRefused(key) }})
+		listeners = append(listeners, svc.listeners)
+	}
+	g.probes = probe.New(probe.Config{Targets: targets, Logger: g.log})
+	g.ready = g.probes
+	for i, sc := range servers {
+		if err := g.listen(sc, listeners[i]); err != nil {
 			return err
 		}
 	}
+	g.wg.Go(func() { g.probes.Run(ctx) })
 	return nil
 }
 
@@ -174,8 +196,9 @@ func anyListener(ls []mailListener) bool {
 	return false
 }
 
-// listen opens one protocol's listeners and serves each in its own goroutine.
-func (g *gateway) listen(proto proxy.Protocol, up proxy.Upstream, limits proxy.Limits, ls []mailListener, metrics *proxy.Metrics) error {
+// listen opens one protocol's listeners and serves each in its own
+// goroutine; sc carries what is particular to the protocol.
+func (g *gateway) listen(sc proxy.ServerConfig, ls []mailListener) error {
 	for _, l := range ls {
 		if l.addr == "" {
 			continue
@@ -184,12 +207,16 @@ func (g *gateway) listen(proto proxy.Protocol, up proxy.Upstream, limits proxy.L
 		if err != nil {
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
 		}
-		srv := proxy.NewServer(proxy.ServerConfig{Protocol: proto, Auth: g.store, Registry: g.registry,
-			Upstream: up, TLS: g.certs.TLSConfig(), ImplicitTLS: l.implicit, Limits: limits,
-			Logger: g.log, Metrics: metrics})
+		sc := sc
+		sc.Auth, sc.Registry, sc.TLS, sc.ImplicitTLS, sc.Logger = g.store, g.registry, g.certs.TLSConfig(), l.implicit, g.log
+		srv := proxy.NewServer(sc)
 		g.servers = append(g.servers, srv)
 		g.addrs[l.name] = ln.Addr().String()
-		g.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		tlsMode := "starttls"
+		if l.implicit {
+			tlsMode = "implicit"
+		}
+		g.log.Info("listening", "protocol", string(sc.Protocol.Name()), "listener", l.name, "addr", ln.Addr().String(), "tls", tlsMode)
 		g.wg.Go(func() {
 			if err := srv.Serve(ln); err != nil {
 				g.log.Error("listener stopped", "listener", l.name, "err", err)
@@ -261,6 +288,7 @@ func (g *gateway) shutdown(ctx context.Context) error {
 		g.stopWatch()
 	}
 	g.wg.Wait()
+	g.registry.Close()
 	if g.admin != nil {
 		errs = append(errs, g.admin.Close(ctx)) // web sessions' last activity, before the store closes
 	}

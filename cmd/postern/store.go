@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 
 	"github.com/postern-dev/postern/authstore"
@@ -42,24 +41,6 @@ func storeOptions(cfg *config.Config, keys *authstore.Keys) authstore.Options {
 			StaleWindow: l.StaleSecretWindow.Duration,
 		},
 	}
-}
-
-// withStore runs fn on an open store, acting as the CLI's operator.
-func withStore(ctx context.Context, load func() (*config.Config, error), fn func(context.Context, *authstore.Store) error) error {
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	name := "cli"
-	if u, err := user.Current(); err == nil {
-		name = "cli:" + u.Username
-	}
-	ctx = authstore.WithActor(ctx, authstore.Actor{Name: name})
-	return errors.Join(fn(ctx, st), st.Close())
 }
 
 func (c *cli) printJSON(v any) error {
