@@ -172,7 +172,7 @@ source_delay = "10ms"
 }
 
 // listeningRE matches the line serve logs for each socket it opened.
-var listeningRE = regexp.MustCompile(`msg=listening listener=(\S+) addr=(\S+)`)
+var listeningRE = regexp.MustCompile(`msg=listening (?:\S+ )*?listener=(\S+) addr=(\S+)`)
 
 // serve starts the process and waits until it logged its admin and IMAP
 // listeners.

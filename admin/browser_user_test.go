@@ -189,4 +189,13 @@ func TestBrowserEnrollAndBackupCodes(t *testing.T) {
 	if err != nil {
 		t.Errorf("the activity list never said %q: %q", want, b.texts("#activity li"))
 	}
+
+	// Self-enabled, so it can be turned off again, after a confirmation.
+	b.navigated("turn off", chromedpClick("#mfa-off"))
+	b.expectPage("confirm")
+	b.submit("#confirm")
+	b.expectPage("account")
+	if got := b.text("#mfa-state"); !strings.Contains(got, "Off") {
+		t.Errorf("two-step state %q after turning it off", got)
+	}
 }
