@@ -163,6 +163,18 @@ func TestBrowserAdminPages(t *testing.T) {
 		t.Errorf("the export of the filtered audit log:\n%s", export)
 	}
 
+	// Carol turned two-step on herself; an admin may turn it off.
+	c := newTab(t, s)
+	c.signIn("carol", "carol-password-1")
+	c.submit("#mfa-on")
+	c.enroll("")
+	a.open("/admin/users/carol")
+	a.submit("#mfa-off")
+	a.expectPage("admin-user")
+	if got := a.text("#user-mfa"); !strings.HasPrefix(got, "Off") {
+		t.Errorf("carol's two-step after an admin turned it off: %q", got)
+	}
+
 	a.open("/admin/tokens")
 	a.fill("#t-name", "backup job")
 	a.submit("#create-token")
