@@ -164,6 +164,16 @@ func (b *tab) expectPage(name string) {
 	}
 }
 
+// expectSays fails unless the current page is the named one and the text
+// of sel on it contains want.
+func (b *tab) expectSays(name, sel, want string) {
+	b.t.Helper()
+	b.expectPage(name)
+	if got := b.text(sel); !strings.Contains(got, want) {
+		b.t.Errorf("on page %q, %s says %q, want %q in it; the page says: %s", name, sel, got, want, b.text("main"))
+	}
+}
+
 func eval[T any](b *tab, js string) T {
 	b.t.Helper()
 	return step(b, "evaluate "+js, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))

@@ -37,6 +37,22 @@ var eventTexts = map[string]string{
 	"reauth":           "Your identity was confirmed for a security change",
 }
 
+// byWhom names who made a change, when it was not the person reading.
+func byWhom(actor, user string) string {
+	kind, name, _ := strings.Cut(actor, ":")
+	switch {
+	case actor == "" || kind == "self" || actor == user:
+		return ""
+	case kind == "admin":
+		return " by the administrator " + name
+	case kind == "token":
+		return " by the API token “" + name + "”"
+	case kind == "cli", actor == "init":
+		return " by the server's operator"
+	}
+	return " by " + actor
+}
+
 // describeEvents turns the newest n events into sentences, newest first.
 func describeEvents(evs []apiEvent, n int) []activityLine {
 	var out []activityLine
@@ -80,9 +96,7 @@ func describeEvent(e apiEvent) (activityLine, bool) {
 			return l, false
 		}
 		l.Text = t
-		if e.Actor != "" && !strings.HasPrefix(e.Actor, "self:") && e.Actor != e.User {
-			l.Text += " by " + e.Actor
-		}
+		l.Text += byWhom(e.Actor, e.User)
 		l.Text += from
 	}
 	return l, true
