@@ -24,7 +24,7 @@ var eventTexts = map[string]string{
 	"mfa.enroll_begin": "Two-step verification set-up was started",
 	"mfa.enable":       "Two-step verification was turned on",
 	"mfa.disable":      "Two-step verification was turned off",
-	"mfa.reset":        "Two-step verification was reset by an administrator",
+	"mfa.reset":        "Two-step verification was reset",
 	"mfa.backup_codes": "New backup codes were generated; the old ones stopped working",
 	"mfa.admin_code":   "An administrator issued a one-time sign-in code",
 	"apppw.create":     "An app password was created",

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/postern-dev/postern/authstore"
 )
@@ -148,5 +149,30 @@ func TestPageHeaders(t *testing.T) {
 		if strings.Contains(rec.Body.String(), " style=") || strings.Contains(rec.Body.String(), "<script>") {
 			t.Errorf("GET %s: inline style or script in the page", path)
 		}
+	}
+}
+
+func TestDescribeEvent(t *testing.T) {
+	at := time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		ev   apiEvent
+		want string
+		warn bool
+	}{
+		{apiEvent{Kind: "login", Protocol: authstore.IMAP, Result: "denied", Reason: "account_password_needs_app_password", Source: "198.51.100.7", Time: at},
+			"A mail app (IMAP) tried your account password on 4 Mar 2026 05:06 UTC from 198.51.100.7: create an app password for it.", true},
+		{apiEvent{Kind: "login", Protocol: authstore.Web, Result: "ok", Source: "198.51.100.7"}, "You signed in on the web from 198.51.100.7", false},
+		{apiEvent{Kind: "login", Protocol: authstore.POP3, Result: "denied", Reason: "wrong_secret"}, "A mail app (POP3) failed to sign in", true},
+		{apiEvent{Kind: "mfa.reset", Actor: "admin:root", User: "alice"}, "Two-step verification was reset by the administrator root", false},
+		{apiEvent{Kind: "apppw.create", Actor: "self:alice", User: "alice"}, "An app password was created", false},
+		{apiEvent{Kind: "user.password", Actor: "cli:0", User: "alice"}, "The account password was changed by the server's operator", false},
+	} {
+		got, ok := describeEvent(tc.ev)
+		if !ok || got.Text != tc.want || got.Warn != tc.warn {
+			t.Errorf("%+v: %q warn=%t, want %q warn=%t", tc.ev, got.Text, got.Warn, tc.want, tc.warn)
+		}
+	}
+	if _, ok := describeEvent(apiEvent{Kind: "token.create"}); ok {
+		t.Errorf("an event the owner has no words for is listed")
 	}
 }
