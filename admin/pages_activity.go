@@ -26,7 +26,7 @@ var eventTexts = map[string]string{
 	"mfa.disable":      "Two-step verification was turned off",
 	"mfa.reset":        "Two-step verification was reset",
 	"mfa.backup_codes": "New backup codes were generated; the old ones stopped working",
-	"mfa.admin_code":   "An administrator issued a one-time sign-in code",
+	"mfa.admin_code":   "A one-time sign-in code was issued",
 	"apppw.create":     "An app password was created",
 	"apppw.revoke":     "An app password was revoked",
 	"user.password":    "The account password was changed",
