@@ -53,6 +53,7 @@ func TestBrowserAdminConsole(t *testing.T) {
 	a.submit("#issue-code")
 	a.expectPage("admin-code")
 	code := a.text("#one-time-code")
+	s.remember(code)
 	if !backupCodeRE.MatchString(code) {
 		t.Fatalf("one-time code %q", code)
 	}

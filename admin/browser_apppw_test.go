@@ -81,6 +81,7 @@ func (b *tab) createAppPassword(name string) string {
 	b.submit("#ap-create")
 	b.expectPage("app-password-new")
 	secret := b.text("#app-password")
+	b.site.remember(secret)
 	if !appPasswordRE.MatchString(secret) {
 		b.t.Fatalf("app password %q is not shown as six groups of four letters", secret)
 	}

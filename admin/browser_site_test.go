@@ -57,6 +57,16 @@ type site struct {
 	log     *testpeer.LockedBuffer
 	cmd     *exec.Cmd
 	exited  chan struct{}
+
+	mu      sync.Mutex
+	secrets []string // shown by the pages; never to appear in the log (W6)
+}
+
+// remember notes secrets a page showed, for the log check at the end.
+func (s *site) remember(secrets ...string) {
+	s.mu.Lock()
+	s.secrets = append(s.secrets, secrets...)
+	s.mu.Unlock()
 }
 
 // posternBinary builds cmd/postern once per test binary.
@@ -137,7 +147,7 @@ func (s *site) configText(t *testing.T, opts siteOptions) string {
 key_file = %s
 
 [log]
-level = "info"
+level = "debug" # the secret check below reads every line
 
 [tls]
 self_signed = true
@@ -220,9 +230,17 @@ func (s *site) stop(t *testing.T) {
 	if t.Failed() {
 		t.Logf("postern serve log:\n%s", s.log)
 	}
+	log := s.log.String()
 	for _, u := range s.users {
-		if strings.Contains(s.log.String(), u.password) {
+		if strings.Contains(log, u.password) {
 			t.Errorf("the server log contains %s's account password", u.name)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, secret := range s.secrets {
+		if strings.Contains(log, secret) || strings.Contains(log, strings.ReplaceAll(secret, " ", "")) {
+			t.Errorf("the server log contains a secret a page showed")
 		}
 	}
 }

@@ -81,6 +81,7 @@ func (b *tab) enroll(shot string) (secret string, codes []string) {
 	if shot != "" {
 		b.shot(shot)
 	}
+	b.site.remember(secret)
 	b.fill("#code", totpNow(b.t, secret))
 	b.submit("#confirm")
 	b.expectPage("backup-codes")
@@ -91,6 +92,7 @@ func (b *tab) enroll(shot string) (secret string, codes []string) {
 func (b *tab) codes() []string {
 	b.t.Helper()
 	codes := b.texts("#codes li")
+	b.site.remember(codes...)
 	if len(codes) != 5 {
 		b.t.Fatalf("%d backup codes shown, want 5: %q", len(codes), codes)
 	}
