@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -71,4 +72,27 @@ func TestBrowserErrorPages(t *testing.T) {
 	b.fill("#password", "alice-password-1")
 	b.submit("#signin")
 	b.expectPage("account") // back where the visit began
+}
+
+// TestBrowserWithoutJavaScript: with script switched off in the browser,
+// signing in, creating an app password and revoking it all work; the
+// script only adds Copy buttons, which then stay hidden.
+func TestBrowserWithoutJavaScript(t *testing.T) {
+	t.Parallel()
+	s := startSite(t, siteOptions{users: []siteUser{{name: "alice", password: "alice-password-1"}}})
+	b := newTab(t, s)
+	if _, err := chromedp.Call(b.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatalf("switch script off: %v", err)
+	}
+	b.unchecked = true // axe-core is script too; the other tests hold these pages to checkPage
+	b.signIn("alice", "alice-password-1")
+	b.expectPage("account")
+	b.createAppPassword("No-script mail app")
+	if visible := eval[bool](b, `!document.querySelector('button.copy').hidden`); visible {
+		t.Errorf("a Copy button shows without script")
+	}
+	b.open("/account")
+	b.navigated("revoke link", chromedpClick(`#app-passwords a.danger-link`))
+	b.submit("#confirm")
+	b.expectSays("account", ".flash", "revoked")
 }
