@@ -92,6 +92,32 @@ func TestBrowserAdminConsole(t *testing.T) {
 	a.submit("#sessions button.end-session")
 	waitClosed(t, imapc, start, "End in the console")
 	a.expectSays("admin", ".flash", "ended")
+
+	// Any user's app passwords, revoked from the console.
+	a.open("/admin/users/bob")
+	if got := a.text("#user-app-passwords"); !strings.Contains(got, "Mail") {
+		t.Fatalf("bob's app passwords in the console: %q", got)
+	}
+	a.submit("#user-app-passwords button")
+	a.expectSays("admin-user", ".flash", "revoked")
+	if a.has("#user-app-passwords") {
+		t.Errorf("the revoked app password is still listed: %q", a.text("#user-app-passwords"))
+	}
+
+	// Once the grace period is over, a sign-in without a second factor
+	// may only enroll.
+	a.open("/admin")
+	a.fill("#grace-until", "")
+	a.submit("#save-policy")
+	a.expectSays("admin", "#policy-state", "Required")
+	c := newTab(t, s)
+	c.signIn("carol", "carol-password-1")
+	c.expectPage("enroll-intro")
+	if c.has("#later") {
+		t.Errorf("after the grace period the enrollment page still offers to put it off")
+	}
+	c.open("/account")
+	c.expectPage("enroll-intro")
 }
 
 // TestBrowserAdminPages: the rest of the console: search, create (with a
