@@ -50,7 +50,7 @@ func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, er
 
 func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult, authstore.Grant, error) {
 	var none authstore.Grant
-	if hasControl(l.Username) {
+	if HasControl(l.Username) {
 		return nil, UpstreamResult{}, none, errUserControl
 	}
 	mark := s.srv.reg.mark()
@@ -58,7 +58,7 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 	if err != nil {
 		return nil, UpstreamResult{}, grant, err
 	}
-	if hasControl(grant.Username) {
+	if HasControl(grant.Username) {
 		closeConn(up)
 		return nil, UpstreamResult{}, none, errUserControl
 	}
@@ -212,10 +212,6 @@ func resultOf(err error) string {
 	default:
 		return resultUnavailable
 	}
-}
-
-func hasControl(name string) bool {
-	return strings.ContainsAny(name, "\r\n\x00")
 }
 
 // maxLoggedName caps a raw user name in logs: it comes from the client.

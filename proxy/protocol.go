@@ -71,7 +71,11 @@ type Frontend interface {
 	// Reject answers a failed login. err wraps authstore.ErrUnauthorized,
 	// authstore.ErrUnavailable or ErrUpstream.
 	Reject(l Login, err error) error
-	// Bye tells the client the session is ending (kick, shutdown); best effort.
+	// Bye tells the client the session is ending (kick, shutdown, login
+	// timeout); best effort. The session owns its deadline: before calling
+	// Bye it bounds the write to the client to 300 ms, so that a kick of a
+	// client that stops reading still closes well within the one-second
+	// promise (SECURITY.md P10). Bye must not move that deadline.
 	Bye(reason string)
 }
 

@@ -57,7 +57,7 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			}
 			baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
 			srv := proxy.NewServer(proxy.ServerConfig{
-				Protocol: imap.New(imap.Config{MasterUser: "master", MasterPassword: "secret"}),
+				Protocol: imap.New(imap.Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "secret"}}),
 				Auth:     grantAll{}, Upstream: up, TLS: mgr.TLSConfig(), ImplicitTLS: true,
 				Limits: proxy.Limits{LoginTimeout: loginTimeout, PreAuthTimeout: 30 * time.Second},
 			})

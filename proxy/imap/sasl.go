@@ -3,10 +3,10 @@ package imap
 import (
 	"bytes"
 	"encoding/base64"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
 )
 
 // decodeResponse decodes one SASL response line of AUTHENTICATE (RFC 9051
@@ -58,8 +58,7 @@ func decodePlain(msg []byte) (user, secret string, err error) {
 // verifies it: empty parts and CR, LF or NUL, which must never reach an
 // upstream or a log line (SECURITY.md P4).
 func checkCredential(user, secret string) error {
-	if user == "" || secret == "" ||
-		strings.ContainsAny(user, "\r\n\x00") || strings.ContainsAny(secret, "\r\n\x00") {
+	if !proxy.ValidCredential(user) || !proxy.ValidCredential(secret) {
 		return authstore.ErrUnauthorized
 	}
 	return nil

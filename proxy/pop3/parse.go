@@ -110,10 +110,3 @@ func parsePlain(msg []byte) (plainMessage, error) {
 	}
 	return plainMessage{authzid: string(parts[0]), authcid: string(parts[1]), password: string(parts[2])}, nil
 }
-
-// validCredential reports whether s may be handed on as a username or
-// secret: non-empty and free of CR, LF and NUL, which could end or split a
-// command on the upstream side (SECURITY.md P4).
-func validCredential(s string) bool {
-	return s != "" && !strings.ContainsAny(s, "\r\n\x00")
-}
