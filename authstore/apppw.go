@@ -47,7 +47,18 @@ func (r *appPwRecord) public() AppPassword {
 		Expires: r.Expires, Revoked: r.Revoked, LastUsed: r.LastUsed, LastIP: r.LastIP, LastClient: r.LastClient}
 }
 
-func (r *appPwRecord) covers(p Protocol) bool { return slices.Contains(r.Scopes, p) }
+func (r *appPwRecord) covers(p Protocol) bool {
+	if p == DAV {
+		return slices.Contains(r.Scopes, CalDAV) || slices.Contains(r.Scopes, CardDAV)
+	}
+	return slices.Contains(r.Scopes, p)
+}
+
+// DAV is the protocol of a DAV request under neither a CalDAV nor a CardDAV
+// path (the server root, a principal): an app password with either scope
+// covers it, since both kinds of client discover through it. It is never a
+// scope of its own.
+const DAV Protocol = "dav"
 
 // NewAppPassword is the input of CreateAppPassword.
 type NewAppPassword struct {

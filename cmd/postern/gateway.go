@@ -36,6 +36,7 @@ type gateway struct {
 	servers   []*proxy.Server
 	addrs     map[string]string // listener name → bound address
 	http      *http.Server
+	dav       *http.Server
 	wg        sync.WaitGroup
 	stopWatch context.CancelFunc
 }
@@ -92,6 +93,9 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(promReg)
 	if err := g.startMail(cfg, metrics); err != nil {
+		return err
+	}
+	if err := g.startDAV(cfg, promReg); err != nil {
 		return err
 	}
 	if cfg.Admin.Listen != "" {
@@ -279,6 +283,7 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	for _, s := range g.servers {
 		errs = append(errs, s.Shutdown(ctx))
 	}
+	errs = append(errs, g.shutdownDAV(ctx))
 	if g.http != nil {
 		errs = append(errs, g.http.Shutdown(ctx))
 	}
