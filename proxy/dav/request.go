@@ -121,4 +121,3 @@ func newBufferPool() *bufferPool {
 
 func (b *bufferPool) Get() []byte  { return b.p.Get().([]byte) }
 func (b *bufferPool) Put(x []byte) { b.p.Put(x) } //nolint:staticcheck // slices are small headers
-
