@@ -34,11 +34,15 @@ type davE2E struct {
 	logs     *e2eLog
 	client   *http.Client
 	secret   []string // every secret created, for the log check
+	sw       *switchedUpstream
 }
 
 type davOptions struct {
-	upstreamURL string   // replaces Radicale's
-	limits      []string // extra [limits] lines
+	// switched puts a forwarder that the test can switch off between
+	// postern and Radicale (davE2E.sw).
+	switched bool
+	limits   []string // extra [limits] lines
+	dav      []string // extra [dav] lines
 }
 
 // calPrefix and cardPrefix are the collections the tests create under
@@ -51,10 +55,11 @@ const (
 func startDAVE2E(t *testing.T, opts davOptions) *davE2E {
 	t.Helper()
 	e := &davE2E{logs: &e2eLog{}}
-	up := opts.upstreamURL
-	if up == "" {
-		e.peer = testpeer.Radicale(t)
-		up = e.peer.URL
+	e.peer = testpeer.Radicale(t)
+	up := e.peer.URL
+	if opts.switched {
+		e.sw = newSwitchedUpstream(t, e.peer.Addr)
+		up = "http://" + e.sw.addr + "/"
 	}
 	dir := t.TempDir()
 	q := strconv.Quote
@@ -78,6 +83,7 @@ caldav_path = "/"
 carddav_path = "/"
 caldav_prefixes = ["/*/%s/"]
 carddav_prefixes = ["/*/%s/"]
+%s
 
 [admin]
 listen = "127.0.0.1:0"
@@ -88,7 +94,7 @@ url = %s
 
 [limits]
 %s
-`, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")), calPrefix, cardPrefix, q(up), limitLines(opts.limits))
+`, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")), calPrefix, cardPrefix, strings.Join(opts.dav, "\n"), q(up), limitLines(opts.limits))
 	cfg, err := config.Parse([]byte(text), "dav.toml")
 	if err != nil {
 		t.Fatalf("configuration: %v", err)
@@ -130,8 +136,12 @@ func (e *davE2E) tlsConfig() *tls.Config {
 }
 
 // newClient is an HTTPS client with its own connections.
-func (e *davE2E) newClient() *http.Client {
-	return &http.Client{Timeout: e2eIO, Transport: &http.Transport{TLSClientConfig: e.tlsConfig(), ForceAttemptHTTP2: true},
+func (e *davE2E) newClient() *http.Client { return e.clientFrom("") }
+
+// clientFrom is an HTTPS client whose connections come from src.
+func (e *davE2E) clientFrom(src string) *http.Client {
+	return &http.Client{Timeout: e2eIO, Transport: &http.Transport{TLSClientConfig: e.tlsConfig(), ForceAttemptHTTP2: true,
+		DialContext: dialer(src).DialContext},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 

@@ -255,7 +255,15 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	release, err := h.reg.Track(proxy.SessionInfo{
 		ID: newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
 		Protocol: h.protocolOf(r.URL.Path), Remote: source, Client: r.UserAgent(), Start: start,
-	}, mark, func(reason string) { cancel(errors.New(reason)) })
+	}, mark, func(reason string) {
+		cancel(errors.New(reason))
+		// The upstream round trip ends only once its copy of the request
+		// body does, and a write to a client that stopped reading blocks:
+		// both wake now.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Unix(1, 0))
+		_ = rc.SetWriteDeadline(time.Unix(1, 0))
+	})
 	if err != nil {
 		h.authFailed(r, user, err)
 		h.unauthorized(w)
