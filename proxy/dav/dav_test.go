@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -93,5 +94,177 @@ func TestKickCancelsLiveRequest(t *testing.T) {
 	if d := time.Since(start); d > time.Second || err != nil {
 		t.Errorf("connection closed after %v (err %v, read %q), want within 1s", d, err, b)
 	}
-	_ = strings.NewReader
+}
+
+func TestUpstreamRequestHeaders(t *testing.T) {
+	got := make(chan http.Header, 1)
+	env := newTestEnv(t, &fakeAuth{user: "alice", secret: "s3cret"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Clone()
+		w.WriteHeader(http.StatusMultiStatus)
+	}), nil)
+	req, _ := http.NewRequest("PROPFIND", env.srv.URL+"/dav/calendars/alice/", nil)
+	req.SetBasicAuth("alice", "s3cret")
+	req.Header.Add("X-Remote-User", "root")
+	req.Header.Add("x-remote-user", "admin")
+	req.Header.Set("Proxy-Authorization", "Basic Zm9vOmJhcg==")
+	req.Header.Set("Connection", "X-Hop")
+	req.Header.Set("X-Hop", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-got
+	if v := h.Values("X-Remote-User"); len(v) != 1 || v[0] != "alice" {
+		t.Errorf("X-Remote-User upstream = %q, want exactly [alice]", v)
+	}
+	for _, k := range []string{"Authorization", "Proxy-Authorization", "X-Hop"} {
+		if v := h.Values(k); len(v) != 0 {
+			t.Errorf("%s reached the upstream: %q", k, v)
+		}
+	}
+}
+
+func TestStoredUpstreamAuth(t *testing.T) {
+	got := make(chan string, 1)
+	env := newTestEnv(t, &fakeAuth{user: "alice", secret: "s3cret"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, _ := r.BasicAuth()
+		got <- u + ":" + p + ":" + r.Header.Get("X-Remote-User")
+	}), func(c *Config) {
+		c.UpstreamAuth = StoredAuth
+		c.UpstreamPassword = func(_ context.Context, user string) (string, error) { return "upstream-" + user, nil }
+	})
+	req, _ := http.NewRequest("GET", env.srv.URL+"/dav/calendars/alice/x.ics", nil)
+	req.SetBasicAuth("alice", "s3cret")
+	req.Header.Set("X-Remote-User", "root")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if g := <-got; g != "alice:upstream-alice:" {
+		t.Errorf("upstream saw %q, want alice's stored password and no trusted header", g)
+	}
+}
+
+func TestAnswers(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusMultiStatus) })
+	tests := []struct {
+		name       string
+		auth       *fakeAuth
+		upstreamUp bool
+		user, pw   string
+		want       int
+		header     string // a header the answer must carry, "Name: value"
+	}{
+		{"no credentials", &fakeAuth{user: "alice", secret: "pw"}, true, "", "", 401, `Www-Authenticate: Basic realm="postern", charset="UTF-8"`},
+		{"wrong password", &fakeAuth{user: "alice", secret: "pw"}, true, "alice", "nope", 401, `Www-Authenticate: Basic realm="postern", charset="UTF-8"`},
+		{"right password", &fakeAuth{user: "alice", secret: "pw"}, true, "alice", "pw", 207, ""},
+		{"store down", &fakeAuth{err: fmt.Errorf("disk: %w", authstore.ErrUnavailable)}, true, "alice", "pw", 503, "Retry-After: " + retryAfter},
+		{"upstream down", &fakeAuth{user: "alice", secret: "pw"}, false, "alice", "pw", 503, "Retry-After: " + retryAfter},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := newTestEnv(t, tt.auth, ok, nil)
+			if !tt.upstreamUp {
+				env.h.cfg.Upstream.Host = closedAddr(t)
+			}
+			req, _ := http.NewRequest("PROPFIND", env.srv.URL+"/dav/calendars/", nil)
+			if tt.user != "" {
+				req.SetBasicAuth(tt.user, tt.pw)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tt.want {
+				t.Errorf("status %d, want %d (%s)", resp.StatusCode, tt.want, body)
+			}
+			if tt.header != "" {
+				k, v, _ := strings.Cut(tt.header, ": ")
+				if resp.Header.Get(k) != v {
+					t.Errorf("%s = %q, want %q", k, resp.Header.Get(k), v)
+				}
+			}
+			if tt.want == 401 && !strings.Contains(string(body), "https://example.org/account") {
+				t.Errorf("401 body %q lacks the account URL", body)
+			}
+		})
+	}
+}
+
+// closedAddr is a loopback address nobody listens on.
+func closedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func TestProtocolByPrefix(t *testing.T) {
+	h, err := New(Config{Upstream: &url.URL{Scheme: "http", Host: "x"},
+		CalDAVPrefixes: []string{"/dav/calendars/", "/*/calendar/"}, CardDAVPrefixes: []string{"/dav/", "/*/contacts/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]authstore.Protocol{
+		"/dav/calendars/alice/x.ics": authstore.CalDAV, // longer than /dav/
+		"/dav/addressbooks/alice/":   authstore.CardDAV,
+		"/alice/calendar/e.ics":      authstore.CalDAV,
+		"/alice/contacts/":           authstore.CardDAV,
+		"/alice/":                    authstore.DAV,
+		"/":                          authstore.DAV,
+		"/alice/calendars/":          authstore.DAV,
+	} {
+		if got := h.protocolOf(path); got != want {
+			t.Errorf("%s: %s, want %s", path, got, want)
+		}
+	}
+}
+
+func TestClientAddr(t *testing.T) {
+	h, err := New(Config{Upstream: &url.URL{Scheme: "http", Host: "x"},
+		TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ remote, xff, want string }{
+		{"192.0.2.7:4000", "198.51.100.1", "192.0.2.7:4000"},                       // untrusted peer: header ignored
+		{"10.1.1.1:4000", "198.51.100.1", "198.51.100.1:0"},                        // trusted proxy
+		{"10.1.1.1:4000", "203.0.113.9, 198.51.100.1, 10.2.2.2", "198.51.100.1:0"}, // the nearest untrusted hop
+		{"10.1.1.1:4000", "garbage", "10.1.1.1:4000"},
+		{"[::ffff:192.0.2.7]:4000", "", "192.0.2.7:4000"},
+	}
+	for _, tt := range tests {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = tt.remote
+		if tt.xff != "" {
+			r.Header.Set("X-Forwarded-For", tt.xff)
+		}
+		if got := h.clientAddr(r).String(); got != tt.want {
+			t.Errorf("%s with %q: %s, want %s", tt.remote, tt.xff, got, tt.want)
+		}
+	}
+}
+
+func TestWellKnown(t *testing.T) {
+	env := newTestEnv(t, &fakeAuth{}, http.NotFoundHandler(), nil)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for wk, want := range map[string]string{"/.well-known/caldav": "/dav/calendars/", "/.well-known/carddav": "/dav/contacts/"} {
+		req, _ := http.NewRequest("PROPFIND", env.srv.URL+wk, nil)
+		req.Host = "evil.example"
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
+			t.Errorf("%s: %d %q, want 301 %q", wk, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
 }
