@@ -41,7 +41,10 @@ type davOptions struct {
 	// switched puts a forwarder that the test can switch off between
 	// postern and Radicale (davE2E.sw).
 	switched bool
-	limits   []string // extra [limits] lines
+	// upstream replaces Radicale; upstreamExtra are more [upstream.dav] lines.
+	upstream      string
+	upstreamExtra []string
+	limits        []string // extra [limits] lines
 	dav      []string // extra [dav] lines
 }
 
@@ -55,8 +58,11 @@ const (
 func startDAVE2E(t *testing.T, opts davOptions) *davE2E {
 	t.Helper()
 	e := &davE2E{logs: &e2eLog{}}
-	e.peer = testpeer.Radicale(t)
-	up := e.peer.URL
+	up := opts.upstream
+	if up == "" {
+		e.peer = testpeer.Radicale(t)
+		up = e.peer.URL
+	}
 	if opts.switched {
 		e.sw = newSwitchedUpstream(t, e.peer.Addr)
 		up = "http://" + e.sw.addr + "/"
@@ -91,10 +97,11 @@ public_url = "https://mail.example.org/account"
 
 [upstream.dav]
 url = %s
+%s
 
 [limits]
 %s
-`, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")), calPrefix, cardPrefix, strings.Join(opts.dav, "\n"), q(up), limitLines(opts.limits))
+`, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")), calPrefix, cardPrefix, strings.Join(opts.dav, "\n"), q(up), strings.Join(opts.upstreamExtra, "\n"), limitLines(opts.limits))
 	cfg, err := config.Parse([]byte(text), "dav.toml")
 	if err != nil {
 		t.Fatalf("configuration: %v", err)

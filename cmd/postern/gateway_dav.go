@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -33,6 +34,8 @@ func (g *gateway) startDAV(cfg *config.Config, reg prometheus.Registerer) error 
 	}
 	g.addrs["dav"] = ln.Addr().String()
 	g.dav = davServer(h, g.certs.TLSConfig(), cfg.Limits.PreauthTimeout.Duration)
+	// Failed handshakes and broken clients are routine on a public port.
+	g.dav.ErrorLog = slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
 	g.log.Info("listening", "listener", "dav", "addr", ln.Addr().String())
 	g.wg.Go(func() {
 		if err := g.dav.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {

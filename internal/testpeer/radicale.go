@@ -36,9 +36,23 @@ type RadicalePeer struct {
 	LogFile    string
 }
 
+// RadicaleOptions choose how a private Radicale authenticates.
+type RadicaleOptions struct {
+	// Users, when set, makes Radicale check Basic credentials itself
+	// against these names and passwords (htpasswd, plain) instead of
+	// trusting X-Remote-User: a client can then talk to it directly.
+	Users map[string]string
+}
+
 // Radicale starts a private Radicale for t and stops it when t ends. It
 // skips t when Radicale is not installed (see RequirePeer).
 func Radicale(t testing.TB) *RadicalePeer {
+	t.Helper()
+	return RadicaleWith(t, RadicaleOptions{})
+}
+
+// RadicaleWith is Radicale with options.
+func RadicaleWith(t testing.TB, opts RadicaleOptions) *RadicalePeer {
 	t.Helper()
 	bin := RequirePeer(t, "radicale")
 	if _, err := os.Stat(radicaleBin); err == nil {
@@ -71,7 +85,19 @@ func Radicale(t testing.TB) *RadicalePeer {
 		r.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		r.URL = "http://" + r.Addr + "/"
 		conf := filepath.Join(dir, "config")
-		if err := os.WriteFile(conf, []byte(radicaleConf(r)), 0o644); err != nil {
+		auth := "type = http_x_remote_user"
+		if opts.Users != nil {
+			users := filepath.Join(dir, "users")
+			var b strings.Builder
+			for name, pw := range opts.Users {
+				fmt.Fprintf(&b, "%s:%s\n", name, pw)
+			}
+			if err := os.WriteFile(users, []byte(b.String()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			auth = "type = htpasswd\nhtpasswd_filename = " + users + "\nhtpasswd_encryption = plain"
+		}
+		if err := os.WriteFile(conf, []byte(radicaleConf(r, auth)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		diag, err := runRadicale(t, bin, r, conf, asNobody)
@@ -85,11 +111,11 @@ func Radicale(t testing.TB) *RadicalePeer {
 	}
 }
 
-func radicaleConf(r *RadicalePeer) string {
+func radicaleConf(r *RadicalePeer, auth string) string {
 	return fmt.Sprintf(`[server]
 hosts = %s
 [auth]
-type = http_x_remote_user
+%s
 [rights]
 type = owner_only
 [storage]
@@ -99,7 +125,7 @@ type = none
 [logging]
 level = warning
 mask_passwords = True
-`, r.Addr, r.Storage)
+`, r.Addr, auth, r.Storage)
 }
 
 func freePort() (int, error) {
