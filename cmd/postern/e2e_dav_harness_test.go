@@ -45,7 +45,7 @@ type davOptions struct {
 	upstream      string
 	upstreamExtra []string
 	limits        []string // extra [limits] lines
-	dav      []string // extra [dav] lines
+	dav           []string // extra [dav] lines
 }
 
 // calPrefix and cardPrefix are the collections the tests create under

@@ -32,7 +32,7 @@ func runLitmus(t *testing.T, bin, url, user, password string) map[string]string 
 		args = append(args, user, password)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = t.TempDir() // litmus writes debug.log and child.log here
+	cmd.Dir = t.TempDir()          // litmus writes debug.log and child.log here
 	out, _ := cmd.CombinedOutput() // failing tests make it exit non-zero
 	results := map[string]string{}
 	suite := ""
