@@ -275,4 +275,3 @@ func top(m []byte, n int) []byte {
 	}
 	return out
 }
-
