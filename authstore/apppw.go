@@ -87,6 +87,13 @@ func ParseScopes(s string) ([]Protocol, error) {
 
 func appPwKey(userID, id string) string { return userID + "/" + id }
 
+// appPwDigest is the stored and indexed form of a normalised app password
+// of one user: hex(HMAC-SHA256(pepper, userID ‖ 0 ‖ secret)).
+func (s *Store) appPwDigest(userID, secret string) string {
+	s.digests.Add(1)
+	return hex.EncodeToString(digest(s.pepper, userID, secret))
+}
+
 // CreateAppPassword makes a new app password and returns it with its secret,
 // the only time the secret is ever available.
 func (s *Store) CreateAppPassword(ctx context.Context, user string, in NewAppPassword) (AppPassword, string, error) {
@@ -121,7 +128,7 @@ func (s *Store) CreateAppPassword(ctx context.Context, user string, in NewAppPas
 	}
 	var rec *appPwRecord
 	_, err = s.modifyUser(ctx, user, Event{Kind: "apppw.create", Detail: id}, func(tx kvTx, u *userRecord) error {
-		d := hex.EncodeToString(digest(s.pepper, u.ID, secret))
+		d := s.appPwDigest(u.ID, secret)
 		rec = &appPwRecord{ID: id, UserID: u.ID, User: u.Name, Name: in.Name, Scopes: in.Scopes,
 			Created: now, Expires: in.Expires.UTC(), Digest: d}
 		if err := putJSON(tx, bAppPw, appPwKey(u.ID, id), rec); err != nil {

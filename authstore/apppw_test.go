@@ -1,7 +1,9 @@
 package authstore
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -162,6 +164,49 @@ func TestRevokeAppPassword(t *testing.T) {
 	}
 	if _, err := e.login("alice", secret, IMAP, "192.0.2.1"); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("revoked app password: %v", err)
+	}
+}
+
+// TestP10_RevokedDespiteStaleIndex: the decision reads the record's own
+// revoked flag and expiry, so an index entry a revocation failed to delete
+// (or one restored with an old backup) never lets the app password in.
+func TestP10_RevokedDespiteStaleIndex(t *testing.T) {
+	e := newTestStore(t)
+	u := e.addUser(t, "alice")
+	tests := []struct {
+		name   string
+		spoil  func(t *testing.T, id string) // the change whose index entry stays
+		reason string
+	}{
+		{"revoked", func(t *testing.T, id string) {
+			if err := e.s.RevokeAppPassword(bg, "alice", id); err != nil {
+				t.Fatal(err)
+			}
+		}, "app_password_revoked"},
+		{"expired", func(t *testing.T, id string) {
+			rec := e.appPwRecord(t, u.ID, id)
+			rec.Expires = e.clock.Now().Add(-time.Second)
+			data, _ := json.Marshal(rec)
+			e.rawPut(t, bAppPw, appPwKey(u.ID, id), data)
+		}, "app_password_expired"},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ap, secret := e.addAppPassword(t, "alice")
+			digest := e.appPwRecord(t, u.ID, ap.ID).Digest
+			index := e.rawGet(t, bAppPwIndex, digest)
+			tc.spoil(t, ap.ID)
+			e.rawPut(t, bAppPwIndex, digest, index) // as if the delete had been missed
+			src := fmt.Sprintf("192.0.2.%d", i+1)
+			if _, err := e.login("alice", secret, IMAP, src); !errors.Is(err, ErrUnauthorized) {
+				t.Fatalf("app password with a stale index entry: %v, want ErrUnauthorized", err)
+			}
+			e.s.FlushAudit()
+			evs, err := e.s.AuditTail(bg, 1)
+			if err != nil || len(evs) != 1 || evs[0].Result != "denied" || evs[0].Reason != tc.reason {
+				t.Fatalf("audit %+v, %v; want denied for %s", evs, err, tc.reason)
+			}
+		})
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 // TestA1_AccountBudget: 150 wrong logins for one user from 30 sources over
 // every protocol → the 101st and later refused even with the right
-// secret; the user's own earlier-good source still logs in.
+// secret; the user's own earlier-good source and app passwords still log in.
 func TestA1_AccountBudget(t *testing.T) {
 	e := newTestStore(t)
 	e.addUser(t, "alice")
@@ -47,8 +47,9 @@ func TestA1_AccountBudget(t *testing.T) {
 		wantOK bool
 	}{
 		{"right password from an attacking source", goodPassword, "10.0.0.7", false},
-		{"right app password from an attacking source", app, "10.0.0.7", false},
+		{"right app password from an attacking source", app, "10.0.0.7", true},
 		{"right password from a new source", goodPassword, "198.51.100.1", false},
+		{"right app password from a new source", app, "198.51.100.2", true},
 		{"right app password from the known-good source", app, home, true},
 	}
 	for _, tc := range tests {
@@ -224,32 +225,72 @@ func TestA2_StaleSecretHourly(t *testing.T) {
 }
 
 // TestA3_ChargeBeforeVerify: 5,000 concurrent guesses against a budget of
-// L run at most L password verifications.
+// L run at most L password verifications, for the account budget (guesses
+// from 5,000 sources) and for the account+source budget (guesses from one
+// known-good source). Every admitted attempt is held at a barrier, before
+// it is verified, until each of the 5,000 has been either admitted or
+// refused: no failure can settle while attempts are still being charged,
+// so a budget charged only when failures settle would let every guess
+// through, every run.
 func TestA3_ChargeBeforeVerify(t *testing.T) {
 	const budget, guesses = 10, 5000
-	e := newTestStore(t, withLimits(Limits{UserBudget: budget, PairBudget: guesses, SourceFree: guesses}))
-	frozenSleep(e)
-	e.addUser(t, "alice")
-	before := e.kdfRuns()
-	var mu sync.Mutex
-	var denied, throttled int
-	countOK(t, guesses, func(i int) error {
-		_, err := e.login("alice", fmt.Sprint("guess ", i), IMAP, fmt.Sprintf("10.%d.%d.1", i/250, i%250))
-		mu.Lock()
-		defer mu.Unlock()
-		if errors.Is(err, ErrThrottled) {
-			throttled++
-		} else if err != nil {
-			denied++
-		}
-		return err
-	})
-	runs := e.kdfRuns() - before
-	if runs > budget || denied > budget {
-		t.Fatalf("%d verifications and %d plain denials for a budget of %d", runs, denied, budget)
+	tests := []struct {
+		name   string
+		limits Limits
+		source func(i int) string
+		home   string // a source made known-good first, if any
+	}{
+		{"account budget", Limits{UserBudget: budget, PairBudget: guesses, SourceFree: guesses},
+			func(i int) string { return fmt.Sprintf("10.%d.%d.1", i/250, i%250) }, ""},
+		{"account+source budget", Limits{UserBudget: guesses, PairBudget: budget, SourceFree: guesses},
+			func(int) string { return "192.0.2.1" }, "192.0.2.1"},
 	}
-	if runs == 0 || denied+throttled != guesses {
-		t.Fatalf("runs %d, denied %d, throttled %d of %d", runs, denied, throttled, guesses)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestStore(t, withLimits(tc.limits))
+			frozenSleep(e)
+			e.addUser(t, "alice")
+			if tc.home != "" {
+				if _, err := e.login("alice", goodPassword, IMAP, tc.home); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := e.kdfRuns()
+			var mu sync.Mutex
+			var denied, throttled, arrived int
+			release := make(chan struct{})
+			arrive := func() { // with mu held
+				if arrived++; arrived == guesses {
+					close(release)
+				}
+			}
+			countOK(t, guesses, func(i int) error {
+				_, err := e.s.Authenticate(bg, Attempt{Protocol: IMAP, Username: "alice", Secret: fmt.Sprint("guess ", i),
+					Source: addr(tc.source(i)), Admitted: func() {
+						mu.Lock()
+						arrive()
+						mu.Unlock()
+						<-release
+					}})
+				mu.Lock()
+				defer mu.Unlock()
+				if errors.Is(err, ErrThrottled) {
+					throttled++
+					arrive()
+				} else if err != nil {
+					denied++
+				}
+				return err
+			})
+			runs := e.kdfRuns() - before
+			t.Logf("%d concurrent guesses, budget %d: %d verified, %d throttled", guesses, budget, runs, throttled)
+			if runs > budget || denied > budget {
+				t.Fatalf("%d verifications and %d plain denials for a budget of %d", runs, denied, budget)
+			}
+			if runs == 0 || denied+throttled != guesses {
+				t.Fatalf("runs %d, denied %d, throttled %d of %d", runs, denied, throttled, guesses)
+			}
+		})
 	}
 }
 

@@ -3,7 +3,6 @@ package authstore
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/hex"
 	"errors"
 	"strings"
 )
@@ -12,10 +11,35 @@ import (
 // (DESIGN.md "The decision"). Every credential problem returns an error
 // that is ErrUnauthorized (ErrThrottled is one too); a store failure
 // returns ErrUnavailable and leaves the failure budget untouched.
+//
+// A right app password is let in before the rate limiter, whatever the
+// budgets and delays say: it carries 112 bits, so checking one (one HMAC
+// and one read) gives a guesser nothing, and attackers exhausting a budget
+// must not lock the user's mail apps out (A1). Any other secret is charged
+// first; over budget it is refused without being checked as anything.
 func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 	name, nameErr := CanonicalUsername(a.Username)
-	t := s.limit.charge(name, a.Source, a.Secret)
 	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: clip(a.Client, 100)}
+	var pre *lookup
+	if _, shaped := NormalizeAppPassword(a.Secret); shaped && nameErr == nil {
+		l, err := s.load(name, a.Secret)
+		if err != nil {
+			ev.Result, ev.Reason = "unavailable", "store"
+			s.audit.enqueue(ev)
+			return Grant{}, err
+		}
+		pre = &l
+		if l.appPw != nil {
+			if g, reason := s.appPasswordDecision(l, name, a.Protocol); reason == "app_password" {
+				if a.Admitted != nil {
+					a.Admitted()
+				}
+				s.limit.good(name, a.Source)
+				return s.granted(ev, g, reason, a), nil
+			}
+		}
+	}
+	t := s.limit.charge(name, a.Source, a.Secret)
 	if t.Delay > 0 {
 		if err := s.opts.Sleep(ctx, t.Delay); err != nil {
 			return Grant{}, ErrThrottled
@@ -36,7 +60,7 @@ func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 		reason, err = "invalid_username", ErrUnauthorized
 		s.dummyVerify(ctx)
 	} else {
-		g, reason, err = s.decide(ctx, name, a)
+		g, reason, err = s.decide(ctx, name, a, pre)
 	}
 	switch {
 	case errors.Is(err, ErrUnavailable):
@@ -51,12 +75,17 @@ func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 		return Grant{}, ErrUnauthorized
 	}
 	s.limit.success(t)
+	return s.granted(ev, g, reason, a), nil
+}
+
+// granted notes an app password's use and audits the login.
+func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
 		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, clip(a.Client, 100))
 	}
 	ev.Result, ev.Reason = "ok", reason
 	s.audit.enqueue(ev)
-	return g, nil
+	return g
 }
 
 // lookup is what one read transaction learns for a login.
@@ -81,7 +110,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 		}
 		l.user = rec
 		if pw, ok := NormalizeAppPassword(secret); ok {
-			d := hex.EncodeToString(digest(s.pepper, rec.ID, pw))
+			d := s.appPwDigest(rec.ID, pw)
 			if key := tx.Get(bAppPwIndex, d); key != nil {
 				var ap appPwRecord
 				if _, err := getJSON(tx, bAppPw, string(key), &ap); err != nil {
@@ -97,33 +126,51 @@ func (s *Store) load(name, secret string) (lookup, error) {
 	return l, err
 }
 
+// appPasswordDecision judges a matching app password: a grant and
+// "app_password", or the reason it is refused. It reads the record's own
+// revocation and expiry, not only the index that found it: one missed
+// index delete must never let a revoked app password in (P10).
+func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, string) {
+	now := s.opts.Now()
+	switch {
+	case !l.appPw.Revoked.IsZero():
+		return Grant{}, "app_password_revoked"
+	case l.user.Disabled:
+		return Grant{}, "disabled"
+	case !l.appPw.Expires.IsZero() && !now.Before(l.appPw.Expires):
+		return Grant{}, "app_password_expired"
+	case !l.appPw.covers(p):
+		return Grant{}, "app_password_scope"
+	}
+	return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, Scopes: l.appPw.Scopes}, "app_password"
+}
+
 // decide returns a grant or ErrUnauthorized with a reason for the audit
-// log. Denials that skip the KDF run a dummy one so every failure costs
-// about the same time (A9).
-func (s *Store) decide(ctx context.Context, name string, a Attempt) (Grant, string, error) {
+// log; pre is what Authenticate already read, if anything. Denials that
+// skip the KDF run a dummy one so every failure costs about the same time
+// (A9). An app-password-shaped secret that matches no app password is
+// checked as an account password: it gets here only within the budgets.
+func (s *Store) decide(ctx context.Context, name string, a Attempt, pre *lookup) (Grant, string, error) {
 	if len(a.Secret) > MaxPasswordBytes {
 		return Grant{}, "secret_too_long", ErrUnauthorized
 	}
-	l, err := s.load(name, a.Secret)
-	if err != nil {
-		return Grant{}, "", err
+	var l lookup
+	if pre != nil {
+		l = *pre
+	} else {
+		var err error
+		if l, err = s.load(name, a.Secret); err != nil {
+			return Grant{}, "", err
+		}
 	}
 	now := s.opts.Now()
 	if l.appPw != nil {
-		reason := ""
-		switch {
-		case l.user.Disabled:
-			reason = "disabled"
-		case !l.appPw.Expires.IsZero() && !now.Before(l.appPw.Expires):
-			reason = "app_password_expired"
-		case !l.appPw.covers(a.Protocol):
-			reason = "app_password_scope"
-		}
-		if reason != "" {
+		g, reason := s.appPasswordDecision(l, name, a.Protocol)
+		if reason != "app_password" {
 			s.dummyVerify(ctx)
 			return Grant{}, reason, ErrUnauthorized
 		}
-		return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, Scopes: l.appPw.Scopes}, "app_password", nil
+		return g, reason, nil
 	}
 	if l.user == nil || l.user.PasswordHash == "" {
 		s.dummyVerify(ctx)

@@ -256,7 +256,7 @@ func TestAuthenticateClosedStore(t *testing.T) {
 	if _, err := e.login("alice", "wrong password", IMAP, "192.0.2.1"); !errors.Is(err, ErrUnauthorized) {
 		t.Fatal(err)
 	}
-	before := e.s.limit.users["alice"].failures
+	before := e.s.limit.accountCharges("alice")
 	if err := e.s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +269,7 @@ func TestAuthenticateClosedStore(t *testing.T) {
 	if _, err := e.second("alice", "123456", "192.0.2.1"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("second factor on a closed store: %v", err)
 	}
-	if after := e.s.limit.users["alice"].failures; after != before {
+	if after := e.s.limit.accountCharges("alice"); after != before {
 		t.Fatalf("failures %d → %d while the store was closed", before, after)
 	}
 	e.s.FlushAudit() // must return, not hang or panic

@@ -306,3 +306,58 @@ func TestDamagedCodeSet(t *testing.T) {
 		t.Fatal("a code from a damaged set was accepted")
 	}
 }
+
+// biasedReader yields, for k = 0, 1, 2, …, the bytes 255 and limit (both
+// at or above the rejection limit) and then k % limit.
+type biasedReader struct {
+	limit int
+	n     int // bytes produced
+}
+
+func (r *biasedReader) Read(p []byte) (int, error) {
+	for i := range p {
+		k, pos := r.n/3, r.n%3
+		switch pos {
+		case 0:
+			p[i] = 255
+		case 1:
+			p[i] = byte(r.limit)
+		default:
+			p[i] = byte(k % r.limit)
+		}
+		r.n++
+	}
+	return len(p), nil
+}
+
+// TestA6_NoModuloBias: codes and app passwords are drawn by rejection
+// sampling: random bytes at or above the largest multiple of the alphabet's
+// size (250 for digits, 234 for letters) are dropped, never mapped to a
+// symbol, which would make the first symbols likelier.
+func TestA6_NoModuloBias(t *testing.T) {
+	tests := []struct {
+		name     string
+		alphabet string
+		draw     func(*biasedReader) (string, error)
+		n        int
+	}{
+		{"backup code", "0123456789", func(r *biasedReader) (string, error) { return newNumericCode(r) }, backupCodeLen},
+		{"app password", "abcdefghijklmnopqrstuvwxyz", func(r *biasedReader) (string, error) { return newAppPassword(r) }, appPasswordLen},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			limit := 256 - 256%len(tc.alphabet)
+			got, err := tc.draw(&biasedReader{limit: limit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want strings.Builder
+			for k := range tc.n {
+				want.WriteByte(tc.alphabet[(k%limit)%len(tc.alphabet)])
+			}
+			if got != want.String() {
+				t.Fatalf("drew %q from a stream whose only usable bytes give %q: bytes ≥ %d were used", got, want.String(), limit)
+			}
+		})
+	}
+}

@@ -49,7 +49,8 @@ type Attempt struct {
 	Source   netip.Addr
 	Client   string // IMAP ID name or HTTP User-Agent, for display only
 	// Admitted, when set, is called once the attempt has passed the rate
-	// limiter, before any verification. The proxy starts dialing the
+	// limiter (a right app password passes it at once), before an account
+	// password is verified. The proxy starts dialing the
 	// upstream there, so the dial overlaps the check but a throttled
 	// attempt never costs the upstream a connection.
 	Admitted func()

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,10 +49,12 @@ type Store struct {
 	hash   *hasher
 	seal   *sealer
 	pepper []byte
-	limit  *limiter
-	usage  *usageTracker
-	audit  *auditWriter
-	hot    *decisionCache
+	// digests counts app-password HMACs computed; lets tests prove A7.
+	digests atomic.Int64
+	limit   *limiter
+	usage   *usageTracker
+	audit   *auditWriter
+	hot     *decisionCache
 
 	dummyOnce sync.Once
 	dummyHash string

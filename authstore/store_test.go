@@ -8,20 +8,51 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestS3_SecondOpenLocked: a second instance gets ErrLocked after the lock
 // timeout instead of hanging, and opens once the first one is gone.
+// TestS3_SecondOpenLocked: a second instance gets ErrLocked, not a hang,
+// with the configured lock timeout and with the default one. The test
+// bounds the wait itself, so a lock wait without end fails here with a
+// message instead of hanging until the test binary's timeout.
 func TestS3_SecondOpenLocked(t *testing.T) {
-	e := newTestStore(t)
-	e.addUser(t, "alice")
-	_, err := Open(e.path, e.opts)
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("second open: %v, want ErrLocked", err)
+	const hang = 10 * time.Second // far beyond either lock timeout
+	tests := []struct {
+		name    string
+		timeout time.Duration // 0: the default
+	}{
+		{"configured lock timeout", 100 * time.Millisecond},
+		{"default lock timeout", 0},
 	}
-	e.reopen(t)
-	if _, err := e.s.GetUser(bg, "alice"); err != nil {
-		t.Fatalf("after the first instance closed: %v", err)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTestStore(t)
+			e.addUser(t, "alice")
+			opts := e.opts
+			opts.LockTimeout = tc.timeout
+			done := make(chan error, 1)
+			go func() {
+				s, err := Open(e.path, opts)
+				if err == nil {
+					s.Close()
+				}
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrLocked) {
+					t.Fatalf("second open: %v, want ErrLocked", err)
+				}
+			case <-time.After(hang):
+				t.Fatalf("second open still waiting for the lock after %s", hang)
+			}
+			e.reopen(t)
+			if _, err := e.s.GetUser(bg, "alice"); err != nil {
+				t.Fatalf("after the first instance closed: %v", err)
+			}
+		})
 	}
 }
 

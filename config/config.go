@@ -207,12 +207,14 @@ type Limits struct {
 	PreauthTimeout      Duration `toml:"preauth_timeout"`
 	MaxBadCommands      int      `toml:"max_bad_commands"`
 	MaxLineBytes        int      `toml:"max_line_bytes"`
-	// UserFailureBudget is the consecutive failures one account may take,
-	// from all sources together, before logins are slowed and refused.
+	// UserFailureBudget bounds the wrong secrets verified for one account
+	// over any 24 h from sources not known-good for it, across every
+	// protocol and the web; successful logins in between do not reopen it.
 	UserFailureBudget int `toml:"user_failure_budget"`
-	// UserSourceFailureBudget bounds one source's failures for one account.
-	// It is what still holds a source that logged in successfully before,
-	// which the account budget lets through so its owner keeps working.
+	// UserSourceFailureBudget bounds the wrong secrets verified for one
+	// account from one source over any 24 h. It is what still holds a
+	// source that logged in successfully before, which the account budget
+	// lets through so its owner keeps working.
 	UserSourceFailureBudget int `toml:"user_source_failure_budget"`
 	// SourceFreeFailures are the failures a source may make before each
 	// answer to it is delayed, starting at SourceDelay and doubling up to

@@ -52,8 +52,8 @@ func (a Adapter) WithDefaults() Adapter {
 // UpstreamCredential is how an adapter logs in to the upstream as the user.
 type UpstreamCredential struct {
 	// UpstreamStartTLS, when non-nil, upgrades the upstream connection
-	// (STARTTLS, STLS) with this config, which must name the server or hold
-	// a custom verifier. An upstream that does not offer the upgrade is
+	// (STARTTLS, STLS) with this config, built by Upstream.ClientTLS like
+	// the implicit-TLS one. An upstream that does not offer the upgrade is
 	// refused: there is no plaintext fallback.
 	UpstreamStartTLS *tls.Config
 	// MasterUser and MasterPassword log in with SASL PLAIN, authzid = user

@@ -3,17 +3,21 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
 func withClientTLS(t *testing.T) harnessOpt {
@@ -142,44 +146,94 @@ func TestHalfClose(t *testing.T) {
 	})
 }
 
-// TestP10_Kick ends exactly the matching sessions, each with a Bye and an
+// withStore makes a real credential store the harness's Authenticator and
+// tells the harness's registry of every revocation, as the gateway does.
+func withStore(t *testing.T, st **authstore.Store) harnessOpt {
+	return func(c *ServerConfig, h *harness) {
+		keys, err := authstore.NewKeys(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := authstore.Open(filepath.Join(t.TempDir(), "postern.db"), authstore.Options{Keys: keys,
+			KDF:      authstore.KDFParams{Memory: 64, Time: 1, Threads: 1},
+			OnRevoke: func(r authstore.Revocation) { h.reg.Revoke(r) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		c.Auth, *st = s, s
+	}
+}
+
+// TestP10_Kick: each credential change an operator makes in the store
+// ends exactly the live sessions it invalidates, each with a Bye and an
 // end of stream within a second, and leaves the others relaying.
 func TestP10_Kick(t *testing.T) {
-	logins := []struct{ user, secret, cred string }{
-		{"alice", "pw", "password"},
-		{"alice", "ap-a1", "a1"},
-		{"bob", "pw", "password"},
-		{"bob", "ap-b1", "b1"},
-	}
+	const password = "correct-horse-battery"
+	type login struct{ user, app string } // app: "" for the account password
+	logins := []login{{"alice", ""}, {"alice", "a1"}, {"bob", ""}, {"bob", "b1"}}
+	ctx := context.Background()
 	tests := []struct {
 		name   string
-		filter func(h *harness) Filter
+		do     func(st *authstore.Store, ids map[string]string, h *harness) error
 		kicked []int // indexes into logins
 	}{
-		{"by session", func(h *harness) Filter { return Filter{SessionID: h.sessionOf("alice", "a1")} }, []int{1}},
-		{"by user", func(*harness) Filter { return Filter{Username: "alice"} }, []int{0, 1}},
-		{"by app password", func(*harness) Filter { return Filter{AppPassID: "b1"} }, []int{3}},
-		{"password only", func(*harness) Filter { return Filter{PasswordOnly: true} }, []int{0, 2}},
-		{"user and password only", func(*harness) Filter { return Filter{Username: "bob", PasswordOnly: true} }, []int{2}},
-		{"empty filter", func(*harness) Filter { return Filter{} }, nil},
-		{"all", func(*harness) Filter { return Filter{All: true} }, []int{0, 1, 2, 3}},
-		{"unknown user", func(*harness) Filter { return Filter{Username: "carol"} }, nil},
+		{"app password revoked", func(st *authstore.Store, ids map[string]string, _ *harness) error {
+			return st.RevokeAppPassword(ctx, "alice", ids["a1"])
+		}, []int{1}},
+		{"password changed, app passwords kept", func(st *authstore.Store, _ map[string]string, _ *harness) error {
+			return st.SetPassword(ctx, "alice", "another-password", false)
+		}, []int{0}},
+		{"password changed, app passwords revoked", func(st *authstore.Store, _ map[string]string, _ *harness) error {
+			return st.SetPassword(ctx, "bob", "another-password", true)
+		}, []int{2, 3}},
+		{"user disabled", func(st *authstore.Store, _ map[string]string, _ *harness) error {
+			return st.SetDisabled(ctx, "alice", true)
+		}, []int{0, 1}},
+		{"user deleted", func(st *authstore.Store, _ map[string]string, _ *harness) error {
+			return st.DeleteUser(ctx, "bob")
+		}, []int{2, 3}},
+		{"two-step verification enforced", func(st *authstore.Store, _ map[string]string, _ *harness) error {
+			return st.SetPolicy(ctx, authstore.Policy{MFARequired: true})
+		}, []int{0, 2}},
+		{"one session ended from the session list", func(_ *authstore.Store, ids map[string]string, h *harness) error {
+			h.reg.Kick(Filter{SessionID: h.sessionOf("alice", ids["a1"])}, "credentials changed")
+			return nil
+		}, []int{1}},
+		{"another user's change", func(st *authstore.Store, _ map[string]string, _ *harness) error {
+			return st.SetDisabled(ctx, "carol", true)
+		}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := newHarness(t)
+			var st *authstore.Store
+			h := newHarness(t, withStore(t, &st))
+			ids := map[string]string{}
+			for _, u := range []string{"alice", "bob", "carol"} {
+				if _, err := st.CreateUser(ctx, authstore.NewUser{Name: u, Password: password}); err != nil {
+					t.Fatal(err)
+				}
+			}
 			clients := make([]*client, len(logins))
 			for i, l := range logins {
-				clients[i] = h.loggedIn(l.user, l.secret)
+				secret := password
+				if l.app != "" {
+					ap, grouped, err := st.CreateAppPassword(ctx, l.user, authstore.NewAppPassword{Name: l.app})
+					if err != nil {
+						t.Fatal(err)
+					}
+					ids[l.app], secret = ap.ID, strings.ReplaceAll(grouped, " ", "")
+				}
+				clients[i] = h.loggedIn(l.user, secret)
 			}
-			if n := h.reg.Kick(tt.filter(h), "test kick"); n != len(tt.kicked) {
-				t.Errorf("Kick ended %d sessions, want %d", n, len(tt.kicked))
+			if err := tt.do(st, ids, h); err != nil {
+				t.Fatal(err)
 			}
 			kicked := make(map[int]bool)
-			deadline := time.Now().Add(time.Second) // the promise of Kick
+			deadline := time.Now().Add(time.Second) // the promise of P10
 			for _, i := range tt.kicked {
 				kicked[i] = true
-				clients[i].expectEnd("test kick", deadline)
+				clients[i].expectEnd("credentials changed", deadline)
 			}
 			for i, cl := range clients {
 				if kicked[i] {
@@ -188,13 +242,13 @@ func TestP10_Kick(t *testing.T) {
 				cl.send(fmt.Sprintf("ping %d\r\n", i))
 				cl.expect(fmt.Sprintf("ping %d", i))
 			}
-			eventually(t, "kicked sessions to leave the registry", func() bool {
+			eventually(t, "ended sessions to leave the registry", func() bool {
 				return len(h.reg.List()) == len(logins)-len(tt.kicked)
 			})
 			for _, s := range h.reg.List() {
 				for _, i := range tt.kicked {
-					if s.Username == logins[i].user && s.CredentialID == logins[i].cred {
-						t.Errorf("kicked session %+v still listed", s)
+					if cred := ids[logins[i].app]; s.Username == logins[i].user && (s.CredentialID == cred || cred == "" && s.CredentialID == "password") {
+						t.Errorf("ended session %+v still listed", s)
 					}
 				}
 			}

@@ -42,8 +42,9 @@ type Upstream struct {
 	// and plaintext.
 	Security Security
 	// TLS verifies the upstream's certificate; nil means the system roots
-	// and the host of Address as server name. Verification is never skipped
-	// here: there is no silent plaintext or unverified fallback.
+	// and the host of Address as server name. ClientTLS turns it into the
+	// configuration of every upstream handshake; verification is never
+	// skipped: there is no silent plaintext or unverified fallback.
 	TLS *tls.Config
 	// DialTimeout bounds the TCP connect and, for Implicit, the handshake.
 	DialTimeout time.Duration
@@ -66,7 +67,7 @@ func (u Upstream) Dial(ctx context.Context) (*Conn, error) {
 	if u.Security != Implicit {
 		return NewConn(c), nil
 	}
-	cfg, err := u.clientTLS()
+	cfg, err := u.ClientTLS()
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -79,15 +80,23 @@ func (u Upstream) Dial(ctx context.Context) (*Conn, error) {
 	return NewConn(t), nil
 }
 
-// clientTLS returns the configuration for an upstream handshake, naming the
-// server after Address when the configuration does not.
-func (u Upstream) clientTLS() (*tls.Config, error) {
+// ClientTLS is the one place the configuration of a TLS handshake with the
+// upstream is built, for implicit TLS (Dial) and for STARTTLS (the
+// protocol's UpstreamLogin, given it by whoever builds the protocol) alike:
+// a copy of TLS, at least TLS 1.2, the server named after Address when the
+// configuration does not name it, and verification on. A configuration
+// that switches verification off is refused (SECURITY.md P5).
+func (u Upstream) ClientTLS() (*tls.Config, error) {
 	var cfg *tls.Config
 	if u.TLS != nil {
 		cfg = u.TLS.Clone()
 	} else {
-		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		cfg = &tls.Config{}
 	}
+	if cfg.InsecureSkipVerify {
+		return nil, fmt.Errorf("upstream %s: %w: certificate verification cannot be switched off", u.Address, ErrUpstream)
+	}
+	cfg.MinVersion = max(cfg.MinVersion, tls.VersionTLS12)
 	if cfg.ServerName == "" {
 		host, _, err := net.SplitHostPort(u.Address)
 		if err != nil {

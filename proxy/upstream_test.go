@@ -195,6 +195,51 @@ func TestUpstreamDialModes(t *testing.T) {
 	}
 }
 
+// TestP5_ClientTLS: the one builder of upstream handshake configurations
+// names the server, keeps the trust roots, never goes below TLS 1.2 and
+// refuses to switch verification off.
+func TestP5_ClientTLS(t *testing.T) {
+	_, pool := testCert(t)
+	tests := []struct {
+		name     string
+		up       Upstream
+		wantName string
+		wantErr  bool
+	}{
+		{name: "named after the address", up: Upstream{Address: "mail.example.org:993", TLS: &tls.Config{RootCAs: pool}}, wantName: "mail.example.org"},
+		{name: "no configuration", up: Upstream{Address: "192.0.2.1:993"}, wantName: "192.0.2.1"},
+		{name: "configured name kept", up: Upstream{Address: "192.0.2.1:143", TLS: &tls.Config{ServerName: "imap.example.org", MinVersion: tls.VersionTLS13}}, wantName: "imap.example.org"},
+		{name: "old versions raised", up: Upstream{Address: "192.0.2.1:143", TLS: &tls.Config{MinVersion: tls.VersionTLS10}}, wantName: "192.0.2.1"},
+		{name: "verification off", up: Upstream{Address: "192.0.2.1:993", TLS: &tls.Config{InsecureSkipVerify: true}}, wantErr: true},
+		{name: "address without port", up: Upstream{Address: "192.0.2.1"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := tt.up.ClientTLS()
+			if tt.wantErr {
+				if !errors.Is(err, ErrUpstream) {
+					t.Fatalf("ClientTLS = %v, %v; want ErrUpstream", cfg, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ServerName != tt.wantName || cfg.InsecureSkipVerify || cfg.MinVersion < tls.VersionTLS12 {
+				t.Fatalf("ServerName %q, InsecureSkipVerify %v, MinVersion %x", cfg.ServerName, cfg.InsecureSkipVerify, cfg.MinVersion)
+			}
+			if tt.up.TLS != nil {
+				if cfg == tt.up.TLS || cfg.RootCAs != tt.up.TLS.RootCAs {
+					t.Fatal("not a copy keeping the trust roots")
+				}
+				if tt.up.TLS.MinVersion > tls.VersionTLS12 && cfg.MinVersion != tt.up.TLS.MinVersion {
+					t.Fatalf("MinVersion %x lowered from %x", cfg.MinVersion, tt.up.TLS.MinVersion)
+				}
+			}
+		})
+	}
+}
+
 func TestSecurityString(t *testing.T) {
 	for s, want := range map[Security]string{Implicit: "tls", StartTLS: "starttls", None: "none", 7: "Security(7)"} {
 		if got := s.String(); got != want {

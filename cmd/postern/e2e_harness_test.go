@@ -66,6 +66,8 @@ type e2eOptions struct {
 	imapUpstream, pop3Upstream string
 	// caFile replaces the peer's certificate as the upstreams' trust root.
 	caFile string
+	// security replaces "starttls" as both upstreams' security.
+	security string
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -76,8 +78,10 @@ type e2e struct {
 	roots    *x509.CertPool
 	accounts map[string]*e2eAccount
 	logs     *e2eLog
-	stopOnce sync.Once
-	stopErr  error
+	// extraSecrets are secrets made after the accounts, for W6.
+	extraSecrets []w6Secret
+	stopOnce     sync.Once
+	stopErr      error
 }
 
 // startPeer starts a private Dovecot with the named users.
@@ -105,12 +109,16 @@ func startE2E(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *e2e {
 		t.Fatalf("start gateway: %v", err)
 	}
 	t.Cleanup(func() {
+		audit := e.auditText()
 		ctx, cancel := context.WithTimeout(context.Background(), e2eWait)
 		defer cancel()
 		if err := e.shutdown(ctx); err != nil {
 			t.Errorf("gateway shutdown: %v", err)
 		}
-		e.checkLogs(t)
+		w6Seen.add(w6Record{test: t.Name(), logs: e.logs.String(), audit: audit, secrets: e.secretsUsed()})
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", e.logs.String())
+		}
 	})
 	e.certFile = filepath.Join(cfg.DataDir, "tls", "cert.pem")
 	pem, err := os.ReadFile(e.certFile)
@@ -134,7 +142,7 @@ func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2
 	if err := os.WriteFile(masterFile, []byte(peer.MasterPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	imapUp, pop3Up, ca := peer.IMAPAddr, peer.POP3Addr, peer.CAFile
+	imapUp, pop3Up, ca, security := peer.IMAPAddr, peer.POP3Addr, peer.CAFile, "starttls"
 	if opts.imapUpstream != "" {
 		imapUp = opts.imapUpstream
 	}
@@ -144,11 +152,14 @@ func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2
 	if opts.caFile != "" {
 		ca = opts.caFile
 	}
+	if opts.security != "" {
+		security = opts.security
+	}
 	q := strconv.Quote
 	upstream := func(addr, extra string) string {
-		return fmt.Sprintf("address = %s\nsecurity = \"starttls\"\nca_file = %s\nlogin = \"master\"\n"+
+		return fmt.Sprintf("address = %s\nsecurity = %s\nca_file = %s\nlogin = \"master\"\n"+
 			"master_user = %s\nmaster_password_file = %s\n%s\n",
-			q(addr), q(ca), q(peer.MasterUser), q(masterFile), extra)
+			q(addr), q(security), q(ca), q(peer.MasterUser), q(masterFile), extra)
 	}
 	// Every test logs in from loopback; the per-source delay is kept out of
 	// the way (A1 keys its sources by /32 and uses 127.0.0.2 and .3).
@@ -229,6 +240,7 @@ func (e *e2e) newAppPassword(t *testing.T, user string) (id, secret string) {
 	if err != nil {
 		t.Fatalf("create app password for %s: %v", user, err)
 	}
+	e.extraSecrets = append(e.extraSecrets, w6Secret{"app password " + ap.ID + " of " + user, user, strings.ReplaceAll(grouped, " ", ""), ""})
 	return ap.ID, strings.ReplaceAll(grouped, " ", "")
 }
 
@@ -240,24 +252,6 @@ func e2eCtx() context.Context {
 func (e *e2e) shutdown(ctx context.Context) error {
 	e.stopOnce.Do(func() { e.stopErr = e.g.shutdown(ctx) })
 	return e.stopErr
-}
-
-// checkLogs fails the test when a secret reached the gateway's log
-// (SECURITY.md W6) and shows the log when the test failed.
-func (e *e2e) checkLogs(t *testing.T) {
-	logs := e.logs.String()
-	secrets := []string{e.peer.MasterPassword}
-	for _, a := range e.accounts {
-		secrets = append(secrets, a.password, a.appPassword, a.totpSecret)
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(logs, s) {
-			t.Errorf("the gateway log contains a secret")
-		}
-	}
-	if t.Failed() {
-		t.Logf("gateway log:\n%s", logs)
-	}
 }
 
 func (e *e2e) account(name string) *e2eAccount { return e.accounts[name] }

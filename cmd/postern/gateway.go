@@ -212,17 +212,12 @@ func mailUpstream(u config.MailUpstream) (up proxy.Upstream, startTLS *tls.Confi
 }
 
 // upstream maps an upstream section to the proxy's dialer and, for
-// STARTTLS, the TLS config the protocol upgrades with.
+// STARTTLS, the TLS config the protocol upgrades with. Both modes get
+// their handshake configuration from proxy.Upstream.ClientTLS.
 func upstream(u config.MailUpstream) (proxy.Upstream, *tls.Config, error) {
-	host, _, err := net.SplitHostPort(u.Address)
-	if err != nil {
-		return proxy.Upstream{}, nil, err
-	}
-	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-	if u.ServerName != "" {
-		tc.ServerName = u.ServerName
-	}
+	tc := &tls.Config{ServerName: u.ServerName}
 	if u.CAFile != "" {
+		var err error
 		if tc.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
 			return proxy.Upstream{}, nil, err
 		}
@@ -231,10 +226,12 @@ func upstream(u config.MailUpstream) (proxy.Upstream, *tls.Config, error) {
 	switch u.Security {
 	case config.SecurityImplicit:
 		up.Security = proxy.Implicit
-		return up, nil, nil
+		_, err := up.ClientTLS() // refuse a bad address at start, not at the first login
+		return up, nil, err
 	case config.SecurityStartTLS:
 		up.Security = proxy.StartTLS
-		return up, tc, nil
+		startTLS, err := up.ClientTLS()
+		return up, startTLS, err
 	default:
 		up.Security = proxy.None
 		return up, nil, nil

@@ -34,6 +34,10 @@ const (
 	// FaultBadCert speaks implicit TLS with a fresh self-signed certificate
 	// nobody trusts, then greets normally and refuses logins.
 	FaultBadCert
+	// FaultBadCertStartTLS greets in plaintext offering STARTTLS (and
+	// LOGINDISABLED), then upgrades with a certificate nobody trusts and
+	// refuses logins.
+	FaultBadCertStartTLS
 )
 
 // Sizes and pacing of the hostile behaviours.
@@ -43,7 +47,8 @@ const (
 )
 
 func (k FaultKind) String() string {
-	names := [...]string{"down", "blackhole", "slow", "close-mid-login", "huge-line", "preauth", "refuse-login", "bad-cert"}
+	names := [...]string{"down", "blackhole", "slow", "close-mid-login", "huge-line", "preauth", "refuse-login", "bad-cert",
+		"bad-cert-starttls"}
 	if k < 0 || int(k) >= len(names) {
 		return fmt.Sprintf("FaultKind(%d)", int(k))
 	}
@@ -89,7 +94,7 @@ func StartFault(t testing.TB, kind FaultKind) *FaultPeer {
 		f.Addr = addr
 		return f
 	}
-	if kind == FaultBadCert {
+	if kind == FaultBadCert || kind == FaultBadCertStartTLS {
 		conf, err := untrustedTLS()
 		if err != nil {
 			t.Fatalf("fault %v: %v", kind, err)
@@ -116,8 +121,8 @@ func untrustedTLS() (*tls.Config, error) {
 }
 
 // Received returns, per accepted connection in accept order, the bytes it
-// has received so far (after TLS for FaultBadCert). Its length is the
-// number of connections accepted.
+// has received so far (for FaultBadCert and FaultBadCertStartTLS only what
+// arrived inside TLS). Its length is the number of connections accepted.
 func (f *FaultPeer) Received() [][]byte {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -210,6 +215,14 @@ func (c *faultConn) Read(p []byte) (int, error) {
 		c.settle()
 	}
 	return n, err
+}
+
+// restart forgets what the connection received so far: what arrives
+// after a STARTTLS upgrade is recorded alone.
+func (c *faultConn) restart() {
+	c.f.mu.Lock()
+	defer c.f.mu.Unlock()
+	c.f.received[c.idx] = c.f.received[c.idx][:0]
 }
 
 // settle marks the connection's input as complete.

@@ -49,7 +49,63 @@ func (f *FaultPeer) serve(c *faultConn) {
 		// Record what arrives inside TLS, should a client accept the cert.
 		c.Conn = tls.Server(c.raw, f.tlsConf)
 		serveScript(c, faultGreeting, refuseLogin)
+	case FaultBadCertStartTLS:
+		if upgradeStartTLS(c) {
+			c.restart()
+			c.Conn = tls.Server(c.raw, f.tlsConf)
+			serveScript(c, "", refuseLogin)
+		}
 	}
+}
+
+// startTLSCaps is what FaultBadCertStartTLS offers before TLS.
+const startTLSCaps = "IMAP4rev1 STARTTLS LOGINDISABLED"
+
+// upgradeStartTLS greets offering STARTTLS and answers until the client
+// asks for it; it reports whether the client did, the OK sent.
+func upgradeStartTLS(c *faultConn) bool {
+	if _, err := io.WriteString(c, "* OK [CAPABILITY "+startTLSCaps+"] ready\r\n"); err != nil {
+		return false
+	}
+	for {
+		line, err := readLineUnbuffered(c)
+		if err != nil {
+			return false
+		}
+		tag, verb, _ := splitCommand(line)
+		switch verb {
+		case "STARTTLS":
+			_, err = fmt.Fprintf(c, "%s OK Begin TLS negotiation now\r\n", tag)
+			return err == nil
+		case "CAPABILITY":
+			_, err = fmt.Fprintf(c, "* CAPABILITY %s\r\n%s OK CAPABILITY completed\r\n", startTLSCaps, tag)
+		case "LOGOUT":
+			return false
+		default:
+			_, err = fmt.Fprintf(c, "%s BAD STARTTLS first\r\n", tag)
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// readLineUnbuffered reads one line of at most scriptMaxLine bytes, one
+// byte at a time: nothing the client sends after STARTTLS may end up in a
+// buffer that TLS then never sees.
+func readLineUnbuffered(r io.Reader) (string, error) {
+	var b strings.Builder
+	var one [1]byte
+	for b.Len() < scriptMaxLine {
+		if _, err := io.ReadFull(r, one[:]); err != nil {
+			return "", err
+		}
+		b.WriteByte(one[0])
+		if one[0] == '\n' {
+			return b.String(), nil
+		}
+	}
+	return "", errors.New("line too long")
 }
 
 // writeWhileDraining runs write in its own goroutine and meanwhile records
@@ -106,8 +162,10 @@ func hugeLine(w io.Writer, done <-chan struct{}) {
 // serveScript greets and answers the pre-login commands a proxy sends
 // upstream, until the client leaves or the login action ends the dialogue.
 func serveScript(c *faultConn, greeting string, action loginAction) {
-	if _, err := io.WriteString(c, greeting); err != nil {
-		return
+	if greeting != "" {
+		if _, err := io.WriteString(c, greeting); err != nil {
+			return
+		}
 	}
 	br := bufio.NewReaderSize(c, scriptMaxLine)
 	for {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -32,6 +33,7 @@ func TestFault(t *testing.T) {
 		{FaultPreauth, clientPreauth},
 		{FaultRefuseLogin, clientRefuseLogin},
 		{FaultBadCert, clientBadCert},
+		{FaultBadCertStartTLS, clientBadCertStartTLS},
 	}
 	for _, tt := range tests {
 		t.Run(tt.kind.String(), func(t *testing.T) {
@@ -196,6 +198,38 @@ func clientBadCert(t *testing.T, addr string) []string {
 	return []string{"", "a LOGIN alice secret\r\n"}
 }
 
+func clientBadCertStartTLS(t *testing.T, addr string) []string {
+	starttls := func(l *lineConn) {
+		l.expect("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED]")
+		if got := l.imapTagged("a", "CAPABILITY"); got != "a OK CAPABILITY completed" {
+			t.Fatalf("CAPABILITY = %q", got)
+		}
+		if got := l.imapTagged("b", "STARTTLS"); !strings.HasPrefix(got, "b OK") {
+			t.Fatalf("STARTTLS = %q", got)
+		}
+	}
+	l := dialLine(t, addr, nil)
+	starttls(l)
+	err := tls.Client(l.c, &tls.Config{ServerName: "127.0.0.1"}).Handshake()
+	var unknown x509.UnknownAuthorityError
+	if !errors.As(err, &unknown) {
+		t.Fatalf("TLS handshake with system roots: %v, want unknown authority", err)
+	}
+	l.c.Close()
+	l = dialLine(t, addr, nil)
+	starttls(l)
+	tc := tls.Client(l.c, &tls.Config{InsecureSkipVerify: true}) // to see what lies behind the cert
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	inner := newLineConn(t, tc)
+	if got := inner.imapTagged("c", "LOGIN alice secret"); !strings.HasPrefix(got, "c NO ") {
+		t.Fatalf("LOGIN inside TLS = %q", got)
+	}
+	tc.Close()
+	return []string{"", "c LOGIN alice secret\r\n"}
+}
+
 func TestFaultCleanupCutsConnections(t *testing.T) {
 	t.Parallel()
 	var clients []net.Conn
@@ -247,11 +281,11 @@ func TestLiteralSize(t *testing.T) {
 func TestFaultKindString(t *testing.T) {
 	t.Parallel()
 	var names []string
-	for k := FaultDown; k <= FaultBadCert; k++ {
+	for k := FaultDown; k <= FaultBadCertStartTLS; k++ {
 		names = append(names, k.String())
 	}
 	slices.Sort(names)
-	if len(slices.Compact(names)) != int(FaultBadCert)+1 {
+	if len(slices.Compact(names)) != int(FaultBadCertStartTLS)+1 {
 		t.Fatalf("kind names not distinct: %q", names)
 	}
 	if got := FaultKind(99).String(); got != "FaultKind(99)" {

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
-	"github.com/postern-dev/postern/certs"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
@@ -29,20 +28,11 @@ func (grantAll) Authenticate(_ context.Context, a authstore.Attempt) (authstore.
 // TestS5_UpstreamFaults logs in through a real session in front of each
 // kind of broken upstream: the client must get NO [UNAVAILABLE] within a
 // bounded time, the pipelined command must never reach the upstream, and
-// goroutines and descriptors must return to their baseline.
+// goroutines and descriptors must return to their baseline. An upstream
+// that fails verification or greets with PREAUTH hears not one byte (after
+// the TLS handshake), and a 10 MiB line costs bounded memory.
 func TestS5_UpstreamFaults(t *testing.T) {
-	pair, err := certs.SelfSigned(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr, err := certs.New(certs.Options{Pairs: []certs.Pair{pair}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := certs.CertPool(pair.CertFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	front := newTLSFront(t)
 	const dialTimeout, loginTimeout = time.Second, 2 * time.Second
 	kinds := []testpeer.FaultKind{testpeer.FaultDown, testpeer.FaultBlackhole, testpeer.FaultSlow,
 		testpeer.FaultCloseMidLogin, testpeer.FaultHugeLine, testpeer.FaultPreauth,
@@ -56,26 +46,13 @@ func TestS5_UpstreamFaults(t *testing.T) {
 				up.TLS = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "127.0.0.1"}
 			}
 			baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
-			srv := proxy.NewServer(proxy.ServerConfig{
+			c, r, stop := front.session(t, proxy.ServerConfig{
 				Protocol: imap.New(imap.Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "secret"}}),
-				Auth:     grantAll{}, Upstream: up, TLS: mgr.TLSConfig(), ImplicitTLS: true,
+				Auth:     grantAll{}, Upstream: up,
 				Limits: proxy.Limits{LoginTimeout: loginTimeout, PreAuthTimeout: 30 * time.Second},
 			})
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			served := make(chan error, 1)
-			go func() { served <- srv.Serve(ln) }()
-
-			c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r := bufio.NewReader(c)
-			if _, err := r.ReadString('\n'); err != nil {
-				t.Fatal(err)
-			}
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
 			start := time.Now()
 			c.Write([]byte("a LOGIN alice apppassword\r\nb SELECT INBOX\r\n"))
 			c.SetReadDeadline(time.Now().Add(3 * (dialTimeout + loginTimeout)))
@@ -89,14 +66,36 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			if bound := dialTimeout + loginTimeout + time.Second; took > bound {
 				t.Errorf("answer after %s, bound %s", took, bound)
 			}
-			c.Close()
-			srv.Shutdown(context.Background())
-			if err := <-served; err != nil {
-				t.Errorf("Serve: %v", err)
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			if kind == testpeer.FaultHugeLine {
+				// Reading the whole line would allocate at least its 10 MiB;
+				// the session may read up to its 64 KiB line cap.
+				const bound = 4 << 20
+				alloc := after.TotalAlloc - before.TotalAlloc
+				t.Logf("allocated %d KiB in front of a 10 MiB line", alloc>>10)
+				if alloc > bound {
+					t.Errorf("allocated %d KiB in front of a 10 MiB line, bound %d KiB", alloc>>10, bound>>10)
+				}
+			}
+			stop()
+			if kind != testpeer.FaultDown && kind != testpeer.FaultBlackhole {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := peer.Wait(ctx, 1)
+				cancel()
+				if err != nil {
+					t.Fatal(err)
+				}
 			}
 			for i, got := range peer.Received() {
 				if strings.Contains(string(got), "SELECT") {
 					t.Errorf("connection %d: the pipelined SELECT reached the upstream: %q", i, got)
+				}
+				// A peer that failed verification must not see the master
+				// credential, nor a peer that claims the session is already
+				// logged in a single command.
+				if silent := kind == testpeer.FaultBadCert || kind == testpeer.FaultPreauth; silent && len(got) != 0 {
+					t.Errorf("connection %d: the %v upstream received %d bytes (%d lines)", i, kind, len(got), strings.Count(string(got), "\n"))
 				}
 			}
 			held := 0
@@ -107,6 +106,47 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			}
 			waitBaseline(t, baseG+held, baseFD+held)
 		})
+	}
+}
+
+// tlsFront is what an IMAP front-end with implicit TLS needs: a server
+// certificate and a client configuration that trusts exactly it.
+type tlsFront struct{ server, client *tls.Config }
+
+func newTLSFront(t *testing.T) *tlsFront {
+	t.Helper()
+	server, client := testpeer.TLS(t)
+	return &tlsFront{server: server, client: client}
+}
+
+// session serves cfg on loopback with implicit TLS and returns a client
+// connected past the greeting. stop closes the client, shuts the server
+// down and checks what Serve returned.
+func (f *tlsFront) session(t *testing.T, cfg proxy.ServerConfig) (c *tls.Conn, r *bufio.Reader, stop func()) {
+	t.Helper()
+	cfg.TLS, cfg.ImplicitTLS = f.server, true
+	srv := proxy.NewServer(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	c, err = tls.Dial("tcp", ln.Addr().String(), f.client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = bufio.NewReader(c)
+	if _, err := r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	return c, r, func() {
+		t.Helper()
+		c.Close()
+		srv.Shutdown(context.Background())
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
 	}
 }
 

@@ -3,11 +3,9 @@ package pop3
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 
@@ -115,27 +113,10 @@ func (p *Protocol) upstreamSTLS(ctx context.Context, up *proxy.Conn) error {
 	if up.R.Buffered() > 0 {
 		return fmt.Errorf("pop3 upstream STLS: %w: data after the STLS reply", proxy.ErrUpstream)
 	}
-	if err := up.StartTLSClient(ctx, upstreamTLS(p.cfg.UpstreamStartTLS, up.RemoteAddr())); err != nil {
+	if err := up.StartTLSClient(ctx, p.cfg.UpstreamStartTLS); err != nil {
 		return fmt.Errorf("pop3 upstream STLS handshake: %w: %w", proxy.ErrUpstream, err)
 	}
 	return nil
-}
-
-// upstreamTLS names the server after the address dialed when the
-// configuration does not, so verification checks the certificate against
-// that IP rather than failing for want of a name. Configuring the upstream's
-// host name is better.
-func upstreamTLS(cfg *tls.Config, remote net.Addr) *tls.Config {
-	if cfg.ServerName != "" || cfg.InsecureSkipVerify {
-		return cfg
-	}
-	host, _, err := net.SplitHostPort(remote.String())
-	if err != nil {
-		return cfg
-	}
-	cfg = cfg.Clone()
-	cfg.ServerName = host
-	return cfg
 }
 
 // announceClient sends XCLIENT when the upstream takes it. Dovecot says so

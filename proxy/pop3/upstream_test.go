@@ -187,8 +187,10 @@ func TestUpstreamLogin(t *testing.T) {
 			cfg: with(master, withTLS), wantLines: []string{"STLS", "tls " + authMaster},
 		},
 		{
-			name: "STLS verifies the dialed IP without a server name", up: fakeUpstream{greeting: "+OK ready", tls: certs.server, replies: replies(map[string][]string{"STLS": {"+OK"}})},
-			cfg: with(master, func(c *Config) { c.UpstreamStartTLS = &tls.Config{RootCAs: certs.client.RootCAs} }), wantLines: []string{"STLS", "tls " + authMaster},
+			// proxy.Upstream.ClientTLS names the server; a configuration
+			// without a name cannot verify anything and fails closed.
+			name: "STLS without a server name", up: fakeUpstream{greeting: "+OK ready", tls: certs.server, replies: replies(map[string][]string{"STLS": {"+OK"}})},
+			cfg: with(master, func(c *Config) { c.UpstreamStartTLS = &tls.Config{RootCAs: certs.client.RootCAs} }), wantLines: []string{"STLS"}, wantErr: []error{proxy.ErrUpstream},
 		},
 		{
 			name: "STLS then XCLIENT from CAPA", up: fakeUpstream{greeting: "+OK ready", tls: certs.server,
