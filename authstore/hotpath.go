@@ -35,13 +35,15 @@ type decisionCache struct {
 // maxCachedUsers bounds the cache; past it, it starts over.
 const maxCachedUsers = 100_000
 
+// cachedUser is what logins read for one user. The records are never
+// changed once cached (a change makes new ones), so logins share them.
 type cachedUser struct {
 	gen    uint64
-	user   userRecord
+	user   *userRecord
 	policy Policy
 	// appPws maps an app password's digest (hex) to its record; filled as
 	// logins find them. Guarded by decisionCache.mu.
-	appPws map[string]appPwRecord
+	appPws map[string]*appPwRecord
 }
 
 func newDecisionCache(pepper []byte) *decisionCache {
@@ -53,8 +55,8 @@ func (c *decisionCache) invalidate() {
 	c.gen.Add(1)
 }
 
-// cachedLoad is load with the cache in front. It returns copies, so callers
-// may keep or change what they get.
+// cachedLoad is load with the cache in front. What it returns is shared:
+// callers only read it.
 func (s *Store) cachedLoad(name, secret string) (lookup, error) {
 	c := s.hot
 	gen := c.gen.Load()
@@ -68,13 +70,12 @@ func (s *Store) cachedLoad(name, secret string) (lookup, error) {
 		}
 		return l, err
 	}
-	l := lookup{user: new(userRecord), policy: e.policy}
-	*l.user = e.user
+	l := lookup{user: e.user, policy: e.policy}
 	pw, ok := NormalizeAppPassword(secret)
 	if !ok {
 		return l, nil // an account password: the KDF decides
 	}
-	d := c.mac.hexDigest(e.user.ID, pw)
+	d := s.appPwDigest(e.user.ID, pw)
 	c.mu.RLock()
 	ap, found := e.appPws[d]
 	c.mu.RUnlock()
@@ -86,8 +87,7 @@ func (s *Store) cachedLoad(name, secret string) (lookup, error) {
 		}
 		return full, err
 	}
-	ap.Scopes = slices.Clone(ap.Scopes)
-	l.appPw = &ap
+	l.appPw = ap
 	return l, nil
 }
 
@@ -104,13 +104,11 @@ func (c *decisionCache) remember(gen uint64, name string, l lookup) {
 		if len(c.users) >= maxCachedUsers {
 			clear(c.users)
 		}
-		e = &cachedUser{gen: gen, user: *l.user, policy: l.policy, appPws: map[string]appPwRecord{}}
+		e = &cachedUser{gen: gen, user: l.user, policy: l.policy, appPws: map[string]*appPwRecord{}}
 		c.users[name] = e
 	}
 	if l.appPw != nil {
-		ap := *l.appPw
-		ap.Scopes = slices.Clone(ap.Scopes)
-		e.appPws[ap.Digest] = ap
+		e.appPws[l.appPw.Digest] = l.appPw
 	}
 }
 
@@ -118,25 +116,34 @@ func (c *decisionCache) remember(gen uint64, name string, l lookup) {
 // blocks and several allocations, resetting a keyed one costs nothing.
 type macPool struct{ p sync.Pool }
 
+// macState is one keyed HMAC with room for its input and output.
+type macState struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
+}
+
 func newMacPool(key []byte) *macPool {
 	key = slices.Clone(key)
 	m := &macPool{}
-	m.p.New = func() any { return hmac.New(sha256.New, key) }
+	m.p.New = func() any { return &macState{h: hmac.New(sha256.New, key), in: make([]byte, 0, 256)} }
 	return m
 }
 
 // hexDigest is hex(digest(key, parts...)).
 func (m *macPool) hexDigest(parts ...string) string {
-	h := m.p.Get().(hash.Hash)
-	h.Reset()
+	st := m.p.Get().(*macState)
+	st.in = st.in[:0]
 	for i, p := range parts {
 		if i > 0 {
-			h.Write([]byte{0})
+			st.in = append(st.in, 0)
 		}
-		h.Write([]byte(p))
+		st.in = append(st.in, p...)
 	}
-	var buf [sha256.Size]byte
-	sum := h.Sum(buf[:0])
-	m.p.Put(h)
-	return hex.EncodeToString(sum)
+	st.h.Reset()
+	st.h.Write(st.in)
+	out := hex.EncodeToString(st.h.Sum(st.sum[:0]))
+	clear(st.in) // the input holds a secret
+	m.p.Put(st)
+	return out
 }

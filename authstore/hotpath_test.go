@@ -2,8 +2,14 @@ package authstore
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 )
 
 // TestDecisionCacheNeverOutlivesAChange: after a login filled the cache,
@@ -103,4 +109,38 @@ func TestDecisionCacheScopes(t *testing.T) {
 	if g, err := e.login("alice", secret, DAV, "192.0.2.1"); err != nil || len(g.Scopes) != 1 {
 		t.Errorf("DAV discovery: %+v, %v", g, err)
 	}
+}
+
+// TestCanonicalASCIIAgrees: the ASCII fast path of CanonicalUsername gives
+// what the full Unicode path gives, for every name it takes.
+func TestCanonicalASCIIAgrees(t *testing.T) {
+	names := []string{"alice", "Alice", "ALICE@Example.ORG", "a.b-c_d+e", "x", "~!#$%^&*()", "K", "user00017"}
+	for c := byte(0x21); c < 0x7f; c++ {
+		names = append(names, "a"+string(c)+"Z")
+	}
+	for _, n := range names {
+		fast, ok := canonicalASCII(n)
+		if !ok {
+			continue
+		}
+		slow, err := canonicalSlow(n)
+		if err != nil || slow != fast {
+			t.Errorf("%q: fast path %q, full path %q (%v)", n, fast, slow, err)
+		}
+	}
+}
+
+// canonicalSlow is CanonicalUsername without its fast path.
+func canonicalSlow(s string) (string, error) {
+	s = strings.TrimSpace(norm.NFKC.String(s))
+	s = norm.NFKC.String(strings.Map(cherokeeFold, cases.Fold().String(s)))
+	if s == "" || utf8.RuneCountInString(s) > maxUsernameLen {
+		return "", ErrInvalidUsername
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == '/' || unicode.IsSpace(r) {
+			return "", ErrInvalidUsername
+		}
+	}
+	return s, nil
 }
