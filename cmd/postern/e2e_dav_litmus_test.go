@@ -109,6 +109,7 @@ func TestDAVLitmus(t *testing.T) {
 		e := startDAVE2E(t, davOptions{upstream: peer.URL, upstreamExtra: []string{`auth = "stored"`}})
 		e.user(t, "alice", false)
 		_, app := e.appPassword(t, "alice")
+		e.secrets = append(e.secrets, w6Secret{"stored upstream password of alice", "alice", "upstream-pw", ""})
 		if err := e.g.store.SetUpstreamPassword(e2eCtx(), "alice", "upstream-pw"); err != nil {
 			t.Fatal(err)
 		}

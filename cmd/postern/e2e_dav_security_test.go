@@ -74,9 +74,10 @@ func TestDAV_A9_IdenticalFailureAnswers(t *testing.T) {
 	if err := e.g.store.SetDisabled(e2eCtx(), "carol", true); err != nil {
 		t.Fatal(err)
 	}
-	e.user(t, "dave", false)
-	_, daveApp := e.appPassword(t, "dave")
-	// dave is throttled from 127.0.0.5: two failures fill his budget there.
+	davePw := e.user(t, "dave", false)
+	// dave is throttled from 127.0.0.5: two failures fill his budget there,
+	// so even his right account password is refused from it (a right app
+	// password is let in whatever the budgets say: A1).
 	// (A repeat of one wrong secret is not charged again.)
 	for i := range 2 {
 		e.rawAnswer(t, "127.0.0.5", basicRequest("PROPFIND", "/dave/", "dave", fmt.Sprintf("wrong-password-%d", i)))
@@ -97,7 +98,7 @@ func TestDAV_A9_IdenticalFailureAnswers(t *testing.T) {
 		{"disabled user", "", "carol", carolApp},
 		{"revoked app password", "", "bob", revoked},
 		{"account password of a two-step user", "", "alice", alicePw},
-		{"throttled", "127.0.0.5", "dave", daveApp},
+		{"throttled", "127.0.0.5", "dave", davePw},
 	}
 	for _, tt := range tests {
 		path := "/" + tt.user + "/"
@@ -113,7 +114,7 @@ func TestDAV_A9_IdenticalFailureAnswers(t *testing.T) {
 func TestDAV_P8_StrictBasicAndClientAddress(t *testing.T) {
 	t.Parallel()
 	e := startDAVE2E(t, davOptions{limits: []string{"user_source_failure_budget = 3"}})
-	e.user(t, "alice", false)
+	pw := e.user(t, "alice", false)
 	_, app := e.appPassword(t, "alice")
 
 	r, _ := http.NewRequest("GET", "/", nil)
@@ -140,13 +141,18 @@ func TestDAV_P8_StrictBasicAndClientAddress(t *testing.T) {
 			t.Fatalf("wrong password: %q", got)
 		}
 	}
-	// Had the header counted, this would be a fresh source and pass.
+	// Had the header counted, this would be a fresh source and pass. (The
+	// account password: a right app password is let in whatever the
+	// budgets say, A1.)
 	xff := "X-Forwarded-For: 198.51.100.99"
-	if got := e.rawAnswer(t, "127.0.0.2", basicRequest("PROPFIND", "/alice/", "alice", app, xff)); !strings.HasPrefix(got, "HTTP/1.1 401") {
+	if got := e.rawAnswer(t, "127.0.0.2", basicRequest("PROPFIND", "/alice/", "alice", pw, xff)); !strings.HasPrefix(got, "HTTP/1.1 401") {
 		t.Errorf("right password from the throttled socket with a new X-Forwarded-For: %q, want 401", got)
 	}
-	if got := e.rawAnswer(t, "127.0.0.3", basicRequest("PROPFIND", "/alice/", "alice", app)); !strings.HasPrefix(got, "HTTP/1.1 207") {
+	if got := e.rawAnswer(t, "127.0.0.3", basicRequest("PROPFIND", "/alice/", "alice", pw)); !strings.HasPrefix(got, "HTTP/1.1 207") {
 		t.Errorf("right password from another socket: %q, want 207", got)
+	}
+	if got := e.rawAnswer(t, "127.0.0.2", basicRequest("PROPFIND", "/alice/", "alice", app, xff)); !strings.HasPrefix(got, "HTTP/1.1 207") {
+		t.Errorf("app password from the throttled socket: %q, want 207", got)
 	}
 	e.g.store.FlushAudit()
 	events, err := e.g.store.AuditTail(e2eCtx(), 20)
@@ -285,17 +291,18 @@ func TestDAV_A8_EnforcementEndsPasswordAccess(t *testing.T) {
 func TestDAV_P6_UpstreamDownIsUnavailable(t *testing.T) {
 	t.Parallel()
 	e := startDAVE2E(t, davOptions{switched: true, limits: []string{"user_failure_budget = 1", "user_source_failure_budget = 1"}})
-	e.user(t, "bob", false)
-	_, app := e.appPassword(t, "bob")
+	// The account password goes through the budgets (a right app password
+	// would pass them anyway); a budget of one would show a single charge.
+	pw := e.user(t, "bob", false)
 	e.sw.off()
 	for range 3 {
-		code, h, _ := e.do(t, "PROPFIND", "/bob/", "bob", app, map[string]string{"Depth": "0"}, "")
+		code, h, _ := e.do(t, "PROPFIND", "/bob/", "bob", pw, map[string]string{"Depth": "0"}, "")
 		if code != http.StatusServiceUnavailable || !regexp.MustCompile(`^[0-9]+$`).MatchString(h.Get("Retry-After")) {
 			t.Errorf("upstream down: %d Retry-After %q, want 503 with a delay", code, h.Get("Retry-After"))
 		}
 	}
 	e.sw.on()
-	if code, _, _ := e.do(t, "PROPFIND", "/bob/", "bob", app, map[string]string{"Depth": "0"}, ""); code != http.StatusMultiStatus {
+	if code, _, _ := e.do(t, "PROPFIND", "/bob/", "bob", pw, map[string]string{"Depth": "0"}, ""); code != http.StatusMultiStatus {
 		t.Errorf("upstream back: %d, want 207 (a 503 must not charge the budget)", code)
 	}
 }
