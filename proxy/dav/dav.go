@@ -17,7 +17,9 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
@@ -88,6 +90,8 @@ type Handler struct {
 	hint      string
 	header    string // canonical form of UserHeader
 	prefixes  []prefix
+	idPrefix  string
+	seq       atomic.Uint64
 }
 
 type prefix struct {
@@ -136,6 +140,9 @@ func New(cfg Config) (*Handler, error) {
 	if h.reg == nil {
 		h.reg = proxy.NewRegistry()
 	}
+	var id [8]byte
+	rand.Read(id[:])
+	h.idPrefix = "dav-" + hex.EncodeToString(id[:]) + "-"
 	for _, p := range cfg.CalDAVPrefixes {
 		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CalDAV})
 	}
@@ -253,7 +260,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	release, err := h.reg.Track(proxy.SessionInfo{
-		ID: newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
+		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
 		Protocol: h.protocolOf(r.URL.Path), Remote: source, Client: r.UserAgent(), Start: start,
 	}, mark, func(reason string) {
 		cancel(errors.New(reason))
@@ -353,8 +360,8 @@ func printableName(s string) string {
 	}, s)
 }
 
-func newID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+// newID names one live request in the registry: a random prefix per
+// handler and a counter, so a request costs no read of the random source.
+func (h *Handler) newID() string {
+	return h.idPrefix + strconv.FormatUint(h.seq.Add(1), 36)
 }
