@@ -53,11 +53,6 @@ func (r *appPwRecord) covers(p Protocol) bool {
 	return slices.Contains(r.Scopes, p)
 }
 
-// DAV is the protocol of a DAV request under neither a CalDAV nor a CardDAV
-// path (the server root, a principal): an app password with either scope
-// covers it, since both kinds of client discover through it. It is never a
-// scope of its own.
-const DAV Protocol = "dav"
 
 // NewAppPassword is the input of CreateAppPassword.
 type NewAppPassword struct {

@@ -106,8 +106,10 @@ func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
 		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, clip(a.Client, 100))
 	}
-	ev.Result, ev.Reason = "ok", reason
-	s.audit.enqueue(ev)
+	if !a.Renewal {
+		ev.Result, ev.Reason = "ok", reason
+		s.audit.enqueue(ev)
+	}
 	return g
 }
 

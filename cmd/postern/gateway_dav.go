@@ -52,6 +52,7 @@ func davServer(h http.Handler, tc *tls.Config, headerTimeout time.Duration) *htt
 	tc.NextProtos = []string{"h2", "http/1.1"}
 	return &http.Server{
 		Handler:           h,
+		ConnContext:       dav.ConnContext,
 		TLSConfig:         tc,
 		ReadHeaderTimeout: headerTimeout,
 		IdleTimeout:       5 * time.Minute,

@@ -235,6 +235,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		return
 	}
 	source := h.clientAddr(r)
+	cs := connStateOf(r.Context())
 	mark := h.reg.Mark()
 	authStart := time.Now()
 	grant, err := h.cfg.Auth.Authenticate(r.Context(), authstore.Attempt{
@@ -243,11 +244,13 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		Secret:   secret,
 		Source:   source.Addr(),
 		Client:   r.UserAgent(),
+		Renewal:  cs.renewal(user, secret),
 	})
 	h.cfg.Metrics.auth(time.Since(authStart), err)
 	if err == nil && proxy.HasControl(grant.Username) {
 		err = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
 	}
+	cs.settle(user, secret, err == nil)
 	if err != nil {
 		h.authFailed(r, user, err)
 		if errors.Is(err, authstore.ErrUnauthorized) {

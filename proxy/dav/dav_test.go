@@ -60,7 +60,9 @@ func newTestEnv(t *testing.T, auth proxy.Authenticator, upstream http.Handler, m
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnContext = ConnContext
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return &testEnv{h: h, srv: srv, reg: reg}
 }
@@ -265,6 +267,31 @@ func TestWellKnown(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != want {
 			t.Errorf("%s: %d %q, want 301 %q", wk, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+}
+
+// TestRenewalPerConnection: the second request on a connection with the
+// same credential is a renewal; another credential, or a failure between,
+// is not.
+func TestRenewalPerConnection(t *testing.T) {
+	auth := &fakeAuth{user: "alice", secret: "s3cret", attempts: make(chan authstore.Attempt, 10)}
+	env := newTestEnv(t, auth, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), nil)
+	client := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1}}
+	for i, tc := range []struct {
+		secret  string
+		renewal bool
+	}{{"s3cret", false}, {"s3cret", true}, {"wrong", false}, {"s3cret", false}, {"s3cret", true}} {
+		req, _ := http.NewRequest("GET", env.srv.URL+"/dav/calendars/alice/", nil)
+		req.SetBasicAuth("alice", tc.secret)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if a := <-auth.attempts; a.Renewal != tc.renewal {
+			t.Errorf("request %d: renewal %v, want %v", i, a.Renewal, tc.renewal)
 		}
 	}
 }
