@@ -53,7 +53,6 @@ func (r *appPwRecord) covers(p Protocol) bool {
 	return slices.Contains(r.Scopes, p)
 }
 
-
 // NewAppPassword is the input of CreateAppPassword.
 type NewAppPassword struct {
 	Name    string
