@@ -31,6 +31,11 @@ func CanonicalUsername(s string) (string, error) {
 	if len(s) > 4*maxUsernameLen || !utf8.ValidString(s) {
 		return "", ErrInvalidUsername
 	}
+	return canonicalFull(s)
+}
+
+// canonicalFull is CanonicalUsername for any valid UTF-8 input.
+func canonicalFull(s string) (string, error) {
 	s = strings.TrimSpace(norm.NFKC.String(s))
 	s = norm.NFKC.String(strings.Map(cherokeeFold, cases.Fold().String(s)))
 	if s == "" || utf8.RuneCountInString(s) > maxUsernameLen {

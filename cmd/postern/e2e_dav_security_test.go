@@ -236,29 +236,56 @@ func isClosedErr(err error) bool {
 	return err == io.EOF || strings.Contains(err.Error(), "reset") || strings.Contains(err.Error(), "closed")
 }
 
-// TestDAV_P10_RevocationIsImmediate: revoking an app password ends its live
-// request within a second and refuses the next one.
-func TestDAV_P10_RevocationIsImmediate(t *testing.T) {
-	t.Parallel()
-	e := startDAVE2E(t, davOptions{})
-	e.user(t, "alice", false)
-	id, app := e.appPassword(t, "alice")
-	_, other := e.appPassword(t, "alice")
-	e.mkcol(t, "alice", app)
-	c := e.slowPut(t, "alice", app, "/alice/"+calPrefix+"/slow.ics")
+// liveRequestEnds holds a slow PUT open with doomed, makes change, and
+// wants the request gone within a second (SECURITY.md P10, A8), the next
+// request with doomed refused, and one with spared ("" for none) let in.
+func (e *davE2E) liveRequestEnds(t *testing.T, user, doomed, spared string, change func() error) {
+	t.Helper()
+	e.mkcol(t, user, doomed)
+	c := e.slowPut(t, user, doomed, "/"+user+"/"+calPrefix+"/slow.ics")
 	start := time.Now()
-	if err := e.g.store.RevokeAppPassword(e2eCtx(), "alice", id); err != nil {
+	if err := change(); err != nil {
 		t.Fatal(err)
 	}
 	if d := closedWithin(t, c, start); d > kickLimit {
-		t.Errorf("live request of a revoked app password ended after %v, want within %v", d, kickLimit)
+		t.Errorf("live request ended after %v, want within %v", d, kickLimit)
 	}
-	if code, _, _ := e.do(t, "PROPFIND", "/alice/", "alice", app, map[string]string{"Depth": "0"}, ""); code != http.StatusUnauthorized {
+	depth := map[string]string{"Depth": "0"}
+	if code, _, _ := e.do(t, "PROPFIND", "/"+user+"/", user, doomed, depth, ""); code != http.StatusUnauthorized {
 		t.Errorf("next request: %d, want 401", code)
 	}
-	if code, _, _ := e.do(t, "PROPFIND", "/alice/", "alice", other, map[string]string{"Depth": "0"}, ""); code != http.StatusMultiStatus {
-		t.Errorf("another app password: %d, want 207", code)
+	if spared == "" {
+		return
 	}
+	if code, _, _ := e.do(t, "PROPFIND", "/"+user+"/", user, spared, depth, ""); code != http.StatusMultiStatus {
+		t.Errorf("the credential the change spares: %d, want 207", code)
+	}
+}
+
+// TestDAV_P10_RevocationIsImmediate: revoking an app password, changing the
+// password or disabling the user ends the live DAV requests it concerns
+// within a second and refuses the next one.
+func TestDAV_P10_RevocationIsImmediate(t *testing.T) {
+	t.Parallel()
+	e := startDAVE2E(t, davOptions{})
+	ctx := e2eCtx()
+	t.Run("revoke", func(t *testing.T) {
+		e.user(t, "alice", false)
+		id, app := e.appPassword(t, "alice")
+		_, other := e.appPassword(t, "alice")
+		e.liveRequestEnds(t, "alice", app, other, func() error { return e.g.store.RevokeAppPassword(ctx, "alice", id) })
+	})
+	t.Run("password change", func(t *testing.T) {
+		pw := e.user(t, "carol", false)
+		_, app := e.appPassword(t, "carol")
+		e.secrets = append(e.secrets, w6Secret{"new account password of carol", "carol", "a new good password", ""})
+		e.liveRequestEnds(t, "carol", pw, app, func() error { return e.g.store.SetPassword(ctx, "carol", "a new good password", false) })
+	})
+	t.Run("disable", func(t *testing.T) {
+		e.user(t, "dave", false)
+		_, app := e.appPassword(t, "dave")
+		e.liveRequestEnds(t, "dave", app, "", func() error { return e.g.store.SetDisabled(ctx, "dave", true) })
+	})
 }
 
 // TestDAV_A8_EnforcementEndsPasswordAccess: turning on organisation-wide
@@ -269,21 +296,9 @@ func TestDAV_A8_EnforcementEndsPasswordAccess(t *testing.T) {
 	e := startDAVE2E(t, davOptions{})
 	pw := e.user(t, "bob", false)
 	_, app := e.appPassword(t, "bob")
-	e.mkcol(t, "bob", pw)
-	c := e.slowPut(t, "bob", pw, "/bob/"+calPrefix+"/slow.ics")
-	start := time.Now()
-	if err := e.g.store.SetPolicy(e2eCtx(), authstore.Policy{MFARequired: true}); err != nil {
-		t.Fatal(err)
-	}
-	if d := closedWithin(t, c, start); d > kickLimit {
-		t.Errorf("account-password request ended after %v, want within %v", d, kickLimit)
-	}
-	if code, _, _ := e.do(t, "PROPFIND", "/bob/", "bob", pw, map[string]string{"Depth": "0"}, ""); code != http.StatusUnauthorized {
-		t.Errorf("account password after enforcement: %d, want 401", code)
-	}
-	if code, _, _ := e.do(t, "PROPFIND", "/bob/", "bob", app, map[string]string{"Depth": "0"}, ""); code != http.StatusMultiStatus {
-		t.Errorf("app password after enforcement: %d, want 207", code)
-	}
+	e.liveRequestEnds(t, "bob", pw, app, func() error {
+		return e.g.store.SetPolicy(e2eCtx(), authstore.Policy{MFARequired: true})
+	})
 }
 
 // TestDAV_P6_UpstreamDownIsUnavailable: with the upstream down the answer

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -169,7 +170,7 @@ func TestAnswers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := newTestEnv(t, tt.auth, ok, nil)
 			if !tt.upstreamUp {
-				env.h.cfg.Upstream.Host = closedAddr(t)
+				env.h.cfg.Upstream.Host = testpeer.Fault(t, testpeer.FaultDown)
 			}
 			req, _ := http.NewRequest("PROPFIND", env.srv.URL+"/dav/calendars/", nil)
 			if tt.user != "" {
@@ -195,17 +196,6 @@ func TestAnswers(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedAddr is a loopback address nobody listens on.
-func closedAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func TestProtocolByPrefix(t *testing.T) {
