@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -191,6 +192,25 @@ func TestDAVRadicaleCredentials(t *testing.T) {
 	depth := map[string]string{"Depth": "0", "Content-Type": "application/xml"}
 	cal, card := "/alice/"+calPrefix+"/", "/alice/"+cardPrefix+"/"
 
+	t.Run("HTTP/2 and HTTP/1.1", func(t *testing.T) {
+		for _, h2 := range []bool{true, false} {
+			tr := &http.Transport{TLSClientConfig: e.tlsConfig(), ForceAttemptHTTP2: h2}
+			if !h2 {
+				tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			}
+			req, _ := http.NewRequest("PROPFIND", e.base+cal, strings.NewReader(propfindBody))
+			req.Header.Set("Depth", "0")
+			req.SetBasicAuth("alice", full)
+			resp, err := (&http.Client{Transport: tr}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if want := map[bool]int{true: 2, false: 1}[h2]; resp.StatusCode != http.StatusMultiStatus || resp.ProtoMajor != want {
+				t.Errorf("HTTP/%d wanted: %s over %s", want, resp.Status, resp.Proto)
+			}
+		}
+	})
 	t.Run("no credentials: challenge", func(t *testing.T) {
 		code, h, _ := e.do(t, "PROPFIND", "/alice/", "", "", depth, propfindBody)
 		if code != http.StatusUnauthorized || h.Get("WWW-Authenticate") != `Basic realm="postern", charset="UTF-8"` {
