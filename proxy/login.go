@@ -167,29 +167,6 @@ func (s *session) accept(fe Frontend, c *Conn, l Login, res UpstreamResult) bool
 	return true
 }
 
-// cleanup runs when the session's goroutine ends.
-func (s *session) cleanup() {
-	s.mu.Lock()
-	up := s.upRaw
-	reason := s.reason
-	s.mu.Unlock()
-	if up != nil {
-		up.Close()
-	}
-	if !s.registered {
-		return
-	}
-	s.srv.reg.remove(s.id)
-	s.srv.cfg.Metrics.sessionsLive(s.srv.proto, -1)
-	if reason == "" {
-		reason = "closed"
-	}
-	s.srv.log.Info("session ended", "session", s.id, "user", s.grant.Username,
-		"credential", s.grant.CredentialID(), "source", s.remote.String(),
-		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load(),
-		"duration", time.Since(s.start), "reason", reason)
-}
-
 // authError keeps authstore's answers and turns anything else (a context
 // ending, an unexpected failure) into "try later", never "wrong password".
 func authError(err error) error {

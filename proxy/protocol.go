@@ -3,6 +3,11 @@
 // close), the live-session registry and its kicks, upstream dialing,
 // connection limits and timeouts. It never interprets post-login traffic,
 // and it decides nothing about credentials: authstore does.
+//
+// The files follow one connection: server.go accepts it, session.go holds
+// it, preauth.go runs the TLS handshake and the pre-auth dialogue, login.go
+// decides a login and logs in upstream, relay.go copies bytes, end.go ends
+// it (kicks, goodbyes, cleanup). registry.go lists and kicks live sessions.
 package proxy
 
 import (
