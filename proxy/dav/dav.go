@@ -178,6 +178,9 @@ func newTransport(cfg Config) *http.Transport {
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
 		ForceAttemptHTTP2:     cfg.UpstreamTLS != nil,
+		// Bodies pass as they are: the client's Accept-Encoding goes
+		// upstream, and nothing is decompressed on the way.
+		DisableCompression: true,
 	}
 }
 

@@ -288,3 +288,40 @@ func TestRenewalPerConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestAnswersStream: a large answer reaches the client while the upstream
+// is still writing it (nothing buffers whole bodies).
+func TestAnswersStream(t *testing.T) {
+	release := make(chan struct{})
+	env := newTestEnv(t, &fakeAuth{user: "alice", secret: "s3cret"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusMultiStatus)
+		w.Write([]byte(strings.Repeat("x", 256<<10)))
+		w.(http.Flusher).Flush()
+		<-release // the rest only once the client has the first part
+		w.Write([]byte("end"))
+	}), nil)
+	req, _ := http.NewRequest("REPORT", env.url+"/dav/calendars/alice/", nil)
+	req.SetBasicAuth("alice", "s3cret")
+	resp, err := env.client.Do(req)
+	if err != nil {
+		close(release)
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 128<<10)
+	got := make(chan error, 1)
+	go func() { _, err := io.ReadFull(resp.Body, first); got <- err }()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first 128 KiB did not arrive while the upstream was still answering")
+	}
+	close(release)
+	rest, _ := io.ReadAll(resp.Body)
+	if !strings.HasSuffix(string(rest), "end") {
+		t.Errorf("answer ends %q", rest[max(0, len(rest)-10):])
+	}
+}

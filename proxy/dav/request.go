@@ -102,8 +102,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// Unwrap lets http.ResponseController reach Flush and deadlines.
+// Unwrap lets http.ResponseController reach deadlines.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// FlushError keeps the reverse proxy from flushing after every read of a
+// chunked answer (it does for every answer without a length, and DAV
+// multistatus answers have none): the server's buffer still sends each
+// few kilobytes as they come and the rest when the handler returns, so
+// answers stream, at one write for a small answer instead of two.
+func (w *statusWriter) FlushError() error { return nil }
 
 func (w *statusWriter) code() int {
 	if w.status == 0 {
