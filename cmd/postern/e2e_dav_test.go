@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +21,7 @@ import (
 	"github.com/emersion/go-webdav/carddav"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/memdav"
 )
 
 const testEvent = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//postern//test//EN\r\nBEGIN:VEVENT\r\nUID:%s\r\n" +
@@ -277,4 +282,33 @@ func TestDAVRadicaleCredentials(t *testing.T) {
 			t.Errorf("curl with an app password: %s", got)
 		}
 	})
+}
+
+// TestDAVUpstreamHTTPS: an https upstream is verified against ca_file;
+// without it the same upstream is refused (503), never used unverified.
+func TestDAVUpstreamHTTPS(t *testing.T) {
+	up := httptest.NewTLSServer(memdav.Handler([]string{"alice"}, ""))
+	t.Cleanup(up.Close)
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := memdav.CalDAVPrefix + "alice/calendars/default/"
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  int
+	}{
+		{"trusted", []string{"ca_file = " + strconv.Quote(ca)}, http.StatusMultiStatus},
+		{"untrusted", nil, http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := startDAVE2E(t, davOptions{upstream: up.URL + "/", upstreamExtra: tc.extra})
+			e.user(t, "alice", false)
+			_, app := e.appPassword(t, "alice")
+			if code, _, body := e.do(t, "PROPFIND", path, "alice", app, map[string]string{"Depth": "1"}, ""); code != tc.want {
+				t.Errorf("PROPFIND: %d %s, want %d", code, body, tc.want)
+			}
+		})
+	}
 }

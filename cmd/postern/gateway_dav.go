@@ -16,6 +16,7 @@ import (
 
 	"github.com/postern-dev/postern/certs"
 	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/dav"
 )
 
@@ -87,11 +88,20 @@ func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*
 		dc.UpstreamAuth = dav.StoredAuth
 	}
 	if base.Scheme == "https" {
-		dc.UpstreamTLS = &tls.Config{MinVersion: tls.VersionTLS12}
+		// The handshake configuration comes from the one place that builds
+		// it for every upstream (verification on, TLS 1.2 at least).
+		tc := &tls.Config{}
 		if u.CAFile != "" {
-			if dc.UpstreamTLS.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
+			if tc.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
 				return nil, fmt.Errorf("upstream.dav.ca_file: %w", err)
 			}
+		}
+		addr := base.Host
+		if base.Port() == "" {
+			addr = net.JoinHostPort(base.Hostname(), "443")
+		}
+		if dc.UpstreamTLS, err = (proxy.Upstream{Address: addr, TLS: tc}).ClientTLS(); err != nil {
+			return nil, fmt.Errorf("upstream.dav.url: %w", err)
 		}
 	}
 	return dav.New(dc)
