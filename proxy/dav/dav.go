@@ -238,11 +238,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		return
 	}
 	source := h.clientAddr(r)
+	proto := h.protocolOf(r.URL.Path)
 	cs := connStateOf(r.Context())
 	mark := h.reg.Mark()
 	authStart := time.Now()
 	grant, err := h.cfg.Auth.Authenticate(r.Context(), authstore.Attempt{
-		Protocol: h.protocolOf(r.URL.Path),
+		Protocol: proto,
 		Username: user,
 		Secret:   secret,
 		Source:   source.Addr(),
@@ -267,7 +268,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	defer cancel(nil)
 	release, err := h.reg.Track(proxy.SessionInfo{
 		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
-		Protocol: h.protocolOf(r.URL.Path), Remote: source, Client: r.UserAgent(), Start: start,
+		Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
 	}, mark, func(reason string) {
 		cancel(errors.New(reason))
 		// The upstream round trip ends only once its copy of the request
