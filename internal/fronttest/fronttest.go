@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -23,6 +24,15 @@ import (
 // IOGuard bounds every blocking read so a broken test fails instead of
 // hanging; nothing waits on it to synchronise.
 const IOGuard = 20 * time.Second
+
+// GrantAll accepts every credential as an app password of its user, for
+// tests about the front-end or the upstream, not the store.
+type GrantAll struct{}
+
+// Authenticate implements proxy.Authenticator.
+func (GrantAll) Authenticate(_ context.Context, a authstore.Attempt) (authstore.Grant, error) {
+	return authstore.Grant{UserID: "1", Username: a.Username, AppPassID: "ap1"}, nil
+}
 
 // Front is a listening front-end.
 type Front struct {

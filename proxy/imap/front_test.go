@@ -25,7 +25,7 @@ func TestRelayOverMemimap(t *testing.T) {
 	stored := func(context.Context, string) (string, error) { return "upstream-pw", nil }
 	front := fronttest.Start(t, proxy.ServerConfig{
 		Protocol: imap.New(imap.Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: stored}}),
-		Auth:     grantAll{}, Registry: reg, ImplicitTLS: true,
+		Auth:     fronttest.GrantAll{}, Registry: reg, ImplicitTLS: true,
 		Upstream: proxy.Upstream{Address: mem.Addr(), Security: proxy.None},
 	})
 	c := front.Dial(t)

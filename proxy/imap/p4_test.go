@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
@@ -57,7 +58,7 @@ func TestP4_NoInjectionUpstream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			peer := testpeer.StartFault(t, testpeer.FaultRefuseLogin)
 			c, r, stop := front.session(t, proxy.ServerConfig{
-				Protocol: imap.New(tc.cfg), Auth: grantAll{},
+				Protocol: imap.New(tc.cfg), Auth: fronttest.GrantAll{},
 				Upstream: proxy.Upstream{Address: peer.Addr, Security: proxy.None, DialTimeout: 5 * time.Second},
 				Limits:   proxy.Limits{LoginTimeout: 5 * time.Second, PreAuthTimeout: 30 * time.Second},
 			})

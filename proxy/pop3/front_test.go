@@ -6,19 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/internal/memimap"
 	"github.com/postern-dev/postern/internal/mempop3"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/pop3"
 )
-
-type grantAll struct{}
-
-func (grantAll) Authenticate(_ context.Context, a authstore.Attempt) (authstore.Grant, error) {
-	return authstore.Grant{UserID: "1", Username: a.Username, AppPassID: "ap1"}, nil
-}
 
 // TestRelayOverMempop3: a client logs in through a real session (implicit
 // TLS) to the in-process POP3 server with the user's stored password and
@@ -32,7 +25,7 @@ func TestRelayOverMempop3(t *testing.T) {
 	stored := func(context.Context, string) (string, error) { return "upstream-pw", nil }
 	front := fronttest.Start(t, proxy.ServerConfig{
 		Protocol: pop3.New(pop3.Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: stored}}),
-		Auth:     grantAll{}, ImplicitTLS: true,
+		Auth:     fronttest.GrantAll{}, ImplicitTLS: true,
 		Upstream: proxy.Upstream{Address: mem.Addr(), Security: proxy.None},
 	})
 	c := front.Dial(t)
