@@ -2,7 +2,6 @@ package authstore
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -47,7 +46,12 @@ func (r *appPwRecord) public() AppPassword {
 		Expires: r.Expires, Revoked: r.Revoked, LastUsed: r.LastUsed, LastIP: r.LastIP, LastClient: r.LastClient}
 }
 
-func (r *appPwRecord) covers(p Protocol) bool { return slices.Contains(r.Scopes, p) }
+func (r *appPwRecord) covers(p Protocol) bool {
+	if p == DAV {
+		return slices.Contains(r.Scopes, CalDAV) || slices.Contains(r.Scopes, CardDAV)
+	}
+	return slices.Contains(r.Scopes, p)
+}
 
 // NewAppPassword is the input of CreateAppPassword.
 type NewAppPassword struct {
@@ -80,7 +84,7 @@ func appPwKey(userID, id string) string { return userID + "/" + id }
 // of one user: hex(HMAC-SHA256(pepper, userID ‖ 0 ‖ secret)).
 func (s *Store) appPwDigest(userID, secret string) string {
 	s.digests.Add(1)
-	return hex.EncodeToString(digest(s.pepper, userID, secret))
+	return s.hot.mac.hexDigest(userID, secret)
 }
 
 // CreateAppPassword makes a new app password and returns it with its secret,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -22,7 +24,7 @@ func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: clip(a.Client, 100)}
 	var pre *lookup
 	if _, shaped := NormalizeAppPassword(a.Secret); shaped && nameErr == nil {
-		l, err := s.load(name, a.Secret)
+		l, err := s.cachedLoad(name, a.Secret)
 		if err != nil {
 			ev.Result, ev.Reason = "unavailable", "store"
 			s.audit.enqueue(ev)
@@ -39,43 +41,64 @@ func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 			}
 		}
 	}
-	t := s.limit.charge(name, a.Source, a.Secret)
+	var g Grant
+	err := s.limited(ctx, name, a.Source, a.Secret, &ev, a.Admitted, func() (string, error) {
+		if nameErr != nil {
+			s.dummyVerify(ctx)
+			return "invalid_username", ErrUnauthorized
+		}
+		var reason string
+		var err error
+		g, reason, err = s.decide(ctx, name, a, pre)
+		return reason, err
+	})
+	if err != nil {
+		return Grant{}, err
+	}
+	return s.granted(ev, g, ev.Reason, a), nil
+}
+
+// limited is the one charge, delay and settle path of every check that
+// spends a guess (Authenticate's, VerifySecondFactor's): it charges the
+// attempt, waits out its delay, refuses it over budget, and otherwise runs
+// check and settles the charge by its outcome. A store failure is refunded
+// and answered ErrUnavailable; any other failure stays charged and is
+// answered ErrUnauthorized. Every outcome but success is audited here, with
+// ev's other fields; on success ev.Reason holds check's reason and the
+// caller audits (it may add to the event). admitted, when set, runs once
+// the attempt is past the limiter.
+func (s *Store) limited(ctx context.Context, name string, src netip.Addr, secret string, ev *Event,
+	admitted func(), check func() (reason string, err error)) error {
+	t := s.limit.charge(name, src, secret)
 	if t.Delay > 0 {
 		if err := s.opts.Sleep(ctx, t.Delay); err != nil {
-			return Grant{}, ErrThrottled
+			return ErrThrottled
 		}
 	}
 	if t.Throttled {
 		ev.Result, ev.Reason = "throttled", "over_budget"
-		s.audit.enqueue(ev)
-		return Grant{}, ErrThrottled
+		s.audit.enqueue(*ev)
+		return ErrThrottled
 	}
-	if a.Admitted != nil {
-		a.Admitted()
+	if admitted != nil {
+		admitted()
 	}
-	var g Grant
-	var reason string
-	var err error
-	if nameErr != nil {
-		reason, err = "invalid_username", ErrUnauthorized
-		s.dummyVerify(ctx)
-	} else {
-		g, reason, err = s.decide(ctx, name, a, pre)
-	}
+	reason, err := check()
 	switch {
 	case errors.Is(err, ErrUnavailable):
 		s.limit.refund(t)
 		ev.Result, ev.Reason = "unavailable", "store"
-		s.audit.enqueue(ev)
-		return Grant{}, err
+		s.audit.enqueue(*ev)
+		return err
 	case err != nil:
 		s.limit.failure(t)
 		ev.Result, ev.Reason = "denied", reason
-		s.audit.enqueue(ev)
-		return Grant{}, ErrUnauthorized
+		s.audit.enqueue(*ev)
+		return ErrUnauthorized
 	}
 	s.limit.success(t)
-	return s.granted(ev, g, reason, a), nil
+	ev.Reason = reason
+	return nil
 }
 
 // granted notes an app password's use and audits the login.
@@ -83,8 +106,10 @@ func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
 		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, clip(a.Client, 100))
 	}
-	ev.Result, ev.Reason = "ok", reason
-	s.audit.enqueue(ev)
+	if !a.Renewal {
+		ev.Result, ev.Reason = "ok", reason
+		s.audit.enqueue(ev)
+	}
 	return g
 }
 
@@ -143,7 +168,7 @@ func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, s
 		return Grant{}, "app_password_scope"
 	}
 	return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, AppPassName: l.appPw.Name,
-		Expires: l.appPw.Expires, Scopes: l.appPw.Scopes}, "app_password"
+		Expires: l.appPw.Expires, Scopes: slices.Clone(l.appPw.Scopes)}, "app_password"
 }
 
 // decide returns a grant or ErrUnauthorized with a reason for the audit
@@ -237,34 +262,20 @@ type FactorResult struct {
 // transaction that accepts it; if that write fails, the code is refused.
 func (s *Store) VerifySecondFactor(ctx context.Context, user, code string, a Attempt) (FactorResult, error) {
 	name, nameErr := CanonicalUsername(user)
-	t := s.limit.charge(name, a.Source, code)
 	ev := Event{Kind: "second_factor", User: name, Protocol: Web, Source: addrString(a.Source)}
-	if t.Delay > 0 {
-		if err := s.opts.Sleep(ctx, t.Delay); err != nil {
-			return FactorResult{}, ErrThrottled
+	var res FactorResult
+	err := s.limited(ctx, name, a.Source, code, &ev, a.Admitted, func() (string, error) {
+		if nameErr != nil {
+			return "", ErrUnauthorized
 		}
-	}
-	if t.Throttled {
-		ev.Result, ev.Reason = "throttled", "over_budget"
-		s.audit.enqueue(ev)
-		return FactorResult{}, ErrThrottled
-	}
-	res, err := FactorResult{}, error(ErrUnauthorized)
-	if nameErr == nil {
+		var err error
 		res, err = s.checkCode(ctx, name, code)
-	}
-	switch {
-	case errors.Is(err, ErrUnavailable):
-		s.limit.refund(t)
+		return res.Method, err
+	})
+	if err != nil {
 		return FactorResult{}, err
-	case err != nil:
-		s.limit.failure(t)
-		ev.Result = "denied"
-		s.audit.enqueue(ev)
-		return FactorResult{}, ErrUnauthorized
 	}
-	s.limit.success(t)
-	ev.Result, ev.Reason = "ok", res.Method
+	ev.Result = "ok"
 	s.audit.enqueue(ev)
 	return res, nil
 }

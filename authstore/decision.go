@@ -36,6 +36,11 @@ const (
 	CalDAV  Protocol = "caldav"
 	CardDAV Protocol = "carddav"
 	Web     Protocol = "web"
+	// DAV is the protocol of a DAV request under neither a CalDAV nor a
+	// CardDAV path (the server root, a principal): an app password with
+	// either scope covers it, since both kinds of client discover through
+	// it. It is never a scope of its own.
+	DAV Protocol = "dav"
 )
 
 // AllScopes are the protocols an app password covers unless limited.
@@ -54,6 +59,11 @@ type Attempt struct {
 	// upstream there, so the dial overlaps the check but a throttled
 	// attempt never costs the upstream a connection.
 	Admitted func()
+	// Renewal says the front-end accepted this very credential on this
+	// connection before: DAV clients send Basic with every request, and a
+	// keep-alive connection is one sign-in, so its repeats are decided in
+	// full but not audited again (SECURITY.md W5). Failures always are.
+	Renewal bool
 }
 
 // Grant is what a successful Authenticate hands to the proxy.

@@ -25,9 +25,17 @@ var ErrInvalidUsername = errors.New("invalid username")
 // control characters, so `alice`, `ALICE` and `ａｌｉｃｅ` are one account
 // with one failure budget (A12). Idempotent.
 func CanonicalUsername(s string) (string, error) {
+	if c, ok := canonicalASCII(s); ok {
+		return c, nil
+	}
 	if len(s) > 4*maxUsernameLen || !utf8.ValidString(s) {
 		return "", ErrInvalidUsername
 	}
+	return canonicalFull(s)
+}
+
+// canonicalFull is CanonicalUsername for any valid UTF-8 input.
+func canonicalFull(s string) (string, error) {
 	s = strings.TrimSpace(norm.NFKC.String(s))
 	s = norm.NFKC.String(strings.Map(cherokeeFold, cases.Fold().String(s)))
 	if s == "" || utf8.RuneCountInString(s) > maxUsernameLen {
@@ -39,6 +47,30 @@ func CanonicalUsername(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// canonicalASCII is CanonicalUsername's answer for the common name made
+// of printable ASCII without spaces, where NFKC changes nothing and case
+// folding is ASCII lower case; ok is false for anything else, which takes
+// the full path (TestCanonicalASCIIAgrees checks they agree).
+func canonicalASCII(s string) (string, bool) {
+	if s == "" || len(s) > maxUsernameLen {
+		return "", false
+	}
+	lower := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || c == '/' {
+			return "", false
+		}
+		if c >= 'A' && c <= 'Z' {
+			lower = false
+		}
+	}
+	if lower {
+		return s, true
+	}
+	return strings.ToLower(s), true
 }
 
 // cherokeeFold finishes case folding for Cherokee, which Unicode folds to
@@ -82,7 +114,25 @@ func normalize(s string, n, maxIn int, keep func(byte) (byte, bool)) (string, bo
 	if len(s) > maxIn {
 		return "", false
 	}
+	if len(s) == n {
+		// Typed without separators, perhaps already in canonical form.
+		same := true
+		for i := 0; i < len(s); i++ {
+			c, ok := keep(s[i])
+			if !ok {
+				return "", false
+			}
+			if c != s[i] {
+				same = false
+				break
+			}
+		}
+		if same {
+			return s, true
+		}
+	}
 	var b strings.Builder
+	b.Grow(n)
 	for i := 0; i < len(s); i++ {
 		if s[i] == ' ' || s[i] == '-' {
 			continue

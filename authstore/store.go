@@ -58,6 +58,7 @@ type Store struct {
 	limit   *limiter
 	usage   *usageTracker
 	audit   *auditWriter
+	hot     *decisionCache
 
 	dummyOnce sync.Once
 	dummyHash string
@@ -97,6 +98,7 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, pepper: opts.Keys.Pepper,
 		limit: newLimiter(opts.Limits, opts.Now), stop: make(chan struct{})}
 	s.usage = newUsageTracker()
+	s.hot = newDecisionCache(opts.Keys.Pepper)
 	s.audit = newAuditWriter(db, opts.Now, opts.Logger)
 	s.done.Add(1)
 	go s.flushLoop()
@@ -214,8 +216,13 @@ func actorOf(ctx context.Context) Actor {
 
 // update runs fn in a write transaction; store failures become
 // ErrUnavailable so callers fail closed (S2).
+// update runs fn in a write transaction. Whatever it changed, no decision
+// cached before it is used after it returns (see decisionCache); a failed
+// transaction invalidates too, since it may have committed.
 func (s *Store) update(fn func(kvTx) error) error {
-	return wrapUnavailable(s.db.Update(fn))
+	err := s.db.Update(fn)
+	s.hot.invalidate()
+	return wrapUnavailable(err)
 }
 
 func (s *Store) view(fn func(kvTx) error) error {

@@ -95,6 +95,15 @@ type DAV struct {
 	// /.well-known/carddav redirect; fixed here, never built from Host.
 	CalDAVPath  string `toml:"caldav_path"`
 	CardDAVPath string `toml:"carddav_path"`
+	// CalDAVPrefixes and CardDAVPrefixes say which paths are CalDAV and
+	// which CardDAV, so that an app password limited to one is refused for
+	// the other; a "*" segment matches any one segment ("/*/contacts/").
+	// A path under neither takes either scope.
+	CalDAVPrefixes  []string `toml:"caldav_prefixes"`
+	CardDAVPrefixes []string `toml:"carddav_prefixes"`
+	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
+	// whose X-Forwarded-For names the client; from anyone else it is ignored.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Admin configures the web pages, the JSON API and /metrics.
@@ -210,6 +219,10 @@ type UpstreamDAV struct {
 	Auth       DAVAuth `toml:"auth"`
 	UserHeader string  `toml:"user_header"`
 	CAFile     string  `toml:"ca_file"`
+	// DialTimeout bounds a connection (and TLS handshake) to the upstream;
+	// ResponseTimeout the wait for an answer's header once a request was sent.
+	DialTimeout     Duration `toml:"dial_timeout"`
+	ResponseTimeout Duration `toml:"response_timeout"`
 }
 
 // Policy holds account-policy timings.
@@ -262,13 +275,15 @@ func Default() *Config {
 		// client after at least 30 minutes; IDLE clients re-issue at 29.
 		IMAP: IMAP{ListenTLS: ":993", ListenSTARTTLS: ":143", IdleTimeout: Duration{31 * time.Minute}},
 		// 10 minutes: RFC 1939 section 3 minimum autologout timer.
-		POP3:  POP3{ListenTLS: ":995", ListenSTLS: ":110", IdleTimeout: Duration{10 * time.Minute}},
-		DAV:   DAV{CalDAVPath: "/", CardDAVPath: "/"},
+		POP3: POP3{ListenTLS: ":995", ListenSTLS: ":110", IdleTimeout: Duration{10 * time.Minute}},
+		DAV: DAV{CalDAVPath: "/", CardDAVPath: "/", CalDAVPrefixes: []string{}, CardDAVPrefixes: []string{},
+			TrustedProxies: []string{}},
 		Admin: Admin{Listen: "127.0.0.1:8080", TLS: true, TrustedProxies: []string{}},
 		Upstream: Upstream{
 			IMAP: UpstreamIMAP{MailUpstream: defaultMailUpstream("127.0.0.1:143"), SendID: true},
 			POP3: UpstreamPOP3{MailUpstream: defaultMailUpstream("127.0.0.1:110")},
-			DAV:  UpstreamDAV{Auth: DAVAuthHeader, UserHeader: "X-Remote-User"},
+			DAV: UpstreamDAV{Auth: DAVAuthHeader, UserHeader: "X-Remote-User",
+				DialTimeout: Duration{5 * time.Second}, ResponseTimeout: Duration{60 * time.Second}},
 		},
 		Policy: Policy{AdminCodeTTL: Duration{72 * time.Hour}, ReauthWindow: Duration{5 * time.Minute}},
 		Limits: Limits{

@@ -121,6 +121,31 @@ func (v *validator) tls(c *Config) {
 func (v *validator) dav(d DAV) {
 	v.urlPath("dav.caldav_path", d.CalDAVPath)
 	v.urlPath("dav.carddav_path", d.CardDAVPath)
+	for i, p := range d.CalDAVPrefixes {
+		v.urlPath(fmt.Sprintf("dav.caldav_prefixes[%d]", i), p)
+	}
+	for i, p := range d.CardDAVPrefixes {
+		v.urlPath(fmt.Sprintf("dav.carddav_prefixes[%d]", i), p)
+	}
+	for i, p := range d.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.add(fmt.Sprintf("dav.trusted_proxies[%d]", i), fmt.Sprintf("must be an IP address or CIDR prefix; got %q", p))
+		}
+	}
+}
+
+// ParsePrefix reads an address ("192.0.2.1") as a one-address prefix, or a
+// CIDR prefix ("10.0.0.0/8").
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.Unmap()
+		return netip.PrefixFrom(a, a.BitLen()), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return p.Masked(), nil
 }
 
 func (v *validator) admin(a Admin) {
@@ -172,6 +197,8 @@ func (v *validator) davUpstream(u UpstreamDAV, enabled bool) {
 		v.headerName("upstream.dav.user_header", u.UserHeader)
 	}
 	v.caFile("upstream.dav.ca_file", u.CAFile)
+	v.duration("upstream.dav.dial_timeout", u.DialTimeout, 100*time.Millisecond, 5*time.Minute)
+	v.duration("upstream.dav.response_timeout", u.ResponseTimeout, time.Second, time.Hour)
 }
 
 func (v *validator) policy(p Policy) {

@@ -50,7 +50,7 @@ func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, er
 
 func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult, authstore.Grant, error) {
 	var none authstore.Grant
-	if hasControl(l.Username) {
+	if HasControl(l.Username) {
 		return nil, UpstreamResult{}, none, errUserControl
 	}
 	mark := s.srv.reg.mark()
@@ -58,7 +58,7 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 	if err != nil {
 		return nil, UpstreamResult{}, grant, err
 	}
-	if hasControl(grant.Username) {
+	if HasControl(grant.Username) {
 		closeConn(up)
 		return nil, UpstreamResult{}, none, errUserControl
 	}
@@ -170,29 +170,6 @@ func (s *session) accept(fe Frontend, c *Conn, l Login, res UpstreamResult) bool
 	return true
 }
 
-// cleanup runs when the session's goroutine ends.
-func (s *session) cleanup() {
-	s.mu.Lock()
-	up := s.upRaw
-	reason := s.reason
-	s.mu.Unlock()
-	if up != nil {
-		up.Close()
-	}
-	if !s.registered {
-		return
-	}
-	s.srv.reg.remove(s.id)
-	s.srv.cfg.Metrics.sessionsLive(s.srv.proto, -1)
-	if reason == "" {
-		reason = "closed"
-	}
-	s.srv.log.Info("session ended", "session", s.id, "user", s.grant.Username,
-		"credential", s.grant.CredentialID(), "source", s.remote.String(),
-		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load(),
-		"duration", time.Since(s.start), "reason", reason)
-}
-
 // authError keeps authstore's answers and turns anything else (a context
 // ending, an unexpected failure) into "try later", never "wrong password".
 func authError(err error) error {
@@ -215,10 +192,6 @@ func resultOf(err error) string {
 	default:
 		return resultUnavailable
 	}
-}
-
-func hasControl(name string) bool {
-	return strings.ContainsAny(name, "\r\n\x00")
 }
 
 // maxLoggedName caps a raw user name in logs: it comes from the client.

@@ -3,6 +3,11 @@
 // close), the live-session registry and its kicks, upstream dialing,
 // connection limits and timeouts. It never interprets post-login traffic,
 // and it decides nothing about credentials: authstore does.
+//
+// The files follow one connection: server.go accepts it, session.go holds
+// it, preauth.go runs the TLS handshake and the pre-auth dialogue, login.go
+// decides a login and logs in upstream, relay.go copies bytes, end.go ends
+// it (kicks, goodbyes, cleanup). registry.go lists and kicks live sessions.
 package proxy
 
 import (
@@ -77,7 +82,11 @@ type Frontend interface {
 	// Reject answers a failed login. err wraps authstore.ErrUnauthorized,
 	// authstore.ErrUnavailable or ErrUpstream.
 	Reject(l Login, err error) error
-	// Bye tells the client the session is ending (kick, shutdown); best effort.
+	// Bye tells the client the session is ending (kick, shutdown, login
+	// timeout); best effort. The session owns its deadline: before calling
+	// Bye it bounds the write to the client to 300 ms, so that a kick of a
+	// client that stops reading still closes well within the one-second
+	// promise (SECURITY.md P10). Bye must not move that deadline.
 	Bye(reason string)
 }
 

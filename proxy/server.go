@@ -24,7 +24,8 @@ type Limits struct {
 	// this long (default 31 min: RFC 9051 §5.4 asks at least 30 for IMAP;
 	// POP3 listeners should set 10 min).
 	IdleTimeout time.Duration
-	// LoginTimeout bounds the proxy's own login to the upstream (default 30 s).
+	// LoginTimeout bounds the proxy's own login to the upstream (default
+	// DefaultLoginTimeout).
 	LoginTimeout time.Duration
 }
 
@@ -36,7 +37,7 @@ func (l Limits) withDefaults() Limits {
 		l.IdleTimeout = 31 * time.Minute
 	}
 	if l.LoginTimeout <= 0 {
-		l.LoginTimeout = 30 * time.Second
+		l.LoginTimeout = DefaultLoginTimeout
 	}
 	return l
 }

@@ -35,11 +35,6 @@ func (s Security) String() string {
 	return fmt.Sprintf("Security(%d)", int(s))
 }
 
-// defaultDialTimeout bounds a dial when the configuration gave none: long
-// enough for a distant upstream, short enough that a blackholed one answers
-// the client well inside its own login timeout.
-const defaultDialTimeout = 10 * time.Second
-
 // Upstream is the server the proxy logs in to on the user's behalf.
 type Upstream struct {
 	Address string // host:port
@@ -60,7 +55,7 @@ type Upstream struct {
 func (u Upstream) Dial(ctx context.Context) (*Conn, error) {
 	timeout := u.DialTimeout
 	if timeout <= 0 {
-		timeout = defaultDialTimeout
+		timeout = DefaultDialTimeout
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -19,7 +19,8 @@ import (
 
 const demoUser = "demo"
 
-// demo runs postern in front of an embedded IMAP server, with a demo user
+// demo runs postern in front of embedded IMAP, POP3 and CalDAV/CardDAV
+// servers, with a demo user
 // whose two-step verification is on and who has one app password.
 func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 	fs := newFlags("demo")
@@ -42,8 +43,14 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 		return err
 	}
 	defer mem.Close()
+	ups, err := startDemoUpstreams(upstreamPw)
+	if err != nil {
+		return err
+	}
+	defer ups.close()
 
 	cfg := demoConfig(dir, *listen, mem.Addr())
+	ups.configure(cfg, *listen)
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
@@ -76,7 +83,6 @@ func demoConfig(dir, host, upstreamAddr string) *config.Config {
 	cfg.TLS.SelfSigned = true
 	at := func(port string) string { return net.JoinHostPort(host, port) }
 	cfg.IMAP.ListenTLS, cfg.IMAP.ListenSTARTTLS = at("0"), at("0")
-	cfg.POP3.ListenTLS, cfg.POP3.ListenSTLS = "", "" // the embedded upstream speaks IMAP only
 	cfg.Admin.Listen = at("0")
 	up := &cfg.Upstream.IMAP
 	up.Address, up.Security, up.Login = upstreamAddr, config.SecurityNone, config.LoginStored
@@ -123,8 +129,7 @@ func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
 	w := c.stdout
 	fmt.Fprintln(w, "postern demo is running (Ctrl-C to stop)")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  IMAP, implicit TLS   %s\n", addrs["imaps"])
-	fmt.Fprintf(w, "  IMAP, STARTTLS       %s\n", addrs["imap"])
+	c.printDemoEndpoints(addrs)
 	fmt.Fprintf(w, "  admin API (HTTPS)    https://%s/api/v1/  (document: /api/v1/openapi.json)\n", addrs["admin"])
 	fmt.Fprintf(w, "  metrics, health      https://%s/metrics  https://%s/healthz\n", addrs["admin"], addrs["admin"])
 	fmt.Fprintf(w, "  certificate          %s (self-signed)\n", cert)
@@ -143,4 +148,5 @@ func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
 	fmt.Fprintf(w, "  %s;UID=1' %s\n", curl, user)
 	fmt.Fprintln(w, "List the live mail sessions through the admin API:")
 	fmt.Fprintf(w, "  curl --cacert %s -H 'Authorization: Bearer %s' https://%s/api/v1/sessions\n", cert, s.adminToken, addrs["admin"])
+	c.printDemoDAV(dir, addrs, s)
 }

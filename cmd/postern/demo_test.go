@@ -36,15 +36,22 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	}()
 
 	var commands []string
+	endpoints := map[string]string{} // scheme → URL
 	sc := bufio.NewScanner(pr)
 	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
 	defer deadline.Stop()
-	for len(commands) < 3 && sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); strings.HasPrefix(line, "curl ") {
+	for len(commands) < 4 && sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.HasPrefix(line, "curl ") {
 			commands = append(commands, line)
 		}
+		if f := strings.Fields(line); len(f) > 0 && strings.Contains(f[len(f)-1], "://") {
+			u := f[len(f)-1]
+			scheme, _, _ := strings.Cut(u, "://")
+			endpoints[scheme] = u
+		}
 	}
-	if len(commands) != 3 {
+	if len(commands) != 4 {
 		t.Fatalf("demo printed %d curl commands: %v", len(commands), sc.Err())
 	}
 	list := runShell(t, commands[0])
@@ -58,6 +65,22 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	}
 	if out := runShell(t, commands[2]); !strings.Contains(out, `"sessions":[`) {
 		t.Errorf("admin curl:\n%s", out)
+	}
+	// The PROPFIND lists the demo calendar's event through postern.
+	if cal := runShell(t, commands[3]); !strings.Contains(cal, "welcome.ics") || !strings.Contains(cal, "207") && !strings.Contains(cal, "multistatus") {
+		t.Errorf("calendar PROPFIND:\n%s", cal)
+	}
+	// Every protocol's endpoint is printed as a URL; POP3 serves the mailbox.
+	for _, scheme := range []string{"imaps", "imap", "pop3s", "pop3", "https"} {
+		if endpoints[scheme] == "" {
+			t.Errorf("no %s:// endpoint printed (got %v)", scheme, endpoints)
+		}
+	}
+	cacert, user, _ := strings.Cut(strings.TrimPrefix(commands[0], "curl --cacert "), " ")
+	_, user, _ = strings.Cut(user, "--user ")
+	user, _, _ = strings.Cut(user, " ")
+	if msg := runShell(t, "curl --cacert "+cacert+" '"+endpoints["pop3s"]+"/1' --user "+user); !strings.Contains(msg, "Subject: Welcome to your mailbox") {
+		t.Errorf("first message over POP3:\n%s", msg)
 	}
 	// The account password is refused: two-step verification is on.
 	bad := strings.Replace(commands[0], "--user 'demo:", "--user 'demo:x", 1)

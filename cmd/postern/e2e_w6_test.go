@@ -82,7 +82,8 @@ func (e *e2e) secretsUsed() []w6Secret {
 
 // w6Forms are the ways a secret could reach a log: raw, grouped in fours
 // as app passwords are shown, base64, and inside a SASL PLAIN message
-// (RFC 4616: authzid NUL authcid NUL password) as clients and the proxy send it.
+// (RFC 4616: authzid NUL authcid NUL password) as clients and the proxy send it,
+// and as HTTP Basic credentials (user:password) as DAV clients and postern send them.
 func w6Forms(s w6Secret) map[string]string {
 	b64 := func(v string) string { return base64.StdEncoding.EncodeToString([]byte(v)) }
 	forms := map[string]string{
@@ -92,6 +93,7 @@ func w6Forms(s w6Secret) map[string]string {
 		"unpadded base64":     base64.RawStdEncoding.EncodeToString([]byte(s.secret)),
 		"SASL PLAIN base64":   b64("\x00" + s.user + "\x00" + s.secret),
 		"SASL PLAIN, authzid": b64(s.user + "\x00" + s.user + "\x00" + s.secret),
+		"HTTP Basic":          b64(s.user + ":" + s.secret),
 	}
 	if s.master != "" {
 		forms["SASL PLAIN base64"] = b64(s.master + "\x00" + s.user + "\x00" + s.secret)
@@ -135,6 +137,6 @@ func checkW6() string {
 	if !testing.Verbose() {
 		return ""
 	}
-	return fmt.Sprintf("--- PASS: W6 (no secret in %d gateway logs and audit logs: %d secrets, each in up to 6 forms)\n",
+	return fmt.Sprintf("--- PASS: W6 (no secret in %d gateway logs and audit logs: %d secrets, each in up to 7 forms)\n",
 		len(w6Seen.all), len(secrets))
 }

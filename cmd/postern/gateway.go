@@ -39,6 +39,7 @@ type gateway struct {
 	admin     *admin.Server
 	ready     admin.Readiness // the probes, for /readyz
 	http      []*http.Server  // the admin listener and the control socket
+	dav       *http.Server
 	wg        sync.WaitGroup
 	stopWatch context.CancelFunc
 }
@@ -102,6 +103,9 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 	if err := g.startMail(watchCtx, cfg, metrics); err != nil {
 		return err
 	}
+	if err := g.startDAV(cfg, promReg); err != nil {
+		return err
+	}
 	return g.startAdmin(cfg, promReg)
 }
 
@@ -145,16 +149,12 @@ func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *pr
 		{"imap", probe.IMAP, []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
 			cfg.Upstream.IMAP.MailUpstream, cfg.IMAP.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
-				return imap.New(imap.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
-					MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, SendID: cfg.Upstream.IMAP.SendID,
-					MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+				return imap.New(imap.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, SendID: cfg.Upstream.IMAP.SendID})
 			}},
 		{"pop3", probe.POP3, []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
 			cfg.Upstream.POP3.MailUpstream, cfg.POP3.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
-				return pop3.New(pop3.Config{AccountURL: cfg.Admin.PublicURL, UpstreamStartTLS: startTLS, MasterUser: master,
-					MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword, XClient: cfg.Upstream.POP3.XClient,
-					MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log})
+				return pop3.New(pop3.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, XClient: cfg.Upstream.POP3.XClient})
 			}},
 	}
 	var servers []proxy.ServerConfig
@@ -281,6 +281,7 @@ func (g *gateway) shutdown(ctx context.Context) error {
 	for _, s := range g.servers {
 		errs = append(errs, s.Shutdown(ctx))
 	}
+	errs = append(errs, g.shutdownDAV(ctx))
 	for _, h := range g.http {
 		errs = append(errs, h.Shutdown(ctx))
 	}

@@ -69,3 +69,7 @@ Content-Type: text/html; charset=utf-8
 	}
 	return out
 }
+
+// SeedMessages returns the messages every user's INBOX starts with, so
+// another in-process upstream (POP3) can serve the same mailbox.
+func SeedMessages(user string) [][]byte { return seedMessages(user) }

@@ -29,7 +29,7 @@ func TestReject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, New(Config{AccountURL: tt.accountURL}), modeTLS)
+			c := newClient(t, New(Config{Adapter: proxy.Adapter{AccountURL: tt.accountURL}}), modeTLS)
 			c.serve()
 			c.write("a LOGIN alice secret\r\n")
 			l := c.login()

@@ -8,15 +8,10 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/proxy"
 )
-
-// byeWriteTimeout bounds how long Bye may block on a client that does not
-// read: a kick must end a session within a second (SECURITY.md P10).
-const byeWriteTimeout = time.Second
 
 // ID limits from RFC 2971 section 3.3.
 const (
@@ -69,7 +64,7 @@ func (f *frontend) Greet() error {
 // login. ctx's deadline becomes the connection's read deadline, and its end
 // wakes a blocked read; write deadlines stay the session's to set.
 func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
-	defer watchContext(ctx, f.raw.SetReadDeadline)()
+	defer proxy.BindDeadline(ctx, f.raw.SetReadDeadline)()
 	for {
 		l, ok, err := f.command(ctx)
 		if err != nil {
@@ -101,10 +96,9 @@ func (f *frontend) Reject(l proxy.Login, err error) error {
 	return f.send(f.p.answerFor(err).line(l.Tag))
 }
 
-// Bye tells the client the session is ending, without waiting long for a
-// client that does not read.
+// Bye tells the client the session is ending; the session has bounded the
+// write (see proxy.Frontend).
 func (f *frontend) Bye(reason string) {
-	_ = f.raw.SetWriteDeadline(time.Now().Add(byeWriteTimeout))
 	_ = f.send(bye(reason).line(""))
 }
 

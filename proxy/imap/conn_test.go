@@ -17,7 +17,7 @@ const (
 	tlsCaps        = "IMAP4rev1 SASL-IR LITERAL- ID AUTH=PLAIN AUTH=LOGIN"
 )
 
-func testProtocol() *Protocol { return New(Config{AccountURL: testAccountURL}) }
+func testProtocol() *Protocol { return New(Config{Adapter: proxy.Adapter{AccountURL: testAccountURL}}) }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
@@ -291,7 +291,7 @@ func TestP3_Limits(t *testing.T) {
 }
 
 func TestTooManyBadCommands(t *testing.T) {
-	p := New(Config{MaxBadCommands: 3})
+	p := New(Config{Adapter: proxy.Adapter{MaxBadCommands: 3}})
 	c := newClient(t, p, modeTLS)
 	c.serve()
 	c.transact("a FOO\r\n", "a BAD Unknown command or not allowed before login")

@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"strconv"
-	"strings"
+
+	"github.com/postern-dev/postern/proxy"
 )
 
 // errUnencodable refuses a string that must never reach an upstream: CR,
@@ -65,7 +66,7 @@ func (e *encoder) special(b byte) *encoder {
 // str writes s as a quoted string, or as a literal when it holds 8-bit
 // bytes, which a quoted string may not carry before IMAP4rev2.
 func (e *encoder) str(s string) *encoder {
-	if strings.ContainsAny(s, "\r\n\x00") {
+	if proxy.HasControl(s) {
 		e.fail()
 		return e
 	}

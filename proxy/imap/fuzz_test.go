@@ -50,7 +50,7 @@ func FuzzPreAuth(f *testing.F) {
 // runPreAuth plays input to a front-end, rejecting every login, until the
 // front-end ends the dialogue.
 func runPreAuth(t *testing.T, secure bool, input []byte) {
-	p := New(Config{AccountURL: testAccountURL})
+	p := New(Config{Adapter: proxy.Adapter{AccountURL: testAccountURL}})
 	fe := p.NewFrontend(proxy.NewConn(&scriptConn{r: bytes.NewReader(input)}), nil).(*frontend)
 	// The script is never TLS; the flag stands for a finished handshake so
 	// the credential paths are explored too.

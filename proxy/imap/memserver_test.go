@@ -71,7 +71,7 @@ func TestUpstreamLoginMemServer(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
-			p := New(Config{UpstreamPassword: storedPassword(tt.stored), SendID: tt.sendID})
+			p := New(Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword(tt.stored)}, SendID: tt.sendID})
 			up := proxy.NewConn(conn)
 			res, err := p.UpstreamLogin(t.Context(), up, "alice", testClientInfo)
 			if tt.wantErr != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
@@ -22,9 +23,9 @@ import (
 func TestP4_NoInjectionUpstream(t *testing.T) {
 	front := newTLSFront(t)
 	const smuggled = "alice\r\nx DELETE INBOX"
-	master := imap.Config{MasterUser: "master", MasterPassword: "secret"}
+	master := imap.Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "secret"}}
 	stored := func(pw string) imap.Config {
-		return imap.Config{UpstreamPassword: func(context.Context, string) (string, error) { return pw, nil }}
+		return imap.Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: func(context.Context, string) (string, error) { return pw, nil }}}
 	}
 	type step struct{ send, want string } // want: the prefix of the answer
 	tests := []struct {
@@ -57,7 +58,7 @@ func TestP4_NoInjectionUpstream(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			peer := testpeer.StartFault(t, testpeer.FaultRefuseLogin)
 			c, r, stop := front.session(t, proxy.ServerConfig{
-				Protocol: imap.New(tc.cfg), Auth: grantAll{},
+				Protocol: imap.New(tc.cfg), Auth: fronttest.GrantAll{},
 				Upstream: proxy.Upstream{Address: peer.Addr, Security: proxy.None, DialTimeout: 5 * time.Second},
 				Limits:   proxy.Limits{LoginTimeout: 5 * time.Second, PreAuthTimeout: 30 * time.Second},
 			})

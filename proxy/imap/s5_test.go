@@ -12,18 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
 )
-
-// grantAll accepts every credential: S5 is about the upstream, not the store.
-type grantAll struct{}
-
-func (grantAll) Authenticate(_ context.Context, a authstore.Attempt) (authstore.Grant, error) {
-	return authstore.Grant{UserID: "1", Username: a.Username, AppPassID: "ap1"}, nil
-}
 
 // TestS5_UpstreamFaults logs in through a real session in front of each
 // kind of broken upstream: the client must get NO [UNAVAILABLE] within a
@@ -47,8 +40,8 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			}
 			baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
 			c, r, stop := front.session(t, proxy.ServerConfig{
-				Protocol: imap.New(imap.Config{MasterUser: "master", MasterPassword: "secret"}),
-				Auth:     grantAll{}, Upstream: up,
+				Protocol: imap.New(imap.Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "secret"}}),
+				Auth:     fronttest.GrantAll{}, Upstream: up,
 				Limits: proxy.Limits{LoginTimeout: loginTimeout, PreAuthTimeout: 30 * time.Second},
 			})
 			var before runtime.MemStats

@@ -1,12 +1,10 @@
 package imap
 
 import (
-	"bytes"
-	"encoding/base64"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
 )
 
 // decodeResponse decodes one SASL response line of AUTHENTICATE (RFC 9051
@@ -16,7 +14,7 @@ func decodeResponse(line []byte) ([]byte, error) {
 	if string(line) == "*" {
 		return nil, errCancelled
 	}
-	b, err := base64.StdEncoding.Strict().DecodeString(string(line))
+	b, err := proxy.DecodeSASL(string(line))
 	if err != nil {
 		return nil, errSyntax
 	}
@@ -40,11 +38,10 @@ func decodeInitialResponse(ir []byte) ([]byte, error) {
 // authzid naming someone other than the authcid, get the credential
 // failure: a client may not ask to act as another user.
 func decodePlain(msg []byte) (user, secret string, err error) {
-	parts := bytes.Split(msg, []byte{0})
-	if len(parts) != 3 || !utf8.Valid(msg) {
+	authzid, authcid, passwd, err := proxy.ParsePlain(msg)
+	if err != nil || !utf8.Valid(msg) {
 		return "", "", authstore.ErrUnauthorized
 	}
-	authzid, authcid, passwd := string(parts[0]), string(parts[1]), string(parts[2])
 	if authzid != "" && authzid != authcid {
 		return "", "", authstore.ErrUnauthorized
 	}
@@ -58,8 +55,7 @@ func decodePlain(msg []byte) (user, secret string, err error) {
 // verifies it: empty parts and CR, LF or NUL, which must never reach an
 // upstream or a log line (SECURITY.md P4).
 func checkCredential(user, secret string) error {
-	if user == "" || secret == "" ||
-		strings.ContainsAny(user, "\r\n\x00") || strings.ContainsAny(secret, "\r\n\x00") {
+	if !proxy.ValidCredential(user) || !proxy.ValidCredential(secret) {
 		return authstore.ErrUnauthorized
 	}
 	return nil

@@ -58,7 +58,7 @@ type upstreamConn struct {
 // proxy.ErrUpstream.
 func (p *Protocol) UpstreamLogin(ctx context.Context, up *proxy.Conn, user string, info proxy.ClientInfo) (proxy.UpstreamResult, error) {
 	raw := up.Conn
-	stop := watchContext(ctx, raw.SetDeadline)
+	stop := proxy.BindDeadline(ctx, raw.SetDeadline)
 	caps, err := p.upstreamLogin(ctx, &upstreamConn{c: up}, user, info)
 	if stop() && err == nil {
 		_ = raw.SetDeadline(time.Time{})
@@ -73,7 +73,7 @@ func (p *Protocol) UpstreamLogin(ctx context.Context, up *proxy.Conn, user strin
 }
 
 func (p *Protocol) upstreamLogin(ctx context.Context, u *upstreamConn, user string, info proxy.ClientInfo) ([]string, error) {
-	if strings.ContainsAny(user, "\r\n\x00") || user == "" {
+	if !proxy.ValidCredential(user) {
 		return nil, fmt.Errorf("user name: %w", errUnencodable)
 	}
 	if err := u.greeting(); err != nil {
@@ -138,7 +138,7 @@ func (p *Protocol) login(ctx context.Context, u *upstreamConn, user string) erro
 // initial response when the server takes one (RFC 4959).
 func (u *upstreamConn) authenticatePlain(user, master, password string) ([]chunk, error) {
 	for _, s := range []string{master, password} {
-		if strings.ContainsAny(s, "\r\n\x00") {
+		if proxy.HasControl(s) {
 			return nil, fmt.Errorf("master credential: %w", errUnencodable)
 		}
 	}

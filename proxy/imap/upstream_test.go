@@ -148,8 +148,8 @@ func storedPassword(pw string) func(context.Context, string) (string, error) {
 
 func TestUpstreamLogin(t *testing.T) {
 	serverTLS, clientTLS := testTLS(t)
-	master := Config{MasterUser: "master", MasterPassword: "master-pw"}
-	stored := Config{UpstreamPassword: storedPassword("pw \"q\"")}
+	master := Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "master-pw"}}
+	stored := Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw \"q\"")}}
 	tests := []struct {
 		name     string
 		cfg      Config
@@ -159,7 +159,7 @@ func TestUpstreamLogin(t *testing.T) {
 		wantErr  error    // and, when set, with this error too
 		wantCmds []string // nil: whatever the script checked
 	}{
-		{"master, SASL-IR, ID", Config{MasterUser: "master", MasterPassword: "master-pw", SendID: true}, "alice", func(s *fakeUpstream) {
+		{"master, SASL-IR, ID", Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "master-pw"}, SendID: true}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 SASL-IR ID AUTH=PLAIN] ready")
 			_ = s.expect(`P1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "4242" "x-session-id" "s1")`,
 				`* ID ("name" "Dovecot")`, "P1 OK ID completed") &&
@@ -176,18 +176,18 @@ func TestUpstreamLogin(t *testing.T) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			_ = s.expect(`P1 LOGIN "alice" "pw \"q\""`, "* CAPABILITY IMAP4rev1 MOVE", "P1 OK Logged in")
 		}, []string{"IMAP4rev1", "MOVE"}, nil, nil},
-		{"stored, 8-bit, sync literal", Config{UpstreamPassword: storedPassword("pässwd")}, "alice", func(s *fakeUpstream) {
+		{"stored, 8-bit, sync literal", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pässwd")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			_ = s.expect("P1 LOGIN \"alice\" {7}\r\npässwd", "P1 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, nil},
-		{"stored, literal refused", Config{UpstreamPassword: storedPassword("pässwd")}, "alice", func(s *fakeUpstream) {
+		{"stored, literal refused", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pässwd")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			line, _ := s.r.ReadString('\n')
 			s.cmds = append(s.cmds, strings.TrimSuffix(line, "\r\n"))
 			s.send("P1 NO too big")
 			s.drain()
 		}, nil, errUpstreamRefused, []string{"P1 LOGIN \"alice\" {7}"}},
-		{"starttls", Config{UpstreamStartTLS: clientTLS, MasterUser: "master", MasterPassword: "master-pw"}, "alice", func(s *fakeUpstream) {
+		{"starttls", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: clientTLS, MasterUser: "master", MasterPassword: "master-pw"}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
 			// Injected after the OK in the same segment: must be discarded.
 			_ = s.expect("P1 STARTTLS", "P1 OK Begin TLS\r\n* CAPABILITY IMAP4rev1 SASL-IR") &&
@@ -196,18 +196,18 @@ func TestUpstreamLogin(t *testing.T) {
 				s.expect("P3 AUTHENTICATE PLAIN", "+ ") &&
 				s.expect(b64(masterPlain), "P3 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, nil},
-		{"starttls, untrusted certificate (P5)", Config{UpstreamStartTLS: &tls.Config{ServerName: "127.0.0.1"}, MasterUser: "master", MasterPassword: "master-pw"}, "alice", func(s *fakeUpstream) {
+		{"starttls, untrusted certificate (P5)", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: &tls.Config{ServerName: "127.0.0.1"}, MasterUser: "master", MasterPassword: "master-pw"}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS SASL-IR] ready")
 			if s.expect("P1 STARTTLS", "P1 OK Begin TLS") {
 				// The proxy refuses the certificate, so this handshake fails.
 				_ = tls.Server(s.conn, s.tls).Handshake()
 			}
 		}, nil, nil, []string{"P1 STARTTLS"}},
-		{"starttls not offered", Config{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}, "alice", func(s *fakeUpstream) {
+		{"starttls not offered", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
 			s.drain()
 		}, nil, errNoUpstreamTLS, []string{}},
-		{"starttls refused", Config{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}, "alice", func(s *fakeUpstream) {
+		{"starttls refused", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
 			_ = s.expect("P1 STARTTLS", "P1 BAD no")
 			s.drain()
@@ -217,12 +217,12 @@ func TestUpstreamLogin(t *testing.T) {
 			_ = s.expect(`P1 LOGIN "alice" "pw \"q\""`, "P1 NO [AUTHENTICATIONFAILED] Authentication failed.")
 			s.drain()
 		}, nil, proxy.ErrLoginRefused, []string{`P1 LOGIN "alice" "pw \"q\""`}},
-		{"ID refused, login goes on", Config{UpstreamPassword: storedPassword("pw"), SendID: true}, "alice", func(s *fakeUpstream) {
+		{"ID refused, login goes on", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw")}, SendID: true}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 ID] ready")
 			_ = s.expect(`P1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "4242" "x-session-id" "s1")`, "P1 BAD unknown command") &&
 				s.expect(`P2 LOGIN "alice" "pw"`, "P2 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, nil},
-		{"ID not advertised, not sent", Config{UpstreamPassword: storedPassword("pw"), SendID: true}, "alice", func(s *fakeUpstream) {
+		{"ID not advertised, not sent", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw")}, SendID: true}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			_ = s.expect(`P1 LOGIN "alice" "pw"`, "P1 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, []string{`P1 LOGIN "alice" "pw"`}},
@@ -252,7 +252,7 @@ func TestUpstreamLogin(t *testing.T) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			s.drain()
 		}, nil, errUnencodable, []string{}},
-		{"CRLF in stored password (P4)", Config{UpstreamPassword: storedPassword("pw\r\nx DELETE INBOX")}, "alice", func(s *fakeUpstream) {
+		{"CRLF in stored password (P4)", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw\r\nx DELETE INBOX")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			s.drain()
 		}, nil, errUnencodable, []string{}},
@@ -314,7 +314,7 @@ func TestUpstreamLoginContext(t *testing.T) {
 }
 
 func TestUpstreamRemembersCapabilities(t *testing.T) {
-	p := New(Config{UpstreamPassword: storedPassword("pw")})
+	p := New(Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw")}})
 	up, wait := runFake(t, nil, func(s *fakeUpstream) {
 		s.send("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+] ready")
 		_ = s.expect(`P1 LOGIN "alice" "pw"`, "P1 "+okLoggedIn)

@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
-	"time"
 
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/proxy"
@@ -21,37 +19,12 @@ import (
 
 // Config configures the POP3 front-end and its upstream login.
 type Config struct {
-	// AccountURL is where users create app passwords; it ends every
-	// authentication failure.
-	AccountURL string
-	// UpstreamStartTLS, when non-nil, makes the upstream login issue STLS and
-	// verify the upstream with this config, built by proxy.Upstream.ClientTLS
-	// like the implicit-TLS one. An upstream that refuses STLS is an error:
-	// there is no plaintext fallback.
-	UpstreamStartTLS *tls.Config
-	// MasterUser and MasterPassword log in as the user through a master
-	// account (SASL PLAIN, authzid = user, authcid = MasterUser).
-	MasterUser, MasterPassword string
-	// UpstreamPassword returns the user's stored upstream password; used when
-	// MasterUser is empty.
-	UpstreamPassword func(ctx context.Context, user string) (string, error)
+	proxy.Adapter
+	proxy.UpstreamCredential
 	// XClient announces the real client with XCLIENT ADDR/PORT when the
 	// upstream offers it (Dovecot's "[XCLIENT]" greeting or a CAPA line).
 	XClient bool
-	// MaxLine bounds every line read, terminator included; default 8192.
-	// RFC 2449 allows 255 octets for a command, but SASL responses and long
-	// app-password lines need more.
-	MaxLine int
-	// MaxBadCommands is how many bad commands a client may send before the
-	// connection is closed; default 5.
-	MaxBadCommands int
-	Logger         *slog.Logger
 }
-
-const (
-	defaultMaxLine        = 8192
-	defaultMaxBadCommands = 5
-)
 
 var (
 	// ErrQuit is returned by ReadLogin after the client sent QUIT.
@@ -75,21 +48,13 @@ var _ proxy.Protocol = (*Protocol)(nil)
 
 // New returns the POP3 protocol with defaults applied to cfg.
 func New(cfg Config) *Protocol {
+	cfg.Adapter = cfg.Adapter.WithDefaults()
 	p := &Protocol{
 		cfg:        cfg,
 		accountURL: sanitizeText(cfg.AccountURL),
 		maxLine:    cfg.MaxLine,
 		maxBad:     cfg.MaxBadCommands,
 		log:        cfg.Logger,
-	}
-	if p.maxLine <= 0 {
-		p.maxLine = defaultMaxLine
-	}
-	if p.maxBad <= 0 {
-		p.maxBad = defaultMaxBadCommands
-	}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
 	}
 	p.failure = failureReply(p.accountURL)
 	return p
@@ -121,7 +86,7 @@ func (f *frontend) Greet() error { return f.reply(replyGreeting) }
 // connection's deadline follows ctx: it is set to ctx's deadline (and stays
 // there on return) and moved into the past when ctx ends.
 func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
-	release := bindDeadline(ctx, f.c.Conn)
+	release := proxy.BindDeadline(ctx, f.c.Conn.SetDeadline)
 	defer release()
 	for {
 		login, err := f.next(ctx)
@@ -322,7 +287,7 @@ func (f *frontend) challenge(prompt string) (resp string, ok bool, err error) {
 // refused here with the generic failure, so they never reach the store, a
 // log line or the upstream (SECURITY.md P4).
 func (f *frontend) login(user, secret string) (*proxy.Login, error) {
-	if !validCredential(user) || !validCredential(secret) {
+	if !proxy.ValidCredential(user) || !proxy.ValidCredential(secret) {
 		return nil, f.badCommand(f.p.failure)
 	}
 	return &proxy.Login{Username: user, Secret: secret}, nil
@@ -375,27 +340,4 @@ func (f *frontend) replyLines(lines ...string) error {
 		return fmt.Errorf("pop3 write reply: %w", err)
 	}
 	return nil
-}
-
-// bindDeadline makes blocking I/O on c follow ctx: c gets ctx's deadline,
-// and cancellation interrupts a pending read or write by moving the
-// deadline into the past. The returned release stops watching ctx; if the
-// cancellation already started it waits for it, so that no deadline moves
-// after release returns (a late one would cut a relay the caller started).
-// Deadlines are left as they are: the caller owns them afterwards. c is the
-// raw connection; a later TLS upgrade wraps it and inherits its deadlines.
-func bindDeadline(ctx context.Context, c net.Conn) (release func()) {
-	if d, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(d)
-	}
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(fired)
-		_ = c.SetDeadline(time.Unix(1, 0))
-	})
-	return func() {
-		if !stop() {
-			<-fired
-		}
-	}
 }

@@ -15,7 +15,7 @@ import (
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-func testConfig() Config { return Config{AccountURL: testAccountURL} }
+func testConfig() Config { return Config{Adapter: proxy.Adapter{AccountURL: testAccountURL}} }
 
 func TestCapaNoopQuit(t *testing.T) {
 	certs := newTestCerts(t)
@@ -250,8 +250,8 @@ func TestP7_HTTPRequest(t *testing.T) {
 	c.write("GET /<script>alert(1)</script> HTTP/1.1\r\nHost: evil.example\r\n" +
 		"User-Agent: Mozilla/5.0\r\nAccept: */*\r\nCookie: a=b\r\nX-Pad: 1\r\n\r\n")
 	got := strings.Split(strings.TrimSuffix(c.rest(), "\r\n"), "\r\n")
-	if len(got) > defaultMaxBadCommands {
-		t.Errorf("%d replies, want at most %d: %q", len(got), defaultMaxBadCommands, got)
+	if len(got) > proxy.DefaultMaxBadCommands {
+		t.Errorf("%d replies, want at most %d: %q", len(got), proxy.DefaultMaxBadCommands, got)
 	}
 	for _, line := range got {
 		if !strings.HasPrefix(line, "-ERR ") {
@@ -404,7 +404,7 @@ func TestAcceptAndBye(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, s := startSession(t, certs, sessionOpts{cfg: Config{AccountURL: tc.accountURL}, implicit: true})
+			c, s := startSession(t, certs, sessionOpts{cfg: Config{Adapter: proxy.Adapter{AccountURL: tc.accountURL}}, implicit: true})
 			c.send("AUTH PLAIN " + b64("\x00alice\x00secret"))
 			s.login(t)
 			s.decide <- decision{grant: tc.grant, bye: tc.bye}

@@ -95,7 +95,7 @@ func FuzzUpstreamEncoder(f *testing.F) {
 	f.Add("", "", "")
 	f.Fuzz(func(t *testing.T, authzid, authcid, password string) {
 		line, err := encodeAuthPlain(authzid, authcid, password)
-		unsafe := strings.ContainsAny(authzid, "\r\n\x00") || !validCredential(authcid) || !validCredential(password)
+		unsafe := strings.ContainsAny(authzid, "\r\n\x00") || !proxy.ValidCredential(authcid) || !proxy.ValidCredential(password)
 		if unsafe != (err != nil) {
 			t.Fatalf("encodeAuthPlain(%q, %q, %q) error = %v, unsafe = %v", authzid, authcid, password, err, unsafe)
 		}
@@ -155,7 +155,7 @@ func FuzzFrontendCleartext(f *testing.F) {
 		f.Add([]byte(s), false)
 		f.Add([]byte(s), true)
 	}
-	p := New(Config{AccountURL: testAccountURL, MaxLine: 256})
+	p := New(Config{Adapter: proxy.Adapter{AccountURL: testAccountURL, MaxLine: 256}})
 	allowed := fixedReplies(p)
 	f.Fuzz(func(t *testing.T, data []byte, offerSTLS bool) {
 		var out bytes.Buffer

@@ -3,10 +3,11 @@ package pop3
 import (
 	"bufio"
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/postern-dev/postern/proxy"
 )
 
 // ErrLineTooLong reports a line longer than Config.MaxLine, from the client
@@ -89,7 +90,7 @@ func decodeSASL(s string) ([]byte, error) {
 	if s == "=" {
 		return []byte{}, nil
 	}
-	b, err := base64.StdEncoding.DecodeString(s)
+	b, err := proxy.DecodeSASL(s)
 	if err != nil {
 		return nil, errMalformed
 	}
@@ -104,16 +105,9 @@ type plainMessage struct {
 // parsePlain splits authzid NUL authcid NUL passwd. Exactly two NULs are
 // allowed: a third would make the password ambiguous.
 func parsePlain(msg []byte) (plainMessage, error) {
-	parts := bytes.Split(msg, []byte{0})
-	if len(parts) != 3 {
-		return plainMessage{}, fmt.Errorf("plain message with %d fields: %w", len(parts), errMalformed)
+	authzid, authcid, password, err := proxy.ParsePlain(msg)
+	if err != nil {
+		return plainMessage{}, fmt.Errorf("plain message: %w: %w", errMalformed, err)
 	}
-	return plainMessage{authzid: string(parts[0]), authcid: string(parts[1]), password: string(parts[2])}, nil
-}
-
-// validCredential reports whether s may be handed on as a username or
-// secret: non-empty and free of CR, LF and NUL, which could end or split a
-// command on the upstream side (SECURITY.md P4).
-func validCredential(s string) bool {
-	return s != "" && !strings.ContainsAny(s, "\r\n\x00")
+	return plainMessage{authzid: authzid, authcid: authcid, password: password}, nil
 }

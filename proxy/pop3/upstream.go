@@ -39,7 +39,7 @@ func (p *Protocol) UpstreamLogin(ctx context.Context, up *proxy.Conn, user strin
 	if err != nil {
 		return proxy.UpstreamResult{}, err
 	}
-	release := bindDeadline(ctx, up.Conn)
+	release := proxy.BindDeadline(ctx, up.Conn.SetDeadline)
 	defer release()
 	if err := p.upstreamDialogue(ctx, up, auth, info); err != nil {
 		if ctx.Err() != nil {
@@ -76,7 +76,7 @@ func (p *Protocol) upstreamDialogue(ctx context.Context, up *proxy.Conn, auth []
 // user, or user with the stored upstream password.
 func (p *Protocol) authCommand(ctx context.Context, user string) ([]byte, error) {
 	// An empty authzid would log in as the master account itself.
-	if !validCredential(user) {
+	if !proxy.ValidCredential(user) {
 		return nil, fmt.Errorf("pop3 upstream credential: %w: %w", proxy.ErrUpstream, errUnsafeArgument)
 	}
 	var authzid, authcid, password string
@@ -253,7 +253,7 @@ func send(up *proxy.Conn, b []byte) error {
 // RFC 4616). base64 alone would hide CR or LF from the line, but the
 // upstream would still see them inside the name, so they are refused here.
 func encodeAuthPlain(authzid, authcid, password string) ([]byte, error) {
-	if strings.ContainsAny(authzid, "\r\n\x00") || !validCredential(authcid) || !validCredential(password) {
+	if proxy.HasControl(authzid) || !proxy.ValidCredential(authcid) || !proxy.ValidCredential(password) {
 		return nil, errUnsafeArgument
 	}
 	msg := authzid + "\x00" + authcid + "\x00" + password

@@ -104,13 +104,13 @@ func upstreamLogin(t *testing.T, ctx context.Context, f fakeUpstream, cfg Config
 func TestUpstreamLogin(t *testing.T) {
 	certs := newTestCerts(t)
 	untrusted := newTestCerts(t).client // trusts another throwaway CA only
-	master := Config{MasterUser: "proxy-master", MasterPassword: masterSecret}
-	stored := Config{UpstreamPassword: func(_ context.Context, user string) (string, error) {
+	master := Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "proxy-master", MasterPassword: masterSecret}}
+	stored := Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: func(_ context.Context, user string) (string, error) {
 		if user != "alice" {
 			return "", errors.New("no stored password")
 		}
 		return storedSecret, nil
-	}}
+	}}}
 	with := func(c Config, edit func(*Config)) Config { edit(&c); return c }
 	withTLS := func(c *Config) { c.UpstreamStartTLS = certs.client }
 	withXClient := func(c *Config) { c.XClient = true }
@@ -141,13 +141,13 @@ func TestUpstreamLogin(t *testing.T) {
 		{name: "stored password", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn}, cfg: stored, wantLines: []string{authStored}},
 		{
 			name: "stored password lookup fails", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn},
-			cfg:     Config{UpstreamPassword: func(context.Context, string) (string, error) { return "", storeDown }},
+			cfg:     Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: func(context.Context, string) (string, error) { return "", storeDown }}},
 			wantErr: []error{proxy.ErrUpstream, storeDown},
 		},
 		{name: "no upstream credential configured", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn}, wantErr: []error{proxy.ErrUpstream}},
 		{name: "user with CRLF", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn}, cfg: master, user: "alice\r\nDELE 1", wantErr: []error{proxy.ErrUpstream, errUnsafeArgument}},
 		{name: "user with NUL", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn}, cfg: stored, user: "alice\x00x", wantErr: []error{proxy.ErrUpstream, errUnsafeArgument}},
-		{name: "master password with NUL", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn}, cfg: Config{MasterUser: "m", MasterPassword: "a\x00b"}, wantErr: []error{proxy.ErrUpstream, errUnsafeArgument}},
+		{name: "master password with NUL", up: fakeUpstream{greeting: "+OK ready", replies: loggedIn}, cfg: Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "m", MasterPassword: "a\x00b"}}, wantErr: []error{proxy.ErrUpstream, errUnsafeArgument}},
 		{
 			name: "XCLIENT from Dovecot greeting", up: fakeUpstream{greeting: "+OK [XCLIENT] Dovecot ready.", replies: replies(map[string][]string{"XCLIENT": {"+OK Updated"}})},
 			cfg: with(master, withXClient), info: client, wantLines: []string{xclient, authMaster},
@@ -265,7 +265,7 @@ func TestUpstreamLoginContext(t *testing.T) {
 			ctx, cancel := tc.ctx()
 			defer cancel()
 			cancel()
-			cfg := Config{MasterUser: "m", MasterPassword: masterSecret}
+			cfg := Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "m", MasterPassword: masterSecret}}
 			lines, err := upstreamLogin(t, ctx, fakeUpstream{}, cfg, "alice", proxy.ClientInfo{})
 			if !errors.Is(err, proxy.ErrUpstream) || !errors.Is(err, tc.want) {
 				t.Errorf("error = %v, want ErrUpstream and %v", err, tc.want)

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+
+	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/internal/memdav"
+	"github.com/postern-dev/postern/internal/memimap"
+	"github.com/postern-dev/postern/internal/mempop3"
+)
+
+// demoUpstreams are the embedded POP3 and CalDAV/CardDAV servers the demo
+// runs behind postern, beside the IMAP one.
+type demoUpstreams struct {
+	pop3 *mempop3.Server
+	dav  *memdav.Server
+}
+
+func startDemoUpstreams(upstreamPw string) (*demoUpstreams, error) {
+	pop3, err := mempop3.Start("127.0.0.1:0", map[string]string{demoUser: upstreamPw}, memimap.SeedMessages)
+	if err != nil {
+		return nil, err
+	}
+	dav, err := memdav.Start("127.0.0.1:0", []string{demoUser})
+	if err != nil {
+		pop3.Close()
+		return nil, err
+	}
+	return &demoUpstreams{pop3: pop3, dav: dav}, nil
+}
+
+func (d *demoUpstreams) close() {
+	d.pop3.Close()
+	d.dav.Close()
+}
+
+// configure opens the POP3 and DAV listeners on host in front of them.
+func (d *demoUpstreams) configure(cfg *config.Config, host string) {
+	at := func(port string) string { return net.JoinHostPort(host, port) }
+	cfg.POP3.ListenTLS, cfg.POP3.ListenSTLS = at("0"), at("0")
+	up := &cfg.Upstream.POP3
+	up.Address, up.Security, up.Login = d.pop3.Addr(), config.SecurityNone, config.LoginStored
+	cfg.DAV.Listen = at("0")
+	cfg.DAV.CalDAVPath, cfg.DAV.CardDAVPath = memdav.CalDAVPrefix, memdav.CardDAVPrefix
+	cfg.DAV.CalDAVPrefixes, cfg.DAV.CardDAVPrefixes = []string{memdav.CalDAVPrefix}, []string{memdav.CardDAVPrefix}
+	cfg.Upstream.DAV.URL = d.dav.URL()
+}
+
+// printDemoEndpoints lists every endpoint as a URL a client accepts.
+func (c *cli) printDemoEndpoints(addrs map[string]string) {
+	w := c.stdout
+	fmt.Fprintf(w, "  IMAP, implicit TLS   imaps://%s\n", addrs["imaps"])
+	fmt.Fprintf(w, "  IMAP, STARTTLS       imap://%s\n", addrs["imap"])
+	fmt.Fprintf(w, "  POP3, implicit TLS   pop3s://%s\n", addrs["pop3s"])
+	fmt.Fprintf(w, "  POP3, STLS           pop3://%s\n", addrs["pop3"])
+	fmt.Fprintf(w, "  CalDAV               https://%s%s\n", addrs["dav"], memdav.CalDAVPrefix)
+	fmt.Fprintf(w, "  CardDAV              https://%s%s\n", addrs["dav"], memdav.CardDAVPrefix)
+}
+
+// printDemoDAV prints a ready-to-paste PROPFIND of the demo calendar.
+func (c *cli) printDemoDAV(dir string, addrs map[string]string, s demoSetup) {
+	cert := filepath.Join(dir, "data", "tls", "cert.pem")
+	w := c.stdout
+	fmt.Fprintln(w, "List the calendar through postern (CalDAV):")
+	fmt.Fprintf(w, "  curl --cacert %s --user '%s:%s' -X PROPFIND -H 'Depth: 1' 'https://%s%s%s/calendars/default/'\n",
+		cert, demoUser, strings.ReplaceAll(s.appPassword, " ", ""), addrs["dav"], memdav.CalDAVPrefix, demoUser)
+}

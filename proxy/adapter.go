@@ -1,0 +1,105 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Fallbacks for an adapter or server built with zero values (tests,
+// embedders). The gateway always passes config's values, and
+// cmd/postern's tests check that these equal config.Default's.
+const (
+	DefaultMaxLine        = 8192
+	DefaultMaxBadCommands = 5
+	DefaultLoginTimeout   = 15 * time.Second
+	DefaultDialTimeout    = 5 * time.Second
+)
+
+// Adapter is what every front-end adapter (imap, pop3, dav) takes from the
+// configuration for its client side.
+type Adapter struct {
+	// AccountURL is where users create app passwords; it is shown in the
+	// answer to a failed login. Empty leaves the hint out.
+	AccountURL string
+	// MaxLine bounds a pre-auth line (and an IMAP literal) in bytes,
+	// terminator included (default DefaultMaxLine). RFC 2449 allows 255
+	// octets for a POP3 command, but SASL responses need more.
+	MaxLine int
+	// MaxBadCommands is how many invalid commands a client may send before
+	// the connection is closed (default DefaultMaxBadCommands).
+	MaxBadCommands int
+	// Logger receives the adapter's records; nil discards them.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a with its zero fields set.
+func (a Adapter) WithDefaults() Adapter {
+	if a.MaxLine <= 0 {
+		a.MaxLine = DefaultMaxLine
+	}
+	if a.MaxBadCommands <= 0 {
+		a.MaxBadCommands = DefaultMaxBadCommands
+	}
+	if a.Logger == nil {
+		a.Logger = slog.New(slog.DiscardHandler)
+	}
+	return a
+}
+
+// UpstreamCredential is how an adapter logs in to the upstream as the user.
+type UpstreamCredential struct {
+	// UpstreamStartTLS, when non-nil, upgrades the upstream connection
+	// (STARTTLS, STLS) with this config, built by Upstream.ClientTLS like
+	// the implicit-TLS one. An upstream that does not offer the upgrade is
+	// refused: there is no plaintext fallback.
+	UpstreamStartTLS *tls.Config
+	// MasterUser and MasterPassword log in with SASL PLAIN, authzid = user
+	// and authcid = MasterUser (a Dovecot master user).
+	MasterUser, MasterPassword string
+	// UpstreamPassword returns the user's stored upstream password; it is
+	// used when MasterUser is empty.
+	UpstreamPassword func(ctx context.Context, user string) (string, error)
+}
+
+// HasControl reports whether s holds CR, LF or NUL: a name or secret with
+// one could end or split a command on the upstream side or forge a log
+// line, so it never reaches either (SECURITY.md P4).
+func HasControl(s string) bool {
+	return strings.ContainsAny(s, "\r\n\x00")
+}
+
+// ValidCredential reports whether s may be handed on as a user name or a
+// secret: non-empty and without CR, LF or NUL.
+func ValidCredential(s string) bool {
+	return s != "" && !HasControl(s)
+}
+
+// BindDeadline makes blocking I/O follow ctx through set, a connection's
+// SetDeadline or SetReadDeadline: ctx's deadline becomes the connection's,
+// and ctx's end moves it into the past, waking a call in progress. set must
+// belong to the connection as dialed or accepted, which stays valid across
+// a TLS upgrade. The returned release stops the watch and reports whether
+// ctx was still live; if the wake-up already started, release waits for it,
+// so no deadline moves after release returns (a late one would cut a relay
+// the caller started). Deadlines are left as they are: the caller owns them
+// afterwards.
+func BindDeadline(ctx context.Context, set func(time.Time) error) (release func() bool) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = set(d)
+	}
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(fired)
+		_ = set(time.Unix(1, 0))
+	})
+	return func() bool {
+		if stop() {
+			return true
+		}
+		<-fired
+		return false
+	}
+}

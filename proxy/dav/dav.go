@@ -1,0 +1,374 @@
+// Package dav is postern's CalDAV/CardDAV front-end: an HTTP handler that
+// checks the Basic credential of every request with authstore and reverse
+// proxies the request, unchanged but for its authentication, to the
+// upstream DAV server. Paths are the upstream's own; bodies are streamed.
+package dav
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
+)
+
+// UpstreamAuth is how the proxy tells the upstream who the user is.
+type UpstreamAuth int
+
+const (
+	// HeaderAuth sets UserHeader to the canonical user name (Radicale's
+	// http_x_remote_user); a copy the client sent is always removed.
+	HeaderAuth UpstreamAuth = iota
+	// StoredAuth sends Basic with the user's stored upstream password.
+	StoredAuth
+)
+
+// Config configures the DAV front-end.
+type Config struct {
+	// Adapter's AccountURL ends the hint of a 401; Logger gets one record
+	// per failed authentication and, at debug level, one per request.
+	proxy.Adapter
+	Auth     proxy.Authenticator
+	Registry *proxy.Registry // nil gives the handler its own
+	Metrics  *Metrics        // nil counts nothing
+	// Upstream is the DAV server's base URL; only its scheme and host are
+	// used, since paths are passed on as they are.
+	Upstream *url.URL
+	// UpstreamTLS verifies an https upstream; nil uses the system roots.
+	UpstreamTLS *tls.Config
+	// DialTimeout bounds a connection to the upstream (default
+	// proxy.DefaultDialTimeout); ResponseTimeout bounds the wait for the
+	// answer's header after the request was sent (default 60 s).
+	DialTimeout, ResponseTimeout time.Duration
+	// UpstreamAuth picks the header or the stored password.
+	UpstreamAuth UpstreamAuth
+	// UserHeader is the trusted header of HeaderAuth (X-Remote-User when
+	// empty).
+	UserHeader string
+	// UpstreamPassword returns the user's stored upstream password for
+	// StoredAuth.
+	UpstreamPassword func(ctx context.Context, user string) (string, error)
+	// CalDAVPath and CardDAVPath are where /.well-known/caldav and
+	// /.well-known/carddav redirect ("/" when empty).
+	CalDAVPath, CardDAVPath string
+	// CalDAVPrefixes and CardDAVPrefixes choose the protocol a request is
+	// authenticated for, and so the app-password scope it needs, by the
+	// longest matching path prefix; a "*" segment matches any one segment
+	// ("/*/contacts/"). A path under neither takes either scope.
+	CalDAVPrefixes, CardDAVPrefixes []string
+	// TrustedProxies are the peers whose X-Forwarded-For names the client.
+	// From any other peer the header is ignored and the socket's address
+	// counts (SECURITY.md P8).
+	TrustedProxies []netip.Prefix
+	// Realm names the Basic realm ("postern" when empty).
+	Realm string
+	// Transport replaces the upstream transport (tests, benchmarks).
+	Transport http.RoundTripper
+}
+
+// Handler is the DAV front-end. It is safe for concurrent use.
+type Handler struct {
+	cfg       Config
+	log       *slog.Logger
+	reg       *proxy.Registry
+	rp        *httputil.ReverseProxy
+	challenge string
+	hint      string
+	header    string // canonical form of UserHeader
+	prefixes  []prefix
+	idPrefix  string
+	seq       atomic.Uint64
+}
+
+type prefix struct {
+	segs  []string
+	proto authstore.Protocol
+}
+
+// retryAfter is what a 503 tells clients to wait, in seconds.
+const retryAfter = "30"
+
+// New returns the handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	cfg.Adapter = cfg.Adapter.WithDefaults()
+	if cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
+		return nil, errors.New("dav: upstream must be an absolute http or https URL")
+	}
+	if cfg.UpstreamAuth == StoredAuth && cfg.UpstreamPassword == nil {
+		return nil, errors.New("dav: stored upstream auth without a password source")
+	}
+	if cfg.UserHeader == "" {
+		cfg.UserHeader = "X-Remote-User"
+	}
+	if cfg.Realm == "" {
+		cfg.Realm = "postern"
+	}
+	if cfg.CalDAVPath == "" {
+		cfg.CalDAVPath = "/"
+	}
+	if cfg.CardDAVPath == "" {
+		cfg.CardDAVPath = "/"
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = proxy.DefaultDialTimeout
+	}
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = 60 * time.Second
+	}
+	h := &Handler{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		reg:       cfg.Registry,
+		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, strings.Map(printable, cfg.Realm)),
+		hint:      failureHint(cfg.AccountURL),
+		header:    http.CanonicalHeaderKey(cfg.UserHeader),
+	}
+	if h.reg == nil {
+		h.reg = proxy.NewRegistry()
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	h.idPrefix = "dav-" + hex.EncodeToString(id[:]) + "-"
+	for _, p := range cfg.CalDAVPrefixes {
+		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CalDAV})
+	}
+	for _, p := range cfg.CardDAVPrefixes {
+		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CardDAV})
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = newTransport(cfg)
+	}
+	if cfg.Metrics != nil {
+		tr = timedTransport{next: tr, m: cfg.Metrics}
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:      h.rewrite,
+		Transport:    tr,
+		ErrorHandler: h.upstreamError,
+		BufferPool:   newBufferPool(),
+		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+	}
+	return h, nil
+}
+
+func newTransport(cfg Config) *http.Transport {
+	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		TLSClientConfig:       cfg.UpstreamTLS.Clone(),
+		TLSHandshakeTimeout:   cfg.DialTimeout,
+		ResponseHeaderTimeout: cfg.ResponseTimeout,
+		ExpectContinueTimeout: time.Second,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     cfg.UpstreamTLS != nil,
+		// Bodies pass as they are: the client's Accept-Encoding goes
+		// upstream, and nothing is decompressed on the way.
+		DisableCompression: true,
+	}
+}
+
+func failureHint(accountURL string) string {
+	msg := "Authentication failed. Sign in with your user name and an app password"
+	if u := strings.Map(printable, accountURL); u != "" {
+		msg += " from " + u
+	}
+	return msg + ".\n"
+}
+
+func printable(r rune) rune {
+	if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
+		return -1
+	}
+	return r
+}
+
+// ServeHTTP answers discovery itself, authenticates everything else and
+// passes it on.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	h.serve(sw, r, start)
+	h.cfg.Metrics.request(r.Method, sw.code(), time.Since(start))
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		h.log.LogAttrs(r.Context(), slog.LevelDebug, "dav request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.Int("status", sw.code()), slog.String("source", h.clientAddr(r).String()),
+			slog.Duration("duration", time.Since(start)))
+	}
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) {
+	switch r.URL.Path {
+	case "/.well-known/caldav":
+		h.redirect(w, h.cfg.CalDAVPath)
+		return
+	case "/.well-known/carddav":
+		h.redirect(w, h.cfg.CardDAVPath)
+		return
+	}
+	user, secret, err := basicCredentials(r.Header)
+	switch {
+	case errors.Is(err, errNoCredentials):
+		h.unauthorized(w) // iOS sends nothing until challenged
+		return
+	case errors.Is(err, errManyCredentials):
+		h.authFailed(r, "", err)
+		http.Error(w, "Bad Request: one Authorization header, please.", http.StatusBadRequest)
+		return
+	case err != nil:
+		h.authFailed(r, "", err)
+		h.unauthorized(w)
+		return
+	}
+	source := h.clientAddr(r)
+	proto := h.protocolOf(r.URL.Path)
+	cs := connStateOf(r.Context())
+	mark := h.reg.Mark()
+	authStart := time.Now()
+	grant, err := h.cfg.Auth.Authenticate(r.Context(), authstore.Attempt{
+		Protocol: proto,
+		Username: user,
+		Secret:   secret,
+		Source:   source.Addr(),
+		Client:   r.UserAgent(),
+		Renewal:  cs.renewal(user, secret),
+	})
+	h.cfg.Metrics.auth(time.Since(authStart), err)
+	if err == nil && proxy.HasControl(grant.Username) {
+		err = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
+	}
+	cs.settle(user, secret, err == nil)
+	if err != nil {
+		h.authFailed(r, user, err)
+		if errors.Is(err, authstore.ErrUnauthorized) {
+			h.unauthorized(w)
+		} else {
+			unavailable(w)
+		}
+		return
+	}
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	release, err := h.reg.Track(proxy.SessionInfo{
+		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
+		Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
+	}, mark, func(reason string) {
+		cancel(errors.New(reason))
+		// The upstream round trip ends only once its copy of the request
+		// body does, and a write to a client that stopped reading blocks:
+		// both wake now.
+		rc := http.NewResponseController(w)
+		_ = rc.SetReadDeadline(time.Unix(1, 0))
+		_ = rc.SetWriteDeadline(time.Unix(1, 0))
+	})
+	if err != nil {
+		h.authFailed(r, user, err)
+		h.unauthorized(w)
+		return
+	}
+	defer release()
+	up := upstreamUser{name: grant.Username}
+	if h.cfg.UpstreamAuth == StoredAuth {
+		if up.password, err = h.cfg.UpstreamPassword(ctx, grant.Username); err != nil {
+			h.log.Warn("dav stored upstream password unavailable", "user", grant.Username, "err", err)
+			unavailable(w)
+			return
+		}
+	}
+	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, userKey{}, up)))
+}
+
+type userKey struct{}
+
+// upstreamUser is who the upstream request speaks for.
+type upstreamUser struct{ name, password string }
+
+// rewrite builds the upstream request: same path and query, the client's
+// Authorization and any copy of the trusted header removed, the user named
+// as the upstream expects. Rewrite has already dropped hop-by-hop headers
+// and X-Forwarded-*.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = h.cfg.Upstream.Scheme
+	pr.Out.URL.Host = h.cfg.Upstream.Host
+	pr.Out.Host = h.cfg.Upstream.Host
+	pr.Out.Header.Del("Authorization")
+	pr.Out.Header.Del(h.header)
+	pr.Out.Header.Del("Proxy-Authorization")
+	up, _ := pr.In.Context().Value(userKey{}).(upstreamUser)
+	switch h.cfg.UpstreamAuth {
+	case HeaderAuth:
+		pr.Out.Header.Set(h.header, up.name)
+	case StoredAuth:
+		pr.Out.SetBasicAuth(up.name, up.password)
+	}
+}
+
+// upstreamError answers a failed upstream round trip.
+func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	if cause := context.Cause(r.Context()); cause != nil && r.Context().Err() != nil {
+		h.log.Info("dav request ended", "path", r.URL.Path, "reason", cause.Error())
+		panic(http.ErrAbortHandler) // kicked or client gone: drop the connection
+	}
+	h.log.Warn("dav upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	unavailable(w)
+}
+
+func (h *Handler) redirect(w http.ResponseWriter, to string) {
+	w.Header().Set("Location", to)
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", h.challenge)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte(h.hint))
+}
+
+func unavailable(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", retryAfter)
+	http.Error(w, "Service temporarily unavailable; try again later.", http.StatusServiceUnavailable)
+}
+
+// authFailed logs one failed authentication (never the secret).
+func (h *Handler) authFailed(r *http.Request, user string, err error) {
+	h.log.LogAttrs(r.Context(), slog.LevelInfo, "dav authentication failed",
+		slog.String("user", printableName(user)), slog.String("source", h.clientAddr(r).String()),
+		slog.String("method", r.Method), slog.String("reason", err.Error()))
+}
+
+func printableName(s string) string {
+	if len(s) > 256 {
+		s = s[:256]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// newID names one live request in the registry: a random prefix per
+// handler and a counter, so a request costs no read of the random source.
+func (h *Handler) newID() string {
+	return h.idPrefix + strconv.FormatUint(h.seq.Add(1), 36)
+}

@@ -1,0 +1,130 @@
+package dav
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+
+	"github.com/postern-dev/postern/authstore"
+)
+
+// clientAddr is the socket's peer, or, when that peer is a trusted proxy,
+// the nearest address in X-Forwarded-For that is not a trusted proxy.
+func (h *Handler) clientAddr(r *http.Request) netip.AddrPort {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
+	if !h.trusted(peer.Addr()) {
+		return peer
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		client = netip.AddrPortFrom(a.Unmap(), 0)
+		if !h.trusted(client.Addr()) {
+			break
+		}
+	}
+	return client
+}
+
+func (h *Handler) trusted(a netip.Addr) bool {
+	for _, p := range h.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// protocolOf picks CalDAV or CardDAV by the longest matching prefix;
+// authstore.DAV (either scope) when none matches.
+func (h *Handler) protocolOf(path string) authstore.Protocol {
+	segs := segments(path)
+	best, proto := -1, authstore.DAV
+	for _, p := range h.prefixes {
+		if len(p.segs) > best && matchSegments(p.segs, segs) {
+			best, proto = len(p.segs), p.proto
+		}
+	}
+	return proto
+}
+
+func segments(p string) []string {
+	var out []string
+	for _, s := range strings.Split(p, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func matchSegments(prefix, segs []string) bool {
+	if len(prefix) > len(segs) {
+		return false
+	}
+	for i, p := range prefix {
+		if p != "*" && p != segs[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter remembers the status code for metrics and logs.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach deadlines.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// FlushError keeps the reverse proxy from flushing after every read of a
+// chunked answer (it does for every answer without a length, and DAV
+// multistatus answers have none): the server's buffer still sends each
+// few kilobytes as they come and the rest when the handler returns, so
+// answers stream, at one write for a small answer instead of two.
+func (w *statusWriter) FlushError() error { return nil }
+
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// bufferPool lends the reverse proxy its copy buffers.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { return make([]byte, 32<<10) }}}
+}
+
+func (b *bufferPool) Get() []byte  { return b.p.Get().([]byte) }
+func (b *bufferPool) Put(x []byte) { b.p.Put(x) } //nolint:staticcheck // slices are small headers
