@@ -45,33 +45,29 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// fakeSessions stands in for the proxy registry (one function: list and
-// kick by id or user).
-type fakeSessions struct {
-	mu   sync.Mutex
-	list []proxy.SessionInfo
-}
+// liveSessions is the proxy's registry, with sessions planted in it the
+// way a front-end tracks them; a kick removes the session, as the end of a
+// real one does.
+type liveSessions struct{ *proxy.Registry }
 
-func (f *fakeSessions) List() []proxy.SessionInfo {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]proxy.SessionInfo(nil), f.list...)
-}
-
-func (f *fakeSessions) Kick(flt proxy.Filter, _ string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	keep := f.list[:0]
-	n := 0
-	for _, s := range f.list {
-		if (flt.SessionID != "" && s.ID == flt.SessionID) || (flt.Username != "" && s.Username == flt.Username) {
-			n++
-			continue
+func (l liveSessions) add(t *testing.T, infos ...proxy.SessionInfo) {
+	t.Helper()
+	for _, si := range infos {
+		var mu sync.Mutex
+		var release func()
+		mu.Lock()
+		rel, err := l.Track(si, l.Mark(), func(string) {
+			mu.Lock()
+			defer mu.Unlock()
+			release()
+		})
+		release = rel
+		mu.Unlock()
+		if err != nil {
+			t.Fatal(err)
 		}
-		keep = append(keep, s)
+		t.Cleanup(rel)
 	}
-	f.list = keep
-	return n
 }
 
 type sleepLog struct {
@@ -99,7 +95,7 @@ type env struct {
 	st     *authstore.Store
 	srv    *Server
 	clock  *fakeClock
-	live   *fakeSessions
+	live   liveSessions
 	sleeps *sleepLog
 	router routers.Router
 
@@ -115,7 +111,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, clock: &fakeClock{now: epoch}, live: &fakeSessions{}, sleeps: &sleepLog{}, hits: map[string]bool{}}
+	e := &env{t: t, clock: &fakeClock{now: epoch}, live: liveSessions{proxy.NewRegistry()}, sleeps: &sleepLog{}, hits: map[string]bool{}}
 	so := authstore.Options{Keys: keys, KDF: authstore.KDFParams{Memory: 64, Time: 1, Threads: 1},
 		LockTimeout: 100 * time.Millisecond, Now: e.clock.Now, Sleep: e.sleeps.Sleep}
 	cfg := Config{Sessions: e.live, Now: e.clock.Now}

@@ -139,31 +139,35 @@ func (s *Server) putPolicy(c *Call) (any, error) {
 }
 
 func (s *Server) listSessions(c *Call) (any, error) {
-	user := c.R.URL.Query().Get("user")
-	if user != "" {
-		var err error
-		if user, err = authstore.CanonicalUsername(user); err != nil {
+	f := proxy.Filter{All: true}
+	if user := c.R.URL.Query().Get("user"); user != "" {
+		cu, err := authstore.CanonicalUsername(user)
+		if err != nil {
 			return sessionList{Sessions: []liveSession{}}, nil
 		}
+		f = proxy.Filter{Username: cu}
 	}
-	names := map[string]map[string]string{} // user → app password id → name
 	out := []liveSession{}
-	for _, si := range s.cfg.Sessions.List() {
-		if user != "" && si.Username != user {
-			continue
-		}
+	var names map[string]map[string]string // user → app password id → name
+	for _, si := range s.cfg.Sessions.Find(f) {
 		ls := liveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
 			Client: si.Client, Started: si.Start.UTC(), BytesIn: si.BytesIn, BytesOut: si.BytesOut}
 		if si.CredentialID != "password" {
-			ls.AppPasswordID = si.CredentialID
-			ls.AppPasswordName = s.appPasswordName(c, names, si.Username, si.CredentialID)
+			ls.AppPasswordID, ls.AppPasswordName = si.CredentialID, si.AppPassName
+			if ls.AppPasswordName == "" { // a front-end that does not carry the name
+				if names == nil {
+					names = map[string]map[string]string{}
+				}
+				ls.AppPasswordName = s.appPasswordName(c, names, si.Username, si.CredentialID)
+			}
 		}
 		out = append(out, ls)
 	}
 	return sessionList{Sessions: out}, nil
 }
 
-// appPasswordName looks an app password's name up once per user.
+// appPasswordName looks an app password's name up in the store, once per
+// user.
 func (s *Server) appPasswordName(c *Call, cache map[string]map[string]string, user, id string) string {
 	m, ok := cache[user]
 	if !ok {
@@ -179,16 +183,11 @@ func (s *Server) appPasswordName(c *Call, cache map[string]map[string]string, us
 
 func (s *Server) endLiveSession(c *Call) (any, error) {
 	id := c.R.PathValue("id")
-	var user string
-	for _, si := range s.cfg.Sessions.List() {
-		if si.ID == id {
-			user = si.Username
-		}
-	}
-	if user == "" || s.cfg.Sessions.Kick(proxy.Filter{SessionID: id}, "ended by an administrator") == 0 {
+	si, ok := s.cfg.Sessions.KickSession(id, "ended by an administrator")
+	if !ok {
 		return nil, newError(http.StatusNotFound, "not_found", "no such live session")
 	}
-	return nil, s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end", User: user, Result: "ok", Detail: "id=" + id})
+	return nil, s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end", User: si.Username, Result: "ok", Detail: "id=" + id})
 }
 
 func (s *Server) endUserSessions(c *Call) (any, error) {

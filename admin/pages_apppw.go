@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/postern-dev/postern/proxy"
 )
 
 func (p *Pages) appPasswordRoutes() []pageRoute {
@@ -107,10 +109,8 @@ func (c *pageCall) appPasswords(path, user string) ([]apiAppPassword, error) {
 	}
 	live := map[string]int{}
 	if c.p.cfg.Sessions != nil {
-		for _, si := range c.p.cfg.Sessions.List() {
-			if si.Username == user {
-				live[si.CredentialID]++
-			}
+		for _, si := range c.p.cfg.Sessions.Find(proxy.Filter{Username: user}) {
+			live[si.CredentialID]++
 		}
 	}
 	out := aps.AppPasswords[:0]

@@ -57,11 +57,11 @@ func TestEveryRoute(t *testing.T) {
 	actors := map[*client]string{ops: "token:ops", alice: "self:alice", root: "admin:root"}
 	var secrets []string
 	var appPwID, tokenID, totpSecret string
-	e.live.list = []proxy.SessionInfo{
+	e.live.add(t, []proxy.SessionInfo{
 		{ID: "s1", Username: "bob", CredentialID: "password", Protocol: authstore.IMAP, Remote: mustAddr("198.51.100.7:50000"), Start: epoch},
 		{ID: "s2", Username: "bob", CredentialID: "password", Protocol: authstore.POP3, Remote: mustAddr("198.51.100.7:50001"), Start: epoch},
 		{ID: "s3", Username: "bob", CredentialID: "password", Protocol: authstore.IMAP, Remote: mustAddr("198.51.100.8:50000"), Start: epoch},
-	}
+	}...)
 	p := func(s string) func() string { return func() string { return s } }
 	keep := func(field string) func(r *resp) {
 		return func(r *resp) {

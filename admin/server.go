@@ -28,10 +28,14 @@ type Readiness interface {
 }
 
 // Sessions is what the admin API needs of the proxy's live-session
-// registry: list, and end by filter (*proxy.Registry implements it).
+// registry (*proxy.Registry implements it): find and end sessions by filter,
+// end one by id, and count an app password's sessions, each through the
+// registry's indexes.
 type Sessions interface {
-	List() []proxy.SessionInfo
+	Find(f proxy.Filter) []proxy.SessionInfo
 	Kick(f proxy.Filter, reason string) int
+	KickSession(id, reason string) (proxy.SessionInfo, bool)
+	CredentialSessions(user, id string) int
 }
 
 // Config configures a Server. Zero durations get the defaults.

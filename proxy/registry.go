@@ -185,6 +185,62 @@ func (r *Registry) matching(f Filter) []*live {
 	return out
 }
 
+// Session returns the live session with the given id, found through the
+// registry's index by id.
+func (r *Registry) Session(id string) (SessionInfo, bool) {
+	r.mu.Lock()
+	l := r.sessions[id]
+	r.mu.Unlock()
+	if l == nil {
+		return SessionInfo{}, false
+	}
+	return l.e.info(), true
+}
+
+// KickSession ends the live session with the given id as Kick does and
+// returns what it was; ok is false when no such session was live or it was
+// already ending.
+func (r *Registry) KickSession(id, reason string) (info SessionInfo, ok bool) {
+	if id == "" {
+		return SessionInfo{}, false
+	}
+	if reason == "" {
+		reason = "session ended"
+	}
+	r.mu.Lock()
+	r.recordKick(Filter{SessionID: id})
+	l := r.sessions[id]
+	r.mu.Unlock()
+	if l == nil {
+		return SessionInfo{}, false
+	}
+	info = l.e.info()
+	return info, l.e.end(reason)
+}
+
+// CredentialSessions returns how many live sessions of user use the
+// credential id (an app password id), counted from the index by credential.
+func (r *Registry) CredentialSessions(user, id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, l := range r.byCred[id] {
+		if l.key.Username == user {
+			n++
+		}
+	}
+	return n
+}
+
+// recordKick remembers a kick for the logins in flight. r.mu must be held.
+func (r *Registry) recordKick(f Filter) {
+	r.seq++
+	if len(r.recent) == recentKicks {
+		r.recent = r.recent[1:]
+	}
+	r.recent = append(r.recent, kickRecord{seq: r.seq, f: f})
+}
+
 // Kick ends the sessions f matches: each gets Bye(reason) and both of its
 // connections close within a second. It returns how many sessions it ended.
 func (r *Registry) Kick(f Filter, reason string) int {
@@ -195,11 +251,7 @@ func (r *Registry) Kick(f Filter, reason string) int {
 		reason = "session ended"
 	}
 	r.mu.Lock()
-	r.seq++
-	if len(r.recent) == recentKicks {
-		r.recent = r.recent[1:]
-	}
-	r.recent = append(r.recent, kickRecord{seq: r.seq, f: f})
+	r.recordKick(f)
 	hit := r.matching(f)
 	r.mu.Unlock()
 	return endAll(hit, reason)

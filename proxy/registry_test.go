@@ -218,3 +218,73 @@ func TestKickLooksOnlyAtItsIndex(t *testing.T) {
 		t.Error("a kick of every session missed one")
 	}
 }
+
+// TestKickSessionByID: one session is found and ended through the index by
+// id, and its owner comes back with it; a session whose id is not its index
+// key (which no real registration makes) is not found, so nothing scans.
+func TestKickSessionByID(t *testing.T) {
+	r := NewRegistry()
+	pop := population(t, r)
+	hidden := &fakeEntry{si: SessionInfo{ID: "hidden", Username: "alice", CredentialID: "a1"}}
+	r.mu.Lock()
+	r.sessions["elsewhere"] = &live{e: hidden, key: hidden.si, heapAt: -1}
+	r.mu.Unlock()
+	if _, ok := r.Session("hidden"); ok {
+		t.Fatal("Session walked every session")
+	}
+	if _, ok := r.KickSession("hidden", ""); ok || hidden.ended {
+		t.Fatal("KickSession walked every session")
+	}
+	si, ok := r.Session("s3")
+	if !ok || si.Username != "bob" || si.CredentialID != "password" {
+		t.Fatalf("Session(s3) = %+v, %v", si, ok)
+	}
+	si, ok = r.KickSession("s3", "by id")
+	if !ok || si.Username != "bob" {
+		t.Fatalf("KickSession(s3) = %+v, %v", si, ok)
+	}
+	if got := endedKeys(pop); !slices.Equal(got, []string{"bob/password"}) {
+		t.Errorf("KickSession ended %v", got)
+	}
+	if _, ok := r.KickSession("s3", "again"); ok {
+		t.Error("a session already ending was kicked twice")
+	}
+	if _, ok := r.KickSession("nope", ""); ok {
+		t.Error("an unknown id was kicked")
+	}
+	// A login in flight under that id is refused, as with Kick.
+	mark := r.mark()
+	r.KickSession("s9", "")
+	if err := r.add(&fakeEntry{si: SessionInfo{ID: "s9", Username: "carol", CredentialID: "password"}}, mark); !errors.Is(err, errKickedDuringLogin) {
+		t.Errorf("login kicked by id in flight: %v", err)
+	}
+}
+
+// TestCredentialSessions counts one user's sessions of one app password
+// from the index by credential.
+func TestCredentialSessions(t *testing.T) {
+	r := NewRegistry()
+	population(t, r)
+	if err := r.add(&fakeEntry{si: SessionInfo{ID: "x1", Username: "alice", CredentialID: "a1"}}, r.mark()); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.add(&fakeEntry{si: SessionInfo{ID: "x2", Username: "bob", CredentialID: "a1"}}, r.mark()); err != nil {
+		t.Fatal(err)
+	}
+	hidden := &fakeEntry{si: SessionInfo{ID: "hidden", Username: "alice", CredentialID: "a2"}}
+	r.mu.Lock()
+	r.sessions["hidden"] = &live{e: hidden, key: hidden.si, heapAt: -1}
+	r.mu.Unlock()
+	for _, tc := range []struct {
+		user, id string
+		want     int
+	}{{"alice", "a1", 2}, {"alice", "a2", 1}, {"bob", "a1", 1}, {"bob", "b1", 1}, {"carol", "a1", 0}, {"alice", "zz", 0}} {
+		if got := r.CredentialSessions(tc.user, tc.id); got != tc.want {
+			t.Errorf("CredentialSessions(%s, %s) = %d, want %d", tc.user, tc.id, got, tc.want)
+		}
+	}
+	r.remove("x1")
+	if got := r.CredentialSessions("alice", "a1"); got != 1 {
+		t.Errorf("after remove: %d", got)
+	}
+}

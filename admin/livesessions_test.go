@@ -1,0 +1,63 @@
+package admin
+
+import (
+	"testing"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
+)
+
+// TestLiveSessionsFromRegistry: the listing names each session's app
+// password as the registry carries it (the store is read only for a
+// session without the name), and ending one session by id audits its
+// owner and removes it.
+func TestLiveSessionsFromRegistry(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", "alice-password", "")
+	e.user("bob", "bob-password", "")
+	ap, _, err := e.st.CreateAppPassword(e.ctx(), "alice", authstore.NewAppPassword{Name: "laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.live.add(t,
+		proxy.SessionInfo{ID: "s1", Username: "alice", CredentialID: ap.ID, AppPassName: "as logged in",
+			Protocol: authstore.IMAP, Remote: mustAddr("198.51.100.7:50000"), Start: epoch},
+		proxy.SessionInfo{ID: "s2", Username: "alice", CredentialID: ap.ID,
+			Protocol: authstore.CalDAV, Remote: mustAddr("198.51.100.7:50001"), Start: epoch.Add(1)},
+		proxy.SessionInfo{ID: "s3", Username: "bob", CredentialID: "password",
+			Protocol: authstore.POP3, Remote: mustAddr("198.51.100.8:50000"), Start: epoch.Add(2)},
+	)
+	ops := e.tokenClient(e.token("ops", authstore.RoleAdmin, ""))
+
+	var out sessionList
+	ops.must(200, "GET", "/api/v1/sessions?user=ALICE", nil).decode(t, &out)
+	if len(out.Sessions) != 2 {
+		t.Fatalf("alice's sessions: %+v", out.Sessions)
+	}
+	if got := out.Sessions[0].AppPasswordName; got != "as logged in" {
+		t.Errorf("s1 app password name %q, want the registry's", got)
+	}
+	if got := out.Sessions[1].AppPasswordName; got != "laptop" {
+		t.Errorf("s2 app password name %q, want the store's", got)
+	}
+	ops.must(200, "GET", "/api/v1/sessions", nil).decode(t, &out)
+	if len(out.Sessions) != 3 || out.Sessions[2].AppPasswordID != "" || out.Sessions[2].AppPasswordName != "" {
+		t.Fatalf("all sessions: %+v", out.Sessions)
+	}
+
+	n := e.auditCount()
+	ops.must(204, "DELETE", "/api/v1/sessions/s3", nil)
+	evs := e.eventsSince(n)
+	if len(evs) != 1 || evs[0].Kind != "session.end" || evs[0].User != "bob" || evs[0].Detail != "id=s3" {
+		t.Errorf("audit: %s", fmtEvents(evs))
+	}
+	if left := e.live.Find(proxy.Filter{Username: "bob"}); len(left) != 0 {
+		t.Errorf("bob's session still live: %+v", left)
+	}
+	if r := ops.do("DELETE", "/api/v1/sessions/s3", nil); r.code != 404 || r.errCode() != "not_found" {
+		t.Errorf("second end: %d %s", r.code, r.body)
+	}
+	if len(e.live.Find(proxy.Filter{Username: "alice"})) != 2 {
+		t.Error("ending bob's session touched alice's")
+	}
+}
