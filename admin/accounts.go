@@ -11,7 +11,14 @@ import (
 // Handlers shared by /me and /users/{user}: each takes the target user.
 
 type appPasswordList struct {
-	AppPasswords []authstore.AppPassword `json:"app_passwords"`
+	AppPasswords []appPasswordInfo `json:"app_passwords"`
+}
+
+// appPasswordInfo is an app password with how many live sessions use it
+// right now, counted by the live-session registry.
+type appPasswordInfo struct {
+	authstore.AppPassword
+	LiveSessions int `json:"live_sessions"`
 }
 
 type newAppPasswordRequest struct {
@@ -48,10 +55,11 @@ func (s *Server) listAppPasswords(ctx context.Context, user string) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	if aps == nil {
-		aps = []authstore.AppPassword{}
+	out := make([]appPasswordInfo, 0, len(aps))
+	for _, ap := range aps {
+		out = append(out, appPasswordInfo{AppPassword: ap, LiveSessions: s.cfg.Sessions.CredentialSessions(user, ap.ID)})
 	}
-	return appPasswordList{AppPasswords: aps}, nil
+	return appPasswordList{AppPasswords: out}, nil
 }
 
 func (s *Server) createAppPassword(ctx context.Context, user string, in *newAppPasswordRequest) (any, error) {

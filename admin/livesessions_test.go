@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/postern-dev/postern/authstore"
@@ -59,5 +60,57 @@ func TestLiveSessionsFromRegistry(t *testing.T) {
 	}
 	if len(e.live.Find(proxy.Filter{Username: "alice"})) != 2 {
 		t.Error("ending bob's session touched alice's")
+	}
+}
+
+// TestAppPasswordLiveSessions: both app-password listings and the pages
+// built on them say how many live sessions use each app password, from the
+// registry, and the count follows a kick.
+func TestAppPasswordLiveSessions(t *testing.T) {
+	e, admin, plain := pageEnv(t)
+	e.user("bob", "bob-password-1", "")
+	laptop, _, err := e.st.CreateAppPassword(e.ctx(), "alice", authstore.NewAppPassword{Name: "laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, _, err := e.st.CreateAppPassword(e.ctx(), "alice", authstore.NewAppPassword{Name: "phone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.live.add(t,
+		proxy.SessionInfo{ID: "s1", Username: "alice", CredentialID: laptop.ID, Protocol: authstore.IMAP, Start: epoch},
+		proxy.SessionInfo{ID: "s2", Username: "alice", CredentialID: laptop.ID, Protocol: authstore.CalDAV, Start: epoch},
+		proxy.SessionInfo{ID: "s3", Username: "alice", CredentialID: "password", Protocol: authstore.POP3, Start: epoch},
+		// Under another user the same credential id is not counted for alice.
+		proxy.SessionInfo{ID: "s4", Username: "bob", CredentialID: phone.ID, Protocol: authstore.IMAP, Start: epoch},
+	)
+	counts := func(c *client, path string) map[string]int {
+		t.Helper()
+		var out appPasswordList
+		c.must(200, "GET", path, nil).decode(t, &out)
+		m := map[string]int{}
+		for _, ap := range out.AppPasswords {
+			m[ap.Name] = ap.LiveSessions
+		}
+		return m
+	}
+	want := map[string]int{"laptop": 2, "phone": 0}
+	for _, tc := range []struct {
+		who  *client
+		path string
+	}{{plain, "/api/v1/me/app-passwords"}, {admin, "/api/v1/users/alice/app-passwords"}} {
+		if got := counts(tc.who, tc.path); got["laptop"] != want["laptop"] || got["phone"] != want["phone"] || len(got) != 2 {
+			t.Errorf("%s: %v, want %v", tc.path, got, want)
+		}
+	}
+	if rec := plain.page("GET", "/account", nil, nil); !strings.Contains(rec.Body.String(), `<dd class="live">2 sessions</dd>`) {
+		t.Errorf("account page does not say 2 sessions:\n%s", rec.Body)
+	}
+	if rec := admin.page("GET", "/admin/users/alice", nil, nil); !strings.Contains(rec.Body.String(), ", 2 live") {
+		t.Errorf("console user page does not say 2 live:\n%s", rec.Body)
+	}
+	e.live.KickSession("s1", "")
+	if got := counts(plain, "/api/v1/me/app-passwords"); got["laptop"] != 1 {
+		t.Errorf("after a kick: %v", got)
 	}
 }

@@ -41,8 +41,6 @@ type PagesConfig struct {
 	Mail []MailSetting
 	// CSRFToken is the token bound to a session cookie's value.
 	CSRFToken func(ctx context.Context, session string) string
-	// Sessions counts the live sessions of each app password.
-	Sessions Sessions
 	// TLS reports whether the pages are served over HTTPS (HSTS).
 	TLS    bool
 	Logger *slog.Logger

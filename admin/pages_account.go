@@ -33,7 +33,7 @@ func (c *pageCall) account() {
 		return
 	}
 	var err error
-	if d.AppPasswords, err = c.appPasswords("/me/app-passwords", c.me.Name); err != nil {
+	if d.AppPasswords, err = c.appPasswords("/me/app-passwords"); err != nil {
 		c.apiFailed(err)
 		return
 	}

@@ -50,7 +50,7 @@ func (c *pageCall) adminUser() {
 		return
 	}
 	var err error
-	if d.AppPasswords, err = c.appPasswords(c.userPath()+"/app-passwords", d.User.Name); err != nil {
+	if d.AppPasswords, err = c.appPasswords(c.userPath() + "/app-passwords"); err != nil {
 		c.apiFailed(err)
 		return
 	}

@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-
-	"github.com/postern-dev/postern/proxy"
 )
 
 func (p *Pages) appPasswordRoutes() []pageRoute {
@@ -61,7 +59,7 @@ func (c *pageCall) createAppPassword() {
 
 // appPasswordByID finds one of the signed-in user's app passwords.
 func (c *pageCall) appPasswordByID(id string) (apiAppPassword, bool) {
-	aps, err := c.appPasswords("/me/app-passwords", c.me.Name)
+	aps, err := c.appPasswords("/me/app-passwords")
 	if err != nil {
 		c.apiFailed(err)
 		return apiAppPassword{}, false
@@ -100,23 +98,14 @@ func (c *pageCall) revokeAppPassword() {
 
 // appPasswords lists the app passwords at an API path (of /me or of a
 // user) that still work, each with how many live sessions use it.
-func (c *pageCall) appPasswords(path, user string) ([]apiAppPassword, error) {
-	var aps struct {
-		AppPasswords []apiAppPassword `json:"app_passwords"`
-	}
+func (c *pageCall) appPasswords(path string) ([]apiAppPassword, error) {
+	var aps appPasswordList
 	if err := c.api(http.MethodGet, path, nil, &aps); err != nil {
 		return nil, err
-	}
-	live := map[string]int{}
-	if c.p.cfg.Sessions != nil {
-		for _, si := range c.p.cfg.Sessions.Find(proxy.Filter{Username: user}) {
-			live[si.CredentialID]++
-		}
 	}
 	out := aps.AppPasswords[:0]
 	for _, ap := range aps.AppPasswords {
 		if ap.Revoked.IsZero() {
-			ap.Sessions = live[ap.ID]
 			out = append(out, ap)
 		}
 	}

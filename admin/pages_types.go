@@ -27,10 +27,7 @@ type apiPolicy = policyResponse
 type apiToken = authstore.Token
 
 // apiAppPassword is an app password with how many sessions use it now.
-type apiAppPassword struct {
-	authstore.AppPassword
-	Sessions int `json:"-"`
-}
+type apiAppPassword = appPasswordInfo
 
 // isAdmin reports whether the user may open the admin console.
 func isAdmin(u *apiUser) bool { return u != nil && u.Role == authstore.RoleAdmin }
