@@ -176,3 +176,34 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 			Detail: fmt.Sprintf("id=%s name=%q", rec.ID, rec.Name)})
 	})
 }
+
+// deleteUserTokensTx deletes the API tokens that act as user, so that none
+// outlives the account (or serves a new account given the same name).
+func (s *Store) deleteUserTokensTx(ctx context.Context, tx kvTx, user string) error {
+	var recs []tokenRecord
+	if err := tx.Scan(bTokens, "d/", func(_ string, v []byte) error {
+		var rec tokenRecord
+		if _, err := getJSONBytes(v, &rec); err != nil {
+			return err
+		}
+		if rec.User == user {
+			recs = append(recs, rec)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, rec := range recs {
+		if err := tx.Delete(bTokens, "d/"+rec.Digest); err != nil {
+			return err
+		}
+		if err := tx.Delete(bTokens, "i/"+rec.ID); err != nil {
+			return err
+		}
+		if err := s.audit.appendTx(tx, ctx, Event{Kind: "token.revoke", User: user,
+			Detail: fmt.Sprintf("id=%s name=%q reason=user_deleted", rec.ID, rec.Name)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

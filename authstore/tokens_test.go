@@ -218,3 +218,58 @@ func BenchmarkVerifyToken(b *testing.B) {
 		}
 	}
 }
+
+// TestDeleteUserDeletesTokens: deleting a user deletes the API tokens that
+// act as them in the same transaction, audited, so none lingers in the store
+// or serves a new account created under the same name; other users' tokens
+// stay.
+func TestDeleteUserDeletesTokens(t *testing.T) {
+	e := newTestStore(t)
+	e.addUser(t, "alice")
+	e.addUser(t, "bob")
+	var aliceSecrets []string
+	var aliceIDs []string
+	for _, nt := range []NewToken{{Name: "ci", Role: RoleUser, User: "alice"}, {Name: "ops", Role: RoleAdmin, User: "alice"}} {
+		tok, secret, err := e.s.CreateToken(bg, nt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		aliceSecrets, aliceIDs = append(aliceSecrets, secret), append(aliceIDs, tok.ID)
+	}
+	bobTok, bobSecret, err := e.s.CreateToken(bg, NewToken{Name: "bob-ci", Role: RoleUser, User: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.s.AuditTail(bg, 1000)
+	if err := e.s.DeleteUser(bg, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.s.ListTokens(bg)
+	if err != nil || len(list) != 1 || list[0].ID != bobTok.ID {
+		t.Fatalf("tokens after deleting alice: %+v %v", list, err)
+	}
+	for _, id := range aliceIDs {
+		if e.rawGet(t, bTokens, "i/"+id) != nil {
+			t.Errorf("token %s: id entry left behind", id)
+		}
+	}
+	all, _ := e.s.AuditTail(bg, 1000)
+	revoked := 0
+	for _, ev := range all[len(before):] {
+		if ev.Kind == "token.revoke" && ev.User == "alice" {
+			revoked++
+		}
+	}
+	if revoked != 2 {
+		t.Errorf("%d token.revoke events for alice, want 2: %+v", revoked, all)
+	}
+	e.addUser(t, "alice")
+	for _, secret := range aliceSecrets {
+		if _, err := e.s.VerifyToken(bg, secret); !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("an old token of alice works for the new alice: %v", err)
+		}
+	}
+	if _, err := e.s.VerifyToken(bg, bobSecret); err != nil {
+		t.Errorf("bob's token: %v", err)
+	}
+}

@@ -283,7 +283,8 @@ func (s *Store) SetPassword(ctx context.Context, name, password string, revokeAp
 	return nil
 }
 
-// DeleteUser removes an account and all its credentials.
+// DeleteUser removes an account and all its credentials, the API tokens
+// that act as it included, in one transaction.
 func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	cname, err := CanonicalUsername(name)
 	if err != nil {
@@ -295,6 +296,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 			return err
 		}
 		if err := s.deleteAppPasswordsTx(tx, rec.ID); err != nil {
+			return err
+		}
+		if err := s.deleteUserTokensTx(ctx, tx, cname); err != nil {
 			return err
 		}
 		if err := tx.Delete(bUsers, cname); err != nil {
