@@ -30,7 +30,7 @@ func TestLiveSessionsFromRegistry(t *testing.T) {
 	)
 	ops := e.tokenClient(e.token("ops", authstore.RoleAdmin, ""))
 
-	var out sessionList
+	var out SessionList
 	ops.must(200, "GET", "/api/v1/sessions?user=ALICE", nil).decode(t, &out)
 	if len(out.Sessions) != 2 {
 		t.Fatalf("alice's sessions: %+v", out.Sessions)

@@ -23,7 +23,9 @@ type policyRequest struct {
 	GraceUntil  *time.Time `json:"grace_until,omitempty"`
 }
 
-type liveSession struct {
+// LiveSession is one live mail or calendar session as GET /api/v1/sessions
+// lists it; the CLI reads the same type.
+type LiveSession struct {
 	ID              string             `json:"id"`
 	User            string             `json:"user"`
 	Protocol        authstore.Protocol `json:"protocol"`
@@ -36,11 +38,13 @@ type liveSession struct {
 	BytesOut        int64              `json:"bytes_out"`
 }
 
-type sessionList struct {
-	Sessions []liveSession `json:"sessions"`
+// SessionList is the answer of GET /api/v1/sessions.
+type SessionList struct {
+	Sessions []LiveSession `json:"sessions"`
 }
 
-type endedResponse struct {
+// EndedSessions is the answer of DELETE /api/v1/users/{user}/sessions.
+type EndedSessions struct {
 	Ended int `json:"ended"`
 }
 
@@ -76,12 +80,12 @@ func (s *Server) opsRoutes() []Route {
 		{Method: "PUT", Path: "/api/v1/policy", Access: Admin, Reauth: true, Handle: s.putPolicy,
 			In: typeOf[policyRequest](), Out: typeOf[policyResponse](),
 			Summary: "Require two-step verification (with an optional grace date) or not"},
-		{Method: "GET", Path: "/api/v1/sessions", Access: Admin, Handle: s.listSessions, Out: typeOf[sessionList](),
+		{Method: "GET", Path: "/api/v1/sessions", Access: Admin, Handle: s.listSessions, Out: typeOf[SessionList](),
 			Query: []string{"user"}, Summary: "Live mail sessions"},
 		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Access: Admin, Handle: s.endLiveSession,
 			Summary: "End one live session"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/sessions", Access: Admin, Handle: s.endUserSessions,
-			Out: typeOf[endedResponse](), Summary: "End every live session of a user"},
+			Out: typeOf[EndedSessions](), Summary: "End every live session of a user"},
 		{Method: "GET", Path: "/api/v1/audit", Access: Admin, Handle: s.listAudit, Out: typeOf[eventList](),
 			Query: auditQuery, Summary: "Audit events, newest first, with filters and a cursor"},
 		{Method: "GET", Path: "/api/v1/audit/export", Access: Admin, Handle: s.exportAudit, Produces: "application/x-ndjson",
@@ -143,14 +147,14 @@ func (s *Server) listSessions(c *Call) (any, error) {
 	if user := c.R.URL.Query().Get("user"); user != "" {
 		cu, err := authstore.CanonicalUsername(user)
 		if err != nil {
-			return sessionList{Sessions: []liveSession{}}, nil
+			return SessionList{Sessions: []LiveSession{}}, nil
 		}
 		f = proxy.Filter{Username: cu}
 	}
-	out := []liveSession{}
+	out := []LiveSession{}
 	var names map[string]map[string]string // user → app password id → name
 	for _, si := range s.cfg.Sessions.Find(f) {
-		ls := liveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
+		ls := LiveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
 			Client: si.Client, Started: si.Start.UTC(), BytesIn: si.BytesIn, BytesOut: si.BytesOut}
 		if si.CredentialID != "password" {
 			ls.AppPasswordID, ls.AppPasswordName = si.CredentialID, si.AppPassName
@@ -163,7 +167,7 @@ func (s *Server) listSessions(c *Call) (any, error) {
 		}
 		out = append(out, ls)
 	}
-	return sessionList{Sessions: out}, nil
+	return SessionList{Sessions: out}, nil
 }
 
 // appPasswordName looks an app password's name up in the store, once per
@@ -198,7 +202,7 @@ func (s *Server) endUserSessions(c *Call) (any, error) {
 	n := s.cfg.Sessions.Kick(proxy.Filter{Username: name}, "ended by an administrator")
 	err = s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end_all", User: name, Result: "ok",
 		Detail: "ended=" + strconv.Itoa(n)})
-	return endedResponse{Ended: n}, err
+	return EndedSessions{Ended: n}, err
 }
 
 // auditFilter reads the filter query parameters; since and until are

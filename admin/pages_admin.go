@@ -46,9 +46,7 @@ func (c *pageCall) console() {
 	var users struct {
 		Users []apiUser `json:"users"`
 	}
-	var sessions struct {
-		Sessions []apiSession `json:"sessions"`
-	}
+	var sessions SessionList
 	if !c.getAll(apiGet{"/users", &users}, apiGet{"/policy", &d.Policy}, apiGet{"/sessions", &sessions}) {
 		return
 	}

@@ -42,9 +42,7 @@ func (c *pageCall) adminUser() {
 		return
 	}
 	var d userPage
-	var sessions struct {
-		Sessions []apiSession `json:"sessions"`
-	}
+	var sessions SessionList
 	if !c.getAll(apiGet{c.userPath(), &d.User}, apiGet{c.userPath() + "/mfa", &d.MFA},
 		apiGet{"/sessions?user=" + url.QueryEscape(c.r.PathValue("user")), &sessions}) {
 		return

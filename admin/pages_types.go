@@ -18,7 +18,7 @@ type apiMFA = mfaResponse
 type apiEvent = authstore.Event
 
 // apiSession is one live mail or calendar session.
-type apiSession = liveSession
+type apiSession = LiveSession
 
 // apiPolicy is the organisation's two-step policy.
 type apiPolicy = policyResponse

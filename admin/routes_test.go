@@ -93,7 +93,7 @@ func TestEveryRoute(t *testing.T) {
 			}},
 		{who: ops, method: "GET", path: p("/api/v1/users/bob/app-passwords"), want: 200},
 		{who: ops, method: "GET", path: p("/api/v1/sessions?user=bob"), want: 200, after: func(r *resp) {
-			var out sessionList
+			var out SessionList
 			r.decode(t, &out)
 			if len(out.Sessions) != 3 || out.Sessions[0].Remote != "198.51.100.7:50000" {
 				t.Errorf("sessions: %s", r.body)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/postern-dev/postern/admin"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/config"
 )
@@ -45,23 +46,9 @@ type backend interface {
 	RevokeToken(ctx context.Context, id string) error
 
 	// Live sessions exist only in a running server.
-	Sessions(ctx context.Context, user string) ([]liveSession, error)
+	Sessions(ctx context.Context, user string) ([]admin.LiveSession, error)
 	EndSession(ctx context.Context, id string) error
 	EndUserSessions(ctx context.Context, user string) (int, error)
-}
-
-// liveSession is one relayed session as the API lists it.
-type liveSession struct {
-	ID              string             `json:"id"`
-	User            string             `json:"user"`
-	Protocol        authstore.Protocol `json:"protocol"`
-	AppPasswordID   string             `json:"app_password_id,omitempty"`
-	AppPasswordName string             `json:"app_password_name,omitempty"`
-	Remote          string             `json:"remote"`
-	Client          string             `json:"client,omitempty"`
-	Started         time.Time          `json:"started"`
-	BytesIn         int64              `json:"bytes_in"`
-	BytesOut        int64              `json:"bytes_out"`
 }
 
 // errNoServer answers the commands that need a running server.
@@ -76,9 +63,11 @@ func (d directStore) CreateUser(ctx context.Context, in authstore.NewUser) (auth
 	return u, "", err
 }
 
-func (directStore) Sessions(context.Context, string) ([]liveSession, error) { return nil, errNoServer }
-func (directStore) EndSession(context.Context, string) error                { return errNoServer }
-func (directStore) EndUserSessions(context.Context, string) (int, error)    { return 0, errNoServer }
+func (directStore) Sessions(context.Context, string) ([]admin.LiveSession, error) {
+	return nil, errNoServer
+}
+func (directStore) EndSession(context.Context, string) error             { return errNoServer }
+func (directStore) EndUserSessions(context.Context, string) (int, error) { return 0, errNoServer }
 
 func controlPath(cfg *config.Config) string { return filepath.Join(cfg.DataDir, "control.sock") }
 

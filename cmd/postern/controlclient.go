@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postern-dev/postern/admin"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -312,14 +313,12 @@ func (c *controlClient) RevokeToken(ctx context.Context, id string) error {
 	return c.call(ctx, "DELETE", "/tokens/"+esc(id), nil, nil)
 }
 
-func (c *controlClient) Sessions(ctx context.Context, user string) ([]liveSession, error) {
+func (c *controlClient) Sessions(ctx context.Context, user string) ([]admin.LiveSession, error) {
 	path := "/sessions"
 	if user != "" {
 		path += "?" + url.Values{"user": {user}}.Encode()
 	}
-	var out struct {
-		Sessions []liveSession `json:"sessions"`
-	}
+	var out admin.SessionList
 	err := c.call(ctx, "GET", path, nil, &out)
 	return out.Sessions, err
 }
@@ -329,9 +328,7 @@ func (c *controlClient) EndSession(ctx context.Context, id string) error {
 }
 
 func (c *controlClient) EndUserSessions(ctx context.Context, user string) (int, error) {
-	var out struct {
-		Ended int `json:"ended"`
-	}
+	var out admin.EndedSessions
 	err := c.call(ctx, "DELETE", "/users/"+esc(user)+"/sessions", nil, &out)
 	return out.Ended, err
 }
