@@ -50,6 +50,8 @@ func TestBrowserAdminConsole(t *testing.T) {
 	if got := a.text("#user-mfa"); !strings.HasPrefix(got, "On") {
 		t.Errorf("bob's two-step in the console: %q", got)
 	}
+	a.fill("#code-ttl", "1h")
+	issued := time.Now()
 	a.submit("#issue-code")
 	a.expectPage("admin-code")
 	code := a.text("#one-time-code")
@@ -57,8 +59,9 @@ func TestBrowserAdminConsole(t *testing.T) {
 	if !backupCodeRE.MatchString(code) {
 		t.Fatalf("one-time code %q", code)
 	}
-	if !strings.Contains(a.text("#code-expiry"), "expires") {
-		t.Errorf("no expiry shown with the one-time code")
+	expiry := strings.TrimSuffix(strings.TrimPrefix(a.text("#code-expiry"), "It expires on "), ".")
+	if until, err := time.Parse("2 Jan 2006 15:04 MST", expiry); err != nil || until.Before(issued.Add(58*time.Minute)) || until.After(issued.Add(2*time.Hour)) {
+		t.Errorf("a code chosen valid for 1 hour: %q (%v)", a.text("#code-expiry"), err)
 	}
 	b.signOut()
 	b.signInWithBackupCode("bob", "bob-password-1", code)

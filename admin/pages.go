@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // The web pages are server-rendered views over the JSON API: every page
@@ -41,6 +42,9 @@ type PagesConfig struct {
 	Mail []MailSetting
 	// CSRFToken is the token bound to a session cookie's value.
 	CSRFToken func(ctx context.Context, session string) string
+	// AdminCodeTTL is how long an admin-issued code stays valid when the
+	// console does not choose (default authstore.DefaultAdminCodeTTL).
+	AdminCodeTTL time.Duration
 	// TLS reports whether the pages are served over HTTPS (HSTS).
 	TLS    bool
 	Logger *slog.Logger

@@ -1,9 +1,12 @@
 package admin
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
 func (p *Pages) adminUserRoutes() []pageRoute {
@@ -29,6 +32,49 @@ type userPage struct {
 	MFA          apiMFA
 	AppPasswords []apiAppPassword
 	Sessions     []apiSession
+	CodeTTLs     []codeTTL // how long a one-time code may stay valid
+}
+
+// codeTTL is one choice of how long an admin-issued code stays valid; an
+// empty Value is the server's standard time.
+type codeTTL struct{ Value, Label string }
+
+// codeTTLs are the choices the console offers, the standard time first.
+func (p *Pages) codeTTLs() []codeTTL {
+	std := p.cfg.AdminCodeTTL
+	if std <= 0 {
+		std = authstore.DefaultAdminCodeTTL
+	}
+	out := []codeTTL{{"", spellTTL(std) + " (standard)"}}
+	for _, d := range []time.Duration{time.Hour, 24 * time.Hour, 7 * 24 * time.Hour, 30 * 24 * time.Hour} {
+		if d != std {
+			out = append(out, codeTTL{ttlValue(d), spellTTL(d)})
+		}
+	}
+	return out
+}
+
+// ttlValue spells d (whole hours) the way the API's ttl field reads it.
+func ttlValue(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return fmt.Sprintf("%dh", d/time.Hour)
+}
+
+// spellTTL says d in days, hours or minutes.
+func spellTTL(d time.Duration) string {
+	n, unit := int64(d/time.Minute), "minute"
+	switch {
+	case d%(24*time.Hour) == 0:
+		n, unit = int64(d/(24*time.Hour)), "day"
+	case d%time.Hour == 0:
+		n, unit = int64(d/time.Hour), "hour"
+	}
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
 
 // userPath is the API path of the user the page is about.
@@ -52,7 +98,7 @@ func (c *pageCall) adminUser() {
 		c.apiFailed(err)
 		return
 	}
-	d.Sessions = sessions.Sessions
+	d.Sessions, d.CodeTTLs = sessions.Sessions, c.p.codeTTLs()
 	c.render(http.StatusOK, "admin-user", d.User.Name, d)
 }
 
@@ -112,7 +158,11 @@ type issuedCode struct {
 
 func (c *pageCall) issueCode() {
 	var out issuedCode
-	if err := c.api(http.MethodPost, c.userPath()+"/backup-code", map[string]any{}, &out); err != nil {
+	in := map[string]any{}
+	if ttl := c.r.PostForm.Get("ttl"); ttl != "" {
+		in["ttl"] = ttl // the API checks it
+	}
+	if err := c.api(http.MethodPost, c.userPath()+"/backup-code", in, &out); err != nil {
 		c.actionFailed(err)
 		return
 	}

@@ -10,7 +10,7 @@ import (
 // free. Call it before serving.
 func (s *Server) EnablePages(mail []MailSetting) error {
 	p, err := NewPages(PagesConfig{
-		API: s.mux, Mail: mail, TLS: !s.cfg.Plain, Logger: s.log,
+		API: s.mux, Mail: mail, TLS: !s.cfg.Plain, Logger: s.log, AdminCodeTTL: s.cfg.AdminCodeTTL,
 		CSRFToken: func(ctx context.Context, id string) string {
 			if len(id) != 22 {
 				return ""
