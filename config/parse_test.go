@@ -201,6 +201,11 @@ func TestParseAcceptsDocuments(t *testing.T) {
 			c.Policy.AdminCodeTTL = Duration{7 * 24 * time.Hour}
 			c.Policy.ReauthWindow = Duration{150 * time.Second}
 		}},
+		{"shortest re-verification window", storedLogins + "[policy]\nreauth_window = '1s'\n", func(c *Config) {
+			c.TLS.SelfSigned = true
+			c.Upstream.IMAP.Login, c.Upstream.POP3.Login = LoginStored, LoginStored
+			c.Policy.ReauthWindow = Duration{time.Second}
+		}},
 		{"certificates as array of tables", "[[tls.certificates]]\ncert_file = '" + cert + "'\nkey_file = '" + key +
 			"'\n[[tls.certificates]]\ncert_file = '" + key + "'\nkey_file = '" + cert + "'\n" +
 			"[upstream.imap]\nlogin = 'stored'\n[upstream.pop3]\nlogin = 'stored'\n", func(c *Config) {

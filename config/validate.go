@@ -203,7 +203,10 @@ func (v *validator) davUpstream(u UpstreamDAV, enabled bool) {
 
 func (v *validator) policy(p Policy) {
 	v.duration("policy.admin_code_ttl", p.AdminCodeTTL, time.Minute, 30*24*time.Hour)
-	v.duration("policy.reauth_window", p.ReauthWindow, 30*time.Second, time.Hour)
+	// A short window only asks for re-verification more often: the pages
+	// run the change a re-verification unlocks in the same request, so even
+	// 1s works there (API clients need their next call within it).
+	v.duration("policy.reauth_window", p.ReauthWindow, time.Second, time.Hour)
 }
 
 func (v *validator) limits(l Limits) {
