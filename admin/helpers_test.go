@@ -23,27 +23,11 @@ import (
 	"github.com/pquerna/otp/totp"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/fakeclock"
 	"github.com/postern-dev/postern/proxy"
 )
 
 var epoch = time.Date(2030, 1, 2, 3, 4, 15, 0, time.UTC)
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // liveSessions is the proxy's registry, with sessions planted in it the
 // way a front-end tracks them; a kick removes the session, as the end of a
@@ -70,33 +54,13 @@ func (l liveSessions) add(t *testing.T, infos ...proxy.SessionInfo) {
 	}
 }
 
-type sleepLog struct {
-	mu     sync.Mutex
-	sleeps []time.Duration
-}
-
-func (s *sleepLog) Sleep(_ context.Context, d time.Duration) error {
-	s.mu.Lock()
-	s.sleeps = append(s.sleeps, d)
-	s.mu.Unlock()
-	return nil
-}
-
-func (s *sleepLog) take() []time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.sleeps
-	s.sleeps = nil
-	return out
-}
-
 type env struct {
 	t      *testing.T
 	st     *authstore.Store
 	srv    *Server
-	clock  *fakeClock
+	clock  *fakeclock.Clock
 	live   liveSessions
-	sleeps *sleepLog
+	sleeps *fakeclock.Sleeps // the clock stands still while the store sleeps
 	router routers.Router
 
 	mu   sync.Mutex
@@ -111,7 +75,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, clock: &fakeClock{now: epoch}, live: liveSessions{proxy.NewRegistry()}, sleeps: &sleepLog{}, hits: map[string]bool{}}
+	e := &env{t: t, clock: fakeclock.New(epoch), live: liveSessions{proxy.NewRegistry()}, sleeps: fakeclock.NewSleeps(nil), hits: map[string]bool{}}
 	so := authstore.Options{Keys: keys, KDF: authstore.KDFParams{Memory: 64, Time: 1, Threads: 1},
 		LockTimeout: 100 * time.Millisecond, Now: e.clock.Now, Sleep: e.sleeps.Sleep}
 	cfg := Config{Sessions: e.live, Now: e.clock.Now}

@@ -136,22 +136,22 @@ func TestA2_WebSignInSlowsASource(t *testing.T) {
 	for i := range 5 {
 		c.must(401, "POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("guess-%d", i)))
 	}
-	e.sleeps.take()
+	e.sleeps.Take()
 	c.must(401, "POST", "/api/v1/session", signInBody("alice", "guess-5"))
-	if s := e.sleeps.take(); len(s) != 1 || s[0] < 2*time.Second {
+	if s := e.sleeps.Take(); len(s) != 1 || s[0] < 2*time.Second {
 		t.Errorf("sixth failure slept %v, want ≥2s", s)
 	}
 	// The re-verification is charged to the same limiter.
 	other := e.client()
 	other.remote = "198.51.100.20:1000"
 	other.signIn("bob", "bob-password", "")
-	if s := e.sleeps.take(); len(s) != 0 {
+	if s := e.sleeps.Take(); len(s) != 0 {
 		t.Errorf("another source slept %v", s)
 	}
 	for i := range 6 {
 		other.must(403, "POST", "/api/v1/session/reauth", map[string]string{"password": fmt.Sprintf("guess-%d", i)})
 	}
-	if s := e.sleeps.take(); len(s) == 0 || s[len(s)-1] < 2*time.Second {
+	if s := e.sleeps.Take(); len(s) == 0 || s[len(s)-1] < 2*time.Second {
 		t.Errorf("re-verification failures slept %v, want ≥2s at the end", s)
 	}
 }

@@ -168,25 +168,25 @@ func TestA1_KnownGoodBehindBusyNAT(t *testing.T) {
 		user := []string{"bob", "carol"}[i%2]
 		e.login(user, fmt.Sprintf("stale password %d", i), IMAP, office)
 	}
-	if d := e.sleeps.take(); len(d) == 0 {
+	if d := e.sleeps.Take(); len(d) == 0 {
 		t.Fatal("twelve failures from one address were not slowed")
 	}
 	for i := range 3 {
 		if _, err := e.login("alice", goodPassword, IMAP, office); err != nil {
 			t.Fatalf("alice from the office, login %d: %v", i, err)
 		}
-		if d := e.sleeps.take(); len(d) != 0 {
+		if d := e.sleeps.Take(); len(d) != 0 {
 			t.Fatalf("alice's login %d from her known-good address waited %v for others' failures", i, d)
 		}
 	}
 	e.login("bob", "stale password again", IMAP, office)
-	if d := e.sleeps.take(); len(d) != 1 || d[0] < e.s.opts.Limits.SourceDelay {
+	if d := e.sleeps.Take(); len(d) != 1 || d[0] < e.s.opts.Limits.SourceDelay {
 		t.Fatalf("bob's next failure from the office: delays %v, want one of at least %v", d, e.s.opts.Limits.SourceDelay)
 	}
 	if _, err := e.login("bob", goodPassword, IMAP, "198.51.100.3"); err != nil {
 		t.Fatal(err)
 	}
-	if d := e.sleeps.take(); len(d) != 0 {
+	if d := e.sleeps.Take(); len(d) != 0 {
 		t.Fatalf("bob from elsewhere slowed: %v", d)
 	}
 }
@@ -223,12 +223,12 @@ func TestA1_AppPasswordsOverBudget(t *testing.T) {
 			assertRefusedUnverified(t, e, "dave", letters, src)
 		})
 		t.Run("app password from "+src, func(t *testing.T) {
-			e.sleeps.take()
+			e.sleeps.Take()
 			g, err := e.login("dave", app, IMAP, src)
 			if err != nil || g.AppPassID == "" {
 				t.Fatalf("app password over budget: %+v, %v", g, err)
 			}
-			if d := e.sleeps.take(); len(d) != 0 {
+			if d := e.sleeps.Take(); len(d) != 0 {
 				t.Fatalf("app password waited %v", d)
 			}
 		})

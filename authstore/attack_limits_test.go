@@ -85,7 +85,7 @@ func TestA2_SourceDelay(t *testing.T) {
 		if _, err := e.login("alice", secret, IMAP, from); !errors.Is(err, ErrUnauthorized) {
 			t.Fatalf("wrong secret: %v", err)
 		}
-		return e.sleeps.take()
+		return e.sleeps.Take()
 	}
 	steps := []struct {
 		name   string
@@ -136,7 +136,7 @@ func TestA2_SourceDelay(t *testing.T) {
 		if _, err := e.login("bob", goodPassword, IMAP, "198.51.100.10"); err != nil {
 			t.Fatal(err)
 		}
-		if got := e.sleeps.take(); len(got) != 0 {
+		if got := e.sleeps.Take(); len(got) != 0 {
 			t.Fatalf("bob slowed: %v", got)
 		}
 	})
@@ -159,12 +159,12 @@ func TestA2_ParallelConnectionsQueue(t *testing.T) {
 		})
 	}
 	guess(1, 50)
-	if first := e.sleeps.take(); len(first) > 45 {
+	if first := e.sleeps.Take(); len(first) > 45 {
 		t.Fatalf("%d of the first 50 guesses delayed; at most 45 can follow 5 free failures", len(first))
 	}
 	const n = 20
 	guess(2, n)
-	delays := e.sleeps.take()
+	delays := e.sleeps.Take()
 	if len(delays) != n {
 		t.Fatalf("%d of %d later guesses delayed, want all", len(delays), n)
 	}
@@ -203,7 +203,7 @@ func TestA2_StaleSecretHourly(t *testing.T) {
 				e.clock.Advance(time.Minute)
 				if minute < tc.others {
 					e.login("alice", fmt.Sprint("other ", minute), IMAP, src)
-					if d := e.sleeps.take(); len(d) > 0 {
+					if d := e.sleeps.Take(); len(d) > 0 {
 						level = d[0]
 					}
 				}
@@ -211,7 +211,7 @@ func TestA2_StaleSecretHourly(t *testing.T) {
 				if !errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrThrottled) {
 					t.Fatalf("minute %d: %v, want a plain denial", minute, err)
 				}
-				for _, d := range e.sleeps.take() {
+				for _, d := range e.sleeps.Take() {
 					if d > level {
 						t.Fatalf("minute %d: delay %v escalated beyond %v", minute, d, level)
 					}
@@ -511,14 +511,14 @@ func TestA2_CorrectLoginsBehindOneAddressNotSlowed(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if d := e.sleeps.take(); len(d) != 0 {
+	if d := e.sleeps.Take(); len(d) != 0 {
 		t.Fatalf("correct logins behind one address were delayed: %v", d)
 	}
 	// The same address guessing is still slowed once its failures settle.
 	for i := range 6 {
 		e.login("user00", fmt.Sprintf("wrong guess %d", i), IMAP, "203.0.113.80")
 	}
-	if d := e.sleeps.take(); len(d) != 1 || d[0] != 2*time.Second {
+	if d := e.sleeps.Take(); len(d) != 1 || d[0] != 2*time.Second {
 		t.Fatalf("delays after six wrong guesses: %v, want [2s]", d)
 	}
 }

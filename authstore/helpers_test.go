@@ -14,6 +14,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/postern-dev/postern/internal/fakeclock"
 )
 
 // cheapKDF keeps argon2id real but fast; tests about the KDF itself use
@@ -23,59 +25,6 @@ var cheapKDF = KDFParams{Memory: 64, Time: 1, Threads: 1}
 // epoch is where every fake clock starts: the middle of a TOTP step, so a
 // code computed "now" stays valid while the test runs.
 var epoch = time.Date(2030, 1, 2, 3, 4, 15, 0, time.UTC)
-
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// sleepRecorder stands in for Options.Sleep: it records each requested
-// delay and, unless frozen, moves the fake clock forward as a real sleep
-// would let time pass.
-type sleepRecorder struct {
-	clock  *fakeClock
-	frozen bool
-
-	mu     sync.Mutex
-	delays []time.Duration
-}
-
-func (r *sleepRecorder) Sleep(ctx context.Context, d time.Duration) error {
-	r.mu.Lock()
-	r.delays = append(r.delays, d)
-	r.mu.Unlock()
-	if !r.frozen {
-		r.clock.Advance(d)
-	}
-	return ctx.Err()
-}
-
-// take returns and forgets the delays recorded so far.
-func (r *sleepRecorder) take() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	d := r.delays
-	r.delays = nil
-	return d
-}
 
 type revocations struct {
 	mu   sync.Mutex
@@ -101,8 +50,8 @@ type testEnv struct {
 	s      *Store
 	path   string
 	keys   *Keys
-	clock  *fakeClock
-	sleeps *sleepRecorder
+	clock  *fakeclock.Clock
+	sleeps *fakeclock.Sleeps
 	revs   *revocations
 	opts   Options
 	root   testing.TB // owns the store's lifetime, even when a subtest reopens it
@@ -115,9 +64,9 @@ func newTestStore(t testing.TB, mods ...func(*Options)) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &fakeClock{now: epoch}
+	clock := fakeclock.New(epoch)
 	env := &testEnv{path: filepath.Join(t.TempDir(), "postern.db"), keys: keys, clock: clock,
-		sleeps: &sleepRecorder{clock: clock}, revs: &revocations{}, root: t}
+		sleeps: fakeclock.NewSleeps(clock), revs: &revocations{}, root: t}
 	env.opts = Options{Keys: keys, KDF: cheapKDF, LockTimeout: 100 * time.Millisecond,
 		Now: clock.Now, Sleep: env.sleeps.Sleep, OnRevoke: env.revs.add}
 	for _, m := range mods {
@@ -153,7 +102,7 @@ func withLimits(l Limits) func(*Options) { return func(o *Options) { o.Limits = 
 
 func withKDF(p KDFParams) func(*Options) { return func(o *Options) { o.KDF = p } }
 
-func frozenSleep(e *testEnv) { e.sleeps.frozen = true }
+func frozenSleep(e *testEnv) { e.sleeps.Freeze() }
 
 var bg = context.Background()
 
