@@ -185,20 +185,8 @@ func (r *Registry) matching(f Filter) []*live {
 	return out
 }
 
-// Session returns the live session with the given id, found through the
-// registry's index by id.
-func (r *Registry) Session(id string) (SessionInfo, bool) {
-	r.mu.Lock()
-	l := r.sessions[id]
-	r.mu.Unlock()
-	if l == nil {
-		return SessionInfo{}, false
-	}
-	return l.e.info(), true
-}
-
-// KickSession ends the live session with the given id as Kick does and
-// returns what it was; ok is false when no such session was live or it was
+// KickSession ends the live session with the given id as Kick does, found
+// through the registry's index by id, and returns what it was; ok is false when no such session was live or it was
 // already ending.
 func (r *Registry) KickSession(id, reason string) (info SessionInfo, ok bool) {
 	if id == "" {
