@@ -167,7 +167,8 @@ func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, s
 	case !l.appPw.covers(p):
 		return Grant{}, "app_password_scope"
 	}
-	return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, Scopes: slices.Clone(l.appPw.Scopes)}, "app_password"
+	return Grant{UserID: l.user.ID, Username: name, AppPassID: l.appPw.ID, AppPassName: l.appPw.Name,
+		Expires: l.appPw.Expires, Scopes: slices.Clone(l.appPw.Scopes)}, "app_password"
 }
 
 // decide returns a grant or ErrUnauthorized with a reason for the audit

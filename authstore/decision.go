@@ -71,7 +71,12 @@ type Grant struct {
 	UserID    string
 	Username  string // canonical
 	AppPassID string // empty when the account password was used
-	Scopes    []Protocol
+	// AppPassName is the app password's name, for session listings.
+	AppPassName string
+	// Expires is when the app password stops working; zero: never. A live
+	// session ends then too.
+	Expires time.Time
+	Scopes  []Protocol
 	// GraceUntil is set when an account password was accepted only because
 	// the organisation's two-step grace period has not ended yet.
 	GraceUntil time.Time

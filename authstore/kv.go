@@ -33,7 +33,7 @@ type kvTx interface {
 
 var errStopScan = errors.New("stop scan")
 
-var allBuckets = []string{bUsers, bAppPw, bAppPwIndex, bTokens, bPolicy, bAudit, bMeta}
+var allBuckets = []string{bUsers, bAppPw, bAppPwIndex, bTokens, bWebSessions, bPolicy, bAudit, bMeta}
 
 const (
 	bUsers      = "users"

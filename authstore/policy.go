@@ -44,8 +44,12 @@ func (s *Store) SetPolicy(ctx context.Context, p Policy) error {
 		}
 		return s.audit.appendTx(tx, ctx, Event{Kind: "policy.mfa", Detail: detail})
 	})
-	if err == nil && p.MFARequired && !p.inGrace(s.opts.Now()) {
+	if err != nil {
+		return err
+	}
+	s.opts.OnPolicy(p)
+	if p.MFARequired && !p.inGrace(s.opts.Now()) {
 		s.opts.OnRevoke(Revocation{PasswordOnly: true})
 	}
-	return err
+	return nil
 }

@@ -37,6 +37,10 @@ type Options struct {
 	// OnRevoke is told which live sessions must end after a credential
 	// change. Called after the change committed, outside any transaction.
 	OnRevoke func(Revocation)
+	// OnPolicy is told the organisation's policy after a change committed,
+	// so that whoever ends sessions when a grace period runs out learns
+	// the new date.
+	OnPolicy func(Policy)
 	Now      func() time.Time
 	Sleep    func(ctx context.Context, d time.Duration) error
 	Rand     io.Reader
@@ -120,6 +124,9 @@ func withDefaults(o Options) Options {
 	}
 	if o.OnRevoke == nil {
 		o.OnRevoke = func(Revocation) {}
+	}
+	if o.OnPolicy == nil {
+		o.OnPolicy = func(Policy) {}
 	}
 	if o.Now == nil {
 		o.Now = time.Now

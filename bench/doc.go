@@ -5,6 +5,7 @@
 //
 //	POSTERN_BENCH=1 go test ./bench -run TestReport -count=1 -v -timeout 30m     # full run (~8 min), writes bench/RESULTS.md
 //	POSTERN_BENCH=quick go test ./bench -run TestReport -count=1 -v -timeout 10m # smoke run (~1 min), prints only
+//	POSTERN_BENCH=1 go test ./bench -run TestRevocation -count=1 -v -timeout 30m # revocation among idle sessions, its own section
 //
 // It needs Dovecot and nginx with its mail module (scripts/install-peers
 // installs them). The load generator is bench/load (and bench/cmd/loadgen

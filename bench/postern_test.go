@@ -34,6 +34,7 @@ listen_stls = ""
 
 [admin]
 listen = "{{.AdminAddr}}"
+tls = false
 
 [upstream.imap]
 address = "{{.Upstream}}"

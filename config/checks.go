@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -67,6 +68,22 @@ func (v *validator) noControls(key, val string) {
 	}
 }
 
+// caFile checks that path holds at least one PEM certificate: a file of
+// something else would pass as readable and fail every upstream handshake.
+func (v *validator) caFile(key, path string) {
+	if path == "" || !v.readable(key, path) {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		v.add(key, fmt.Sprintf("cannot read %q: %v", path, err))
+		return
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		v.add(key, fmt.Sprintf("%q holds no PEM certificate", path))
+	}
+}
+
 func (v *validator) optionalFile(key, path string) {
 	if path != "" {
 		v.readable(key, path)
@@ -76,11 +93,11 @@ func (v *validator) optionalFile(key, path string) {
 // readable checks that path is a regular file this process can open.
 // Stat comes first so that a FIFO or device is refused without opening it,
 // which could block.
-func (v *validator) readable(key, path string) {
+func (v *validator) readable(key, path string) bool {
 	fi, err := os.Stat(path)
 	if err == nil && !fi.Mode().IsRegular() {
 		v.add(key, fmt.Sprintf("%q is not a regular file", path))
-		return
+		return false
 	}
 	if err == nil {
 		var f *os.File
@@ -94,7 +111,9 @@ func (v *validator) readable(key, path string) {
 			err = pe.Err
 		}
 		v.add(key, fmt.Sprintf("cannot read %q: %v", path, err))
+		return false
 	}
+	return true
 }
 
 // listenAddr checks host:port, where host may be empty (all addresses) and

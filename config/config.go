@@ -10,6 +10,7 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -110,6 +111,43 @@ type Admin struct {
 	Listen string `toml:"listen"`
 	// PublicURL is the account page shown in login-failure hints.
 	PublicURL string `toml:"public_url"`
+	// TLS serves the admin side over HTTPS with the mail listeners'
+	// certificates. false is allowed only on a loopback address, for a
+	// reverse proxy in front that terminates TLS.
+	TLS bool `toml:"tls"`
+	// TrustedProxies are addresses or CIDR prefixes whose X-Forwarded-For
+	// is believed; the client address is otherwise the peer's.
+	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// TrustedPrefixes parses TrustedProxies (which Validate checks); bare
+// addresses become single-address prefixes.
+func (a Admin) TrustedPrefixes() []netip.Prefix { return prefixes(a.TrustedProxies) }
+
+// TrustedPrefixes parses TrustedProxies (which Validate checks); bare
+// addresses become single-address prefixes.
+func (d DAV) TrustedPrefixes() []netip.Prefix { return prefixes(d.TrustedProxies) }
+
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, ok := parsePrefix(s); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parsePrefix(s string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), true
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), true
 }
 
 // Upstream holds the servers postern logs in to on the user's behalf.
@@ -246,7 +284,7 @@ func Default() *Config {
 		POP3: POP3{ListenTLS: ":995", ListenSTLS: ":110", IdleTimeout: Duration{10 * time.Minute}},
 		DAV: DAV{CalDAVPath: "/", CardDAVPath: "/", CalDAVPrefixes: []string{}, CardDAVPrefixes: []string{},
 			TrustedProxies: []string{}},
-		Admin: Admin{Listen: "127.0.0.1:8080"},
+		Admin: Admin{Listen: "127.0.0.1:8080", TLS: true, TrustedProxies: []string{}},
 		Upstream: Upstream{
 			IMAP: UpstreamIMAP{MailUpstream: defaultMailUpstream("127.0.0.1:143"), SendID: true},
 			POP3: UpstreamPOP3{MailUpstream: defaultMailUpstream("127.0.0.1:110")},

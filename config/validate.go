@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -127,29 +128,29 @@ func (v *validator) dav(d DAV) {
 		v.urlPath(fmt.Sprintf("dav.carddav_prefixes[%d]", i), p)
 	}
 	for i, p := range d.TrustedProxies {
-		if _, err := ParsePrefix(p); err != nil {
-			v.add(fmt.Sprintf("dav.trusted_proxies[%d]", i), fmt.Sprintf("must be an IP address or CIDR prefix; got %q", p))
+		if _, ok := parsePrefix(p); !ok {
+			v.add(fmt.Sprintf("dav.trusted_proxies[%d]", i), fmt.Sprintf("%q is not an IP address or CIDR prefix", p))
 		}
 	}
-}
-
-// ParsePrefix reads an address ("192.0.2.1") as a one-address prefix, or a
-// CIDR prefix ("10.0.0.0/8").
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return p.Masked(), nil
 }
 
 func (v *validator) admin(a Admin) {
 	if a.PublicURL != "" {
 		v.httpURL("admin.public_url", a.PublicURL)
+	}
+	if !a.TLS && a.Listen != "" {
+		host, _, err := net.SplitHostPort(a.Listen)
+		ip, perr := netip.ParseAddr(host)
+		if err == nil && (host == "localhost" || (perr == nil && ip.IsLoopback())) {
+			// loopback: a reverse proxy in front terminates TLS
+		} else {
+			v.add("admin.tls", fmt.Sprintf("false is allowed only with a loopback admin.listen, not %q", a.Listen))
+		}
+	}
+	for i, p := range a.TrustedProxies {
+		if _, ok := parsePrefix(p); !ok {
+			v.add(fmt.Sprintf("admin.trusted_proxies[%d]", i), fmt.Sprintf("%q is not an IP address or CIDR prefix", p))
+		}
 	}
 }
 
@@ -157,7 +158,7 @@ func (v *validator) mailUpstream(prefix string, u MailUpstream, enabled bool) {
 	key := func(name string) string { return prefix + "." + name }
 	v.dialAddr(key("address"), u.Address)
 	v.oneOf(key("security"), string(u.Security), string(SecurityImplicit), string(SecurityStartTLS), string(SecurityNone))
-	v.optionalFile(key("ca_file"), u.CAFile)
+	v.caFile(key("ca_file"), u.CAFile)
 	v.oneOf(key("login"), string(u.Login), string(LoginMaster), string(LoginStored))
 	// The master user goes into SASL PLAIN; a control character there
 	// could end the upstream command early.
@@ -181,7 +182,7 @@ func (v *validator) davUpstream(u UpstreamDAV, enabled bool) {
 	if u.Auth == DAVAuthHeader {
 		v.headerName("upstream.dav.user_header", u.UserHeader)
 	}
-	v.optionalFile("upstream.dav.ca_file", u.CAFile)
+	v.caFile("upstream.dav.ca_file", u.CAFile)
 	v.duration("upstream.dav.dial_timeout", u.DialTimeout, 100*time.Millisecond, 5*time.Minute)
 	v.duration("upstream.dav.response_timeout", u.ResponseTimeout, time.Second, time.Hour)
 }

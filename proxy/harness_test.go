@@ -134,6 +134,8 @@ func (f *lineFrontend) Bye(reason string) { f.writeLine("BYE " + reason) }
 // canonicalises it; users "throttled" and "unavailable" get those answers.
 type fakeAuth struct {
 	calls atomic.Int32
+	// expires is the expiry of every app password; zero: never.
+	expires time.Time
 	// hook runs before the decision; a non-nil error is returned as is.
 	hook func(ctx context.Context, a authstore.Attempt) error
 }
@@ -160,6 +162,7 @@ func (f *fakeAuth) Authenticate(ctx context.Context, a authstore.Attempt) (auths
 		return g, nil
 	case strings.HasPrefix(a.Secret, "ap-"):
 		g.AppPassID = strings.TrimPrefix(a.Secret, "ap-")
+		g.AppPassName, g.Expires = "app "+g.AppPassID, f.expires
 		return g, nil
 	}
 	return authstore.Grant{}, authstore.ErrUnauthorized
@@ -322,6 +325,21 @@ type harness struct {
 }
 
 type harnessOpt func(*ServerConfig, *harness)
+
+// withClock runs the registry on c and gives every app password the
+// expiry expires (zero: never).
+func withClock(c Clock, expires time.Time) harnessOpt {
+	return func(cfg *ServerConfig, h *harness) {
+		h.reg = NewRegistryWithClock(c)
+		cfg.Registry = h.reg
+		h.auth.expires = expires
+	}
+}
+
+// withAuth puts a in front of the sessions instead of the fake.
+func withAuth(a Authenticator) harnessOpt {
+	return func(cfg *ServerConfig, _ *harness) { cfg.Auth = a }
+}
 
 func withLimits(l Limits) harnessOpt {
 	return func(c *ServerConfig, _ *harness) { c.Limits = l }

@@ -68,6 +68,9 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 	res, err := s.upstreamLogin(ctx, up, grant.Username)
 	if err != nil {
 		closeConn(up)
+		if errors.Is(err, ErrLoginRefused) && s.srv.cfg.LoginRefused != nil {
+			s.srv.cfg.LoginRefused()
+		}
 		return nil, UpstreamResult{}, grant, err
 	}
 	s.grant, s.client = grant, l.ClientName

@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -30,6 +31,11 @@ type Authenticator interface {
 // login to it. Front-ends answer it like authstore.ErrUnavailable: "try again
 // later", never "wrong password".
 var ErrUpstream = errors.New("upstream unavailable")
+
+// ErrLoginRefused marks an upstream that answered the proxy's login for a
+// user with a refusal (IMAP NO, POP3 -ERR), as opposed to failing to
+// answer. It wraps ErrUpstream.
+var ErrLoginRefused = fmt.Errorf("%w: the upstream refused the login", ErrUpstream)
 
 // Login is one complete credential a client sent during pre-auth.
 type Login struct {

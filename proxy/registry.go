@@ -17,12 +17,16 @@ type SessionInfo struct {
 	Username     string // canonical
 	UserID       string
 	CredentialID string // app password id, or "password"
+	AppPassName  string // the app password's name; empty for the account password
 	Protocol     authstore.Protocol
 	Remote       netip.AddrPort
 	Client       string // client name the client announced, for display only
 	Start        time.Time
-	BytesIn      int64 // client to upstream
-	BytesOut     int64 // upstream to client
+	// Expires is when the session's credential stops working (an app
+	// password's expiry); the session ends then. Zero: never.
+	Expires  time.Time
+	BytesIn  int64 // client to upstream
+	BytesOut int64 // upstream to client
 }
 
 // Filter selects live sessions. Every non-empty field must match. A Filter
@@ -69,6 +73,15 @@ type entry interface {
 	end(reason string) bool
 }
 
+// live is a registered entry with the keys it is indexed under, which never
+// change after registration.
+type live struct {
+	e       entry
+	key     SessionInfo // ID, Username and CredentialID only
+	expires time.Time
+	heapAt  int // position in Registry.expiry; -1 when not in it
+}
+
 // recentKicks is how many kicks the registry remembers for logins still in
 // flight; a login that saw more kicks than this while it ran is refused.
 const recentKicks = 64
@@ -79,35 +92,96 @@ type kickRecord struct {
 }
 
 // errKickedDuringLogin refuses a login whose credential was revoked (or
-// whose user was kicked) after authstore accepted it but before the session
-// was registered; without it such a session would escape the revocation.
+// whose user was kicked, or whose app password expired) after authstore
+// accepted it but before the session was registered; without it such a
+// session would escape the revocation.
 var errKickedDuringLogin = errors.New("session ended during login")
 
 // Registry tracks live relayed sessions of every front-end so that admins
-// can list them and revocations can end them.
+// can list them and revocations can end them. Sessions are indexed by user
+// and by credential, so a kick touches only the sessions it may end, and
+// ordered by expiry, so one timer ends each session whose app password
+// expires and, when the organisation's grace period runs out, every
+// account-password session.
 type Registry struct {
+	clock Clock
+
 	mu       sync.Mutex
-	sessions map[string]entry
-	seq      uint64 // number of kicks so far
+	sessions map[string]*live
+	byUser   map[string]map[string]*live
+	byCred   map[string]map[string]*live // app password id, or "password"
+	seq      uint64                      // number of kicks so far
 	recent   []kickRecord
+	timed    // expiries, the grace date and the timer; guarded by mu
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	return &Registry{sessions: make(map[string]entry)}
+// NewRegistry returns an empty registry on the system clock.
+func NewRegistry() *Registry { return NewRegistryWithClock(systemClock{}) }
+
+// NewRegistryWithClock returns an empty registry that reads time from c.
+func NewRegistryWithClock(c Clock) *Registry {
+	return &Registry{
+		clock:    c,
+		sessions: make(map[string]*live),
+		byUser:   make(map[string]map[string]*live),
+		byCred:   make(map[string]map[string]*live),
+	}
 }
 
 // List returns the live sessions, oldest first.
-func (r *Registry) List() []SessionInfo {
+func (r *Registry) List() []SessionInfo { return r.Find(Filter{All: true}) }
+
+// Find returns the live sessions f matches, oldest first.
+func (r *Registry) Find(f Filter) []SessionInfo {
 	r.mu.Lock()
-	out := make([]SessionInfo, 0, len(r.sessions))
-	for _, e := range r.sessions {
-		out = append(out, e.info())
+	hit := r.matching(f)
+	out := make([]SessionInfo, 0, len(hit))
+	for _, l := range hit {
+		out = append(out, l.e.info())
 	}
 	r.mu.Unlock()
 	slices.SortFunc(out, func(a, b SessionInfo) int {
 		return cmp.Or(a.Start.Compare(b.Start), cmp.Compare(a.ID, b.ID))
 	})
+	return out
+}
+
+// Count returns how many sessions are live.
+func (r *Registry) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions)
+}
+
+// matching returns the sessions f matches, looking only at the smallest
+// index that can hold them. r.mu must be held.
+func (r *Registry) matching(f Filter) []*live {
+	if f.empty() && !f.All {
+		return nil
+	}
+	var pool map[string]*live
+	switch {
+	case f.SessionID != "":
+		l := r.sessions[f.SessionID]
+		if l == nil || !f.matches(l.key) {
+			return nil
+		}
+		return []*live{l}
+	case f.AppPassID != "":
+		pool = r.byCred[f.AppPassID]
+	case f.Username != "":
+		pool = r.byUser[f.Username]
+	case f.PasswordOnly:
+		pool = r.byCred[passwordCredential]
+	default:
+		pool = r.sessions
+	}
+	out := make([]*live, 0, len(pool))
+	for _, l := range pool {
+		if f.matches(l.key) {
+			out = append(out, l)
+		}
+	}
 	return out
 }
 
@@ -126,16 +200,15 @@ func (r *Registry) Kick(f Filter, reason string) int {
 		r.recent = r.recent[1:]
 	}
 	r.recent = append(r.recent, kickRecord{seq: r.seq, f: f})
-	var hit []entry
-	for _, e := range r.sessions {
-		if f.matches(e.info()) {
-			hit = append(hit, e)
-		}
-	}
+	hit := r.matching(f)
 	r.mu.Unlock()
+	return endAll(hit, reason)
+}
+
+func endAll(hit []*live, reason string) int {
 	n := 0
-	for _, e := range hit {
-		if e.end(reason) {
+	for _, l := range hit {
+		if l.e.end(reason) {
 			n++
 		}
 	}
@@ -160,25 +233,60 @@ func (r *Registry) mark() uint64 {
 	return r.seq
 }
 
-// add registers e unless a kick since mark matches it.
+// add registers e unless a kick since mark matches it or its credential
+// expired meanwhile.
 func (r *Registry) add(e entry, mark uint64) error {
 	info := e.info()
+	l := &live{e: e, key: SessionInfo{ID: info.ID, Username: info.Username, CredentialID: info.CredentialID},
+		expires: info.Expires, heapAt: -1}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.seq-mark > uint64(len(r.recent)) {
 		return errKickedDuringLogin // forgotten kicks may have matched
 	}
 	for _, k := range r.recent {
-		if k.seq > mark && k.f.matches(info) {
+		if k.seq > mark && k.f.matches(l.key) {
 			return errKickedDuringLogin
 		}
 	}
-	r.sessions[info.ID] = e
+	if !l.expires.IsZero() && !r.clock.Now().Before(l.expires) {
+		return errKickedDuringLogin
+	}
+	r.sessions[info.ID] = l
+	index(r.byUser, info.Username, l)
+	index(r.byCred, info.CredentialID, l)
+	if !l.expires.IsZero() {
+		r.pushExpiry(l)
+	}
 	return nil
+}
+
+func index(m map[string]map[string]*live, k string, l *live) {
+	set := m[k]
+	if set == nil {
+		set = make(map[string]*live)
+		m[k] = set
+	}
+	set[l.key.ID] = l
+}
+
+func unindex(m map[string]map[string]*live, k, id string) {
+	set := m[k]
+	delete(set, id)
+	if len(set) == 0 {
+		delete(m, k)
+	}
 }
 
 func (r *Registry) remove(id string) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.sessions[id]
+	if l == nil {
+		return
+	}
 	delete(r.sessions, id)
-	r.mu.Unlock()
+	unindex(r.byUser, l.key.Username, id)
+	unindex(r.byCred, l.key.CredentialID, id)
+	r.dropExpiry(l)
 }

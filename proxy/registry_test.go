@@ -192,3 +192,29 @@ func TestListOldestFirst(t *testing.T) {
 		t.Errorf("%d listed after remove", n)
 	}
 }
+
+// TestKickLooksOnlyAtItsIndex: a kick by user, app password or account
+// password reaches sessions through the registry's indexes, never by
+// walking every session. A session planted outside the indexes (which no
+// real registration does) is invisible to those kicks and found by All.
+func TestKickLooksOnlyAtItsIndex(t *testing.T) {
+	r := NewRegistry()
+	pop := population(t, r)
+	hidden := &fakeEntry{si: SessionInfo{ID: "hidden", Username: "alice", CredentialID: "a1"}}
+	r.mu.Lock()
+	r.sessions["hidden"] = &live{e: hidden, key: hidden.si, heapAt: -1}
+	r.mu.Unlock()
+	for _, f := range []Filter{{Username: "alice"}, {AppPassID: "a1"}, {Username: "alice", AppPassID: "a1"}} {
+		r.Kick(f, "indexed")
+		if hidden.ended {
+			t.Fatalf("kick %+v walked every session", f)
+		}
+	}
+	if !pop["alice/a1"].ended || !pop["alice/a2"].ended || pop["bob/b1"].ended {
+		t.Fatalf("indexed kicks ended %v", endedKeys(pop))
+	}
+	r.Kick(Filter{All: true}, "all")
+	if !hidden.ended {
+		t.Error("a kick of every session missed one")
+	}
+}

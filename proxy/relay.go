@@ -129,8 +129,7 @@ func (p *pump) run() {
 		if p.s.ending.Load() {
 			return
 		}
-		n, err := p.copy()
-		p.moved(n)
+		err := p.copy()
 		switch {
 		case p.s.ending.Load():
 			return
@@ -148,12 +147,16 @@ func (p *pump) run() {
 	}
 }
 
-// copy moves up to relayChunk bytes.
-func (p *pump) copy() (int64, error) {
+// copy moves up to relayChunk bytes. Without splicing it reports each
+// write at once, so a session listing shows the bytes of a quiet session
+// that has not parked yet.
+func (p *pump) copy() error {
 	if p.splice {
 		// net.TCPConn.ReadFrom splices from an *io.LimitedReader over a
 		// TCPConn; a counting wrapper around either end would not.
-		return io.CopyN(p.dst, p.src, relayChunk)
+		n, err := io.CopyN(p.dst, p.src, relayChunk)
+		p.moved(n)
+		return err
 	}
 	bp := p.s.srv.bufs.Get().(*[]byte)
 	defer p.s.srv.bufs.Put(bp)
@@ -163,15 +166,16 @@ func (p *pump) copy() (int64, error) {
 		if n > 0 {
 			w, werr := p.dst.Write((*bp)[:n])
 			total += int64(w)
+			p.moved(int64(w))
 			if werr != nil {
-				return total, werr
+				return werr
 			}
 		}
 		if err != nil {
-			return total, err
+			return err
 		}
 	}
-	return total, nil
+	return nil
 }
 
 // wait blocks in a one-byte read until the source has data, and forwards

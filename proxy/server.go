@@ -55,6 +55,10 @@ type ServerConfig struct {
 	Limits      Limits
 	Logger      *slog.Logger // nil discards
 	Metrics     *Metrics     // nil counts nothing
+	// LoginRefused, when set, is told each time the upstream refused the
+	// proxy's own login (ErrLoginRefused): with a master user that is a
+	// configuration problem worth more than a line per login.
+	LoginRefused func()
 }
 
 // Server accepts clients of one protocol and runs their sessions.

@@ -52,6 +52,8 @@ func (s *session) info() SessionInfo {
 		Username:     s.grant.Username,
 		UserID:       s.grant.UserID,
 		CredentialID: s.grant.CredentialID(),
+		AppPassName:  s.grant.AppPassName,
+		Expires:      s.grant.Expires,
 		Protocol:     s.srv.cfg.Protocol.Name(),
 		Remote:       s.remote,
 		Client:       s.client,

@@ -264,3 +264,17 @@ func quote(s string) string {
 
 // Read reads what the server sends outside a command (IDLE updates, BYE).
 func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// AwaitEnd reads until the server ends the connection (what it sends
+// meanwhile, such as a BYE, is dropped) or the deadline passes, and
+// returns when the end arrived.
+func (c *Conn) AwaitEnd(deadline time.Time) (time.Time, error) {
+	c.c.SetReadDeadline(deadline)
+	_, err := io.Copy(io.Discard, c.r)
+	end := time.Now()
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return end, fmt.Errorf("connection still open at the deadline: %w", err)
+	}
+	return end, nil // EOF, or a reset: the server closed it either way
+}

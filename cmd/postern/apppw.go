@@ -26,7 +26,7 @@ func (c *cli) appPwCreate(ctx context.Context, args []string) error {
 	load := configFlag(fs)
 	name := fs.String("name", "", "what the password is for (\"Thunderbird on laptop\")")
 	scope := fs.String("scope", "", "protocols: imap,pop3,caldav,carddav (default all)")
-	expires := fs.String("expires", "", "expiry: a duration (90d) or a date (default never)")
+	expires := expiresFlag(fs)
 	pos, err := parse(fs, args, "USER")
 	if err != nil {
 		return err
@@ -38,11 +38,11 @@ func (c *cli) appPwCreate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	exp, err := parseWhen(*expires, time.Now())
+	exp, err := expires()
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		ap, secret, err := st.CreateAppPassword(ctx, pos[0], authstore.NewAppPassword{Name: *name, Scopes: scopes, Expires: exp})
 		if err != nil {
 			return err
@@ -70,7 +70,7 @@ func (c *cli) appPwList(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		list, err := st.ListAppPasswords(ctx, pos[0])
 		if err != nil || *asJSON {
 			return orJSON(c, err, list)
@@ -110,7 +110,7 @@ func (c *cli) appPwRevoke(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		if err := st.RevokeAppPassword(ctx, pos[0], pos[1]); err != nil {
 			return err
 		}

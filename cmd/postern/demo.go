@@ -85,6 +85,7 @@ func demoConfig(dir, host, upstreamAddr string) *config.Config {
 
 type demoSetup struct {
 	password, appPassword, totpSecret, totpURI string
+	adminToken                                 string
 }
 
 // demoAccount creates the demo user with an account password, two-step
@@ -110,7 +111,10 @@ func demoAccount(ctx context.Context, st *authstore.Store, upstreamPw string) (d
 		return s, err
 	}
 	s.totpSecret, s.totpURI = enr.Secret, enr.URI
-	_, s.appPassword, err = st.CreateAppPassword(ctx, demoUser, authstore.NewAppPassword{Name: "Demo mail app"})
+	if _, s.appPassword, err = st.CreateAppPassword(ctx, demoUser, authstore.NewAppPassword{Name: "Demo mail app"}); err != nil {
+		return s, err
+	}
+	_, s.adminToken, err = st.CreateToken(ctx, authstore.NewToken{Name: "demo", Role: authstore.RoleAdmin})
 	return s, err
 }
 
@@ -120,13 +124,15 @@ func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
 	fmt.Fprintln(w, "postern demo is running (Ctrl-C to stop)")
 	fmt.Fprintln(w)
 	c.printDemoEndpoints(addrs)
-	fmt.Fprintf(w, "  metrics, health      http://%s/metrics  http://%s/healthz\n", addrs["admin"], addrs["admin"])
+	fmt.Fprintf(w, "  admin API (HTTPS)    https://%s/api/v1/  (document: /api/v1/openapi.json)\n", addrs["admin"])
+	fmt.Fprintf(w, "  metrics, health      https://%s/metrics  https://%s/healthz\n", addrs["admin"], addrs["admin"])
 	fmt.Fprintf(w, "  certificate          %s (self-signed)\n", cert)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  user                 %s\n", demoUser)
 	fmt.Fprintf(w, "  account password     %s (refused by mail apps: two-step verification is on)\n", s.password)
 	fmt.Fprintf(w, "  authenticator        %s\n", s.totpURI)
 	fmt.Fprintf(w, "  app password         %s\n", s.appPassword)
+	fmt.Fprintf(w, "  admin API token      %s\n", s.adminToken)
 	fmt.Fprintln(w)
 	curl := fmt.Sprintf("curl --cacert %s 'imaps://%s/INBOX", cert, addrs["imaps"])
 	user := fmt.Sprintf("--user '%s:%s'", demoUser, strings.ReplaceAll(s.appPassword, " ", ""))
@@ -134,5 +140,7 @@ func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
 	fmt.Fprintf(w, "  %s' %s -X 'FETCH 1:* (FLAGS ENVELOPE)'\n", curl, user)
 	fmt.Fprintln(w, "Read the first message:")
 	fmt.Fprintf(w, "  %s;UID=1' %s\n", curl, user)
+	fmt.Fprintln(w, "List the live mail sessions through the admin API:")
+	fmt.Fprintf(w, "  curl --cacert %s -H 'Authorization: Bearer %s' https://%s/api/v1/sessions\n", cert, s.adminToken, addrs["admin"])
 	c.printDemoDAV(dir, addrs, s)
 }

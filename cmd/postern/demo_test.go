@@ -40,7 +40,7 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	sc := bufio.NewScanner(pr)
 	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
 	defer deadline.Stop()
-	for len(commands) < 3 && sc.Scan() {
+	for len(commands) < 4 && sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if strings.HasPrefix(line, "curl ") {
 			commands = append(commands, line)
@@ -51,7 +51,7 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 			endpoints[scheme] = u
 		}
 	}
-	if len(commands) != 3 {
+	if len(commands) != 4 {
 		t.Fatalf("demo printed %d curl commands: %v", len(commands), sc.Err())
 	}
 	list := runShell(t, commands[0])
@@ -63,8 +63,11 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	if msg := runShell(t, commands[1]); !strings.Contains(msg, "Subject: Welcome to your mailbox") {
 		t.Errorf("first message:\n%s", msg)
 	}
+	if out := runShell(t, commands[2]); !strings.Contains(out, `"sessions":[`) {
+		t.Errorf("admin curl:\n%s", out)
+	}
 	// The PROPFIND lists the demo calendar's event through postern.
-	if cal := runShell(t, commands[2]); !strings.Contains(cal, "welcome.ics") || !strings.Contains(cal, "207") && !strings.Contains(cal, "multistatus") {
+	if cal := runShell(t, commands[3]); !strings.Contains(cal, "welcome.ics") || !strings.Contains(cal, "207") && !strings.Contains(cal, "multistatus") {
 		t.Errorf("calendar PROPFIND:\n%s", cal)
 	}
 	// Every protocol's endpoint is printed as a URL; POP3 serves the mailbox.

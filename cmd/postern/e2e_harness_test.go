@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -68,6 +69,8 @@ type e2eOptions struct {
 	caFile string
 	// security replaces "starttls" as both upstreams' security.
 	security string
+	// masterPassword replaces the peer's in the master password file.
+	masterPassword string
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -139,7 +142,8 @@ func startE2E(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *e2e {
 func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2eOptions) string {
 	t.Helper()
 	masterFile := filepath.Join(dir, "master-password")
-	if err := os.WriteFile(masterFile, []byte(peer.MasterPassword+"\n"), 0o600); err != nil {
+	master := cmp.Or(opts.masterPassword, peer.MasterPassword)
+	if err := os.WriteFile(masterFile, []byte(master+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	imapUp, pop3Up, ca, security := peer.IMAPAddr, peer.POP3Addr, peer.CAFile, "starttls"
@@ -180,6 +184,7 @@ listen_stls = "127.0.0.1:0"
 [admin]
 listen = "127.0.0.1:0"
 public_url = "https://mail.example.org/account"
+tls = false
 
 [upstream.imap]
 %s
@@ -495,16 +500,9 @@ func (e *e2e) pop3Try(t *testing.T, src, user, secret string) string {
 // metric reads one sample from the admin listener's /metrics, 0 when absent.
 func (e *e2e) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	client := &http.Client{Timeout: e2eIO}
-	defer client.CloseIdleConnections()
-	resp, err := client.Get("http://" + e.addr("admin") + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d %v", resp.StatusCode, err)
+	code, body := e.adminGet(t, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d", code)
 	}
 	for _, line := range strings.Split(string(body), "\n") {
 		if v, ok := strings.CutPrefix(line, series+" "); ok {
@@ -516,6 +514,23 @@ func (e *e2e) metric(t *testing.T, series string) float64 {
 		}
 	}
 	return 0
+}
+
+// adminGet reads path from the admin listener.
+func (e *e2e) adminGet(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	client := &http.Client{Timeout: e2eIO}
+	defer client.CloseIdleConnections()
+	resp, err := client.Get("http://" + e.addr("admin") + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, body
 }
 
 // waitForPeerLog polls Dovecot's log, written by its own log process, until

@@ -21,12 +21,38 @@ func newFlags(name string) *flag.FlagSet {
 	return fs
 }
 
+// helpText is what --help prints on stdout; the command then exits 0.
+type helpText string
+
+func (h helpText) Error() string { return string(h) }
+
+// flagHelp describes a command: its usage line and every flag.
+func flagHelp(fs *flag.FlagSet, positional []string) helpText {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: postern %s", fs.Name())
+	for _, p := range positional {
+		b.WriteString(" " + p)
+	}
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return helpText(b.String() + "\n\nNo flags.\n")
+	}
+	b.WriteString(" [flags]\n\nFlags:\n")
+	fs.SetOutput(&b)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	return helpText(b.String())
+}
+
 // parse accepts flags before, between and after positional arguments
 // (`app-password create alice --name Phone`) and checks the count.
 func parse(fs *flag.FlagSet, args []string, positional ...string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			return nil, flagHelp(fs, positional)
+		} else if err != nil {
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		args = fs.Args()
@@ -98,6 +124,12 @@ func promptSecret(prompt string) (string, error) {
 	b, err := term.ReadPassword(int(os.Stdin.Fd()))
 	fmt.Fprintln(os.Stderr)
 	return string(b), err
+}
+
+// expiresFlag adds --expires and returns its reader.
+func expiresFlag(fs *flag.FlagSet) func() (time.Time, error) {
+	s := fs.String("expires", "", "expiry: a duration (90d) or a date (default never)")
+	return func() (time.Time, error) { return parseWhen(*s, time.Now()) }
 }
 
 // parseWhen reads an expiry or date: a duration from now ("90d", "12h") or

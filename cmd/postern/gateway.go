@@ -13,18 +13,18 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/postern-dev/postern/admin"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/certs"
 	"github.com/postern-dev/postern/config"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/imap"
 	"github.com/postern-dev/postern/proxy/pop3"
+	"github.com/postern-dev/postern/proxy/probe"
 )
 
 // gateway is a running postern: store, listeners, metrics.
@@ -35,8 +35,11 @@ type gateway struct {
 	certs     *certs.Manager
 	servers   []*proxy.Server
 	addrs     map[string]string // listener name → bound address
-	http      *http.Server
-	dav       *http.Server
+	probes    *probe.Prober     // upstream probes; set once the mail listeners start
+	admin     *admin.Server
+	ready     admin.Readiness // the probes, for /readyz
+	http      []*http.Server  // the admin listener and the control socket
+	dav       *http.Server    // the CalDAV/CardDAV listener, when enabled
 	wg        sync.WaitGroup
 	stopWatch context.CancelFunc
 }
@@ -59,7 +62,7 @@ func openStoreForServe(cfg *config.Config, opts authstore.Options) (*authstore.S
 		return nil, err
 	}
 	o := storeOptions(cfg, keys)
-	o.Logger, o.OnRevoke = opts.Logger, opts.OnRevoke
+	o.Logger, o.OnRevoke, o.OnPolicy = opts.Logger, opts.OnRevoke, opts.OnPolicy
 	return authstore.Open(path, o)
 }
 
@@ -78,10 +81,15 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 		if n := g.registry.Revoke(r); n > 0 {
 			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID, "sessions", n)
 		}
-	}})
+	}, OnPolicy: g.registry.ApplyPolicy})
 	if err != nil {
 		return err
 	}
+	p, err := g.store.Policy(context.Background())
+	if err != nil {
+		return err
+	}
+	g.registry.ApplyPolicy(p)
 	if g.certs, err = loadCerts(cfg, log); err != nil {
 		return err
 	}
@@ -92,16 +100,13 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(promReg)
-	if err := g.startMail(cfg, metrics); err != nil {
+	if err := g.startMail(watchCtx, cfg, metrics); err != nil {
 		return err
 	}
 	if err := g.startDAV(cfg, promReg); err != nil {
 		return err
 	}
-	if cfg.Admin.Listen != "" {
-		return g.startHTTP(cfg.Admin.Listen, promReg)
-	}
-	return nil
+	return g.startAdmin(cfg, promReg)
 }
 
 func loadCerts(cfg *config.Config, log *slog.Logger) (*certs.Manager, error) {
@@ -130,26 +135,31 @@ type mailListener struct {
 // to build its adapter once the upstream login is known.
 type mailService struct {
 	name      string
+	dialect   func() probe.Dialect
 	listeners []mailListener
 	upstream  config.MailUpstream
 	idle      config.Duration
 	adapter   func(startTLS *tls.Config, master, masterPw string) proxy.Protocol
 }
 
-func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
+// startMail opens the mail listeners and starts probing their upstreams.
+func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *proxy.Metrics) error {
 	lim := cfg.Limits
 	services := []mailService{
-		{"imap", []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
+		{"imap", probe.IMAP, []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
 			cfg.Upstream.IMAP.MailUpstream, cfg.IMAP.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
 				return imap.New(imap.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, SendID: cfg.Upstream.IMAP.SendID})
 			}},
-		{"pop3", []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
+		{"pop3", probe.POP3, []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
 			cfg.Upstream.POP3.MailUpstream, cfg.POP3.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
 				return pop3.New(pop3.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, XClient: cfg.Upstream.POP3.XClient})
 			}},
 	}
+	var servers []proxy.ServerConfig
+	var listeners [][]mailListener
+	var targets []probe.Target
 	for _, svc := range services {
 		if !anyListener(svc.listeners) {
 			continue // an unused protocol needs no upstream settings
@@ -158,12 +168,22 @@ func (g *gateway) startMail(cfg *config.Config, metrics *proxy.Metrics) error {
 		if err != nil {
 			return fmt.Errorf("upstream.%s: %w", svc.name, err)
 		}
-		limits := proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
-			PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration}
-		if err := g.listen(svc.adapter(startTLS, master, masterPw), up, limits, svc.listeners, metrics); err != nil {
+		key := "upstream." + svc.name
+		targets = append(targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, MasterLogin: master != ""})
+		servers = append(servers, proxy.ServerConfig{Protocol: svc.adapter(startTLS, master, masterPw), Upstream: up,
+			Limits: proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
+				PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration},
+			Metrics: metrics, LoginRefused: func() { g.probes.LoginRefused(key) }})
+		listeners = append(listeners, svc.listeners)
+	}
+	g.probes = probe.New(probe.Config{Targets: targets, Logger: g.log})
+	g.ready = g.probes
+	for i, sc := range servers {
+		if err := g.listen(sc, listeners[i]); err != nil {
 			return err
 		}
 	}
+	g.wg.Go(func() { g.probes.Run(ctx) })
 	return nil
 }
 
@@ -176,8 +196,9 @@ func anyListener(ls []mailListener) bool {
 	return false
 }
 
-// listen opens one protocol's listeners and serves each in its own goroutine.
-func (g *gateway) listen(proto proxy.Protocol, up proxy.Upstream, limits proxy.Limits, ls []mailListener, metrics *proxy.Metrics) error {
+// listen opens one protocol's listeners and serves each in its own
+// goroutine; sc carries what is particular to the protocol.
+func (g *gateway) listen(sc proxy.ServerConfig, ls []mailListener) error {
 	for _, l := range ls {
 		if l.addr == "" {
 			continue
@@ -186,12 +207,16 @@ func (g *gateway) listen(proto proxy.Protocol, up proxy.Upstream, limits proxy.L
 		if err != nil {
 			return fmt.Errorf("listen %s on %s: %w", l.name, l.addr, err)
 		}
-		srv := proxy.NewServer(proxy.ServerConfig{Protocol: proto, Auth: g.store, Registry: g.registry,
-			Upstream: up, TLS: g.certs.TLSConfig(), ImplicitTLS: l.implicit, Limits: limits,
-			Logger: g.log, Metrics: metrics})
+		sc := sc
+		sc.Auth, sc.Registry, sc.TLS, sc.ImplicitTLS, sc.Logger = g.store, g.registry, g.certs.TLSConfig(), l.implicit, g.log
+		srv := proxy.NewServer(sc)
 		g.servers = append(g.servers, srv)
 		g.addrs[l.name] = ln.Addr().String()
-		g.log.Info("listening", "listener", l.name, "addr", ln.Addr().String())
+		tlsMode := "starttls"
+		if l.implicit {
+			tlsMode = "implicit"
+		}
+		g.log.Info("listening", "protocol", string(sc.Protocol.Name()), "listener", l.name, "addr", ln.Addr().String(), "tls", tlsMode)
 		g.wg.Go(func() {
 			if err := srv.Serve(ln); err != nil {
 				g.log.Error("listener stopped", "listener", l.name, "err", err)
@@ -249,30 +274,6 @@ func masterLogin(u config.MailUpstream) (user, password string, err error) {
 	return u.MasterUser, strings.TrimRight(string(data), "\r\n"), nil
 }
 
-func (g *gateway) startHTTP(addr string, reg *prometheus.Registry) error {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := g.store.Policy(r.Context()); err != nil {
-			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen admin on %s: %w", addr, err)
-	}
-	g.addrs["admin"] = ln.Addr().String()
-	g.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	g.wg.Go(func() {
-		if err := g.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("admin listener stopped", "err", err)
-		}
-	})
-	return nil
-}
-
 // shutdown stops accepting, ends sessions (IMAP `* BYE`), then closes the
 // store so last-used data and queued audit events are written.
 func (g *gateway) shutdown(ctx context.Context) error {
@@ -281,13 +282,17 @@ func (g *gateway) shutdown(ctx context.Context) error {
 		errs = append(errs, s.Shutdown(ctx))
 	}
 	errs = append(errs, g.shutdownDAV(ctx))
-	if g.http != nil {
-		errs = append(errs, g.http.Shutdown(ctx))
+	for _, h := range g.http {
+		errs = append(errs, h.Shutdown(ctx))
 	}
 	if g.stopWatch != nil {
 		g.stopWatch()
 	}
 	g.wg.Wait()
+	g.registry.Close()
+	if g.admin != nil {
+		errs = append(errs, g.admin.Close(ctx)) // web sessions' last activity, before the store closes
+	}
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}

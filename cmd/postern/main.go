@@ -42,6 +42,8 @@ func (c *cli) commands() []command {
 		{"backup-code", "issue USER [--ttl 72h]", "issue one single-use code for a locked-out user", c.backupCodeCmd},
 		{"policy", "mfa on|off [--grace-until DATE] | show", "the organisation's two-step policy", c.policyCmd},
 		{"audit", "tail [-n N] [--json] | verify", "read and check the audit log", c.auditCmd},
+		{"sessions", "list [--json] | kill ID | kill --user USER", "live sessions of the running server", c.sessionsCmd},
+		{"token", "create NAME [--role R] [--user U] [--expires 90d] | list | revoke ID", "admin API tokens", c.tokenCmd},
 	}
 }
 
@@ -75,8 +77,12 @@ func (c *cli) run(ctx context.Context, args []string) int {
 		}
 		err := cmd.run(ctx, c, args[1:])
 		var ee exitError
+		var help helpText
 		switch {
 		case err == nil:
+			return 0
+		case errors.As(err, &help):
+			fmt.Fprint(c.stdout, string(help))
 			return 0
 		case errors.As(err, &ee):
 			return int(ee)
@@ -103,6 +109,10 @@ func (c *cli) usage(w io.Writer) {
 }
 
 func (c *cli) versionCmd(ctx context.Context, _ *cli, args []string) error {
+	fs := newFlags("version")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
 	fmt.Fprintln(c.stdout, "postern", version)
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
 type harness struct {
@@ -193,5 +195,54 @@ func TestUnknownCommandAndUsage(t *testing.T) {
 	out.Reset()
 	if code := c.run(context.Background(), []string{"app-password", "create"}); code != 2 || !strings.Contains(out.String(), "USER") {
 		t.Fatalf("exit %d %q", code, out.String())
+	}
+}
+
+// TestW4_InitCreatesAdminWithRandomPassword: no default credentials; the
+// first admin's password is random, printed once alone on its line, and
+// works; a second init creates and prints nothing.
+func TestW4_InitCreatesAdminWithRandomPassword(t *testing.T) {
+	passwords := map[string]bool{}
+	for range 2 {
+		h := newHarness(t)
+		out := h.mustRun("", "init")
+		lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+		pw := lines[len(lines)-1]
+		if !regexp.MustCompile(`^[A-Z2-7]{26}$`).MatchString(pw) || !strings.Contains(lines[len(lines)-2], "admin") {
+			t.Fatalf("init output:\n%s", out)
+		}
+		passwords[pw] = true
+		show := h.mustRun("", "user", "show", "admin", "--json")
+		if !strings.Contains(show, `"role": "admin"`) {
+			t.Fatalf("admin user: %s", show)
+		}
+		if again := h.mustRun("", "init"); strings.Contains(again, pw) || strings.Contains(again, "created user") {
+			t.Fatalf("second init: %s", again)
+		}
+		keys, err := authstore.LoadKeyFile(filepath.Join(h.dir, "keys", "postern.key"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := authstore.Open(filepath.Join(h.dir, "data", "postern.db"), authstore.Options{Keys: keys})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = st.Authenticate(context.Background(), authstore.Attempt{Protocol: authstore.Web, Username: "admin", Secret: pw})
+		st.Close()
+		if err != nil {
+			t.Fatalf("the printed password does not sign in: %v", err)
+		}
+	}
+	if len(passwords) != 2 {
+		t.Error("two inits gave the same password")
+	}
+}
+
+func TestUserAddRoleAdmin(t *testing.T) {
+	h := newHarness(t)
+	h.mustRun("", "init")
+	h.mustRun("correct horse battery\n", "user", "add", "root2", "--role", "admin", "--password-stdin")
+	if show := h.mustRun("", "user", "show", "root2", "--json"); !strings.Contains(show, `"role": "admin"`) {
+		t.Fatalf("show: %s", show)
 	}
 }

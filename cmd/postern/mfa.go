@@ -10,7 +10,7 @@ import (
 )
 
 func (c *cli) mfaCmd(ctx context.Context, _ *cli, args []string) error {
-	verb := func(name string, fn func(context.Context, *authstore.Store, string) error) func([]string) error {
+	verb := func(name string, fn func(context.Context, backend, string) error) func([]string) error {
 		return func(a []string) error {
 			fs := newFlags("mfa " + name)
 			load := configFlag(fs)
@@ -19,7 +19,7 @@ func (c *cli) mfaCmd(ctx context.Context, _ *cli, args []string) error {
 			if err != nil {
 				return err
 			}
-			return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+			return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 				if name == "status" && *asJSON {
 					u, err := st.GetUser(ctx, pos[0])
 					return orJSON(c, err, u.MFA)
@@ -29,17 +29,17 @@ func (c *cli) mfaCmd(ctx context.Context, _ *cli, args []string) error {
 		}
 	}
 	return subcommands("mfa", args, map[string]func([]string) error{
-		"status": verb("status", func(ctx context.Context, st *authstore.Store, user string) error {
+		"status": verb("status", func(ctx context.Context, st backend, user string) error {
 			u, err := st.GetUser(ctx, user)
 			if err == nil {
 				fmt.Fprintf(c.stdout, "%s: two-step verification %s, %d backup codes left\n", u.Name, mfaWord(u.MFA), u.MFA.BackupRemaining)
 			}
 			return err
 		}),
-		"reset": verb("reset", func(ctx context.Context, st *authstore.Store, user string) error {
+		"reset": verb("reset", func(ctx context.Context, st backend, user string) error {
 			return done(c, st.ResetMFA(ctx, user), "two-step verification reset for %s; they set it up afresh at next sign-in", user)
 		}),
-		"disable": verb("disable", func(ctx context.Context, st *authstore.Store, user string) error {
+		"disable": verb("disable", func(ctx context.Context, st backend, user string) error {
 			return done(c, st.DisableMFA(ctx, user), "two-step verification switched off for %s", user)
 		}),
 	})
@@ -62,7 +62,7 @@ func (c *cli) backupCodeCmd(ctx context.Context, _ *cli, args []string) error {
 			if err != nil {
 				return err
 			}
-			return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+			return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 				code, err := st.IssueAdminCode(ctx, pos[0], *ttl)
 				if err != nil {
 					return err
@@ -77,38 +77,47 @@ func (c *cli) backupCodeCmd(ctx context.Context, _ *cli, args []string) error {
 }
 
 func (c *cli) policyCmd(ctx context.Context, _ *cli, args []string) error {
-	if len(args) > 0 && args[0] == "show" {
-		fs := newFlags("policy show")
-		load := configFlag(fs)
-		asJSON := fs.Bool("json", false, "print JSON")
-		if _, err := parse(fs, args[1:]); err != nil {
-			return err
+	return subcommands("policy", args, map[string]func([]string) error{
+		"show": func(a []string) error { return c.policyShow(ctx, a) },
+		"mfa":  func(a []string) error { return c.policyMFA(ctx, a) },
+	})
+}
+
+func (c *cli) policyShow(ctx context.Context, args []string) error {
+	fs := newFlags("policy show")
+	load := configFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
+		p, err := st.Policy(ctx)
+		if err != nil || *asJSON {
+			return orJSON(c, err, p)
 		}
-		return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
-			p, err := st.Policy(ctx)
-			if err != nil || *asJSON {
-				return orJSON(c, err, p)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "two-step required\t%t\ngrace until\t%s\n", p.MFARequired, orDash(day(p.GraceUntil)))
-			return tw.Flush()
-		})
-	}
-	if len(args) < 2 || args[0] != "mfa" || (args[1] != "on" && args[1] != "off") {
-		return fmt.Errorf("%w: postern policy mfa on|off [--grace-until DATE] | postern policy show", errUsage)
-	}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintf(tw, "two-step required\t%t\ngrace until\t%s\n", p.MFARequired, orDash(day(p.GraceUntil)))
+		return tw.Flush()
+	})
+}
+
+func (c *cli) policyMFA(ctx context.Context, args []string) error {
 	fs := newFlags("policy mfa")
 	load := configFlag(fs)
 	grace := fs.String("grace-until", "", "until this date, users without two-step may still use their password over mail")
-	if _, err := parse(fs, args[2:]); err != nil {
+	pos, err := parse(fs, args, "on|off")
+	if err != nil {
 		return err
+	}
+	if pos[0] != "on" && pos[0] != "off" {
+		return fmt.Errorf("%w: postern policy mfa on|off [--grace-until DATE]", errUsage)
 	}
 	until, err := parseWhen(*grace, time.Now())
 	if err != nil {
 		return err
 	}
-	on := args[1] == "on"
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	on := pos[0] == "on"
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		err := st.SetPolicy(ctx, authstore.Policy{MFARequired: on, GraceUntil: until})
 		if on && !until.IsZero() {
 			return done(c, err, "two-step verification is required; account passwords work over mail until %s", day(until))
@@ -127,7 +136,7 @@ func (c *cli) auditCmd(ctx context.Context, _ *cli, args []string) error {
 			if _, err := parse(fs, a); err != nil {
 				return err
 			}
-			return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+			return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 				evs, err := st.AuditTail(ctx, *n)
 				if err != nil || *asJSON {
 					return orJSON(c, err, evs)
@@ -147,7 +156,7 @@ func (c *cli) auditCmd(ctx context.Context, _ *cli, args []string) error {
 			if _, err := parse(fs, a); err != nil {
 				return err
 			}
-			return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+			return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 				n, err := st.VerifyAudit(ctx)
 				return done(c, err, "audit chain intact: %d events", n)
 			})

@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 
 	"github.com/postern-dev/postern/authstore"
@@ -41,24 +41,6 @@ func storeOptions(cfg *config.Config, keys *authstore.Keys) authstore.Options {
 			StaleWindow: l.StaleSecretWindow.Duration,
 		},
 	}
-}
-
-// withStore runs fn on an open store, acting as the CLI's operator.
-func withStore(ctx context.Context, load func() (*config.Config, error), fn func(context.Context, *authstore.Store) error) error {
-	cfg, err := load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(cfg)
-	if err != nil {
-		return err
-	}
-	name := "cli"
-	if u, err := user.Current(); err == nil {
-		name = "cli:" + u.Username
-	}
-	ctx = authstore.WithActor(ctx, authstore.Actor{Name: name})
-	return errors.Join(fn(ctx, st), st.Close())
 }
 
 func (c *cli) printJSON(v any) error {
@@ -103,7 +85,25 @@ func (c *cli) initCmd(ctx context.Context, _ *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.stdout, "store ready at %s\n", path)
-	return st.Close()
+	return errors.Join(c.bootstrapAdmin(ctx, st), st.Close())
+}
+
+// bootstrapAdmin gives a new store its first administrator, "admin",
+// with a random password printed once, alone on its line: there are no
+// default credentials (W4).
+func (c *cli) bootstrapAdmin(ctx context.Context, st *authstore.Store) error {
+	users, err := st.ListUsers(ctx)
+	if err != nil || len(users) > 0 {
+		return err
+	}
+	pw := rand.Text()
+	ctx = authstore.WithActor(ctx, authstore.Actor{Name: "init"})
+	if _, err := st.CreateUser(ctx, authstore.NewUser{Name: "admin", Role: authstore.RoleAdmin, Password: pw}); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "created user admin (role admin); its password, shown once, is on the next line:")
+	fmt.Fprintln(c.stdout, pw)
+	return nil
 }
 
 func (c *cli) checkConfig(ctx context.Context, _ *cli, args []string) error {

@@ -11,15 +11,24 @@ import (
 )
 
 // subcommands dispatches `postern NOUN VERB …`.
+// `postern NOUN --help` lists the verbs; each verb's --help its flags.
 func subcommands(noun string, args []string, verbs map[string]func([]string) error) error {
 	if len(args) == 0 || verbs[args[0]] == nil {
 		names := make([]string, 0, len(verbs))
 		for v := range verbs {
 			names = append(names, v)
 		}
-		return fmt.Errorf("%w: postern %s %s", errUsage, noun, strings.Join(sortStrings(names), "|"))
+		line := fmt.Sprintf("postern %s %s", noun, strings.Join(sortStrings(names), "|"))
+		if len(args) > 0 && isHelp(args[0]) {
+			return helpText(fmt.Sprintf("Usage: %s\n\n`postern %s VERB --help` lists a verb's flags.\n", line, noun))
+		}
+		return fmt.Errorf("%w: %s", errUsage, line)
 	}
 	return verbs[args[0]](args[1:])
+}
+
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "help"
 }
 
 func (c *cli) userCmd(ctx context.Context, _ *cli, args []string) error {
@@ -41,7 +50,7 @@ func (c *cli) userAdd(ctx context.Context, args []string) error {
 	display := fs.String("display", "", "display name")
 	email := fs.String("email", "", "email address")
 	stdin := fs.Bool("password-stdin", false, "read the password from stdin")
-	noPassword := fs.Bool("no-password", false, "create without an account password")
+	noPassword := fs.Bool("no-password", false, "create without an account password (a running server sets a random one, printed once)")
 	pos, err := parse(fs, args, "NAME")
 	if err != nil {
 		return err
@@ -52,13 +61,19 @@ func (c *cli) userAdd(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
-		u, err := st.CreateUser(ctx, authstore.NewUser{Name: pos[0], Display: *display, Email: *email,
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
+		u, generated, err := st.CreateUser(ctx, authstore.NewUser{Name: pos[0], Display: *display, Email: *email,
 			Role: authstore.Role(*role), Password: pw})
-		if err == nil {
-			fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", u.Role, u.Name, u.ID)
+		if err != nil {
+			return err
 		}
-		return err
+		if generated != "" {
+			fmt.Fprintf(c.stderr, "created %s %s (id %s); the server set this account password, shown only now:\n", u.Role, u.Name, u.ID)
+			fmt.Fprintln(c.stdout, generated)
+			return nil
+		}
+		fmt.Fprintf(c.stdout, "created %s %s (id %s)\n", u.Role, u.Name, u.ID)
+		return nil
 	})
 }
 
@@ -69,7 +84,7 @@ func (c *cli) userList(ctx context.Context, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		users, err := st.ListUsers(ctx)
 		if err != nil || *asJSON {
 			return orJSON(c, err, users)
@@ -116,7 +131,7 @@ func (c *cli) userShow(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		u, err := st.GetUser(ctx, pos[0])
 		if err != nil || *asJSON {
 			return orJSON(c, err, u)
@@ -141,7 +156,7 @@ func (c *cli) userPasswd(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		if err := st.SetPassword(ctx, pos[0], pw, *revoke); err != nil {
 			return err
 		}
@@ -157,7 +172,7 @@ func (c *cli) userSimple(ctx context.Context, verb string, args []string) error 
 	if err != nil {
 		return err
 	}
-	return withStore(ctx, load, func(ctx context.Context, st *authstore.Store) error {
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
 		var err error
 		switch verb {
 		case "disable":

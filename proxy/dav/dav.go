@@ -268,7 +268,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	defer cancel(nil)
 	release, err := h.reg.Track(proxy.SessionInfo{
 		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
-		Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
+		AppPassName: grant.AppPassName, Expires: grant.Expires, Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
 	}, mark, func(reason string) {
 		cancel(errors.New(reason))
 		// The upstream round trip ends only once its copy of the request

@@ -126,7 +126,11 @@ func (p *Protocol) login(ctx context.Context, u *upstreamConn, user string) erro
 	// The server's capabilities change with login; ask afresh unless the
 	// completion or an untagged response tells.
 	u.caps = nil
-	return u.expectOK(cmd, "login")
+	err = u.expectOK(cmd, "login")
+	if errors.Is(err, errUpstreamRefused) {
+		err = fmt.Errorf("%w: %w", proxy.ErrLoginRefused, err)
+	}
+	return err
 }
 
 // authenticatePlain builds AUTHENTICATE PLAIN for a Dovecot master user:

@@ -216,7 +216,7 @@ func TestUpstreamLogin(t *testing.T) {
 			s.send("* OK [CAPABILITY IMAP4rev1] ready")
 			_ = s.expect(`P1 LOGIN "alice" "pw \"q\""`, "P1 NO [AUTHENTICATIONFAILED] Authentication failed.")
 			s.drain()
-		}, nil, errUpstreamRefused, []string{`P1 LOGIN "alice" "pw \"q\""`}},
+		}, nil, proxy.ErrLoginRefused, []string{`P1 LOGIN "alice" "pw \"q\""`}},
 		{"ID refused, login goes on", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw")}, SendID: true}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 ID] ready")
 			_ = s.expect(`P1 ID ("x-originating-ip" "192.0.2.7" "x-originating-port" "4242" "x-session-id" "s1")`, "P1 BAD unknown command") &&

@@ -206,7 +206,11 @@ func (p *Protocol) expectOK(up *proxy.Conn, step string) (string, error) {
 		return "", fmt.Errorf("pop3 upstream %s: %w: %w", step, proxy.ErrUpstream, err)
 	}
 	if !isOK(line) {
-		return "", fmt.Errorf("pop3 upstream %s: %w: refused%s", step, proxy.ErrUpstream, responseCode(line))
+		refused := proxy.ErrUpstream
+		if step == "login" {
+			refused = proxy.ErrLoginRefused
+		}
+		return "", fmt.Errorf("pop3 upstream %s: %w: refused%s", step, refused, responseCode(line))
 	}
 	return string(line), nil
 }

@@ -212,7 +212,7 @@ func TestUpstreamLogin(t *testing.T) {
 		},
 		{
 			name: "login refused", up: fakeUpstream{greeting: "+OK ready", replies: map[string][]string{"AUTH": {"-ERR [AUTH] Authentication failed."}}},
-			cfg: master, wantLines: []string{authMaster}, wantErr: []error{proxy.ErrUpstream},
+			cfg: master, wantLines: []string{authMaster}, wantErr: []error{proxy.ErrUpstream, proxy.ErrLoginRefused},
 		},
 		{
 			name: "login continuation instead of result", up: fakeUpstream{greeting: "+OK ready", replies: map[string][]string{"AUTH": {"+ "}}},

@@ -1,0 +1,332 @@
+package admin
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
+)
+
+type policyResponse struct {
+	MFARequired bool       `json:"mfa_required"`
+	GraceUntil  *time.Time `json:"grace_until"`
+	NotEnrolled int        `json:"not_enrolled"` // users without a second factor
+}
+
+type policyRequest struct {
+	MFARequired bool       `json:"mfa_required"`
+	GraceUntil  *time.Time `json:"grace_until,omitempty"`
+}
+
+type liveSession struct {
+	ID              string             `json:"id"`
+	User            string             `json:"user"`
+	Protocol        authstore.Protocol `json:"protocol"`
+	AppPasswordID   string             `json:"app_password_id,omitempty"` // empty: the account password
+	AppPasswordName string             `json:"app_password_name,omitempty"`
+	Remote          string             `json:"remote"`
+	Client          string             `json:"client,omitempty"`
+	Started         time.Time          `json:"started"`
+	BytesIn         int64              `json:"bytes_in"`
+	BytesOut        int64              `json:"bytes_out"`
+}
+
+type sessionList struct {
+	Sessions []liveSession `json:"sessions"`
+}
+
+type endedResponse struct {
+	Ended int `json:"ended"`
+}
+
+type verifyResponse struct {
+	OK     bool   `json:"ok"`
+	Events int    `json:"events"`
+	Error  string `json:"error,omitempty"`
+}
+
+type tokenList struct {
+	Tokens []authstore.Token `json:"tokens"`
+}
+
+type newTokenRequest struct {
+	Name      string         `json:"name"`
+	Role      authstore.Role `json:"role"`
+	User      string         `json:"user,omitempty"`
+	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
+}
+
+type newTokenResponse struct {
+	Token  authstore.Token `json:"token"`
+	Secret string          `json:"secret"` // pst_…, shown once
+}
+
+var auditQuery = []string{"user", "kind", "result", "since", "until", "cursor", "limit"}
+
+// opsRoutes are the admins' organisation-wide routes.
+func (s *Server) opsRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/api/v1/policy", Access: Admin, Handle: s.getPolicy, Out: typeOf[policyResponse](),
+			Summary: "The organisation's two-step policy"},
+		{Method: "PUT", Path: "/api/v1/policy", Access: Admin, Reauth: true, Handle: s.putPolicy,
+			In: typeOf[policyRequest](), Out: typeOf[policyResponse](),
+			Summary: "Require two-step verification (with an optional grace date) or not"},
+		{Method: "GET", Path: "/api/v1/sessions", Access: Admin, Handle: s.listSessions, Out: typeOf[sessionList](),
+			Query: []string{"user"}, Summary: "Live mail sessions"},
+		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Access: Admin, Handle: s.endLiveSession,
+			Summary: "End one live session"},
+		{Method: "DELETE", Path: "/api/v1/users/{user}/sessions", Access: Admin, Handle: s.endUserSessions,
+			Out: typeOf[endedResponse](), Summary: "End every live session of a user"},
+		{Method: "GET", Path: "/api/v1/audit", Access: Admin, Handle: s.listAudit, Out: typeOf[eventList](),
+			Query: auditQuery, Summary: "Audit events, newest first, with filters and a cursor"},
+		{Method: "GET", Path: "/api/v1/audit/export", Access: Admin, Handle: s.exportAudit, Produces: "application/x-ndjson",
+			Query: auditQuery[:5], Summary: "Audit events as JSON Lines, oldest first"},
+		{Method: "POST", Path: "/api/v1/audit/verify", Access: Admin, Handle: s.verifyAudit, Out: typeOf[verifyResponse](),
+			Summary: "Check the audit log's hash chain"},
+		{Method: "GET", Path: "/api/v1/tokens", Access: Admin, Handle: s.listTokens, Out: typeOf[tokenList](),
+			Summary: "API tokens (never their secrets)"},
+		{Method: "POST", Path: "/api/v1/tokens", Access: Admin, Reauth: true, Handle: s.createToken,
+			In: typeOf[newTokenRequest](), Out: typeOf[newTokenResponse](),
+			Summary: "Create an API token (the secret is in this answer only)"},
+		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Access: Admin, Handle: s.revokeToken,
+			Summary: "Revoke an API token"},
+	}
+}
+
+func (s *Server) policy(c *Call) (policyResponse, error) {
+	ctx := c.R.Context()
+	p, err := s.store.Policy(ctx)
+	if err != nil {
+		return policyResponse{}, err
+	}
+	us, err := s.store.ListUsers(ctx)
+	if err != nil {
+		return policyResponse{}, err
+	}
+	res := policyResponse{MFARequired: p.MFARequired}
+	if !p.GraceUntil.IsZero() {
+		g := p.GraceUntil.UTC()
+		res.GraceUntil = &g
+	}
+	for _, u := range us {
+		if !u.MFA.Enabled && !u.Disabled {
+			res.NotEnrolled++
+		}
+	}
+	return res, nil
+}
+
+func (s *Server) getPolicy(c *Call) (any, error) { return s.policy(c) }
+
+func (s *Server) putPolicy(c *Call) (any, error) {
+	in := c.In.(*policyRequest)
+	p := authstore.Policy{MFARequired: in.MFARequired}
+	if in.GraceUntil != nil {
+		if !in.MFARequired {
+			return nil, invalid("grace_until needs mfa_required")
+		}
+		p.GraceUntil = *in.GraceUntil
+	}
+	if err := s.store.SetPolicy(c.R.Context(), p); err != nil {
+		return nil, err
+	}
+	return s.policy(c)
+}
+
+func (s *Server) listSessions(c *Call) (any, error) {
+	user := c.R.URL.Query().Get("user")
+	if user != "" {
+		var err error
+		if user, err = authstore.CanonicalUsername(user); err != nil {
+			return sessionList{Sessions: []liveSession{}}, nil
+		}
+	}
+	names := map[string]map[string]string{} // user → app password id → name
+	out := []liveSession{}
+	for _, si := range s.cfg.Sessions.List() {
+		if user != "" && si.Username != user {
+			continue
+		}
+		ls := liveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
+			Client: si.Client, Started: si.Start.UTC(), BytesIn: si.BytesIn, BytesOut: si.BytesOut}
+		if si.CredentialID != "password" {
+			ls.AppPasswordID = si.CredentialID
+			ls.AppPasswordName = s.appPasswordName(c, names, si.Username, si.CredentialID)
+		}
+		out = append(out, ls)
+	}
+	return sessionList{Sessions: out}, nil
+}
+
+// appPasswordName looks an app password's name up once per user.
+func (s *Server) appPasswordName(c *Call, cache map[string]map[string]string, user, id string) string {
+	m, ok := cache[user]
+	if !ok {
+		m = map[string]string{}
+		aps, _ := s.store.ListAppPasswords(c.R.Context(), user)
+		for _, ap := range aps {
+			m[ap.ID] = ap.Name
+		}
+		cache[user] = m
+	}
+	return m[id]
+}
+
+func (s *Server) endLiveSession(c *Call) (any, error) {
+	id := c.R.PathValue("id")
+	var user string
+	for _, si := range s.cfg.Sessions.List() {
+		if si.ID == id {
+			user = si.Username
+		}
+	}
+	if user == "" || s.cfg.Sessions.Kick(proxy.Filter{SessionID: id}, "ended by an administrator") == 0 {
+		return nil, newError(http.StatusNotFound, "not_found", "no such live session")
+	}
+	return nil, s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end", User: user, Result: "ok", Detail: "id=" + id})
+}
+
+func (s *Server) endUserSessions(c *Call) (any, error) {
+	name, err := target(c)
+	if err != nil {
+		return nil, err
+	}
+	n := s.cfg.Sessions.Kick(proxy.Filter{Username: name}, "ended by an administrator")
+	err = s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end_all", User: name, Result: "ok",
+		Detail: "ended=" + strconv.Itoa(n)})
+	return endedResponse{Ended: n}, err
+}
+
+// auditFilter reads the filter query parameters; since and until are
+// RFC 3339.
+func auditFilter(c *Call) (authstore.AuditFilter, error) {
+	q := c.R.URL.Query()
+	f := authstore.AuditFilter{Kind: q.Get("kind"), Result: q.Get("result")}
+	if u := q.Get("user"); u != "" {
+		cu, err := authstore.CanonicalUsername(u)
+		if err != nil {
+			return f, invalid("user: not a valid username")
+		}
+		f.User = cu
+	}
+	for _, t := range []struct {
+		key string
+		dst *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		if v := q.Get(t.key); v != "" {
+			tm, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return f, invalid(t.key + ": want an RFC 3339 time")
+			}
+			*t.dst = tm
+		}
+	}
+	return f, nil
+}
+
+func (s *Server) listAudit(c *Call) (any, error) {
+	f, err := auditFilter(c)
+	if err != nil {
+		return nil, err
+	}
+	return s.queryAudit(c, f)
+}
+
+// queryAudit pages through events matching f with the cursor and limit
+// query parameters.
+func (s *Server) queryAudit(c *Call, f authstore.AuditFilter) (any, error) {
+	q := c.R.URL.Query()
+	before, ok := authstore.ParseCursor(q.Get("cursor"))
+	if !ok {
+		return nil, invalid("cursor: not a cursor from next_cursor")
+	}
+	f.Before = before
+	limit := 100
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return nil, invalid("limit: 1 to 1000")
+		}
+		limit = n
+	}
+	s.store.FlushAudit() // queued sign-in events belong in the answer
+	evs, next, err := s.store.QueryAudit(c.R.Context(), f, limit)
+	if err != nil {
+		return nil, err
+	}
+	if evs == nil {
+		evs = []authstore.Event{}
+	}
+	return eventList{Events: evs, NextCursor: authstore.FormatCursor(next)}, nil
+}
+
+func (s *Server) exportAudit(c *Call) (any, error) {
+	f, err := auditFilter(c)
+	if err != nil {
+		return nil, err
+	}
+	s.store.FlushAudit()
+	var evs []authstore.Event
+	// Collect first: the read transaction must not wait on the network.
+	if err := s.store.ExportAudit(c.R.Context(), f, func(ev authstore.Event) error {
+		evs = append(evs, ev)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	c.W.Header().Set("Content-Type", "application/x-ndjson")
+	bw := bufio.NewWriter(c.W)
+	enc := json.NewEncoder(bw)
+	for _, ev := range evs {
+		if err := enc.Encode(ev); err != nil {
+			break
+		}
+	}
+	bw.Flush()
+	return handled, nil
+}
+
+func (s *Server) verifyAudit(c *Call) (any, error) {
+	s.store.FlushAudit()
+	n, err := s.store.VerifyAudit(c.R.Context())
+	switch {
+	case errors.Is(err, authstore.ErrAuditChain):
+		return verifyResponse{OK: false, Events: n, Error: err.Error()}, nil
+	case err != nil:
+		return nil, err
+	}
+	return verifyResponse{OK: true, Events: n}, nil
+}
+
+func (s *Server) listTokens(c *Call) (any, error) {
+	ts, err := s.store.ListTokens(c.R.Context())
+	if err != nil {
+		return nil, err
+	}
+	return tokenList{Tokens: ts}, nil
+}
+
+func (s *Server) createToken(c *Call) (any, error) {
+	in := c.In.(*newTokenRequest)
+	nt := authstore.NewToken{Name: in.Name, Role: in.Role, User: in.User}
+	if nt.Role == "" {
+		nt.Role = authstore.RoleAdmin
+	}
+	if in.ExpiresAt != nil {
+		nt.Expires = *in.ExpiresAt
+	}
+	tok, secret, err := s.store.CreateToken(c.R.Context(), nt)
+	if err != nil {
+		return nil, err
+	}
+	return newTokenResponse{Token: tok, Secret: secret}, nil
+}
+
+func (s *Server) revokeToken(c *Call) (any, error) {
+	return nil, s.store.RevokeToken(c.R.Context(), c.R.PathValue("id"))
+}

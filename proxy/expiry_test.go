@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func timedEntry(id, user, cred string, expires time.Time) *fakeEntry {
+	return &fakeEntry{si: SessionInfo{ID: id, Username: user, CredentialID: cred, Expires: expires}}
+}
+
+func addAll(t *testing.T, r *Registry, es ...*fakeEntry) {
+	t.Helper()
+	for _, e := range es {
+		if err := r.add(e, r.mark()); err != nil {
+			t.Fatalf("add %s: %v", e.si.ID, err)
+		}
+	}
+}
+
+func TestExpiryEndsSessionsWhenTheAppPasswordExpires(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	start := clk.Now()
+	soon := timedEntry("s1", "alice", "a1", start.Add(10*time.Second))
+	later := timedEntry("s2", "alice", "a2", start.Add(2*time.Hour))
+	never := timedEntry("s3", "alice", "password", time.Time{})
+	addAll(t, r, later, soon, never)
+
+	clk.advance(10*time.Second - time.Millisecond)
+	if soon.ended {
+		t.Fatal("ended before its expiry")
+	}
+	clk.advance(time.Millisecond)
+	if !soon.ended || soon.reason != reasonExpired {
+		t.Fatalf("at its expiry: ended %v, reason %q", soon.ended, soon.reason)
+	}
+	if later.ended || never.ended {
+		t.Fatal("another session ended with the first expiry")
+	}
+	clk.advance(2 * time.Hour)
+	if !later.ended || never.ended {
+		t.Fatalf("after two hours: later ended %v, never ended %v", later.ended, never.ended)
+	}
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d timers left with nothing to expire", n)
+	}
+}
+
+func TestExpiryForgetsRemovedSessions(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	e := timedEntry("s1", "alice", "a1", clk.Now().Add(time.Minute))
+	addAll(t, r, e)
+	r.remove("s1")
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d timers left after the only timed session left", n)
+	}
+	clk.advance(time.Hour)
+	if e.ended {
+		t.Error("a session that had left was ended")
+	}
+	if len(r.byUser)+len(r.byCred)+len(r.expiry) != 0 {
+		t.Errorf("indexes not empty: %v %v %v", r.byUser, r.byCred, r.expiry)
+	}
+}
+
+// TestExpiryDuringLogin: a login whose app password expired between the
+// verdict and the registration is refused.
+func TestExpiryDuringLogin(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	mark := r.mark()
+	clk.advance(time.Second)
+	e := timedEntry("s1", "alice", "a1", clk.Now())
+	if err := r.add(e, mark); err == nil {
+		t.Fatal("registered a session whose app password had expired")
+	}
+	if r.Count() != 0 {
+		t.Fatal("expired session listed")
+	}
+}
+
+func TestGraceEndEndsAccountPasswordSessions(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	pop := population(t, r)
+	r.setGrace(clk.Now().Add(5 * time.Second))
+	clk.advance(5*time.Second - time.Millisecond)
+	if got := endedKeys(pop); got != nil {
+		t.Fatalf("before the grace date: %v ended", got)
+	}
+	// A password login in flight when the grace period ends does not slip in.
+	mark := r.mark()
+	clk.advance(time.Millisecond)
+	want := []string{"alice/password", "bob/password"}
+	if got := endedKeys(pop); !slices.Equal(got, want) {
+		t.Fatalf("at the grace date: %v ended, want %v", got, want)
+	}
+	for _, k := range want {
+		if pop[k].reason != reasonGraceEnded {
+			t.Errorf("%s ended with %q", k, pop[k].reason)
+		}
+	}
+	if err := r.add(timedEntry("late", "carol", "password", time.Time{}), mark); err == nil {
+		t.Error("a password login in flight at the grace date was registered")
+	}
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d timers left after the grace period ended", n)
+	}
+}
+
+func TestGraceMovedOrCancelled(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	pop := population(t, r)
+	start := clk.Now()
+	r.setGrace(start.Add(5 * time.Second))
+	r.setGrace(start.Add(3 * time.Hour)) // extended
+	clk.advance(time.Hour)
+	if got := endedKeys(pop); got != nil {
+		t.Fatalf("ended at the old grace date: %v", got)
+	}
+	r.setGrace(time.Time{}) // enforcement switched off
+	clk.advance(24 * time.Hour)
+	if got := endedKeys(pop); got != nil {
+		t.Fatalf("ended with no grace period running: %v", got)
+	}
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d timers left", n)
+	}
+}
+
+func TestRegistryTimerWaitsAtMostAMinute(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	e := timedEntry("s1", "alice", "a1", clk.Now().Add(90*time.Minute))
+	addAll(t, r, e)
+	r.mu.Lock()
+	armed := r.armedFor
+	r.mu.Unlock()
+	clk.mu.Lock()
+	wait := clk.timers[0].at.Sub(clk.now)
+	clk.mu.Unlock()
+	if !armed.Equal(e.si.Expires) || wait != maxTimerWait {
+		t.Errorf("armed for %v after %v; want %v after %v", armed, wait, e.si.Expires, maxTimerWait)
+	}
+	clk.advance(90 * time.Minute)
+	if !e.ended {
+		t.Error("not ended at its expiry")
+	}
+}
+
+func TestCloseStopsTheTimer(t *testing.T) {
+	clk := newFakeClock()
+	r := NewRegistryWithClock(clk)
+	addAll(t, r, timedEntry("s1", "alice", "a1", clk.Now().Add(time.Minute)))
+	r.setGrace(clk.Now().Add(time.Second))
+	r.Close()
+	if n := clk.pending(); n != 0 {
+		t.Errorf("%d timers after Close", n)
+	}
+}
+
+// TestExpiryEndsALiveRelay: an app password's expiry ends its relayed
+// session within a second, while a session of another app password goes
+// on; the expired one is refused at its next login.
+func TestExpiryEndsALiveRelay(t *testing.T) {
+	clk := newFakeClock()
+	h := newHarness(t, withClock(clk, newFakeClock().Now().Add(time.Hour)))
+	cl := h.loggedIn("alice", "ap-a1")
+	if s := h.reg.List()[0]; s.AppPassName != "app a1" || !s.Expires.Equal(h.auth.expires) {
+		t.Errorf("listed %+v", s)
+	}
+	clk.advance(time.Hour)
+	cl.expectEnd(reasonExpired, time.Now().Add(time.Second))
+	eventually(t, "the expired session to leave the registry", func() bool { return h.reg.Count() == 0 })
+	late := h.dial()
+	late.send("LOGIN alice ap-a1\r\n")
+	late.expect("NO auth")
+}

@@ -1,0 +1,411 @@
+// Package probe checks that each configured mail upstream answers as its
+// configuration says: it connects, reads the greeting and completes TLS
+// (implicit or STARTTLS) with certificate verification, and explains a
+// failure in terms of the configuration key to change. The results feed
+// readiness (/readyz) and the log. It never logs in and never sends a
+// credential.
+package probe
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/postern-dev/postern/proxy"
+)
+
+// Dialect is what a probe needs to know of a mail protocol.
+type Dialect struct {
+	Name     string // "imap", "pop3"
+	Greeting string // prefix of a good greeting
+	StartTLS string // the command that starts TLS, CRLF included
+	// TLSAnswer is the prefix of a good answer to StartTLS; other lines
+	// (untagged IMAP responses) may come first.
+	TLSAnswer string
+	Quit      string
+}
+
+// IMAP is the IMAP4 dialect (RFC 9051 §7.1.1, §6.2.1).
+func IMAP() Dialect {
+	return Dialect{Name: "imap", Greeting: "* OK", StartTLS: "p1 STARTTLS\r\n", TLSAnswer: "p1 ", Quit: "p2 LOGOUT\r\n"}
+}
+
+// POP3 is the POP3 dialect (RFC 1939 §4, RFC 2595 §4).
+func POP3() Dialect {
+	return Dialect{Name: "pop3", Greeting: "+OK", StartTLS: "STLS\r\n", TLSAnswer: "", Quit: "QUIT\r\n"}
+}
+
+// Target is one upstream to probe.
+type Target struct {
+	Dialect  Dialect
+	Key      string // its configuration section, e.g. "upstream.imap"
+	Upstream proxy.Upstream
+	// MasterLogin is set when postern logs in with a master user, so a
+	// refused login points at the master credential.
+	MasterLogin bool
+}
+
+// Result is the outcome of the last probe of a target.
+type Result struct {
+	Key     string
+	Address string
+	OK      bool
+	Problem string // what failed and which key to look at; empty when OK
+	At      time.Time
+}
+
+// Config configures a Prober.
+type Config struct {
+	Targets []Target
+	Logger  *slog.Logger
+	// Interval between probes; default 30 s.
+	Interval time.Duration
+	// Timeout bounds each probe's wait for the greeting and each answer;
+	// default 5 s. A server that greets later than this is broken for mail
+	// clients anyway.
+	Timeout time.Duration
+	Now     func() time.Time
+}
+
+// Prober probes every target at start and then every Interval. It is safe
+// for concurrent use.
+type Prober struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	results  map[string]Result
+	warned   map[string]time.Time // last warning per key
+	refusals map[string]time.Time // last master-login error per key
+}
+
+// refusalEvery and warnEvery bound how often the same problem is logged.
+const (
+	refusalEvery = time.Minute
+	warnEvery    = 5 * time.Minute
+)
+
+// New returns a prober; Run starts it.
+func New(cfg Config) *Prober {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Prober{cfg: cfg, log: log, results: map[string]Result{}, warned: map[string]time.Time{},
+		refusals: map[string]time.Time{}}
+}
+
+// Run probes every target now and then every Interval until ctx ends.
+func (p *Prober) Run(ctx context.Context) {
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		p.ProbeAll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ProbeAll probes every target once, at the same time, and logs what
+// failed.
+func (p *Prober) ProbeAll(ctx context.Context) []Result {
+	out := make([]Result, len(p.cfg.Targets))
+	var wg sync.WaitGroup
+	for i, t := range p.cfg.Targets {
+		wg.Go(func() { out[i] = p.probe(ctx, t) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return out // shutting down: a cut-short probe says nothing
+	}
+	for _, r := range out {
+		p.record(r)
+	}
+	return out
+}
+
+// Ready reports whether every target answered its last probe, and the keys
+// of those that did not (or were not probed yet).
+func (p *Prober) Ready() (bool, []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var failing []string
+	for _, t := range p.cfg.Targets {
+		if r, ok := p.results[t.Key]; !ok || !r.OK {
+			failing = append(failing, t.Key)
+		}
+	}
+	return len(failing) == 0, failing
+}
+
+// Results returns the last result of each target, in configuration order.
+func (p *Prober) Results() []Result {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]Result, 0, len(p.cfg.Targets))
+	for _, t := range p.cfg.Targets {
+		if r, ok := p.results[t.Key]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// record stores r and logs a failure when it is new, changed, or has
+// not been logged for warnEvery; a recovery is logged once.
+func (p *Prober) record(r Result) {
+	p.mu.Lock()
+	prev, seen := p.results[r.Key]
+	p.results[r.Key] = r
+	last := p.warned[r.Key]
+	logIt := !r.OK && (!seen || prev.Problem != r.Problem || r.At.Sub(last) >= warnEvery)
+	if logIt {
+		p.warned[r.Key] = r.At
+	}
+	p.mu.Unlock()
+	switch {
+	case logIt:
+		p.log.Warn("upstream probe failed", "key", r.Key, "addr", r.Address, "problem", r.Problem)
+	case r.OK && seen && !prev.OK:
+		p.log.Info("upstream answers again", "key", r.Key, "addr", r.Address)
+	}
+}
+
+// LoginRefused is told when an upstream refused postern's own login for a
+// user. With a master login that is a configuration problem, logged at
+// error level naming the keys, at most once a minute per upstream.
+func (p *Prober) LoginRefused(key string) {
+	var target *Target
+	for i := range p.cfg.Targets {
+		if p.cfg.Targets[i].Key == key {
+			target = &p.cfg.Targets[i]
+		}
+	}
+	if target == nil || !target.MasterLogin {
+		return
+	}
+	now := p.cfg.Now()
+	p.mu.Lock()
+	last, seen := p.refusals[key]
+	if seen && now.Sub(last) < refusalEvery {
+		p.mu.Unlock()
+		return
+	}
+	p.refusals[key] = now
+	p.mu.Unlock()
+	p.log.Error("the upstream refused postern's master login; check "+key+".master_user and "+key+".master_password_file "+
+		"(and that the upstream allows that master user)", "key", key, "addr", target.Upstream.Address)
+}
+
+// probe runs one target's dialogue under the timeouts.
+func (p *Prober) probe(ctx context.Context, t Target) Result {
+	r := Result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Now()}
+	err := p.dialogue(ctx, t)
+	if err != nil {
+		r.Problem = err.Error()
+	} else {
+		r.OK = true
+	}
+	return r
+}
+
+// errNoGreeting is a server that accepted the connection and said nothing.
+var errNoGreeting = errors.New("no greeting")
+
+func (p *Prober) dialogue(ctx context.Context, t Target) error {
+	up := t.Upstream
+	implicit := up.Security == proxy.Implicit
+	up.Security = proxy.None // the probe does TLS itself, to explain failures
+	c, err := up.Dial(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot connect (%s.address): %w", t.Key, err)
+	}
+	defer c.Close()
+	conn := c.Conn
+	defer bound(ctx, conn, p.cfg.Timeout)()
+	if implicit {
+		if conn, err = p.handshake(conn, t); err != nil {
+			return err
+		}
+	}
+	br := bufio.NewReaderSize(conn, 1024)
+	line, err := readLine(br)
+	if err != nil {
+		return p.greetingProblem(ctx, t, implicit, err)
+	}
+	if !strings.HasPrefix(line, t.Dialect.Greeting) {
+		return fmt.Errorf("%s greets with %q, not %q", up.Address, clip(line), t.Dialect.Greeting)
+	}
+	if t.Upstream.Security == proxy.StartTLS {
+		if conn, err = p.startTLS(conn, br, t); err != nil {
+			return err
+		}
+	}
+	fmt.Fprint(conn, t.Dialect.Quit)
+	return nil
+}
+
+// greetingProblem explains a greeting that did not come. On a plaintext
+// or STARTTLS upstream, silence usually means the port speaks TLS at once
+// (993, 995): the server waits for a TLS hello that never comes. A second
+// connection tells that case apart.
+func (p *Prober) greetingProblem(ctx context.Context, t Target, implicit bool, err error) error {
+	if implicit || !isTimeout(err) {
+		return fmt.Errorf("reading the greeting of %s: %w", t.Upstream.Address, err)
+	}
+	if p.speaksTLS(ctx, t) {
+		return fmt.Errorf(`%s.security = %q but %s speaks TLS at once: set %s.security = "tls"`,
+			t.Key, t.Upstream.Security, t.Upstream.Address, t.Key)
+	}
+	return fmt.Errorf("%s sent no greeting within %s: %w", t.Upstream.Address, p.cfg.Timeout, errNoGreeting)
+}
+
+// speaksTLS reports whether the upstream answers a TLS hello with a TLS
+// record, whatever the verification then says.
+func (p *Prober) speaksTLS(ctx context.Context, t Target) bool {
+	up := t.Upstream
+	up.Security = proxy.None
+	c, err := up.Dial(ctx)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	defer bound(ctx, c.Conn, p.cfg.Timeout)()
+	cfg, err := up.ClientTLS()
+	if err != nil {
+		return false
+	}
+	// A verified handshake; whether it succeeds does not matter, only
+	// whether the answer was TLS: a certificate the configuration does not
+	// trust is TLS too. Nothing is sent over it.
+	err = tls.Client(c.Conn, cfg).Handshake()
+	var rh tls.RecordHeaderError
+	return err == nil || (!errors.As(err, &rh) && !isTimeout(err) && !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET))
+}
+
+// handshake completes implicit TLS, explaining a plaintext answer or a
+// certificate that does not verify.
+func (p *Prober) handshake(conn net.Conn, t Target) (net.Conn, error) {
+	cfg, err := t.Upstream.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(conn, cfg)
+	if err = tc.Handshake(); err == nil {
+		return tc, nil
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) && strings.HasPrefix(string(rh.RecordHeader[:]), t.Dialect.Greeting[:min(len(t.Dialect.Greeting), 5)]) {
+		return nil, fmt.Errorf(`%s.security = "tls" but %s answers in plaintext (%q…): set %s.security = "starttls" (or "none" on a private link)`,
+			t.Key, t.Upstream.Address, string(rh.RecordHeader[:]), t.Key)
+	}
+	return nil, tlsProblem(t, err)
+}
+
+// startTLS asks for TLS after the greeting and completes the handshake.
+func (p *Prober) startTLS(conn net.Conn, br *bufio.Reader, t Target) (net.Conn, error) {
+	if _, err := fmt.Fprint(conn, t.Dialect.StartTLS); err != nil {
+		return nil, fmt.Errorf("STARTTLS to %s: %w", t.Upstream.Address, err)
+	}
+	for range 50 {
+		line, err := readLine(br)
+		if err != nil {
+			return nil, fmt.Errorf("STARTTLS to %s: %w", t.Upstream.Address, err)
+		}
+		rest, ok := strings.CutPrefix(line, t.Dialect.TLSAnswer)
+		if !ok || (t.Dialect.TLSAnswer != "" && strings.HasPrefix(line, "* ")) {
+			continue // an untagged IMAP response
+		}
+		if !strings.HasPrefix(rest, "OK") && !strings.HasPrefix(rest, "+OK") {
+			return nil, fmt.Errorf(`%s refuses STARTTLS (%q): set %s.security = "tls" for a port that speaks TLS at once, or "none"`,
+				t.Upstream.Address, clip(line), t.Key)
+		}
+		if br.Buffered() > 0 {
+			return nil, fmt.Errorf("%s sent bytes after its STARTTLS answer (a man in the middle can inject those)", t.Upstream.Address)
+		}
+		cfg, err := t.Upstream.ClientTLS()
+		if err != nil {
+			return nil, err
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.Handshake(); err != nil {
+			return nil, tlsProblem(t, err)
+		}
+		return tc, nil
+	}
+	return nil, fmt.Errorf("STARTTLS to %s: no answer among 50 lines", t.Upstream.Address)
+}
+
+// tlsProblem names the keys that decide certificate verification.
+func tlsProblem(t Target, err error) error {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	switch {
+	case errors.As(err, &unknown):
+		return fmt.Errorf("TLS with %s: the certificate is not signed by a trusted authority: set %s.ca_file to the upstream's CA (%w)",
+			t.Upstream.Address, t.Key, err)
+	case errors.As(err, &host):
+		return fmt.Errorf("TLS with %s: the certificate does not name the host: set %s.server_name (%w)", t.Upstream.Address, t.Key, err)
+	}
+	return fmt.Errorf("TLS with %s: %w", t.Upstream.Address, err)
+}
+
+// maxLine bounds a line the probe reads: greetings and STARTTLS answers
+// are short, and an upstream is not trusted to keep them so.
+const maxLine = 4096
+
+func readLine(br *bufio.Reader) (string, error) {
+	var b []byte
+	for {
+		chunk, err := br.ReadSlice('\n')
+		b = append(b, chunk...)
+		switch {
+		case len(b) > maxLine:
+			return "", fmt.Errorf("a line longer than %d bytes", maxLine)
+		case err == nil:
+			return strings.TrimRight(string(b), "\r\n"), nil
+		case !errors.Is(err, bufio.ErrBufferFull):
+			return "", err
+		}
+	}
+}
+
+// bound gives conn's reads and writes timeout, and ends them early when
+// ctx ends (a shutdown must not wait for a silent upstream). The caller
+// calls the returned stop once done with conn.
+func bound(ctx context.Context, conn net.Conn, timeout time.Duration) (stop func() bool) {
+	conn.SetDeadline(time.Now().Add(timeout))
+	return context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+}
+
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
