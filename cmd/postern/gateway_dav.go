@@ -69,12 +69,13 @@ func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*
 	dc := dav.Config{
 		Auth: g.store, Registry: g.registry, Metrics: dav.NewMetrics(reg), Upstream: base,
 		DialTimeout: u.DialTimeout.Duration, ResponseTimeout: u.ResponseTimeout.Duration,
-		UserHeader: u.UserHeader, UpstreamPassword: g.store.UpstreamPassword,
+		UserHeader: u.UserHeader,
 		CalDAVPath: cfg.DAV.CalDAVPath, CardDAVPath: cfg.DAV.CardDAVPath,
 		CalDAVPrefixes: cfg.DAV.CalDAVPrefixes, CardDAVPrefixes: cfg.DAV.CardDAVPrefixes,
 		TrustedProxies: cfg.DAV.TrustedPrefixes(),
 	}
 	dc.AccountURL, dc.Logger = cfg.Admin.PublicURL, g.log
+	dc.UpstreamPassword = g.store.UpstreamPassword
 	if u.Auth == config.DAVAuthStored {
 		dc.UpstreamAuth = dav.StoredAuth
 	}
