@@ -92,6 +92,7 @@ type Server struct {
 	mux     *http.ServeMux
 	live    *liveTable
 	openapi []byte
+	pages   *Pages // nil until EnablePages
 }
 
 // New builds the server and its router from the route table.
@@ -107,9 +108,7 @@ func New(cfg Config) (*Server, error) {
 		rt := &s.routes[i]
 		s.mux.Handle(rt.Method+" "+rt.Path, s.handle(rt))
 	}
-	s.mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, errNotFound)
-	}))
+	s.mux.HandleFunc("/", s.fallback)
 	doc, err := s.openAPIDocument()
 	if err != nil {
 		return nil, fmt.Errorf("admin: openapi document: %w", err)

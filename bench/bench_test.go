@@ -85,11 +85,11 @@ func TestReport(t *testing.T) {
 	report := render(env.machine(), env.postern, p, rows, cpu, verdicts, notes, time.Since(start))
 	fmt.Println(report)
 	if p.write {
+		// The revocation and DAV sections come from their own runs; keep them.
 		if old, err := os.ReadFile("RESULTS.md"); err == nil {
 			if kept := keptSection(string(old)); kept != "" {
-				report = withSection(report, kept) // the revocation figures are measured apart
+				report = withSection(report, kept)
 			}
-			// The DAV section comes from its own run (TestDAVReport); keep it.
 			if dav := davSectionOf(string(old)); dav != "" {
 				report = strings.TrimRight(report, "\n") + "\n\n" + dav
 			}

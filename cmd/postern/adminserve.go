@@ -24,6 +24,9 @@ func (g *gateway) startAdmin(cfg *config.Config, reg *prometheus.Registry) error
 		return err
 	}
 	g.admin = srv
+	if err := srv.EnablePages(g.mailSettings(cfg)); err != nil {
+		return err
+	}
 	if cfg.Admin.Listen != "" {
 		tc := g.certs.TLSConfig()
 		if !cfg.Admin.TLS {

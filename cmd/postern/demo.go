@@ -37,7 +37,8 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	upstreamPw := rand.Text()
-	mem, err := memimap.Start("127.0.0.1:0", map[string]string{demoUser: upstreamPw})
+	newcomerPw := rand.Text()
+	mem, err := memimap.Start("127.0.0.1:0", map[string]string{demoUser: upstreamPw, demoNewcomer: newcomerPw})
 	if err != nil {
 		return err
 	}
@@ -59,11 +60,16 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 		return err
 	}
 	setup, err := demoAccount(ctx, g.store, upstreamPw)
+	var web demoWeb
+	if err == nil {
+		web, err = demoWebUsers(ctx, g.store, newcomerPw)
+	}
 	if err != nil {
 		g.shutdown(context.Background())
 		return err
 	}
 	c.printDemo(dir, g.addrs, setup)
+	c.printDemoWeb(g.addrs, setup, web)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

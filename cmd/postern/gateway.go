@@ -39,7 +39,7 @@ type gateway struct {
 	admin     *admin.Server
 	ready     admin.Readiness // the probes, for /readyz
 	http      []*http.Server  // the admin listener and the control socket
-	dav       *http.Server    // the CalDAV/CardDAV listener, when enabled
+	dav       *http.Server
 	wg        sync.WaitGroup
 	stopWatch context.CancelFunc
 }

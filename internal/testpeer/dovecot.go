@@ -323,7 +323,7 @@ func runDovecot(t testing.TB, bin string, conf dovecotConf, d *DovecotPeer) (str
 	if err := writeOwned(conf.ConfFile, text, 0o600, owner{}); err != nil {
 		return "", err
 	}
-	var out lockedBuffer
+	var out LockedBuffer
 	cmd := exec.Command(bin, "-F", "-c", conf.ConfFile)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = peerProcAttr()
@@ -428,20 +428,20 @@ func diagnostics(console, logFile string) string {
 	return b.String()
 }
 
-// lockedBuffer collects a child's output, written by exec's copying
+// LockedBuffer collects a child's output, written by exec's copying
 // goroutine and read by the test.
-type lockedBuffer struct {
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

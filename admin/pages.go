@@ -1,0 +1,191 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"html/template"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+)
+
+// The web pages are server-rendered views over the JSON API: every page
+// handler turns its form into an API call, made in-process through the same
+// handler the API serves (with the browser's cookie, origin headers and
+// CSRF token), and renders the answer. Sessions, CSRF and re-verification
+// therefore exist once, in the API; the pages only speak to people.
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// MailSetting is one row of the settings a mail or calendar app needs,
+// shown beside a new app password.
+type MailSetting struct {
+	Service  string // "IMAP", "POP3", "CalDAV", …
+	Server   string // host name, or a URL for CalDAV/CardDAV
+	Port     string
+	Security string // "SSL/TLS", "STARTTLS"
+}
+
+// PagesConfig is what the pages need from the server around them.
+type PagesConfig struct {
+	// API serves /api/v1/…; the pages call it in-process.
+	API http.Handler
+	// Mail lists the client settings shown with a new app password.
+	Mail []MailSetting
+	// CSRFToken is the token bound to a session cookie's value.
+	CSRFToken func(ctx context.Context, session string) string
+	// Sessions counts the live sessions of each app password.
+	Sessions Sessions
+	// TLS reports whether the pages are served over HTTPS (HSTS).
+	TLS    bool
+	Logger *slog.Logger
+}
+
+// Pages serves the sign-in, account and admin pages.
+type Pages struct {
+	cfg   PagesConfig
+	pages map[string]*template.Template
+	mux   *http.ServeMux
+	log   *slog.Logger
+}
+
+// pageRoute is one row of the page route table.
+type pageRoute struct {
+	pattern string // "GET /account"
+	handle  func(*pageCall)
+}
+
+// NewPages parses the templates and builds the page router.
+func NewPages(cfg PagesConfig) (*Pages, error) {
+	p := &Pages{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), log: cfg.Logger}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if err := p.parseTemplates(); err != nil {
+		return nil, err
+	}
+	static, err := fs.Sub(staticFS, "static")
+	if err != nil {
+		return nil, err
+	}
+	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	for _, r := range p.routes() {
+		p.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) {
+			r.handle(p.newCall(w, req))
+		})
+	}
+	p.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
+		c := p.newCall(w, req)
+		if req.URL.Path == "/" {
+			c.redirect("/account")
+			return
+		}
+		c.fail(http.StatusNotFound, "notfound", "")
+	})
+	return p, nil
+}
+
+// routes is the page route table; forms post to these and work without
+// JavaScript.
+func (p *Pages) routes() []pageRoute {
+	var rs []pageRoute
+	for _, group := range [][]pageRoute{
+		p.loginRoutes(), p.enrollRoutes(), p.accountRoutes(), p.appPasswordRoutes(),
+		p.backupCodeRoutes(), p.reauthRoutes(), p.adminRoutes(), p.adminUserRoutes(), p.auditRoutes(),
+	} {
+		rs = append(rs, group...)
+	}
+	return rs
+}
+
+// ServeHTTP serves a page with the security headers every page carries.
+func (p *Pages) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p.headers(w.Header())
+	p.mux.ServeHTTP(w, r)
+}
+
+// headers are set on every page and asset: no inline script or style, no
+// framing, no referrer leaking a path, no sniffing, HTTPS only once seen.
+func (p *Pages) headers(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Language", "en")
+	h.Set("Cache-Control", "no-store")
+	if p.cfg.TLS {
+		h.Set("Strict-Transport-Security", "max-age=63072000")
+	}
+}
+
+// parseTemplates pairs the layout with each page template.
+func (p *Pages) parseTemplates() error {
+	layout, err := template.New("layout.html").Funcs(templateFuncs).ParseFS(templateFS, "templates/layout.html")
+	if err != nil {
+		return err
+	}
+	names, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.Must(layout.Clone()).ParseFS(templateFS, n)
+		if err != nil {
+			return err
+		}
+		p.pages[name] = t
+	}
+	return nil
+}
+
+// brokenPage is the answer when a page cannot be rendered at all.
+func (c *pageCall) brokenPage() {
+	c.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.w.WriteHeader(http.StatusInternalServerError)
+	io.WriteString(c.w, `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Something went wrong · postern</title>`+
+		`<link rel="stylesheet" href="/static/style.css"></head><body><main data-page="error"><h1>Something went wrong</h1>`+
+		`<p>The server could not show this page. Nothing you did caused it; try again, and tell your administrator if it keeps happening.</p>`+
+		`<p><a href="/account">Go to your account</a></p></main></body></html>`)
+}
+
+// view is what every template gets.
+type view struct {
+	Title string
+	Page  string
+	Me    *apiUser // nil before sign-in
+	CSRF  string
+	Flash string
+	Error string
+	Data  any
+}
+
+// render writes a page with status.
+func (c *pageCall) render(status int, page, title string, data any) {
+	t := c.p.pages[page]
+	if t == nil {
+		c.p.log.Error("no such page template", "page", page)
+		c.brokenPage()
+		return
+	}
+	v := view{Title: title, Page: page, Me: c.me, CSRF: c.csrf(), Flash: c.flash, Error: c.errMsg, Data: data}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		c.p.log.Error("render page", "page", page, "err", err)
+		c.brokenPage()
+		return
+	}
+	c.w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	c.w.WriteHeader(status)
+	c.w.Write(buf.Bytes())
+}

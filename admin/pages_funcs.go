@@ -1,0 +1,51 @@
+package admin
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+	"time"
+
+	"github.com/postern-dev/postern/authstore"
+)
+
+// scopeNames are how people know the protocols an app password serves.
+var scopeNames = map[string]string{"imap": "mail (IMAP)", "pop3": "mail (POP3)", "caldav": "calendars (CalDAV)", "carddav": "contacts (CardDAV)"}
+
+// templateFuncs are the helpers the templates use.
+var templateFuncs = template.FuncMap{
+	"when": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if !v.IsZero() {
+				return v.UTC().Format("2 Jan 2006 15:04 UTC")
+			}
+		case *time.Time:
+			if v != nil {
+				return v.UTC().Format("2 Jan 2006 15:04 UTC")
+			}
+		}
+		return ""
+	},
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"day": func(t *time.Time) string {
+		if t == nil {
+			return ""
+		}
+		return t.UTC().Add(-time.Second).Format(time.DateOnly)
+	},
+	"isAdmin": isAdmin,
+	"scopes": func(s []authstore.Protocol) string {
+		if len(s) == 0 || len(s) == len(appPasswordScopes) {
+			return "everything"
+		}
+		names := make([]string, len(s))
+		for i, v := range s {
+			names[i] = scopeNames[string(v)]
+		}
+		return strings.Join(names, ", ")
+	},
+	"scopeName": func(s string) string { return scopeNames[s] },
+	"upper":     func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
+	"list":      func(s ...string) []string { return s },
+}

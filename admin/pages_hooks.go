@@ -1,0 +1,43 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+)
+
+// What the pages rely on from the API's session machinery.
+const (
+	sessionCookie = CookieName
+	csrfHeader    = CSRFHeader
+)
+
+// csrf is the CSRF token the forms of this page carry: the one bound to the
+// session cookie as it is now (it changes when the cookie rotates).
+func (c *pageCall) csrf() string {
+	if c.p.cfg.CSRFToken == nil {
+		return ""
+	}
+	return c.p.cfg.CSRFToken(c.r.Context(), c.cookies[sessionCookie])
+}
+
+// refused reports whether the API turned down what the person typed (a
+// code, a password, a form field), as opposed to the session or the server.
+func refused(err error) bool {
+	switch statusOf(err) {
+	case http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusBadRequest, http.StatusConflict:
+		return true
+	}
+	return false
+}
+
+// statusOf is the HTTP status of an API refusal, 0 for other errors.
+func statusOf(err error) int {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return ae.Status
+	}
+	return 0
+}
+
+func urlQuery(s string) string { return url.QueryEscape(s) }

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var demoWebLine = regexp.MustCompile(`^\s+(sign in|demo|newcomer|admin)\s+(?:password )?([^\s;]+)`)
+
+// TestDemoPrintsWebSignIn: the demo prints the sign-in page's address and
+// the three accounts, and each password signs in where it says.
+func TestDemoPrintsWebSignIn(t *testing.T) {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		c := &cli{stdin: strings.NewReader(""), stdout: pw, stderr: io.Discard}
+		c.run(ctx, []string{"demo"})
+		pw.Close()
+	})
+	defer func() { cancel(); go io.Copy(io.Discard, pr); wg.Wait() }()
+
+	got := map[string]string{} // "sign in" → URL, user → password
+	sc := bufio.NewScanner(pr)
+	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
+	defer deadline.Stop()
+	web := false
+	for len(got) < 4 && sc.Scan() {
+		web = web || strings.HasPrefix(sc.Text(), "Web pages")
+		if m := demoWebLine.FindStringSubmatch(sc.Text()); web && m != nil {
+			got[m[1]] = m[2]
+		}
+	}
+	if len(got) < 4 {
+		t.Fatalf("demo printed %v for the web side (%v)", got, sc.Err())
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the demo's own self-signed certificate
+	defer client.CloseIdleConnections()
+	login := got["sign in"]
+	resp, err := client.Get(login)
+	if err != nil {
+		t.Fatalf("GET %s: %v", login, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "<h1>Sign in</h1>") {
+		t.Fatalf("GET %s: %d\n%s", login, resp.StatusCode, body)
+	}
+	api := strings.TrimSuffix(login, "/login") + "/api/v1/session"
+	for user, want := range map[string]string{"demo": "second_factor", "newcomer": "signed_in", "admin": "signed_in"} {
+		resp, err := client.Post(api, "application/json", strings.NewReader(`{"username":"`+user+`","password":"`+got[user]+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"state":"`+want+`"`) {
+			t.Errorf("%s signing in with the printed password: %d %s", user, resp.StatusCode, b)
+		}
+	}
+}

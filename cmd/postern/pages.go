@@ -1,0 +1,42 @@
+package main
+
+import (
+	"net"
+	"net/url"
+
+	"github.com/postern-dev/postern/admin"
+	"github.com/postern-dev/postern/config"
+)
+
+// mailSettings are the client settings the web pages show beside a new app
+// password: one row per mail listener (and the CalDAV/CardDAV address when
+// DAV is served), named by admin.public_url's host when it is set.
+func (g *gateway) mailSettings(cfg *config.Config) []admin.MailSetting {
+	host := ""
+	if u, err := url.Parse(cfg.Admin.PublicURL); err == nil && cfg.Admin.PublicURL != "" {
+		host = u.Hostname()
+	}
+	var out []admin.MailSetting
+	for _, l := range []struct{ service, listener, security string }{
+		{"IMAP", "imaps", "SSL/TLS"}, {"IMAP", "imap", "STARTTLS"},
+		{"POP3", "pop3s", "SSL/TLS"}, {"POP3", "pop3", "STARTTLS"},
+	} {
+		h, port, err := net.SplitHostPort(g.addrs[l.listener])
+		if err != nil {
+			continue
+		}
+		if host != "" {
+			h = host
+		}
+		out = append(out, admin.MailSetting{Service: l.service, Server: h, Port: port, Security: l.security})
+	}
+	if h, port, err := net.SplitHostPort(cfg.DAV.Listen); err == nil {
+		if host != "" {
+			h = host
+		}
+		base := "https://" + net.JoinHostPort(h, port)
+		out = append(out, admin.MailSetting{Service: "CalDAV", Server: base + cfg.DAV.CalDAVPath},
+			admin.MailSetting{Service: "CardDAV", Server: base + cfg.DAV.CardDAVPath})
+	}
+	return out
+}
