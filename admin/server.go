@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -201,32 +200,5 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener) error {
 // trusted proxy as the peer, the last X-Forwarded-For hop that is not
 // itself a trusted proxy (P8: an untrusted peer cannot pick its address).
 func (s *Server) clientAddr(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.Addr{}
-	}
-	peer := ap.Addr().Unmap()
-	if !s.trusted(peer) {
-		return peer
-	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			return peer
-		}
-		if a = a.Unmap(); !s.trusted(a) {
-			return a
-		}
-	}
-	return peer
-}
-
-func (s *Server) trusted(a netip.Addr) bool {
-	for _, p := range s.cfg.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return proxy.ClientAddr(r, s.cfg.TrustedProxies).Addr()
 }

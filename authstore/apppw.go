@@ -252,12 +252,12 @@ type usage struct {
 func newUsageTracker() *usageTracker { return &usageTracker{pending: map[string]usage{}} }
 
 func (u *usageTracker) note(key string, at time.Time, ip netip.Addr, client string) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	ipStr := ""
+	ipStr := "" // formatted before locking: every login of every user passes here
 	if ip.IsValid() {
 		ipStr = ip.String()
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	u.pending[key] = usage{at: at, ip: ipStr, client: client}
 }
 

@@ -122,9 +122,15 @@ type Admin struct {
 
 // TrustedPrefixes parses TrustedProxies (which Validate checks); bare
 // addresses become single-address prefixes.
-func (a Admin) TrustedPrefixes() []netip.Prefix {
+func (a Admin) TrustedPrefixes() []netip.Prefix { return prefixes(a.TrustedProxies) }
+
+// TrustedPrefixes parses TrustedProxies (which Validate checks); bare
+// addresses become single-address prefixes.
+func (d DAV) TrustedPrefixes() []netip.Prefix { return prefixes(d.TrustedProxies) }
+
+func prefixes(list []string) []netip.Prefix {
 	var out []netip.Prefix
-	for _, s := range a.TrustedProxies {
+	for _, s := range list {
 		if p, ok := parsePrefix(s); ok {
 			out = append(out, p)
 		}

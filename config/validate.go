@@ -128,24 +128,10 @@ func (v *validator) dav(d DAV) {
 		v.urlPath(fmt.Sprintf("dav.carddav_prefixes[%d]", i), p)
 	}
 	for i, p := range d.TrustedProxies {
-		if _, err := ParsePrefix(p); err != nil {
-			v.add(fmt.Sprintf("dav.trusted_proxies[%d]", i), fmt.Sprintf("must be an IP address or CIDR prefix; got %q", p))
+		if _, ok := parsePrefix(p); !ok {
+			v.add(fmt.Sprintf("dav.trusted_proxies[%d]", i), fmt.Sprintf("%q is not an IP address or CIDR prefix", p))
 		}
 	}
-}
-
-// ParsePrefix reads an address ("192.0.2.1") as a one-address prefix, or a
-// CIDR prefix ("10.0.0.0/8").
-func ParsePrefix(s string) (netip.Prefix, error) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		a = a.Unmap()
-		return netip.PrefixFrom(a, a.BitLen()), nil
-	}
-	p, err := netip.ParsePrefix(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	return p.Masked(), nil
 }
 
 func (v *validator) admin(a Admin) {

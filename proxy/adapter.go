@@ -49,18 +49,20 @@ func (a Adapter) WithDefaults() Adapter {
 	return a
 }
 
-// UpstreamCredential is how an adapter logs in to the upstream as the user.
+// UpstreamCredential is how an adapter reaches the upstream and logs in
+// to it as the user.
 type UpstreamCredential struct {
-	// UpstreamStartTLS, when non-nil, upgrades the upstream connection
-	// (STARTTLS, STLS) with this config, built by Upstream.ClientTLS like
-	// the implicit-TLS one. An upstream that does not offer the upgrade is
-	// refused: there is no plaintext fallback.
-	UpstreamStartTLS *tls.Config
+	// UpstreamTLS verifies the upstream, built by Upstream.ClientTLS. For
+	// IMAP and POP3, when non-nil, it upgrades the upstream connection with
+	// STARTTLS or STLS, and an upstream that does not offer the upgrade is
+	// refused: there is no plaintext fallback. For DAV it verifies an https
+	// upstream.
+	UpstreamTLS *tls.Config
 	// MasterUser and MasterPassword log in with SASL PLAIN, authzid = user
-	// and authcid = MasterUser (a Dovecot master user).
+	// and authcid = MasterUser (a Dovecot master user); IMAP and POP3 only.
 	MasterUser, MasterPassword string
 	// UpstreamPassword returns the user's stored upstream password; it is
-	// used when MasterUser is empty.
+	// used when MasterUser is empty (and by DAV's stored auth).
 	UpstreamPassword func(ctx context.Context, user string) (string, error)
 }
 

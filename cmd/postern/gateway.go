@@ -149,12 +149,12 @@ func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *pr
 		{"imap", probe.IMAP, []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
 			cfg.Upstream.IMAP.MailUpstream, cfg.IMAP.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
-				return imap.New(imap.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, SendID: cfg.Upstream.IMAP.SendID})
+				return imap.New(imap.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, SendID: cfg.Upstream.IMAP.SendID})
 			}},
 		{"pop3", probe.POP3, []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
 			cfg.Upstream.POP3.MailUpstream, cfg.POP3.IdleTimeout,
 			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
-				return pop3.New(pop3.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, XClient: cfg.Upstream.POP3.XClient})
+				return pop3.New(pop3.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, XClient: cfg.Upstream.POP3.XClient})
 			}},
 	}
 	var servers []proxy.ServerConfig

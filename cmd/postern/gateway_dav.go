@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"time"
 
@@ -67,23 +66,16 @@ func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*
 	if err != nil {
 		return nil, fmt.Errorf("upstream.dav.url: %w", err)
 	}
-	var trusted []netip.Prefix
-	for _, p := range cfg.DAV.TrustedProxies {
-		pfx, err := config.ParsePrefix(p)
-		if err != nil {
-			return nil, fmt.Errorf("dav.trusted_proxies: %w", err)
-		}
-		trusted = append(trusted, pfx)
-	}
 	dc := dav.Config{
 		Auth: g.store, Registry: g.registry, Metrics: dav.NewMetrics(reg), Upstream: base,
 		DialTimeout: u.DialTimeout.Duration, ResponseTimeout: u.ResponseTimeout.Duration,
-		UserHeader: u.UserHeader, UpstreamPassword: g.store.UpstreamPassword,
+		UserHeader: u.UserHeader,
 		CalDAVPath: cfg.DAV.CalDAVPath, CardDAVPath: cfg.DAV.CardDAVPath,
 		CalDAVPrefixes: cfg.DAV.CalDAVPrefixes, CardDAVPrefixes: cfg.DAV.CardDAVPrefixes,
-		TrustedProxies: trusted,
+		TrustedProxies: cfg.DAV.TrustedPrefixes(),
 	}
 	dc.AccountURL, dc.Logger = cfg.Admin.PublicURL, g.log
+	dc.UpstreamPassword = g.store.UpstreamPassword
 	if u.Auth == config.DAVAuthStored {
 		dc.UpstreamAuth = dav.StoredAuth
 	}

@@ -7,7 +7,6 @@ package dav
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -42,14 +41,15 @@ type Config struct {
 	// Adapter's AccountURL ends the hint of a 401; Logger gets one record
 	// per failed authentication and, at debug level, one per request.
 	proxy.Adapter
+	// UpstreamCredential's UpstreamTLS verifies an https upstream (nil: the
+	// system roots), and its UpstreamPassword serves StoredAuth.
+	proxy.UpstreamCredential
 	Auth     proxy.Authenticator
 	Registry *proxy.Registry // nil gives the handler its own
 	Metrics  *Metrics        // nil counts nothing
 	// Upstream is the DAV server's base URL; only its scheme and host are
 	// used, since paths are passed on as they are.
 	Upstream *url.URL
-	// UpstreamTLS verifies an https upstream; nil uses the system roots.
-	UpstreamTLS *tls.Config
 	// DialTimeout bounds a connection to the upstream (default
 	// proxy.DefaultDialTimeout); ResponseTimeout bounds the wait for the
 	// answer's header after the request was sent (default 60 s).
@@ -59,9 +59,6 @@ type Config struct {
 	// UserHeader is the trusted header of HeaderAuth (X-Remote-User when
 	// empty).
 	UserHeader string
-	// UpstreamPassword returns the user's stored upstream password for
-	// StoredAuth.
-	UpstreamPassword func(ctx context.Context, user string) (string, error)
 	// CalDAVPath and CardDAVPath are where /.well-known/caldav and
 	// /.well-known/carddav redirect ("/" when empty).
 	CalDAVPath, CardDAVPath string
@@ -268,7 +265,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 	defer cancel(nil)
 	release, err := h.reg.Track(proxy.SessionInfo{
 		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
-		Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
+		AppPassName: grant.AppPassName, Expires: grant.Expires, Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
 	}, mark, func(reason string) {
 		cancel(errors.New(reason))
 		// The upstream round trip ends only once its copy of the request

@@ -7,44 +7,12 @@ import (
 	"sync"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/proxy"
 )
 
-// clientAddr is the socket's peer, or, when that peer is a trusted proxy,
-// the nearest address in X-Forwarded-For that is not a trusted proxy.
+// clientAddr is the socket's peer, or the client a trusted proxy names.
 func (h *Handler) clientAddr(r *http.Request) netip.AddrPort {
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	peer = netip.AddrPortFrom(peer.Addr().Unmap(), peer.Port())
-	if !h.trusted(peer.Addr()) {
-		return peer
-	}
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break
-		}
-		client = netip.AddrPortFrom(a.Unmap(), 0)
-		if !h.trusted(client.Addr()) {
-			break
-		}
-	}
-	return client
-}
-
-func (h *Handler) trusted(a netip.Addr) bool {
-	for _, p := range h.cfg.TrustedProxies {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return proxy.ClientAddr(r, h.cfg.TrustedProxies)
 }
 
 // protocolOf picks CalDAV or CardDAV by the longest matching prefix;

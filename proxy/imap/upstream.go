@@ -79,7 +79,7 @@ func (p *Protocol) upstreamLogin(ctx context.Context, u *upstreamConn, user stri
 	if err := u.greeting(); err != nil {
 		return nil, err
 	}
-	if cfg := p.cfg.UpstreamStartTLS; cfg != nil {
+	if cfg := p.cfg.UpstreamTLS; cfg != nil {
 		if err := u.startTLS(ctx, cfg); err != nil {
 			return nil, err
 		}

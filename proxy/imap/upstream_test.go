@@ -187,7 +187,7 @@ func TestUpstreamLogin(t *testing.T) {
 			s.send("P1 NO too big")
 			s.drain()
 		}, nil, errUpstreamRefused, []string{"P1 LOGIN \"alice\" {7}"}},
-		{"starttls", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: clientTLS, MasterUser: "master", MasterPassword: "master-pw"}}, "alice", func(s *fakeUpstream) {
+		{"starttls", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: clientTLS, MasterUser: "master", MasterPassword: "master-pw"}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready")
 			// Injected after the OK in the same segment: must be discarded.
 			_ = s.expect("P1 STARTTLS", "P1 OK Begin TLS\r\n* CAPABILITY IMAP4rev1 SASL-IR") &&
@@ -196,18 +196,18 @@ func TestUpstreamLogin(t *testing.T) {
 				s.expect("P3 AUTHENTICATE PLAIN", "+ ") &&
 				s.expect(b64(masterPlain), "P3 "+okLoggedIn)
 		}, []string{"IMAP4rev1", "IDLE", "MOVE"}, nil, nil},
-		{"starttls, untrusted certificate (P5)", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: &tls.Config{ServerName: "127.0.0.1"}, MasterUser: "master", MasterPassword: "master-pw"}}, "alice", func(s *fakeUpstream) {
+		{"starttls, untrusted certificate (P5)", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: &tls.Config{ServerName: "127.0.0.1"}, MasterUser: "master", MasterPassword: "master-pw"}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS SASL-IR] ready")
 			if s.expect("P1 STARTTLS", "P1 OK Begin TLS") {
 				// The proxy refuses the certificate, so this handshake fails.
 				_ = tls.Server(s.conn, s.tls).Handshake()
 			}
 		}, nil, nil, []string{"P1 STARTTLS"}},
-		{"starttls not offered", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}}, "alice", func(s *fakeUpstream) {
+		{"starttls not offered", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: clientTLS, UpstreamPassword: storedPassword("pw")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready")
 			s.drain()
 		}, nil, errNoUpstreamTLS, []string{}},
-		{"starttls refused", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamStartTLS: clientTLS, UpstreamPassword: storedPassword("pw")}}, "alice", func(s *fakeUpstream) {
+		{"starttls refused", Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: clientTLS, UpstreamPassword: storedPassword("pw")}}, "alice", func(s *fakeUpstream) {
 			s.send("* OK [CAPABILITY IMAP4rev1 STARTTLS] ready")
 			_ = s.expect("P1 STARTTLS", "P1 BAD no")
 			s.drain()

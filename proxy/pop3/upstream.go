@@ -55,7 +55,7 @@ func (p *Protocol) upstreamDialogue(ctx context.Context, up *proxy.Conn, auth []
 	if err != nil {
 		return err
 	}
-	if p.cfg.UpstreamStartTLS != nil {
+	if p.cfg.UpstreamTLS != nil {
 		if err := p.upstreamSTLS(ctx, up); err != nil {
 			return err
 		}
@@ -113,7 +113,7 @@ func (p *Protocol) upstreamSTLS(ctx context.Context, up *proxy.Conn) error {
 	if up.R.Buffered() > 0 {
 		return fmt.Errorf("pop3 upstream STLS: %w: data after the STLS reply", proxy.ErrUpstream)
 	}
-	if err := up.StartTLSClient(ctx, p.cfg.UpstreamStartTLS); err != nil {
+	if err := up.StartTLSClient(ctx, p.cfg.UpstreamTLS); err != nil {
 		return fmt.Errorf("pop3 upstream STLS handshake: %w: %w", proxy.ErrUpstream, err)
 	}
 	return nil

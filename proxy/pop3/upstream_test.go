@@ -112,7 +112,7 @@ func TestUpstreamLogin(t *testing.T) {
 		return storedSecret, nil
 	}}}
 	with := func(c Config, edit func(*Config)) Config { edit(&c); return c }
-	withTLS := func(c *Config) { c.UpstreamStartTLS = certs.client }
+	withTLS := func(c *Config) { c.UpstreamTLS = certs.client }
 	withXClient := func(c *Config) { c.XClient = true }
 	loggedIn := map[string][]string{"AUTH": {"+OK Logged in."}}
 	replies := func(extra map[string][]string) map[string][]string {
@@ -190,7 +190,7 @@ func TestUpstreamLogin(t *testing.T) {
 			// proxy.Upstream.ClientTLS names the server; a configuration
 			// without a name cannot verify anything and fails closed.
 			name: "STLS without a server name", up: fakeUpstream{greeting: "+OK ready", tls: certs.server, replies: replies(map[string][]string{"STLS": {"+OK"}})},
-			cfg: with(master, func(c *Config) { c.UpstreamStartTLS = &tls.Config{RootCAs: certs.client.RootCAs} }), wantLines: []string{"STLS"}, wantErr: []error{proxy.ErrUpstream},
+			cfg: with(master, func(c *Config) { c.UpstreamTLS = &tls.Config{RootCAs: certs.client.RootCAs} }), wantLines: []string{"STLS"}, wantErr: []error{proxy.ErrUpstream},
 		},
 		{
 			name: "STLS then XCLIENT from CAPA", up: fakeUpstream{greeting: "+OK ready", tls: certs.server,
@@ -204,7 +204,7 @@ func TestUpstreamLogin(t *testing.T) {
 		},
 		{
 			name: "STLS certificate not trusted", up: fakeUpstream{greeting: "+OK ready", tls: certs.server, replies: replies(map[string][]string{"STLS": {"+OK"}})},
-			cfg: with(master, func(c *Config) { c.UpstreamStartTLS = untrusted }), wantLines: []string{"STLS"}, wantErr: []error{proxy.ErrUpstream},
+			cfg: with(master, func(c *Config) { c.UpstreamTLS = untrusted }), wantLines: []string{"STLS"}, wantErr: []error{proxy.ErrUpstream},
 		},
 		{
 			name: "STLS reply with injected data", up: fakeUpstream{greeting: "+OK ready", tls: certs.server, replies: replies(map[string][]string{"STLS": {"+OK", "+OK Logged in."}})},
