@@ -72,7 +72,10 @@ error_log {{.Dir}}/error.log error;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream dav { server {{.Upstream}}; keepalive 64; }
+  # postern keeps a client connection and an upstream one for as long as
+  # they are used; nginx's default closes both after 1000 requests.
+  keepalive_requests 1000000;
+  upstream dav { server {{.Upstream}}; keepalive 64; keepalive_requests 1000000; }
   server {
     listen {{.Addr}} ssl;
     ssl_certificate {{.Cert}};
