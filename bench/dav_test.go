@@ -17,6 +17,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/postern-dev/postern/bench/load"
 	"github.com/postern-dev/postern/internal/memdav"
 	"github.com/postern-dev/postern/internal/testpeer"
 )
@@ -108,6 +109,7 @@ type davTarget struct {
 	base   string
 	header bool // send X-Remote-User (direct and nginx; nothing checks a password there)
 	pw     map[string]string
+	pid    int // the proxy process (0: none), whose processor time is counted
 }
 
 func TestDAVReport(t *testing.T) {
@@ -150,11 +152,11 @@ func TestDAVReport(t *testing.T) {
 	var verdicts []string
 	for _, up := range ups {
 		post := startDAVPostern(t, postern, cert, up.url, users)
-		ng := startDAVNginx(t, cert, up.url)
+		ng, ngPID := startDAVNginx(t, cert, up.url)
 		targets := []davTarget{
 			{name: Direct, base: strings.TrimSuffix(up.url, "/"), header: true},
-			{name: Postern, base: "https://" + post.addr, pw: post.pw},
-			{name: Nginx, base: "https://" + ng, header: true},
+			{name: Postern, base: "https://" + post.addr, pw: post.pw, pid: post.pid},
+			{name: Nginx, base: "https://" + ng, header: true, pid: ngPID},
 		}
 		res := map[string]map[int]davFigures{}
 		for _, tg := range targets {
@@ -211,6 +213,7 @@ func seedRadicale(t *testing.T, rad *testpeer.RadicalePeer, users []string) {
 type davPostern struct {
 	addr string
 	pw   map[string]string
+	pid  int
 }
 
 func startDAVPostern(t *testing.T, bin string, cert certFiles, upstream string, users []string) davPostern {
@@ -234,14 +237,15 @@ func startDAVPostern(t *testing.T, bin string, cert certFiles, upstream string, 
 	proc := startProcess(t, dir, "postern-dav", bin, "serve", "-c", p.conf)
 	t.Cleanup(func() { proc.stop(t) })
 	waitHTTPS(t, addr, proc.exited)
+	out.pid = proc.pid()
 	return out
 }
 
-func startDAVNginx(t *testing.T, cert certFiles, upstream string) string {
+func startDAVNginx(t *testing.T, cert certFiles, upstream string) (addr string, pid int) {
 	t.Helper()
 	bin := testpeer.RequirePeer(t, "nginx")
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr = freeAddr(t)
 	var conf bytes.Buffer
 	up := strings.TrimSuffix(strings.TrimPrefix(upstream, "http://"), "/")
 	if err := davNginxConfig.Execute(&conf, map[string]string{"Dir": dir, "Cert": cert.cert, "Key": cert.key, "Addr": addr, "Upstream": up}); err != nil {
@@ -254,7 +258,7 @@ func startDAVNginx(t *testing.T, cert certFiles, upstream string) string {
 	proc := startProcess(t, dir, "nginx-dav", bin, "-p", dir, "-c", cf, "-e", filepath.Join(dir, "error.log"))
 	t.Cleanup(func() { proc.stop(t) })
 	waitHTTPS(t, addr, proc.exited)
-	return addr
+	return addr, proc.pid()
 }
 
 // waitHTTPS polls until addr completes a TLS handshake.
@@ -282,15 +286,29 @@ const davReportBody = `<?xml version="1.0" encoding="utf-8"?><c:calendar-query x
 
 const davPropfindBody = `<?xml version="1.0" encoding="utf-8"?><d:propfind xmlns:d="DAV:"><d:prop><d:resourcetype/><d:getetag/><d:displayname/></d:prop></d:propfind>`
 
-// davFigures are one target's latencies (sorted on use) over a run.
+// davFigures are one target's latencies (sorted on use) over a run, and
+// the processor time its proxy process used over the whole run, warm-up
+// included, with the number of requests answered in that time.
 type davFigures struct {
 	lat      []time.Duration
 	measured time.Duration
 	errors   int
+	cpu      time.Duration
+	answered int
 }
 
 func (f davFigures) merge(g davFigures) davFigures {
-	return davFigures{lat: append(f.lat, g.lat...), measured: f.measured + g.measured, errors: f.errors + g.errors}
+	return davFigures{lat: append(f.lat, g.lat...), measured: f.measured + g.measured, errors: f.errors + g.errors,
+		cpu: f.cpu + g.cpu, answered: f.answered + g.answered}
+}
+
+// cpuPerRequest is the proxy's processor time per request in µs: unlike
+// the rates, it barely moves with what else runs on the machine.
+func (f davFigures) cpuPerRequest() float64 {
+	if f.answered == 0 {
+		return 0
+	}
+	return float64(f.cpu.Microseconds()) / float64(f.answered)
 }
 
 func (f davFigures) rate() float64 { return float64(len(f.lat)) / f.measured.Seconds() }
@@ -316,6 +334,17 @@ func runDAVMix(t *testing.T, tg davTarget, up davUpstream, users []string, c int
 	var mu sync.Mutex
 	var out davFigures
 	var wg sync.WaitGroup
+	cpu := func() time.Duration {
+		if tg.pid == 0 {
+			return 0
+		}
+		d, err := load.TreeCPU(tg.pid)
+		if err != nil {
+			t.Fatalf("%s cpu: %v", tg.name, err)
+		}
+		return d
+	}
+	cpu0 := cpu()
 	for i := range c {
 		wg.Go(func() {
 			tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1,
@@ -324,7 +353,7 @@ func runDAVMix(t *testing.T, tg davTarget, up davUpstream, users []string, c int
 			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 			user := users[i%len(users)]
 			var lat []time.Duration
-			errs := 0
+			errs, answered := 0, 0
 			for n := 0; ctx.Err() == nil; n++ {
 				var req *http.Request
 				switch n % 3 {
@@ -359,6 +388,7 @@ func runDAVMix(t *testing.T, tg davTarget, up davUpstream, users []string, c int
 					errs++
 					continue
 				}
+				answered++
 				if t0.After(measureFrom) {
 					lat = append(lat, time.Since(t0))
 				}
@@ -366,11 +396,13 @@ func runDAVMix(t *testing.T, tg davTarget, up davUpstream, users []string, c int
 			mu.Lock()
 			out.lat = append(out.lat, lat...)
 			out.errors += errs
+			out.answered += answered
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	out.measured = time.Since(measureFrom)
+	out.cpu = cpu() - cpu0
 	if out.errors > 0 {
 		t.Logf("%s c=%d: %d failed requests", tg.name, c, out.errors)
 	}
@@ -391,6 +423,7 @@ func davTable(upstream string, res map[string]map[int]davFigures) string {
 		row("p50 (ms)", ms(d.pct(0.5)), ms(p.pct(0.5)), ms(n.pct(0.5)), 2)
 		row("p99 (ms)", ms(d.pct(0.99)), ms(p.pct(0.99)), ms(n.pct(0.99)), 2)
 		fmt.Fprintf(&b, "| added p50 over direct, c=%d (ms) | – | %.2f | %.2f | | | |\n", c, ms(p.pct(0.5)-d.pct(0.5)), ms(n.pct(0.5)-d.pct(0.5)))
+		fmt.Fprintf(&b, "| proxy CPU per request, c=%d (µs) | – | %.0f | %.0f | | %.2f | |\n", c, p.cpuPerRequest(), n.cpuPerRequest(), p.cpuPerRequest()/n.cpuPerRequest())
 	}
 	return b.String()
 }
@@ -447,7 +480,13 @@ warm-up and 2 s measured. **direct**: plain HTTP to the upstream, naming the
 user in X-Remote-User. **postern**: ` + "`postern serve`" + ` over TLS with an app
 password in Basic on every request, header auth upstream, default log
 level. **nginx**: nginx as a plain TLS reverse proxy with upstream keep-alive
-and no authentication, the floor any HTTP proxy pays. The upstreams are
+and no authentication, the floor any HTTP proxy pays. Both proxies may use
+both cores: postern with Go's default GOMAXPROCS (2), nginx with one worker
+per core (worker_processes auto: 2); the clients and the in-process upstream
+run in the benchmark process on the same cores. "proxy CPU per request" is
+the proxy's processor time (user + system, its processes together, from
+/proc) over the whole run divided by the requests it answered: unlike the
+rates it barely depends on what else runs on the machine. The upstreams are
 Radicale 3 (Debian) with http_x_remote_user, and go-webdav's CalDAV handler
 over an in-memory backend (internal/memdav) in the benchmark process.`
 
