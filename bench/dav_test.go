@@ -295,6 +295,7 @@ type davFigures struct {
 	errors   int
 	cpu      time.Duration
 	answered int
+	firstErr error // of a run, for its log line
 }
 
 func (f davFigures) merge(g davFigures) davFigures {
@@ -385,6 +386,13 @@ func runDAVMix(t *testing.T, tg davTarget, up davUpstream, users []string, c int
 					break
 				}
 				if err != nil {
+					if errs == 0 {
+						mu.Lock()
+						if out.firstErr == nil {
+							out.firstErr = err
+						}
+						mu.Unlock()
+					}
 					errs++
 					continue
 				}
@@ -404,7 +412,7 @@ func runDAVMix(t *testing.T, tg davTarget, up davUpstream, users []string, c int
 	out.measured = time.Since(measureFrom)
 	out.cpu = cpu() - cpu0
 	if out.errors > 0 {
-		t.Logf("%s c=%d: %d failed requests", tg.name, c, out.errors)
+		t.Logf("%s c=%d: %d failed requests, the first: %v", tg.name, c, out.errors, out.firstErr)
 	}
 	return out
 }
