@@ -9,9 +9,9 @@ import (
 )
 
 // TestLiveSessionsFromRegistry: the listing names each session's app
-// password as the registry carries it (the store is read only for a
-// session without the name), and ending one session by id audits its
-// owner and removes it.
+// password as the registry carries it (every front-end carries the name
+// its grant gave), and ending one session by id audits its owner and
+// removes it.
 func TestLiveSessionsFromRegistry(t *testing.T) {
 	e := newEnv(t)
 	e.user("alice", "alice-password", "")
@@ -23,7 +23,7 @@ func TestLiveSessionsFromRegistry(t *testing.T) {
 	e.live.add(t,
 		proxy.SessionInfo{ID: "s1", Username: "alice", CredentialID: ap.ID, AppPassName: "as logged in",
 			Protocol: authstore.IMAP, Remote: mustAddr("198.51.100.7:50000"), Start: epoch},
-		proxy.SessionInfo{ID: "s2", Username: "alice", CredentialID: ap.ID,
+		proxy.SessionInfo{ID: "s2", Username: "alice", CredentialID: ap.ID, AppPassName: ap.Name,
 			Protocol: authstore.CalDAV, Remote: mustAddr("198.51.100.7:50001"), Start: epoch.Add(1)},
 		proxy.SessionInfo{ID: "s3", Username: "bob", CredentialID: "password",
 			Protocol: authstore.POP3, Remote: mustAddr("198.51.100.8:50000"), Start: epoch.Add(2)},
@@ -39,7 +39,7 @@ func TestLiveSessionsFromRegistry(t *testing.T) {
 		t.Errorf("s1 app password name %q, want the registry's", got)
 	}
 	if got := out.Sessions[1].AppPasswordName; got != "laptop" {
-		t.Errorf("s2 app password name %q, want the store's", got)
+		t.Errorf("s2 app password name %q, want the registry's", got)
 	}
 	ops.must(200, "GET", "/api/v1/sessions", nil).decode(t, &out)
 	if len(out.Sessions) != 3 || out.Sessions[2].AppPasswordID != "" || out.Sessions[2].AppPasswordName != "" {

@@ -152,37 +152,15 @@ func (s *Server) listSessions(c *Call) (any, error) {
 		f = proxy.Filter{Username: cu}
 	}
 	out := []LiveSession{}
-	var names map[string]map[string]string // user → app password id → name
 	for _, si := range s.cfg.Sessions.Find(f) {
 		ls := LiveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
 			Client: si.Client, Started: si.Start.UTC(), BytesIn: si.BytesIn, BytesOut: si.BytesOut}
 		if si.CredentialID != "password" {
 			ls.AppPasswordID, ls.AppPasswordName = si.CredentialID, si.AppPassName
-			if ls.AppPasswordName == "" { // a front-end that does not carry the name
-				if names == nil {
-					names = map[string]map[string]string{}
-				}
-				ls.AppPasswordName = s.appPasswordName(c, names, si.Username, si.CredentialID)
-			}
 		}
 		out = append(out, ls)
 	}
 	return SessionList{Sessions: out}, nil
-}
-
-// appPasswordName looks an app password's name up in the store, once per
-// user.
-func (s *Server) appPasswordName(c *Call, cache map[string]map[string]string, user, id string) string {
-	m, ok := cache[user]
-	if !ok {
-		m = map[string]string{}
-		aps, _ := s.store.ListAppPasswords(c.R.Context(), user)
-		for _, ap := range aps {
-			m[ap.ID] = ap.Name
-		}
-		cache[user] = m
-	}
-	return m[id]
 }
 
 func (s *Server) endLiveSession(c *Call) (any, error) {
