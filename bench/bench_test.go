@@ -87,11 +87,10 @@ func TestReport(t *testing.T) {
 	if p.write {
 		// The revocation and DAV sections come from their own runs; keep them.
 		if old, err := os.ReadFile("RESULTS.md"); err == nil {
-			if kept := keptSection(string(old)); kept != "" {
-				report = withSection(report, kept)
-			}
-			if dav := davSectionOf(string(old)); dav != "" {
-				report = strings.TrimRight(report, "\n") + "\n\n" + dav
+			for _, sec := range []section{revocationSection, davSection} {
+				if kept := sec.of(string(old)); kept != "" {
+					report = sec.put(report, kept)
+				}
 			}
 		}
 		if err := os.WriteFile("RESULTS.md", []byte(report), 0o644); err != nil {

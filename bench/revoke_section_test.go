@@ -5,25 +5,28 @@ import (
 	"testing"
 )
 
-func TestRevocationSectionPlacement(t *testing.T) {
-	section := sectionStart + "\n## Ending sessions\n\nold-data\n" + sectionEnd + "\n"
+func TestSectionPlacement(t *testing.T) {
+	s := revocationSection
+	text := s.begin + "\n## Ending sessions\n\nold-data\n" + s.end + "\n"
 	main := "# postern benchmarks\n\n## Figures\n\ntable\n\n## Notes from the run\n\n- a note\n"
-	once := withSection(main, section)
-	if !strings.Contains(once, "table\n\n"+sectionStart) || !strings.Contains(once, sectionEnd+"\n\n## Notes from the run") {
+	once := s.put(main, text)
+	if !strings.HasPrefix(once, main) || !strings.HasSuffix(once, "- a note\n\n"+text) {
 		t.Fatalf("first placement:\n%s", once)
 	}
-	newer := strings.Replace(section, "old-data", "new-data", 1)
-	twice := withSection(once, newer)
-	if strings.Count(twice, sectionStart) != 1 || !strings.Contains(twice, "new-data") || strings.Contains(twice, "old-data") {
+	newer := strings.Replace(text, "old-data", "new-data", 1)
+	twice := s.put(once, newer)
+	if strings.Count(twice, s.begin) != 1 || !strings.Contains(twice, "new-data") || strings.Contains(twice, "old-data") {
 		t.Fatalf("replacement:\n%s", twice)
 	}
-	if kept := keptSection(twice); kept != newer {
+	if kept := s.of(twice); kept != newer {
 		t.Fatalf("kept %q, want %q", kept, newer)
 	}
-	if got := withSection("# report\n", section); !strings.HasSuffix(got, section) {
-		t.Fatalf("without notes:\n%s", got)
+	// A section in the middle stays where it is, and what follows it is kept.
+	mid := s.put("# report\n\n"+text+"\n"+davSection.begin+"\ndav\n"+davSection.end+"\n", newer)
+	if want := "# report\n\n" + newer + "\n" + davSection.begin + "\ndav\n" + davSection.end + "\n"; mid != want {
+		t.Fatalf("in the middle:\n%q\nwant\n%q", mid, want)
 	}
-	if keptSection(main) != "" {
-		t.Fatal("kept a section that is not there")
+	if s.of(main) != "" || davSection.of(twice) != "" {
+		t.Fatal("found a section that is not there")
 	}
 }
