@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,6 +101,11 @@ type Client struct {
 	t    testing.TB
 	conn net.Conn
 	r    *bufio.Reader
+	tls  *tls.Config // for StartTLS
+}
+
+func newClient(t testing.TB, c net.Conn, cfg *tls.Config) *Client {
+	return &Client{t: t, conn: c, r: bufio.NewReader(c), tls: cfg}
 }
 
 // Dial connects to the front-end, with TLS when it is implicit.
@@ -117,7 +123,24 @@ func (f *Front) Dial(t testing.TB) *Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &Client{t: t, conn: c, r: bufio.NewReader(c)}
+	return newClient(t, c, f.ClientTLS)
+}
+
+// StartTLS upgrades the connection after the front-end's go-ahead. Bytes
+// already read and not yet consumed fail the test: nothing may come
+// between that answer and the handshake.
+func (c *Client) StartTLS() {
+	c.t.Helper()
+	if n := c.r.Buffered(); n > 0 {
+		c.t.Fatalf("%d unread bytes before TLS", n)
+	}
+	c.conn.SetDeadline(time.Now().Add(IOGuard))
+	tc := tls.Client(c.conn, c.tls)
+	if err := tc.Handshake(); err != nil {
+		c.t.Fatalf("client TLS handshake: %v", err)
+	}
+	c.conn = tc
+	c.r = bufio.NewReader(tc)
 }
 
 // Send writes lines, each ended with CRLF.
@@ -138,7 +161,7 @@ func (c *Client) Write(raw string) {
 	}
 }
 
-// Line reads one line, CRLF removed.
+// Line reads one line, which must end in CRLF, and returns it without.
 func (c *Client) Line() string {
 	c.t.Helper()
 	c.conn.SetReadDeadline(time.Now().Add(IOGuard))
@@ -146,7 +169,34 @@ func (c *Client) Line() string {
 	if err != nil {
 		c.t.Fatalf("read a line: %v (got %q)", err, l)
 	}
-	return strings.TrimRight(l, "\r\n")
+	if !strings.HasSuffix(l, "\r\n") {
+		c.t.Fatalf("line %q does not end in CRLF", l)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// ExpectLines reads one line for each of want and fails the test unless
+// each is exactly what it reads.
+func (c *Client) ExpectLines(want ...string) {
+	c.t.Helper()
+	for _, w := range want {
+		if got := c.Line(); got != w {
+			c.t.Fatalf("got %q, want %q", got, w)
+		}
+	}
+}
+
+// Rest reads until the front-end closes the connection and returns what
+// came. A reset counts as a close: a server that closes with unread client
+// bytes in its buffer makes the kernel send RST.
+func (c *Client) Rest() string {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(IOGuard))
+	b, err := io.ReadAll(c.r)
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, syscall.ECONNRESET) {
+		c.t.Fatalf("read to close: %v (got %q)", err, b)
+	}
+	return string(b)
 }
 
 // Expect reads one line and fails the test unless it starts with prefix.
