@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,7 +41,12 @@ type Front struct {
 	Addr      string
 	ClientTLS *tls.Config // trusts exactly the front-end's certificate
 	implicit  bool
+	stop      func()
 }
+
+// Stop shuts the front-end down now, rather than when the test ends, and
+// fails the test unless Shutdown and Serve return nil.
+func (f *Front) Stop() { f.stop() }
 
 // Start serves cfg on a loopback port until t ends. A nil cfg.TLS gets a
 // throwaway certificate.
@@ -55,7 +61,7 @@ func Start(t testing.TB, cfg proxy.ServerConfig) *Front {
 	f.Addr = ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
+	f.stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), IOGuard)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -65,6 +71,7 @@ func Start(t testing.TB, cfg proxy.ServerConfig) *Front {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	t.Cleanup(f.stop)
 	return f
 }
 
@@ -142,6 +149,9 @@ func (c *Client) StartTLS() {
 	c.conn = tc
 	c.r = bufio.NewReader(tc)
 }
+
+// Close closes the connection from the client's side.
+func (c *Client) Close() { c.conn.Close() }
 
 // Send writes lines, each ended with CRLF.
 func (c *Client) Send(lines ...string) {
