@@ -3,11 +3,11 @@ package fronttest
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/linetest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -20,33 +20,6 @@ const (
 	StartTLS              // cleartext, STARTTLS/STLS offered
 	Implicit              // TLS from the first byte
 )
-
-// TCPPair returns both ends of a real loopback TCP connection, closed when
-// t ends.
-func TCPPair(t testing.TB) (client, server net.Conn) {
-	t.Helper()
-	ln := listen(t)
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			c = nil
-		}
-		accepted <- c
-	}()
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	server = <-accepted
-	if server == nil {
-		client.Close()
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { client.Close(); server.Close() })
-	return client, server
-}
 
 // Decision is the test's answer to a login the front-end returned, in
 // place of the session's: Reject with Err when it is set, else Accept with
@@ -77,7 +50,7 @@ type Session struct {
 // (its greeting still unread) and the session.
 func DriveFrontend(ctx context.Context, t testing.TB, p proxy.Protocol, mode Mode) (*Client, *Session) {
 	t.Helper()
-	cc, sc := TCPPair(t)
+	cc, sc := linetest.TCPPair(t)
 	serverTLS, clientTLS := testpeer.TLS(t)
 	var offer *tls.Config
 	switch mode {
@@ -101,7 +74,7 @@ func DriveFrontend(ctx context.Context, t testing.TB, p proxy.Protocol, mode Mod
 		cc.Close()
 		<-s.done
 	})
-	return newClient(t, cc, clientTLS), s
+	return linetest.NewClient(t, cc, clientTLS), s
 }
 
 func (s *Session) drive(ctx context.Context) error {

@@ -8,7 +8,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/postern-dev/postern/authstore"
-	"github.com/postern-dev/postern/internal/fronttest"
+	"github.com/postern-dev/postern/internal/linetest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -27,7 +27,7 @@ func TestGoIMAPClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc, sc := fronttest.TCPPair(t)
+			cc, sc := linetest.TCPPair(t)
 			serverTLS, clientTLS := testpeer.TLS(t)
 			logins := make(chan proxy.Login, 1)
 			go func() {

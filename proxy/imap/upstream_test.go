@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/internal/fronttest"
+	"github.com/postern-dev/postern/internal/linetest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -32,7 +33,7 @@ type fakeUpstream struct {
 // the other end; wait returns the commands once script is done.
 func runFake(t *testing.T, serverTLS *tls.Config, script func(s *fakeUpstream)) (up *proxy.Conn, wait func() []string) {
 	t.Helper()
-	cc, sc := fronttest.TCPPair(t)
+	cc, sc := linetest.TCPPair(t)
 	if err := sc.SetDeadline(time.Now().Add(fronttest.IOGuard)); err != nil {
 		t.Fatal(err)
 	}
