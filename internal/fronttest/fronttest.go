@@ -84,13 +84,14 @@ func StartHTTPS(t testing.TB, h http.Handler, connContext func(context.Context, 
 	ln := listen(t)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		srv.Close()
 		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Front{Addr: ln.Addr().String(), ClientTLS: clientTLS, implicit: true}
+	t.Cleanup(stop)
+	return &Front{Addr: ln.Addr().String(), ClientTLS: clientTLS, implicit: true, stop: stop}
 }
 
 func listen(t testing.TB) net.Listener {
