@@ -174,9 +174,9 @@ func TestExpiryEndsALiveRelay(t *testing.T) {
 		t.Errorf("listed %+v", s)
 	}
 	clk.advance(time.Hour)
-	cl.expectEnd(reasonExpired, time.Now().Add(time.Second))
+	expectEnd(t, cl, reasonExpired, time.Now().Add(time.Second))
 	eventually(t, "the expired session to leave the registry", func() bool { return h.reg.Count() == 0 })
 	late := h.dial()
-	late.send("LOGIN alice ap-a1\r\n")
-	late.expect("NO auth")
+	late.Write("LOGIN alice ap-a1\r\n")
+	late.ExpectLines("NO auth")
 }

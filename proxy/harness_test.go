@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/postern-dev/postern/internal/testpeer"
 	"io"
 	"net"
 	"net/url"
@@ -18,6 +17,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/postern-dev/postern/internal/linetest"
+	"github.com/postern-dev/postern/internal/testpeer"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -399,34 +401,19 @@ func (h *harness) shutdown() {
 }
 
 // client is a raw connection to the proxy.
-type client struct {
-	t *testing.T
-	c net.Conn
-	r *bufio.Reader
-}
+type client = linetest.Client
 
 // connect opens a connection without reading anything.
 func (h *harness) connect() *client {
 	h.t.Helper()
-	var c net.Conn
-	var err error
-	if h.clientTLS != nil {
-		c, err = tls.Dial("tcp", h.addr, h.clientTLS)
-	} else {
-		c, err = net.Dial("tcp", h.addr)
-	}
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	h.t.Cleanup(func() { c.Close() })
-	return &client{t: h.t, c: c, r: bufio.NewReader(c)}
+	return linetest.Dial(h.t, h.addr, h.clientTLS, h.clientTLS != nil)
 }
 
 // dial connects and reads the greeting.
 func (h *harness) dial() *client {
 	h.t.Helper()
 	cl := h.connect()
-	cl.expect("HELLO")
+	cl.ExpectLines("HELLO")
 	return cl
 }
 
@@ -434,49 +421,22 @@ func (h *harness) dial() *client {
 func (h *harness) loggedIn(user, secret string) *client {
 	h.t.Helper()
 	cl := h.dial()
-	cl.send("LOGIN " + user + " " + secret + "\r\n")
-	cl.expect("OK " + strings.ToLower(user))
+	cl.Write("LOGIN " + user + " " + secret + "\r\n")
+	cl.ExpectLines("OK " + strings.ToLower(user))
 	return cl
-}
-
-func (c *client) send(s string) {
-	c.t.Helper()
-	c.c.SetWriteDeadline(time.Now().Add(ioTimeout))
-	if _, err := io.WriteString(c.c, s); err != nil {
-		c.t.Fatalf("send %q: %v", s, err)
-	}
-}
-
-// readLine reads one line (without CRLF) before deadline.
-func (c *client) readLine(deadline time.Time) (string, error) {
-	c.c.SetReadDeadline(deadline)
-	line, err := c.r.ReadString('\n')
-	return strings.TrimSuffix(line, "\r\n"), err
-}
-
-func (c *client) expect(want string) {
-	c.t.Helper()
-	got, err := c.readLine(time.Now().Add(ioTimeout))
-	if err != nil || got != want {
-		c.t.Fatalf("read %q, %v; want %q", got, err, want)
-	}
 }
 
 // expectEnd reads the final BYE line and then end of stream, all before
 // deadline.
-func (c *client) expectEnd(bye string, deadline time.Time) {
-	c.t.Helper()
+func expectEnd(t *testing.T, cl *client, bye string, deadline time.Time) {
+	t.Helper()
 	if bye != "" {
-		got, err := c.readLine(deadline)
+		got, err := cl.LineBefore(deadline)
 		if err != nil || got != "BYE "+bye {
-			c.t.Fatalf("read %q, %v; want BYE %s", got, err, bye)
+			t.Fatalf("read %q, %v; want BYE %s", got, err, bye)
 		}
 	}
-	c.c.SetReadDeadline(deadline)
-	n, err := c.r.Read(make([]byte, 1))
-	if n != 0 || !errors.Is(err, io.EOF) {
-		c.t.Fatalf("after BYE: %d bytes, %v; want EOF", n, err)
-	}
+	cl.ExpectEOF(deadline)
 }
 
 // nextUpstream returns the next connection the fake upstream accepted.

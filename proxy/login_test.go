@@ -33,18 +33,18 @@ func TestP5_PipelinedAfterLogin(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
 			cl := h.dial()
-			cl.send("LOGIN " + tt.user + " pw\r\nCMD1\r\nCMD2\r\n")
-			cl.expect("OK " + tt.user)
+			cl.Write("LOGIN " + tt.user + " pw\r\nCMD1\r\nCMD2\r\n")
+			cl.ExpectLines("OK " + tt.user)
 			rec := h.nextUpstream()
 			id := h.sessionOf(tt.user, "password")
-			cl.expect(tt.wantFirst)
+			cl.ExpectLines(tt.wantFirst)
 			if tt.wantFirst != "CMD1" {
-				cl.expect("CMD1")
+				cl.ExpectLines("CMD1")
 			}
-			cl.expect("CMD2")
-			cl.send("QUIT-RELAYED\r\n")
-			cl.expect("QUIT-RELAYED")
-			cl.c.Close()
+			cl.ExpectLines("CMD2")
+			cl.Write("QUIT-RELAYED\r\n")
+			cl.ExpectLines("QUIT-RELAYED")
+			cl.Conn().Close()
 			rec.wait(t)
 			want := "USER " + tt.user + " " + id + "\r\nCMD1\r\nCMD2\r\nQUIT-RELAYED\r\n"
 			if got := rec.received(); got != want {
@@ -63,16 +63,16 @@ func TestP5_PipelinedAfterLogin(t *testing.T) {
 func TestP5_UpstreamRefusesLogin(t *testing.T) {
 	h := newHarness(t)
 	cl := h.dial()
-	cl.send("LOGIN refuse pw\r\nSELECT INBOX\r\n")
-	cl.expect("NO upstream")
+	cl.Write("LOGIN refuse pw\r\nSELECT INBOX\r\n")
+	cl.ExpectLines("NO upstream")
 	rec := h.nextUpstream()
 	rec.wait(t)
 	if got := rec.received(); !regexp.MustCompile(`^USER refuse [0-9a-f]{32}\r\n$`).MatchString(got) {
 		t.Errorf("upstream received %q, want only the USER line", got)
 	}
-	cl.expect("BAD") // the pipelined line met the pre-auth parser instead
-	cl.send("LOGIN alice pw\r\n")
-	cl.expect("OK alice")
+	cl.ExpectLines("BAD") // the pipelined line met the pre-auth parser instead
+	cl.Write("LOGIN alice pw\r\n")
+	cl.ExpectLines("OK alice")
 	if n := len(h.reg.List()); n != 1 {
 		t.Errorf("%d live sessions, want 1", n)
 	}
@@ -123,11 +123,11 @@ func TestAuthFailureForwardsNothing(t *testing.T) {
 				}
 			}
 			cl := h.dial()
-			cl.send(tt.login + "\r\nPIPELINED\r\n")
-			cl.expect(tt.wantAnswer)
-			cl.expect("BAD")
-			cl.send("QUIT\r\n")
-			cl.expectEnd("quit", time.Now().Add(ioTimeout))
+			cl.Write(tt.login + "\r\nPIPELINED\r\n")
+			cl.ExpectLines(tt.wantAnswer)
+			cl.ExpectLines("BAD")
+			cl.Write("QUIT\r\n")
+			expectEnd(t, cl, "quit", time.Now().Add(ioTimeout))
 			if got := h.auth.calls.Load(); got != tt.wantCalls {
 				t.Errorf("Authenticate called %d times, want %d", got, tt.wantCalls)
 			}
@@ -163,12 +163,12 @@ func TestLoginLog(t *testing.T) {
 		c.Logger = slog.New(slog.NewTextHandler(&buf, nil))
 	})
 	cl := h.dial()
-	cl.send("LOGIN ALICE s3cret-wrong\r\n")
-	cl.expect("NO auth")
-	cl.send("LOGIN evil%0D%0Aresult=ok ap-s3cret\r\n")
-	cl.expect("NO auth")
-	cl.send("LOGIN ALICE pw\r\n")
-	cl.expect("OK alice")
+	cl.Write("LOGIN ALICE s3cret-wrong\r\n")
+	cl.ExpectLines("NO auth")
+	cl.Write("LOGIN evil%0D%0Aresult=ok ap-s3cret\r\n")
+	cl.ExpectLines("NO auth")
+	cl.Write("LOGIN ALICE pw\r\n")
+	cl.ExpectLines("OK alice")
 	h.shutdown()
 	var logins []string
 	for _, line := range strings.Split(buf.String(), "\n") {
@@ -213,11 +213,11 @@ func TestP3_PreAuthDeadline(t *testing.T) {
 				// The server closes with a NOOP unread, so the kernel may
 				// answer with a reset that can swallow the BYE: any end
 				// of the connection before the harness timeout will do.
-				cl.c.SetWriteDeadline(deadline)
-				if _, err := cl.c.Write([]byte("NOOP\r\n")); err != nil {
+				cl.Conn().SetWriteDeadline(deadline)
+				if _, err := cl.Conn().Write([]byte("NOOP\r\n")); err != nil {
 					return
 				}
-				line, err := cl.readLine(deadline)
+				line, err := cl.LineBefore(deadline)
 				if isTimeout(err) {
 					t.Fatal("the connection outlived the pre-auth deadline")
 				}
@@ -228,7 +228,7 @@ func TestP3_PreAuthDeadline(t *testing.T) {
 					t.Fatalf("read %q", line)
 				}
 			}
-			cl.expectEnd("login timeout", deadline)
+			expectEnd(t, cl, "login timeout", deadline)
 		})
 	}
 }
@@ -250,12 +250,12 @@ func TestP3_ConnectionCaps(t *testing.T) {
 			first := h.dial()
 			h.loggedIn("alice", "pw") // a relayed session holds its slot too
 			over := h.connect()
-			over.expectEnd("", time.Now().Add(ioTimeout))
+			expectEnd(t, over, "", time.Now().Add(ioTimeout))
 			if got := testutil.ToFloat64(h.metrics.refused.WithLabelValues("imap", tt.reason)); got != 1 {
 				t.Errorf("refused{%s} = %v, want 1", tt.reason, got)
 			}
-			first.send("QUIT\r\n")
-			first.expectEnd("quit", time.Now().Add(ioTimeout))
+			first.Write("QUIT\r\n")
+			expectEnd(t, first, "quit", time.Now().Add(ioTimeout))
 			eventually(t, "the slot to be freed", func() bool {
 				h.srv.mu.Lock()
 				defer h.srv.mu.Unlock()
@@ -274,13 +274,13 @@ func TestShutdown(t *testing.T) {
 	relayed := h.loggedIn("alice", "pw")
 	preauth := h.dial()
 	failed := h.dial()
-	failed.send("LOGIN alice wrong\r\n")
-	failed.expect("NO auth")
+	failed.Write("LOGIN alice wrong\r\n")
+	failed.ExpectLines("NO auth")
 	h.shutdown()
 	deadline := time.Now().Add(ioTimeout)
-	relayed.expectEnd("server shutting down", deadline)
-	preauth.expectEnd("server shutting down", deadline)
-	failed.expectEnd("server shutting down", deadline)
+	expectEnd(t, relayed, "server shutting down", deadline)
+	expectEnd(t, preauth, "server shutting down", deadline)
+	expectEnd(t, failed, "server shutting down", deadline)
 	if n := len(h.reg.List()); n != 0 {
 		t.Errorf("%d sessions still registered", n)
 	}
@@ -288,7 +288,7 @@ func TestShutdown(t *testing.T) {
 		t.Errorf("sessions_live = %v after shutdown", got)
 	}
 	for _, c := range []*client{relayed, preauth, failed} {
-		c.c.Close()
+		c.Conn().Close()
 	}
 	h.up.ln.Close()
 	goroutinesBack(t, base)
@@ -301,9 +301,9 @@ func TestMetricsCounted(t *testing.T) {
 	if got := testutil.ToFloat64(h.metrics.live.WithLabelValues("imap")); got != 1 {
 		t.Errorf("sessions_live = %v, want 1", got)
 	}
-	cl.send("hello upstream\r\n")
-	cl.expect("hello upstream")
-	cl.c.Close()
+	cl.Write("hello upstream\r\n")
+	cl.ExpectLines("hello upstream")
+	cl.Conn().Close()
 	eventually(t, "the session to end", func() bool { return len(h.reg.List()) == 0 })
 	checks := []struct {
 		name string

@@ -69,20 +69,20 @@ func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.advance(old.Sub(clk.Now()))
-	pwSession.send("after the old date\r\n")
-	pwSession.expect("after the old date")
+	pwSession.Write("after the old date\r\n")
+	pwSession.ExpectLines("after the old date")
 
 	clk.advance(grace.Sub(clk.Now()) - time.Millisecond)
-	pwSession.send("still here\r\n")
-	pwSession.expect("still here")
+	pwSession.Write("still here\r\n")
+	pwSession.ExpectLines("still here")
 	clk.advance(time.Millisecond)
-	pwSession.expectEnd(reasonGraceEnded, time.Now().Add(time.Second))
-	apSession.send("ping\r\n")
-	apSession.expect("ping")
+	expectEnd(t, pwSession, reasonGraceEnded, time.Now().Add(time.Second))
+	apSession.Write("ping\r\n")
+	apSession.ExpectLines("ping")
 
 	again := h.dial()
-	again.send("LOGIN alice correct-horse-battery\r\n")
-	again.expect("NO auth")
+	again.Write("LOGIN alice correct-horse-battery\r\n")
+	again.ExpectLines("NO auth")
 }
 
 // TestP10_AppPasswordExpiryEndsSessions: an app password's expiry ends its
@@ -99,11 +99,11 @@ func TestP10_AppPasswordExpiryEndsSessions(t *testing.T) {
 	longSession := h.loggedIn("alice", long)
 
 	clk.advance(expires.Sub(clk.Now()))
-	shortSession.expectEnd(reasonExpired, time.Now().Add(time.Second))
-	longSession.send("ping\r\n")
-	longSession.expect("ping")
+	expectEnd(t, shortSession, reasonExpired, time.Now().Add(time.Second))
+	longSession.Write("ping\r\n")
+	longSession.ExpectLines("ping")
 
 	again := h.dial()
-	again.send("LOGIN alice " + short + "\r\n")
-	again.expect("NO auth")
+	again.Write("LOGIN alice " + short + "\r\n")
+	again.ExpectLines("NO auth")
 }

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/linetest"
 )
 
 func withClientTLS(t *testing.T) harnessOpt {
@@ -67,13 +67,13 @@ func TestRelayByteExact(t *testing.T) {
 			rec := h.nextUpstream()
 			wrote := make(chan error, 1)
 			go func() {
-				cl.c.SetWriteDeadline(time.Now().Add(ioTimeout))
-				_, err := cl.c.Write(data)
+				cl.Conn().SetWriteDeadline(time.Now().Add(ioTimeout))
+				_, err := cl.Conn().Write(data)
 				wrote <- err
 			}()
 			got := make([]byte, size)
-			cl.c.SetReadDeadline(time.Now().Add(ioTimeout))
-			if _, err := io.ReadFull(cl.r, got); err != nil {
+			cl.Conn().SetReadDeadline(time.Now().Add(ioTimeout))
+			if _, err := io.ReadFull(cl, got); err != nil {
 				t.Fatalf("read echo: %v", err)
 			}
 			if err := <-wrote; err != nil {
@@ -82,7 +82,7 @@ func TestRelayByteExact(t *testing.T) {
 			if !bytes.Equal(got, data) {
 				t.Fatal("echo differs from what was sent")
 			}
-			cl.c.Close()
+			cl.Conn().Close()
 			rec.wait(t)
 			if got := rec.received(); !strings.HasSuffix(got, string(data)) || len(got) != size+len("USER alice ")+32+2 {
 				t.Errorf("upstream received %d bytes, want the USER line and %d", len(got), size)
@@ -105,19 +105,19 @@ func TestRelayAfterStartTLS(t *testing.T) {
 		c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	})
 	cl := h.dial()
-	cl.send("STARTTLS\r\n")
-	cl.expect("OK begin")
-	tc := tls.Client(cl.c, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	cl.Write("STARTTLS\r\n")
+	cl.ExpectLines("OK begin")
+	tc := tls.Client(cl.Conn(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
 	tc.SetDeadline(time.Now().Add(ioTimeout))
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	cl = &client{t: t, c: tc, r: bufio.NewReader(tc)}
-	cl.send("LOGIN alice pw\r\nafter tls\r\n")
-	cl.expect("OK alice")
-	cl.expect("after tls")
-	cl.send("QUIT-RELAYED\r\n")
-	cl.expect("QUIT-RELAYED")
+	cl = linetest.NewClient(t, tc, nil)
+	cl.Write("LOGIN alice pw\r\nafter tls\r\n")
+	cl.ExpectLines("OK alice")
+	cl.ExpectLines("after tls")
+	cl.Write("QUIT-RELAYED\r\n")
+	cl.ExpectLines("QUIT-RELAYED")
 }
 
 // TestHalfClose: when one side finishes sending, the other side learns it
@@ -126,19 +126,19 @@ func TestHalfClose(t *testing.T) {
 	t.Run("client finishes first", func(t *testing.T) {
 		h := newHarness(t)
 		cl := h.loggedIn("alice", "pw")
-		cl.send("last words\r\n")
-		cl.c.(*net.TCPConn).CloseWrite()
-		cl.expect("last words")
-		cl.expectEnd("", time.Now().Add(ioTimeout))
+		cl.Write("last words\r\n")
+		cl.Conn().(*net.TCPConn).CloseWrite()
+		cl.ExpectLines("last words")
+		expectEnd(t, cl, "", time.Now().Add(ioTimeout))
 	})
 	t.Run("upstream finishes first", func(t *testing.T) {
 		h := newHarness(t)
 		cl := h.loggedIn("half", "pw")
 		rec := h.nextUpstream()
-		cl.expect("LAST")
-		cl.expectEnd("", time.Now().Add(ioTimeout)) // EOF, yet the session lives
-		cl.send("still talking\r\n")
-		cl.c.Close()
+		cl.ExpectLines("LAST")
+		expectEnd(t, cl, "", time.Now().Add(ioTimeout)) // EOF, yet the session lives
+		cl.Write("still talking\r\n")
+		cl.Conn().Close()
 		rec.wait(t)
 		if got := rec.received(); !strings.HasSuffix(got, "\r\nstill talking\r\n") {
 			t.Errorf("upstream received %q", got)
@@ -233,14 +233,14 @@ func TestP10_Kick(t *testing.T) {
 			deadline := time.Now().Add(time.Second) // the promise of P10
 			for _, i := range tt.kicked {
 				kicked[i] = true
-				clients[i].expectEnd("credentials changed", deadline)
+				expectEnd(t, clients[i], "credentials changed", deadline)
 			}
 			for i, cl := range clients {
 				if kicked[i] {
 					continue
 				}
-				cl.send(fmt.Sprintf("ping %d\r\n", i))
-				cl.expect(fmt.Sprintf("ping %d", i))
+				cl.Write(fmt.Sprintf("ping %d\r\n", i))
+				cl.ExpectLines(fmt.Sprintf("ping %d", i))
 			}
 			eventually(t, "ended sessions to leave the registry", func() bool {
 				return len(h.reg.List()) == len(logins)-len(tt.kicked)
@@ -263,18 +263,18 @@ func TestKickDuringLogin(t *testing.T) {
 	cl := h.dial()
 	// The upstream login is the window between the verdict and the
 	// registration: kick while the fake upstream holds its answer.
-	cl.send("LOGIN gate-alice pw\r\n")
+	cl.Write("LOGIN gate-alice pw\r\n")
 	rec := h.nextUpstream()
 	h.reg.Kick(Filter{Username: "gate-alice"}, "revoked")
 	// Either the session never registered (login refused) or it did and
 	// was ended; it must not survive.
-	line, err := cl.readLine(time.Now().Add(ioTimeout))
+	line, err := cl.LineBefore(time.Now().Add(ioTimeout))
 	switch {
 	case err != nil:
 		t.Fatalf("read: %v", err)
 	case line == "NO auth":
 	case line == "OK gate-alice":
-		cl.expectEnd("revoked", time.Now().Add(ioTimeout))
+		expectEnd(t, cl, "revoked", time.Now().Add(ioTimeout))
 	default:
 		t.Fatalf("read %q", line)
 	}
@@ -299,8 +299,8 @@ func TestIdleTimeout(t *testing.T) {
 			defer tick.Stop()
 			for i := range 30 {
 				<-tick.C
-				cl.send(fmt.Sprintf("line %d\r\n", i))
-				cl.expect(fmt.Sprintf("line %d", i))
+				cl.Write(fmt.Sprintf("line %d\r\n", i))
+				cl.ExpectLines(fmt.Sprintf("line %d", i))
 			}
 		}},
 		{"only the client talking", "sink", func(t *testing.T, h *harness, cl *client) {
@@ -312,7 +312,7 @@ func TestIdleTimeout(t *testing.T) {
 				<-tick.C
 				line := fmt.Sprintf("line %d\r\n", i)
 				want.WriteString(line)
-				cl.send(line)
+				cl.Write(line)
 			}
 			eventually(t, "the upstream to receive every line", func() bool {
 				return strings.HasSuffix(rec.received(), want.String())
@@ -320,7 +320,7 @@ func TestIdleTimeout(t *testing.T) {
 		}},
 		{"only the upstream talking", "tick", func(t *testing.T, h *harness, cl *client) {
 			for range 30 {
-				cl.expect("tick")
+				cl.ExpectLines("tick")
 			}
 		}},
 	}
@@ -330,7 +330,7 @@ func TestIdleTimeout(t *testing.T) {
 			h := newHarness(t, withLimits(Limits{IdleTimeout: idle}), withPark(idle/8))
 			cl := h.loggedIn(tt.user, "pw")
 			tt.busy(t, h, cl)
-			cl.expectEnd("idle timeout", time.Now().Add(ioTimeout))
+			expectEnd(t, cl, "idle timeout", time.Now().Add(ioTimeout))
 		})
 	}
 }
@@ -344,23 +344,23 @@ func TestGoroutinesBack(t *testing.T) {
 	idle := h.loggedIn("carol", "pw")
 	halfClosed := h.loggedIn("half", "pw")
 	refused := h.dial()
-	refused.send("LOGIN refuse pw\r\n")
-	refused.expect("NO upstream")
+	refused.Write("LOGIN refuse pw\r\n")
+	refused.ExpectLines("NO upstream")
 	denied := h.dial()
-	denied.send("LOGIN alice nope\r\n")
-	denied.expect("NO auth")
+	denied.Write("LOGIN alice nope\r\n")
+	denied.ExpectLines("NO auth")
 
-	quit.send("bye\r\n")
-	quit.expect("bye")
-	quit.c.Close()
+	quit.Write("bye\r\n")
+	quit.ExpectLines("bye")
+	quit.Conn().Close()
 	h.reg.Kick(Filter{Username: "bob"}, "kicked")
-	kicked.expectEnd("kicked", time.Now().Add(ioTimeout))
-	idle.expectEnd("idle timeout", time.Now().Add(ioTimeout))
-	halfClosed.expect("LAST")
-	halfClosed.c.Close()
-	refused.c.Close()
-	denied.send("QUIT\r\n")
-	denied.expectEnd("quit", time.Now().Add(ioTimeout))
+	expectEnd(t, kicked, "kicked", time.Now().Add(ioTimeout))
+	expectEnd(t, idle, "idle timeout", time.Now().Add(ioTimeout))
+	halfClosed.ExpectLines("LAST")
+	halfClosed.Conn().Close()
+	refused.Conn().Close()
+	denied.Write("QUIT\r\n")
+	expectEnd(t, denied, "quit", time.Now().Add(ioTimeout))
 	eventually(t, "every session to end", func() bool { return len(h.reg.List()) == 0 })
 	goroutinesBack(t, base)
 }
@@ -380,19 +380,19 @@ func TestIdleSessionFootprint(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cl := &client{t: t, c: c, r: bufio.NewReader(c)}
-		cl.expect("UP READY")
-		cl.send(fmt.Sprintf("USER user%d 0\r\n", i))
-		cl.expect("OK")
-		cl.send("x\r\n")
-		cl.expect("x")
+		cl := linetest.NewClient(t, c, nil)
+		cl.ExpectLines("UP READY")
+		cl.Write(fmt.Sprintf("USER user%d 0\r\n", i))
+		cl.ExpectLines("OK")
+		cl.Write("x\r\n")
+		cl.ExpectLines("x")
 		return c
 	})
 	proxied := footprint(t, n, func(i int) net.Conn {
 		cl := h.loggedIn(fmt.Sprintf("user%d", i), "pw")
-		cl.send("x\r\n")
-		cl.expect("x")
-		return cl.c
+		cl.Write("x\r\n")
+		cl.ExpectLines("x")
+		return cl.Conn()
 	})
 	if got := len(h.reg.List()); got != n {
 		t.Errorf("%d sessions listed, want %d", got, n)

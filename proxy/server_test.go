@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postern-dev/postern/internal/linetest"
 )
 
 // flakyListener fails Accept with EMFILE a number of times, then with err
@@ -54,13 +55,8 @@ func serveFlaky(t *testing.T, emfile int32, err error) (*Server, *flakyListener,
 func TestS6_AcceptBackoff(t *testing.T) {
 	t.Run("EMFILE then a client", func(t *testing.T) {
 		_, fl, _ := serveFlaky(t, 3, nil)
-		c, err := net.Dial("tcp", fl.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		cl := &client{t: t, c: c, r: bufio.NewReader(c)}
-		cl.expect("HELLO")
+		cl := linetest.Dial(t, fl.Addr().String(), nil, false)
+		cl.ExpectLines("HELLO")
 		if n := fl.emfile.Load(); n >= 0 {
 			t.Errorf("%d EMFILE errors left unconsumed", n+1)
 		}

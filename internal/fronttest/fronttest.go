@@ -1,29 +1,30 @@
 // Package fronttest is the test harness every front-end shares: a real
 // proxy.Server (or, for DAV, an HTTPS server) on loopback in front of an
-// in-process upstream, and a client that speaks the real protocol over TCP
-// with transact/expect helpers. Tests only.
+// in-process upstream; one Frontend driven as a session would drive it,
+// for tests of what ReadLogin returns; and a client (linetest's) that
+// speaks the real protocol over TCP with transact/expect helpers. Tests
+// only. proxy's own tests, which fronttest cannot serve (it imports
+// proxy), use linetest directly.
 package fronttest
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"strings"
+	"sync"
 	"testing"
-	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/linetest"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
 
 // IOGuard bounds every blocking read so a broken test fails instead of
 // hanging; nothing waits on it to synchronise.
-const IOGuard = 20 * time.Second
+const IOGuard = linetest.IOGuard
 
 // GrantAll accepts every credential as an app password of its user, for
 // tests about the front-end or the upstream, not the store.
@@ -39,7 +40,12 @@ type Front struct {
 	Addr      string
 	ClientTLS *tls.Config // trusts exactly the front-end's certificate
 	implicit  bool
+	stop      func()
 }
+
+// Stop shuts the front-end down now, rather than when the test ends, and
+// fails the test unless Shutdown and Serve return nil.
+func (f *Front) Stop() { f.stop() }
 
 // Start serves cfg on a loopback port until t ends. A nil cfg.TLS gets a
 // throwaway certificate.
@@ -54,7 +60,7 @@ func Start(t testing.TB, cfg proxy.ServerConfig) *Front {
 	f.Addr = ln.Addr().String()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
+	f.stop = sync.OnceFunc(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), IOGuard)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {
@@ -64,6 +70,7 @@ func Start(t testing.TB, cfg proxy.ServerConfig) *Front {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	t.Cleanup(f.stop)
 	return f
 }
 
@@ -77,13 +84,14 @@ func StartHTTPS(t testing.TB, h http.Handler, connContext func(context.Context, 
 	ln := listen(t)
 	served := make(chan error, 1)
 	go func() { served <- srv.ServeTLS(ln, "", "") }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		srv.Close()
 		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &Front{Addr: ln.Addr().String(), ClientTLS: clientTLS, implicit: true}
+	t.Cleanup(stop)
+	return &Front{Addr: ln.Addr().String(), ClientTLS: clientTLS, implicit: true, stop: stop}
 }
 
 func listen(t testing.TB) net.Listener {
@@ -96,125 +104,10 @@ func listen(t testing.TB) net.Listener {
 }
 
 // Client is one client connection.
-type Client struct {
-	t    testing.TB
-	conn net.Conn
-	r    *bufio.Reader
-}
+type Client = linetest.Client
 
 // Dial connects to the front-end, with TLS when it is implicit.
 func (f *Front) Dial(t testing.TB) *Client {
 	t.Helper()
-	d := &net.Dialer{Timeout: IOGuard}
-	var c net.Conn
-	var err error
-	if f.implicit {
-		c, err = tls.DialWithDialer(d, "tcp", f.Addr, f.ClientTLS)
-	} else {
-		c, err = d.Dial("tcp", f.Addr)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &Client{t: t, conn: c, r: bufio.NewReader(c)}
-}
-
-// Send writes lines, each ended with CRLF.
-func (c *Client) Send(lines ...string) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(IOGuard))
-	if _, err := io.WriteString(c.conn, strings.Join(lines, "\r\n")+"\r\n"); err != nil {
-		c.t.Fatalf("send %q: %v", lines, err)
-	}
-}
-
-// Write writes raw bytes as they are.
-func (c *Client) Write(raw string) {
-	c.t.Helper()
-	c.conn.SetWriteDeadline(time.Now().Add(IOGuard))
-	if _, err := io.WriteString(c.conn, raw); err != nil {
-		c.t.Fatalf("write: %v", err)
-	}
-}
-
-// Line reads one line, CRLF removed.
-func (c *Client) Line() string {
-	c.t.Helper()
-	c.conn.SetReadDeadline(time.Now().Add(IOGuard))
-	l, err := c.r.ReadString('\n')
-	if err != nil {
-		c.t.Fatalf("read a line: %v (got %q)", err, l)
-	}
-	return strings.TrimRight(l, "\r\n")
-}
-
-// Expect reads one line and fails the test unless it starts with prefix.
-func (c *Client) Expect(prefix string) string {
-	c.t.Helper()
-	l := c.Line()
-	if !strings.HasPrefix(l, prefix) {
-		c.t.Fatalf("got %q, want a line starting %q", l, prefix)
-	}
-	return l
-}
-
-// Transact sends cmd and reads lines until one starts with done (an IMAP
-// tag, "+OK", "-ERR"), which must start with want; it returns every line.
-func (c *Client) Transact(cmd, done, want string) []string {
-	c.t.Helper()
-	c.Send(cmd)
-	var lines []string
-	for {
-		l := c.Line()
-		lines = append(lines, l)
-		if strings.HasPrefix(l, done) {
-			if !strings.HasPrefix(l, want) {
-				c.t.Fatalf("%q answered %q, want %q", cmd, l, want)
-			}
-			return lines
-		}
-	}
-}
-
-// ReadUntil reads lines up to and including one equal to last (POP3's ".").
-func (c *Client) ReadUntil(last string) []string {
-	c.t.Helper()
-	var lines []string
-	for {
-		l := c.Line()
-		lines = append(lines, l)
-		if l == last {
-			return lines
-		}
-	}
-}
-
-// HTTP sends one raw HTTP/1.1 request and reads its answer.
-func (c *Client) HTTP(raw string) (*http.Response, string) {
-	c.t.Helper()
-	c.conn.SetDeadline(time.Now().Add(IOGuard))
-	if _, err := io.WriteString(c.conn, raw); err != nil {
-		c.t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(c.r, nil)
-	if err != nil {
-		c.t.Fatalf("read answer: %v", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
-}
-
-// ClosedWithin reads until the front-end closes the connection and
-// reports whether that happened within d.
-func (c *Client) ClosedWithin(d time.Duration) bool {
-	start := time.Now()
-	c.conn.SetReadDeadline(start.Add(IOGuard))
-	_, err := io.Copy(io.Discard, c.r)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return false
-	}
-	return time.Since(start) <= d
+	return linetest.Dial(t, f.Addr, f.ClientTLS, f.implicit)
 }

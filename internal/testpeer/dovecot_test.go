@@ -13,6 +13,8 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
+
+	"github.com/postern-dev/postern/internal/linetest"
 )
 
 // verifyingTLS trusts only the peer's CAFile, read the way a client of the
@@ -148,30 +150,25 @@ func TestDovecotPOP3(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			conf := d.ClientTLSConfig()
-			var l *lineConn
-			if tt.tls == "implicit" {
-				l = dialLine(t, tt.addr(), conf)
-			} else {
-				l = dialLine(t, tt.addr(), nil)
-			}
-			l.expect("+OK")
+			l := linetest.Dial(t, tt.addr(), conf, tt.tls == "implicit")
+			l.Expect("+OK")
 			if tt.tls == "stls" {
-				l.send("STLS")
-				l.expect("+OK")
-				l.upgrade(conf)
+				l.Send("STLS")
+				l.Expect("+OK")
+				l.StartTLS()
 			}
-			l.send("USER carol")
-			l.expect("+OK")
-			l.send("PASS " + tt.pass)
-			if l.expect(tt.wantPass); tt.wantPass != "+OK" {
+			l.Send("USER carol")
+			l.Expect("+OK")
+			l.Send("PASS " + tt.pass)
+			if l.Expect(tt.wantPass); tt.wantPass != "+OK" {
 				return
 			}
-			l.send("STAT")
-			if got := l.readLine(); got != wantStat {
+			l.Send("STAT")
+			if got := l.Line(); got != wantStat {
 				t.Fatalf("STAT = %q, want %q", got, wantStat)
 			}
-			l.send("QUIT")
-			l.expect("+OK")
+			l.Send("QUIT")
+			l.Expect("+OK")
 		})
 	}
 }
@@ -187,20 +184,20 @@ func TestDovecotTrustsProxyClientAddress(t *testing.T) {
 		login func(l *lineConn, ip string)
 	}{
 		{"imap id", "203.0.113.7", func(l *lineConn, ip string) {
-			l.expect("* OK")
-			l.imapTagged("a", `ID ("x-originating-ip" "`+ip+`" "x-originating-port" "40001")`)
-			if got := l.imapTagged("b", "LOGIN alice "+d.Users["alice"]); !strings.HasPrefix(got, "b OK") {
+			l.Expect("* OK")
+			imapTagged(l, "a", `ID ("x-originating-ip" "`+ip+`" "x-originating-port" "40001")`)
+			if got := imapTagged(l, "b", "LOGIN alice "+d.Users["alice"]); !strings.HasPrefix(got, "b OK") {
 				t.Fatalf("LOGIN = %q", got)
 			}
 		}},
 		{"pop3 xclient", "203.0.113.8", func(l *lineConn, ip string) {
-			l.expect("+OK")
-			l.send("XCLIENT ADDR=" + ip + " PORT=40002")
-			l.expect("+OK")
-			l.send("USER bob")
-			l.expect("+OK")
-			l.send("PASS " + d.Users["bob"])
-			l.expect("+OK")
+			l.Expect("+OK")
+			l.Send("XCLIENT ADDR=" + ip + " PORT=40002")
+			l.Expect("+OK")
+			l.Send("USER bob")
+			l.Expect("+OK")
+			l.Send("PASS " + d.Users["bob"])
+			l.Expect("+OK")
 		}},
 	}
 	for _, tt := range tests {
@@ -219,7 +216,7 @@ func TestDovecotTrustsProxyClientAddress(t *testing.T) {
 // the login it records.
 func waitForLog(t *testing.T, file, want string) {
 	t.Helper()
-	deadline := time.Now().Add(testDeadline)
+	deadline := time.Now().Add(linetest.IOGuard)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/postern-dev/postern/internal/linetest"
 )
 
 func TestFault(t *testing.T) {
@@ -40,7 +42,7 @@ func TestFault(t *testing.T) {
 			t.Parallel()
 			f := StartFault(t, tt.kind)
 			want := tt.client(t, f.Addr)
-			ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+			ctx, cancel := context.WithTimeout(t.Context(), linetest.IOGuard)
 			defer cancel()
 			if err := f.Wait(ctx, len(want)); err != nil {
 				t.Fatal(err)
@@ -62,7 +64,7 @@ func TestFaultHelperReturnsAddress(t *testing.T) {
 	t.Parallel()
 	addr := Fault(t, FaultRefuseLogin)
 	l := dialLine(t, addr, nil)
-	l.expect("* OK")
+	l.Expect("* OK")
 }
 
 func clientDown(t *testing.T, addr string) []string {
@@ -81,12 +83,12 @@ func clientDown(t *testing.T, addr string) []string {
 
 func clientBlackhole(t *testing.T, addr string) []string {
 	l := dialLine(t, addr, nil)
-	l.send("a CAPABILITY")
+	l.Send("a CAPABILITY")
 	// Nothing will ever arrive; the deadline only ends the wait.
-	if err := l.c.SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
+	if err := l.Conn().SetReadDeadline(time.Now().Add(50 * time.Millisecond)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := l.c.Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if n, err := l.Conn().Read(make([]byte, 1)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read = %d, %v; want nothing until the deadline", n, err)
 	}
 	return []string{""} // accepted, never read
@@ -97,7 +99,7 @@ func clientSlow(t *testing.T, addr string) []string {
 	got, reads := make([]byte, 0, 3), 0
 	buf := make([]byte, 64)
 	for len(got) < 3 {
-		n, err := l.c.Read(buf)
+		n, err := l.Conn().Read(buf)
 		if err != nil {
 			t.Fatalf("read: %v", err)
 		}
@@ -106,19 +108,19 @@ func clientSlow(t *testing.T, addr string) []string {
 	if string(got) != slowGreeting[:len(got)] || reads < 2 {
 		t.Fatalf("first bytes %q in %d reads; want a trickle of %q", got, reads, slowGreeting)
 	}
-	l.send("a LOGOUT")
-	l.c.Close()
+	l.Send("a LOGOUT")
+	l.Conn().Close()
 	return []string{"a LOGOUT\r\n"}
 }
 
 func clientCloseMidLogin(t *testing.T, addr string) []string {
 	l := dialLine(t, addr, nil)
-	l.expect("* OK IMAP4rev1 ready")
-	l.send("a CAPABILITY")
-	l.expect("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR")
-	l.expect("a OK")
-	l.send("b LOGIN alice secret")
-	if line, err := l.br.ReadString('\n'); !errors.Is(err, io.EOF) {
+	l.Expect("* OK IMAP4rev1 ready")
+	l.Send("a CAPABILITY")
+	l.Expect("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR")
+	l.Expect("a OK")
+	l.Send("b LOGIN alice secret")
+	if line, err := l.LineBefore(time.Now().Add(linetest.IOGuard)); !errors.Is(err, io.EOF) {
 		t.Fatalf("after LOGIN got %q, %v; want the connection closed", line, err)
 	}
 	return []string{"a CAPABILITY\r\nb LOGIN alice secret\r\n"}
@@ -127,26 +129,26 @@ func clientCloseMidLogin(t *testing.T, addr string) []string {
 func clientHugeLine(t *testing.T, addr string) []string {
 	l := dialLine(t, addr, nil)
 	buf := make([]byte, len("* OK ")+hugeLineSize)
-	if _, err := io.ReadFull(l.br, buf); err != nil {
+	if _, err := io.ReadFull(l, buf); err != nil {
 		t.Fatalf("read the huge line: %v", err)
 	}
 	if !bytes.HasPrefix(buf, []byte("* OK ")) || bytes.ContainsAny(buf, "\r\n") {
 		t.Fatalf("greeting starts %q and must have no line end in %d bytes", buf[:16], len(buf))
 	}
-	l.send("a CAPABILITY")
-	l.c.Close()
+	l.Send("a CAPABILITY")
+	l.Conn().Close()
 	return []string{"a CAPABILITY\r\n"}
 }
 
 func clientPreauth(t *testing.T, addr string) []string {
 	l := dialLine(t, addr, nil)
-	l.expect("* PREAUTH ")
-	if got := l.imapTagged("a", "LOGIN alice secret"); got != "a BAD already authenticated" {
+	l.Expect("* PREAUTH ")
+	if got := imapTagged(l, "a", "LOGIN alice secret"); got != "a BAD already authenticated" {
 		t.Fatalf("LOGIN after PREAUTH = %q", got)
 	}
-	l.send("b LOGOUT")
-	l.expect("* BYE")
-	l.expect("b OK")
+	l.Send("b LOGOUT")
+	l.Expect("* BYE")
+	l.Expect("b OK")
 	return []string{"a LOGIN alice secret\r\nb LOGOUT\r\n"}
 }
 
@@ -154,32 +156,32 @@ func clientRefuseLogin(t *testing.T, addr string) []string {
 	const no = " NO [AUTHENTICATIONFAILED] no"
 	ir := base64.StdEncoding.EncodeToString([]byte("alice\x00master\x00pw"))
 	l := dialLine(t, addr, nil)
-	l.expect("* OK")
-	l.send("a CAPABILITY")
-	l.expect("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR")
-	l.expect("a OK")
-	if got := l.imapTagged("b", "AUTHENTICATE PLAIN "+ir); got != "b"+no {
+	l.Expect("* OK")
+	l.Send("a CAPABILITY")
+	l.Expect("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR")
+	l.Expect("a OK")
+	if got := imapTagged(l, "b", "AUTHENTICATE PLAIN "+ir); got != "b"+no {
 		t.Fatalf("AUTHENTICATE with SASL-IR = %q", got)
 	}
-	l.send("c AUTHENTICATE PLAIN")
-	l.expect("+ ")
-	l.send(ir)
-	l.expect("c" + no)
-	l.send("d LOGIN {5}")
-	l.expect("+ ")
-	l.send("alice {6}")
-	l.expect("+ ")
-	l.send("secret")
-	l.expect("d" + no)
-	l.send("e LOGIN alice {6+}\r\nsecret")
-	l.expect("e" + no)
+	l.Send("c AUTHENTICATE PLAIN")
+	l.Expect("+ ")
+	l.Send(ir)
+	l.Expect("c" + no)
+	l.Send("d LOGIN {5}")
+	l.Expect("+ ")
+	l.Send("alice {6}")
+	l.Expect("+ ")
+	l.Send("secret")
+	l.Expect("d" + no)
+	l.Send("e LOGIN alice {6+}\r\nsecret")
+	l.Expect("e" + no)
 	first := "a CAPABILITY\r\nb AUTHENTICATE PLAIN " + ir + "\r\nc AUTHENTICATE PLAIN\r\n" + ir + "\r\n" +
 		"d LOGIN {5}\r\nalice {6}\r\nsecret\r\ne LOGIN alice {6+}\r\nsecret\r\n"
 	// Every connection is served, not only the first.
 	second := dialLine(t, addr, nil)
-	second.expect("* OK")
-	second.c.Close()
-	l.c.Close()
+	second.Expect("* OK")
+	second.Conn().Close()
+	l.Conn().Close()
 	return []string{first, ""}
 }
 
@@ -190,40 +192,40 @@ func clientBadCert(t *testing.T, addr string) []string {
 		t.Fatalf("TLS dial with system roots: %v, want unknown authority", err)
 	}
 	l := dialLine(t, addr, &tls.Config{InsecureSkipVerify: true}) // to see what lies behind the cert
-	l.expect("* OK IMAP4rev1 ready")
-	if got := l.imapTagged("a", "LOGIN alice secret"); !bytes.HasPrefix([]byte(got), []byte("a NO ")) {
+	l.Expect("* OK IMAP4rev1 ready")
+	if got := imapTagged(l, "a", "LOGIN alice secret"); !bytes.HasPrefix([]byte(got), []byte("a NO ")) {
 		t.Fatalf("LOGIN = %q", got)
 	}
-	l.c.Close()
+	l.Conn().Close()
 	return []string{"", "a LOGIN alice secret\r\n"}
 }
 
 func clientBadCertStartTLS(t *testing.T, addr string) []string {
 	starttls := func(l *lineConn) {
-		l.expect("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED]")
-		if got := l.imapTagged("a", "CAPABILITY"); got != "a OK CAPABILITY completed" {
+		l.Expect("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED]")
+		if got := imapTagged(l, "a", "CAPABILITY"); got != "a OK CAPABILITY completed" {
 			t.Fatalf("CAPABILITY = %q", got)
 		}
-		if got := l.imapTagged("b", "STARTTLS"); !strings.HasPrefix(got, "b OK") {
+		if got := imapTagged(l, "b", "STARTTLS"); !strings.HasPrefix(got, "b OK") {
 			t.Fatalf("STARTTLS = %q", got)
 		}
 	}
 	l := dialLine(t, addr, nil)
 	starttls(l)
-	err := tls.Client(l.c, &tls.Config{ServerName: "127.0.0.1"}).Handshake()
+	err := tls.Client(l.Conn(), &tls.Config{ServerName: "127.0.0.1"}).Handshake()
 	var unknown x509.UnknownAuthorityError
 	if !errors.As(err, &unknown) {
 		t.Fatalf("TLS handshake with system roots: %v, want unknown authority", err)
 	}
-	l.c.Close()
+	l.Conn().Close()
 	l = dialLine(t, addr, nil)
 	starttls(l)
-	tc := tls.Client(l.c, &tls.Config{InsecureSkipVerify: true}) // to see what lies behind the cert
+	tc := tls.Client(l.Conn(), &tls.Config{InsecureSkipVerify: true}) // to see what lies behind the cert
 	if err := tc.Handshake(); err != nil {
 		t.Fatal(err)
 	}
-	inner := newLineConn(t, tc)
-	if got := inner.imapTagged("c", "LOGIN alice secret"); !strings.HasPrefix(got, "c NO ") {
+	inner := linetest.NewClient(t, tc, nil)
+	if got := imapTagged(inner, "c", "LOGIN alice secret"); !strings.HasPrefix(got, "c NO ") {
 		t.Fatalf("LOGIN inside TLS = %q", got)
 	}
 	tc.Close()
@@ -245,7 +247,7 @@ func TestFaultCleanupCutsConnections(t *testing.T) {
 	// The subtest's cleanups ran: every fault must have hung up.
 	for i, c := range clients {
 		defer c.Close()
-		if err := c.SetReadDeadline(time.Now().Add(testDeadline)); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(linetest.IOGuard)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {

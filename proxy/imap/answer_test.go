@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -29,18 +30,14 @@ func TestReject(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, New(Config{Adapter: proxy.Adapter{AccountURL: tt.accountURL}}), modeTLS)
-			c.serve()
-			c.write("a LOGIN alice secret\r\n")
-			l := c.login()
-			if err := c.f.Reject(l, tt.err); err != nil {
-				t.Fatal(err)
-			}
-			if got := c.line(); got != tt.want {
+			c := newClient(t, New(Config{Adapter: proxy.Adapter{AccountURL: tt.accountURL}}), fronttest.Implicit)
+			c.Write("a LOGIN alice secret\r\n")
+			c.s.Login(t)
+			c.s.Decide(t, fronttest.Decision{Err: tt.err})
+			if got := c.Line(); got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 			// The dialogue goes on after a failed login.
-			c.serve()
 			c.transact("b NOOP\r\n", "b OK NOOP completed")
 			c.noLogin()
 		})
@@ -67,15 +64,12 @@ func TestAccept(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, testProtocol(), modeTLS)
-			c.serve()
-			c.write("a LOGIN alice secret\r\n")
-			l := c.login()
-			if err := c.f.Accept(l, proxy.UpstreamResult{Capabilities: tt.caps}, tt.grant); err != nil {
-				t.Fatal(err)
-			}
+			c := newClient(t, testProtocol(), fronttest.Implicit)
+			c.Write("a LOGIN alice secret\r\n")
+			c.s.Login(t)
+			c.s.Decide(t, fronttest.Decision{Upstream: proxy.UpstreamResult{Capabilities: tt.caps}, Grant: tt.grant})
 			for _, w := range tt.want {
-				if got := c.line(); got != w {
+				if got := c.Line(); got != w {
 					t.Fatalf("got %q, want %q", got, w)
 				}
 			}
@@ -100,11 +94,10 @@ func TestBye(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {
-			c := newClient(t, testProtocol(), modeTLS)
+			c := newClient(t, testProtocol(), fronttest.Implicit)
 			// ReadLogin is blocked in a read while Bye writes.
-			c.serve()
-			c.f.Bye(tt.reason)
-			if got := c.line(); got != tt.want {
+			c.s.Bye(tt.reason)
+			if got := c.Line(); got != tt.want {
 				t.Fatalf("got %q, want %q", got, tt.want)
 			}
 			c.noLogin()

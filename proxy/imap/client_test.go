@@ -8,6 +8,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/linetest"
+	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -25,8 +27,8 @@ func TestGoIMAPClient(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cc, sc := tcpPair(t)
-			serverTLS, clientTLS := testTLS(t)
+			cc, sc := linetest.TCPPair(t)
+			serverTLS, clientTLS := testpeer.TLS(t)
 			logins := make(chan proxy.Login, 1)
 			go func() {
 				defer close(logins)

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -24,12 +25,12 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 func TestGreeting(t *testing.T) {
 	tests := []struct {
 		name string
-		mode connMode
+		mode fronttest.Mode
 		want string
 	}{
-		{"starttls", modeStartTLS, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] postern ready"},
-		{"cleartext only", modeCleartext, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] postern ready"},
-		{"implicit tls", modeTLS, "* OK [CAPABILITY " + tlsCaps + "] postern ready"},
+		{"starttls", fronttest.StartTLS, "* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] postern ready"},
+		{"cleartext only", fronttest.Cleartext, "* OK [CAPABILITY IMAP4rev1 LOGINDISABLED] postern ready"},
+		{"implicit tls", fronttest.Implicit, "* OK [CAPABILITY " + tlsCaps + "] postern ready"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,8 +87,7 @@ func TestCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, testProtocol(), modeTLS)
-			c.serve()
+			c := newClient(t, testProtocol(), fronttest.Implicit)
 			c.transact(tt.send, tt.want...)
 			if tt.want[0] == "+ Ready" {
 				c.transact("128.0)\r\n", `* ID ("name" "postern")`, "a OK ID completed")
@@ -148,19 +148,18 @@ func TestLoginForms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, testProtocol(), modeTLS)
-			c.serve()
+			c := newClient(t, testProtocol(), fronttest.Implicit)
 			for _, s := range tt.steps {
 				if s.send != "" {
-					c.write(s.send)
+					c.Write(s.send)
 				}
 				if s.want != "" {
-					if got := c.line(); got != s.want {
+					if got := c.Line(); got != s.want {
 						t.Fatalf("after %q: got %q, want %q", s.send, got, s.want)
 					}
 				}
 			}
-			l := c.login()
+			l := c.s.Login(t)
 			want := proxy.Login{Tag: "a", Username: tt.user, Secret: tt.secret, ClientName: tt.client}
 			if l != want {
 				t.Fatalf("login %+v, want %+v", l, want)
@@ -198,8 +197,7 @@ func TestRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, testProtocol(), modeTLS)
-			c.serve()
+			c := newClient(t, testProtocol(), fronttest.Implicit)
 			for _, s := range tt.steps {
 				c.transact(s.send, s.want)
 			}
@@ -211,20 +209,19 @@ func TestRefusals(t *testing.T) {
 func TestP1_NoCredentialBeforeTLS(t *testing.T) {
 	tests := []struct {
 		name string
-		mode connMode
+		mode fronttest.Mode
 		send string
 	}{
-		{"login", modeStartTLS, "a LOGIN alice right-password\r\n"},
-		{"login literal asks nothing", modeStartTLS, "a LOGIN {5}\r\n"},
-		{"login password literal", modeStartTLS, "a LOGIN alice {14}\r\n"},
-		{"authenticate", modeStartTLS, "a AUTHENTICATE PLAIN\r\n"},
-		{"authenticate sasl-ir", modeStartTLS, "a AUTHENTICATE PLAIN " + b64("\x00alice\x00right-password") + "\r\n"},
-		{"no starttls listener", modeCleartext, "a LOGIN alice right-password\r\n"},
+		{"login", fronttest.StartTLS, "a LOGIN alice right-password\r\n"},
+		{"login literal asks nothing", fronttest.StartTLS, "a LOGIN {5}\r\n"},
+		{"login password literal", fronttest.StartTLS, "a LOGIN alice {14}\r\n"},
+		{"authenticate", fronttest.StartTLS, "a AUTHENTICATE PLAIN\r\n"},
+		{"authenticate sasl-ir", fronttest.StartTLS, "a AUTHENTICATE PLAIN " + b64("\x00alice\x00right-password") + "\r\n"},
+		{"no starttls listener", fronttest.Cleartext, "a LOGIN alice right-password\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newClient(t, testProtocol(), tt.mode)
-			c.serve()
 			c.transact(tt.send, "a "+privacyText)
 			c.noLogin()
 		})
@@ -232,23 +229,21 @@ func TestP1_NoCredentialBeforeTLS(t *testing.T) {
 }
 
 func TestP2_PipelinedAfterSTARTTLS(t *testing.T) {
-	c := newClient(t, testProtocol(), modeStartTLS)
-	c.serve()
+	c := newClient(t, testProtocol(), fronttest.StartTLS)
 	c.transact("a STARTTLS\r\nb CAPABILITY\r\n", "a OK Begin TLS negotiation now")
-	c.startTLS()
+	c.StartTLS()
 	// Had "b" been parsed, its answer would come before "c"'s.
 	c.transact("c NOOP\r\n", "c OK NOOP completed")
 	c.transact("d CAPABILITY\r\n", "* CAPABILITY "+tlsCaps, "d OK CAPABILITY completed")
 	c.transact("e STARTTLS\r\n", "e BAD STARTTLS is not available on this connection")
 	c.transact("f LOGIN alice secret\r\n")
-	if l := c.login(); l.Username != "alice" || l.Tag != "f" {
+	if l := c.s.Login(t); l.Username != "alice" || l.Tag != "f" {
 		t.Fatalf("login after STARTTLS: %+v", l)
 	}
 }
 
 func TestSTARTTLSUnavailable(t *testing.T) {
-	c := newClient(t, testProtocol(), modeCleartext)
-	c.serve()
+	c := newClient(t, testProtocol(), fronttest.Cleartext)
 	c.transact("a STARTTLS\r\n", "a BAD STARTTLS is not available on this connection")
 	c.transact("b CAPABILITY\r\n", "* CAPABILITY IMAP4rev1 LOGINDISABLED", "b OK CAPABILITY completed")
 	c.noLogin()
@@ -275,11 +270,10 @@ func TestP3_Limits(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newClient(t, testProtocol(), modeTLS)
-			c.serve()
+			c := newClient(t, testProtocol(), fronttest.Implicit)
 			c.transact(tt.send, tt.want...)
 			if tt.closed != nil {
-				if err := c.ended(); !errors.Is(err, tt.closed) {
+				if err := c.s.Result(t); !errors.Is(err, tt.closed) {
 					t.Fatalf("ReadLogin: %v, want %v", err, tt.closed)
 				}
 				return
@@ -292,13 +286,12 @@ func TestP3_Limits(t *testing.T) {
 
 func TestTooManyBadCommands(t *testing.T) {
 	p := New(Config{Adapter: proxy.Adapter{MaxBadCommands: 3}})
-	c := newClient(t, p, modeTLS)
-	c.serve()
+	c := newClient(t, p, fronttest.Implicit)
 	c.transact("a FOO\r\n", "a BAD Unknown command or not allowed before login")
 	c.transact("b NOOP\r\n", "b OK NOOP completed")
 	c.transact("c FOO\r\n", "c BAD Unknown command or not allowed before login")
 	c.transact("d FOO\r\n", "d BAD Unknown command or not allowed before login", "* BYE Too many invalid commands")
-	if err := c.ended(); !errors.Is(err, errTooManyBad) {
+	if err := c.s.Result(t); !errors.Is(err, errTooManyBad) {
 		t.Fatalf("ReadLogin: %v, want %v", err, errTooManyBad)
 	}
 }
@@ -307,11 +300,10 @@ func TestP7_HTTPRequest(t *testing.T) {
 	request := "POST /submit HTTP/1.1\r\nHost: victim.example\r\nUser-Agent: Mozilla/5.0\r\n" +
 		"Accept: */*\r\nContent-Type: text/plain\r\nContent-Length: 60\r\n\r\n" +
 		"<script>alert(1)</script> NOOP\r\nx <img/src=x> NOOP\r\n"
-	c := newClient(t, testProtocol(), modeStartTLS)
-	c.serve()
-	c.write(request)
+	c := newClient(t, testProtocol(), fronttest.StartTLS)
+	c.Write(request)
 	lines := c.readAll()
-	if err := c.ended(); !errors.Is(err, errTooManyBad) {
+	if err := c.s.Result(t); !errors.Is(err, errTooManyBad) {
 		t.Fatalf("ReadLogin: %v, want %v", err, errTooManyBad)
 	}
 	bad := 0
@@ -337,13 +329,11 @@ func TestP7_HTTPRequest(t *testing.T) {
 }
 
 func TestReadLoginContext(t *testing.T) {
-	c := newClient(t, testProtocol(), modeTLS)
 	ctx, cancel := context.WithCancel(t.Context())
-	c.ctx = ctx
-	c.serve()
+	c := newClientContext(ctx, t, testProtocol(), fronttest.Implicit)
 	c.transact("a NOOP\r\n", "a OK NOOP completed")
 	cancel()
-	if err := c.ended(); !errors.Is(err, context.Canceled) {
+	if err := c.s.Result(t); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ReadLogin: %v, want context.Canceled", err)
 	}
 }

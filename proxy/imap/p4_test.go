@@ -21,7 +21,6 @@ import (
 // real session, everything a recording upstream receives parses as the
 // proxy's own login commands and nothing else.
 func TestP4_NoInjectionUpstream(t *testing.T) {
-	front := newTLSFront(t)
 	const smuggled = "alice\r\nx DELETE INBOX"
 	master := imap.Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "secret"}}
 	stored := func(pw string) imap.Config {
@@ -57,20 +56,19 @@ func TestP4_NoInjectionUpstream(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			peer := testpeer.StartFault(t, testpeer.FaultRefuseLogin)
-			c, r, stop := front.session(t, proxy.ServerConfig{
-				Protocol: imap.New(tc.cfg), Auth: fronttest.GrantAll{},
+			front := fronttest.Start(t, proxy.ServerConfig{
+				Protocol: imap.New(tc.cfg), Auth: fronttest.GrantAll{}, ImplicitTLS: true,
 				Upstream: proxy.Upstream{Address: peer.Addr, Security: proxy.None, DialTimeout: 5 * time.Second},
 				Limits:   proxy.Limits{LoginTimeout: 5 * time.Second, PreAuthTimeout: 30 * time.Second},
 			})
+			c := front.Dial(t)
+			c.Expect("* OK ")
 			for _, st := range tc.steps {
-				c.Write([]byte(st.send))
-				c.SetReadDeadline(time.Now().Add(10 * time.Second))
-				line, err := r.ReadString('\n')
-				if err != nil || !strings.HasPrefix(line, st.want) {
-					t.Fatalf("after %q: %q, %v; want %q…", st.send, line, err, st.want)
-				}
+				c.Write(st.send)
+				c.Expect(st.want)
 			}
-			stop()
+			c.Close()
+			front.Stop()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := peer.Wait(ctx, 0); err != nil {

@@ -1,11 +1,9 @@
 package imap_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"os"
 	"runtime"
 	"strings"
@@ -25,7 +23,6 @@ import (
 // that fails verification or greets with PREAUTH hears not one byte (after
 // the TLS handshake), and a 10 MiB line costs bounded memory.
 func TestS5_UpstreamFaults(t *testing.T) {
-	front := newTLSFront(t)
 	const dialTimeout, loginTimeout = time.Second, 2 * time.Second
 	kinds := []testpeer.FaultKind{testpeer.FaultDown, testpeer.FaultBlackhole, testpeer.FaultSlow,
 		testpeer.FaultCloseMidLogin, testpeer.FaultHugeLine, testpeer.FaultPreauth,
@@ -39,21 +36,19 @@ func TestS5_UpstreamFaults(t *testing.T) {
 				up.TLS = &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "127.0.0.1"}
 			}
 			baseG, baseFD := runtime.NumGoroutine(), openFDs(t)
-			c, r, stop := front.session(t, proxy.ServerConfig{
+			front := fronttest.Start(t, proxy.ServerConfig{
 				Protocol: imap.New(imap.Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "secret"}}),
-				Auth:     fronttest.GrantAll{}, Upstream: up,
+				Auth:     fronttest.GrantAll{}, Upstream: up, ImplicitTLS: true,
 				Limits: proxy.Limits{LoginTimeout: loginTimeout, PreAuthTimeout: 30 * time.Second},
 			})
+			c := front.Dial(t)
+			c.Expect("* OK ")
 			var before runtime.MemStats
 			runtime.ReadMemStats(&before)
 			start := time.Now()
-			c.Write([]byte("a LOGIN alice apppassword\r\nb SELECT INBOX\r\n"))
-			c.SetReadDeadline(time.Now().Add(3 * (dialTimeout + loginTimeout)))
-			line, err := r.ReadString('\n')
+			c.Write("a LOGIN alice apppassword\r\nb SELECT INBOX\r\n")
+			c.Expect("a NO [UNAVAILABLE]")
 			took := time.Since(start)
-			if err != nil || !strings.HasPrefix(line, "a NO [UNAVAILABLE]") {
-				t.Fatalf("answer %q, %v", line, err)
-			}
 			// A bound, not a speed figure: the session must never wait on
 			// the upstream longer than its dial and login timeouts.
 			if bound := dialTimeout + loginTimeout + time.Second; took > bound {
@@ -71,7 +66,8 @@ func TestS5_UpstreamFaults(t *testing.T) {
 					t.Errorf("allocated %d KiB in front of a 10 MiB line, bound %d KiB", alloc>>10, bound>>10)
 				}
 			}
-			stop()
+			c.Close()
+			front.Stop()
 			if kind != testpeer.FaultDown && kind != testpeer.FaultBlackhole {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				err := peer.Wait(ctx, 1)
@@ -99,47 +95,6 @@ func TestS5_UpstreamFaults(t *testing.T) {
 			}
 			waitBaseline(t, baseG+held, baseFD+held)
 		})
-	}
-}
-
-// tlsFront is what an IMAP front-end with implicit TLS needs: a server
-// certificate and a client configuration that trusts exactly it.
-type tlsFront struct{ server, client *tls.Config }
-
-func newTLSFront(t *testing.T) *tlsFront {
-	t.Helper()
-	server, client := testpeer.TLS(t)
-	return &tlsFront{server: server, client: client}
-}
-
-// session serves cfg on loopback with implicit TLS and returns a client
-// connected past the greeting. stop closes the client, shuts the server
-// down and checks what Serve returned.
-func (f *tlsFront) session(t *testing.T, cfg proxy.ServerConfig) (c *tls.Conn, r *bufio.Reader, stop func()) {
-	t.Helper()
-	cfg.TLS, cfg.ImplicitTLS = f.server, true
-	srv := proxy.NewServer(cfg)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	c, err = tls.Dial("tcp", ln.Addr().String(), f.client)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r = bufio.NewReader(c)
-	if _, err := r.ReadString('\n'); err != nil {
-		t.Fatal(err)
-	}
-	return c, r, func() {
-		t.Helper()
-		c.Close()
-		srv.Shutdown(context.Background())
-		if err := <-served; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
 	}
 }
 

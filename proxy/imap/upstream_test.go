@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/fronttest"
+	"github.com/postern-dev/postern/internal/linetest"
+	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -30,8 +33,8 @@ type fakeUpstream struct {
 // the other end; wait returns the commands once script is done.
 func runFake(t *testing.T, serverTLS *tls.Config, script func(s *fakeUpstream)) (up *proxy.Conn, wait func() []string) {
 	t.Helper()
-	cc, sc := tcpPair(t)
-	if err := sc.SetDeadline(time.Now().Add(ioGuard)); err != nil {
+	cc, sc := linetest.TCPPair(t)
+	if err := sc.SetDeadline(time.Now().Add(fronttest.IOGuard)); err != nil {
 		t.Fatal(err)
 	}
 	s := &fakeUpstream{t: t, conn: sc, r: bufio.NewReader(sc), tls: serverTLS}
@@ -147,7 +150,7 @@ func storedPassword(pw string) func(context.Context, string) (string, error) {
 }
 
 func TestUpstreamLogin(t *testing.T) {
-	serverTLS, clientTLS := testTLS(t)
+	serverTLS, clientTLS := testpeer.TLS(t)
 	master := Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "master", MasterPassword: "master-pw"}}
 	stored := Config{UpstreamCredential: proxy.UpstreamCredential{UpstreamPassword: storedPassword("pw \"q\"")}}
 	tests := []struct {
@@ -323,7 +326,7 @@ func TestUpstreamRemembersCapabilities(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait()
-	c := newClient(t, p, modeTLS)
+	c := newClient(t, p, fronttest.Implicit)
 	want := "* OK [CAPABILITY IMAP4rev1 IMAP4rev2 SASL-IR LITERAL- ID AUTH=PLAIN AUTH=LOGIN] postern ready"
 	if c.greeting != want {
 		t.Fatalf("greeting %q, want %q", c.greeting, want)

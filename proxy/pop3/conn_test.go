@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -18,45 +19,43 @@ func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) 
 func testConfig() Config { return Config{Adapter: proxy.Adapter{AccountURL: testAccountURL}} }
 
 func TestCapaNoopQuit(t *testing.T) {
-	certs := newTestCerts(t)
 	secureCapa := []string{"+OK Capability list follows", "USER", "SASL PLAIN LOGIN", "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern", "."}
 	cases := []struct {
 		name     string
-		opts     sessionOpts
+		mode     fronttest.Mode
 		upgrade  bool
 		wantCapa []string
 	}{
 		{
 			name:     "cleartext offering STLS",
-			opts:     sessionOpts{stls: true},
+			mode:     fronttest.StartTLS,
 			wantCapa: []string{"+OK Capability list follows", "STLS", "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern", "."},
 		},
 		{
 			name:     "cleartext without TLS",
 			wantCapa: []string{"+OK Capability list follows", "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern", "."},
 		},
-		{name: "implicit TLS", opts: sessionOpts{implicit: true}, wantCapa: secureCapa},
-		{name: "after STLS", opts: sessionOpts{stls: true}, upgrade: true, wantCapa: secureCapa},
+		{name: "implicit TLS", mode: fronttest.Implicit, wantCapa: secureCapa},
+		{name: "after STLS", mode: fronttest.StartTLS, upgrade: true, wantCapa: secureCapa},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.opts.cfg = testConfig()
-			c, s := startSession(t, certs, tc.opts)
+			c, s := startSession(t, testConfig(), tc.mode)
 			if tc.upgrade {
-				c.send("STLS")
-				c.expect(replyBeginTLS)
-				c.startTLS(certs.client)
+				c.Send("STLS")
+				c.ExpectLines(replyBeginTLS)
+				c.StartTLS()
 			}
-			c.send("CAPA")
-			c.expect(tc.wantCapa...)
-			c.send("noop")
-			c.expect("+OK")
-			c.send("QUIT")
-			c.expect("+OK bye")
-			if rest := c.rest(); rest != "" {
+			c.Send("CAPA")
+			c.ExpectLines(tc.wantCapa...)
+			c.Send("noop")
+			c.ExpectLines("+OK")
+			c.Send("QUIT")
+			c.ExpectLines("+OK bye")
+			if rest := c.Rest(); rest != "" {
 				t.Errorf("bytes after QUIT reply: %q", rest)
 			}
-			s.quit(t)
+			quit(t, s)
 		})
 	}
 }
@@ -64,7 +63,6 @@ func TestCapaNoopQuit(t *testing.T) {
 // TestP1_NoCredentialBeforeTLS: credentials on cleartext are refused without
 // a login ever reaching the session (so nothing is verified or charged).
 func TestP1_NoCredentialBeforeTLS(t *testing.T) {
-	certs := newTestCerts(t)
 	cases := []struct {
 		name  string
 		lines []string
@@ -78,16 +76,20 @@ func TestP1_NoCredentialBeforeTLS(t *testing.T) {
 		{"AUTH mechanism list", []string{"AUTH"}},
 	}
 	for _, offer := range []bool{true, false} {
+		mode := fronttest.Cleartext
+		if offer {
+			mode = fronttest.StartTLS
+		}
 		for _, tc := range cases {
 			t.Run(fmt.Sprintf("%s/stls=%v", tc.name, offer), func(t *testing.T) {
-				c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), stls: offer})
+				c, s := startSession(t, testConfig(), mode)
 				for _, l := range tc.lines {
-					c.send(l)
-					c.expect("-ERR [SYS/PERM] TLS required")
+					c.Send(l)
+					c.ExpectLines("-ERR [SYS/PERM] TLS required")
 				}
-				c.send("QUIT")
-				c.expect("+OK bye")
-				s.quitWithoutLogin(t)
+				c.Send("QUIT")
+				c.ExpectLines("+OK bye")
+				quitWithoutLogin(t, s)
 			})
 		}
 	}
@@ -96,7 +98,6 @@ func TestP1_NoCredentialBeforeTLS(t *testing.T) {
 // TestP2_STLSPipelinedDiscarded: commands sent in the same segment as STLS
 // are never answered or acted on after TLS.
 func TestP2_STLSPipelinedDiscarded(t *testing.T) {
-	certs := newTestCerts(t)
 	cases := []struct {
 		name      string
 		pipelined string
@@ -113,51 +114,49 @@ func TestP2_STLSPipelinedDiscarded(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), stls: true})
-			c.write("STLS\r\n" + tc.pipelined)
-			c.expect(replyBeginTLS)
-			c.startTLS(certs.client)
+			c, s := startSession(t, testConfig(), fronttest.StartTLS)
+			c.Write("STLS\r\n" + tc.pipelined)
+			c.ExpectLines(replyBeginTLS)
+			c.StartTLS()
 			for i, l := range tc.after {
-				c.send(l)
-				c.expect(tc.want[i])
+				c.Send(l)
+				c.ExpectLines(tc.want[i])
 			}
-			c.send("QUIT")
-			if got := c.rest(); got != "+OK bye\r\n" {
+			c.Send("QUIT")
+			if got := c.Rest(); got != "+OK bye\r\n" {
 				t.Errorf("after TLS got %q, want only the QUIT reply", got)
 			}
-			s.quitWithoutLogin(t)
+			quitWithoutLogin(t, s)
 		})
 	}
 }
 
 func TestSTLSRefused(t *testing.T) {
-	certs := newTestCerts(t)
 	cases := []struct {
 		name    string
-		opts    sessionOpts
+		mode    fronttest.Mode
 		upgrade bool
 		want    string
 	}{
-		{name: "twice", opts: sessionOpts{stls: true}, upgrade: true, want: replyHaveTLS},
-		{name: "implicit TLS", opts: sessionOpts{implicit: true}, want: replyHaveTLS},
+		{name: "twice", mode: fronttest.StartTLS, upgrade: true, want: replyHaveTLS},
+		{name: "implicit TLS", mode: fronttest.Implicit, want: replyHaveTLS},
 		{name: "not offered", want: replyNoTLS},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.opts.cfg = testConfig()
-			c, s := startSession(t, certs, tc.opts)
+			c, s := startSession(t, testConfig(), tc.mode)
 			if tc.upgrade {
-				c.send("STLS")
-				c.expect(replyBeginTLS)
-				c.startTLS(certs.client)
+				c.Send("STLS")
+				c.ExpectLines(replyBeginTLS)
+				c.StartTLS()
 			}
-			c.send("STLS")
-			c.expect(tc.want)
-			c.send("NOOP")
-			c.expect("+OK")
-			c.send("QUIT")
-			c.expect("+OK bye")
-			s.quit(t)
+			c.Send("STLS")
+			c.ExpectLines(tc.want)
+			c.Send("NOOP")
+			c.ExpectLines("+OK")
+			c.Send("QUIT")
+			c.ExpectLines("+OK bye")
+			quit(t, s)
 		})
 	}
 }
@@ -165,7 +164,6 @@ func TestSTLSRefused(t *testing.T) {
 // TestP3_LineLimit: an over-long line is refused as soon as the limit is
 // passed, without waiting for its end, and the connection closes.
 func TestP3_LineLimit(t *testing.T) {
-	certs := newTestCerts(t)
 	cases := []struct {
 		name    string
 		maxLine int
@@ -182,13 +180,13 @@ func TestP3_LineLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.MaxLine = tc.maxLine
-			c, s := startSession(t, certs, sessionOpts{cfg: cfg})
-			c.write(tc.write)
-			c.expect(tc.want...)
-			if err := s.result(t); !errors.Is(err, tc.wantErr) {
+			c, s := startSession(t, cfg, fronttest.Cleartext)
+			c.Write(tc.write)
+			c.ExpectLines(tc.want...)
+			if err := s.Result(t); !errors.Is(err, tc.wantErr) {
 				t.Errorf("ReadLogin error = %v, want %v", err, tc.wantErr)
 			}
-			if rest := c.rest(); rest != "" {
+			if rest := c.Rest(); rest != "" {
 				t.Errorf("bytes after the last reply: %q", rest)
 			}
 		})
@@ -196,7 +194,6 @@ func TestP3_LineLimit(t *testing.T) {
 }
 
 func TestP3_TooManyBadCommands(t *testing.T) {
-	certs := newTestCerts(t)
 	cases := []struct {
 		name  string
 		max   int
@@ -224,18 +221,18 @@ func TestP3_TooManyBadCommands(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
 			cfg.MaxBadCommands = tc.max
-			c, s := startSession(t, certs, sessionOpts{cfg: cfg, implicit: true})
+			c, s := startSession(t, cfg, fronttest.Implicit)
 			for i, l := range tc.lines {
-				c.send(l)
+				c.Send(l)
 				if i < len(tc.want) {
-					c.expect(tc.want[i])
+					c.ExpectLines(tc.want[i])
 				}
 			}
-			c.expect(replyTooManyBad)
-			if rest := c.rest(); rest != "" {
+			c.ExpectLines(replyTooManyBad)
+			if rest := c.Rest(); rest != "" {
 				t.Errorf("bytes after the last reply: %q", rest)
 			}
-			if err := s.result(t); !errors.Is(err, ErrTooManyBadCommands) {
+			if err := s.Result(t); !errors.Is(err, ErrTooManyBadCommands) {
 				t.Errorf("ReadLogin error = %v, want ErrTooManyBadCommands", err)
 			}
 		})
@@ -245,11 +242,10 @@ func TestP3_TooManyBadCommands(t *testing.T) {
 // TestP7_HTTPRequest: an HTTP request gets a few fixed -ERRs, none echoing
 // a byte of it, then the connection closes.
 func TestP7_HTTPRequest(t *testing.T) {
-	certs := newTestCerts(t)
-	c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), stls: true})
-	c.write("GET /<script>alert(1)</script> HTTP/1.1\r\nHost: evil.example\r\n" +
+	c, s := startSession(t, testConfig(), fronttest.StartTLS)
+	c.Write("GET /<script>alert(1)</script> HTTP/1.1\r\nHost: evil.example\r\n" +
 		"User-Agent: Mozilla/5.0\r\nAccept: */*\r\nCookie: a=b\r\nX-Pad: 1\r\n\r\n")
-	got := strings.Split(strings.TrimSuffix(c.rest(), "\r\n"), "\r\n")
+	got := strings.Split(strings.TrimSuffix(c.Rest(), "\r\n"), "\r\n")
 	if len(got) > proxy.DefaultMaxBadCommands {
 		t.Errorf("%d replies, want at most %d: %q", len(got), proxy.DefaultMaxBadCommands, got)
 	}
@@ -263,7 +259,7 @@ func TestP7_HTTPRequest(t *testing.T) {
 			}
 		}
 	}
-	if err := s.result(t); !errors.Is(err, ErrTooManyBadCommands) {
+	if err := s.Result(t); !errors.Is(err, ErrTooManyBadCommands) {
 		t.Errorf("ReadLogin error = %v, want ErrTooManyBadCommands", err)
 	}
 }
@@ -277,7 +273,6 @@ type step struct {
 func st(send string, want ...string) step { return step{send: send, want: want} }
 
 func TestLoginForms(t *testing.T) {
-	certs := newTestCerts(t)
 	alice := &proxy.Login{Username: "alice", Secret: "secret"}
 	cases := []struct {
 		name  string
@@ -315,21 +310,21 @@ func TestLoginForms(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), implicit: true})
+			c, s := startSession(t, testConfig(), fronttest.Implicit)
 			for _, stp := range tc.steps {
-				c.send(stp.send)
-				c.expect(stp.want...)
+				c.Send(stp.send)
+				c.ExpectLines(stp.want...)
 			}
 			if tc.login != nil {
-				if got := s.login(t); got != *tc.login {
+				if got := s.Login(t); got != *tc.login {
 					t.Fatalf("login = %+v, want %+v", got, *tc.login)
 				}
-				s.decide <- decision{err: authstore.ErrUnauthorized}
-				c.expect(testFailure)
+				s.Decide(t, fronttest.Decision{Err: authstore.ErrUnauthorized})
+				c.ExpectLines(testFailure)
 			}
-			c.send("QUIT")
-			c.expect("+OK bye")
-			s.quitWithoutLogin(t)
+			c.Send("QUIT")
+			c.ExpectLines("+OK bye")
+			quitWithoutLogin(t, s)
 		})
 	}
 }
@@ -337,7 +332,6 @@ func TestLoginForms(t *testing.T) {
 // TestRejectAnswers: every credential failure gives the same bytes; store
 // and upstream trouble say "try later"; the client may then try again.
 func TestRejectAnswers(t *testing.T) {
-	certs := newTestCerts(t)
 	const temp = "-ERR [SYS/TEMP] Temporary failure, try again later"
 	cases := []struct {
 		name string
@@ -355,24 +349,24 @@ func TestRejectAnswers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), implicit: true})
-			c.send("USER alice")
-			c.expect("+OK")
-			c.send("PASS first")
-			s.login(t)
-			s.decide <- decision{err: tc.err}
-			c.expect(tc.want)
-			c.send("PASS second")
-			c.expect(replyUserFirst)
-			c.send("USER alice")
-			c.expect("+OK")
-			c.send("PASS second")
-			if got := s.login(t); got.Secret != "second" {
+			c, s := startSession(t, testConfig(), fronttest.Implicit)
+			c.Send("USER alice")
+			c.ExpectLines("+OK")
+			c.Send("PASS first")
+			s.Login(t)
+			s.Decide(t, fronttest.Decision{Err: tc.err})
+			c.ExpectLines(tc.want)
+			c.Send("PASS second")
+			c.ExpectLines(replyUserFirst)
+			c.Send("USER alice")
+			c.ExpectLines("+OK")
+			c.Send("PASS second")
+			if got := s.Login(t); got.Secret != "second" {
 				t.Fatalf("retry login secret = %q", got.Secret)
 			}
-			s.decide <- decision{}
-			c.expect(replyLoggedIn)
-			if err := s.result(t); err != nil {
+			s.Decide(t, fronttest.Decision{})
+			c.ExpectLines(replyLoggedIn)
+			if err := s.Result(t); err != nil {
 				t.Errorf("session error = %v", err)
 			}
 		})
@@ -380,7 +374,6 @@ func TestRejectAnswers(t *testing.T) {
 }
 
 func TestAcceptAndBye(t *testing.T) {
-	certs := newTestCerts(t)
 	grace := time.Date(2030, 5, 1, 12, 0, 0, 0, time.FixedZone("X", 14*3600))
 	cases := []struct {
 		name       string
@@ -404,15 +397,15 @@ func TestAcceptAndBye(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, s := startSession(t, certs, sessionOpts{cfg: Config{Adapter: proxy.Adapter{AccountURL: tc.accountURL}}, implicit: true})
-			c.send("AUTH PLAIN " + b64("\x00alice\x00secret"))
-			s.login(t)
-			s.decide <- decision{grant: tc.grant, bye: tc.bye}
-			c.expect(tc.want...)
-			if err := s.result(t); err != nil {
+			c, s := startSession(t, Config{Adapter: proxy.Adapter{AccountURL: tc.accountURL}}, fronttest.Implicit)
+			c.Send("AUTH PLAIN " + b64("\x00alice\x00secret"))
+			s.Login(t)
+			s.Decide(t, fronttest.Decision{Grant: tc.grant, Bye: tc.bye})
+			c.ExpectLines(tc.want...)
+			if err := s.Result(t); err != nil {
 				t.Errorf("session error = %v", err)
 			}
-			if rest := c.rest(); rest != "" {
+			if rest := c.Rest(); rest != "" {
 				t.Errorf("unexpected bytes %q", rest)
 			}
 		})
@@ -420,19 +413,18 @@ func TestAcceptAndBye(t *testing.T) {
 }
 
 func TestReadLoginContext(t *testing.T) {
-	certs := newTestCerts(t)
 	for _, tc := range contextEnds {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := tc.ctx()
 			defer cancel()
-			c, s := startSession(t, certs, sessionOpts{cfg: testConfig(), ctx: ctx})
+			c, s := startSessionContext(ctx, t, testConfig(), fronttest.Cleartext)
 			// The client sends nothing after the greeting: only ctx can
 			// end ReadLogin.
 			cancel()
-			if err := s.result(t); !errors.Is(err, tc.want) {
+			if err := s.Result(t); !errors.Is(err, tc.want) {
 				t.Errorf("ReadLogin error = %v, want %v", err, tc.want)
 			}
-			if rest := c.rest(); rest != "" {
+			if rest := c.Rest(); rest != "" {
 				t.Errorf("unexpected bytes %q", rest)
 			}
 		})

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -44,7 +45,7 @@ func (f fakeUpstream) run(t *testing.T, ln net.Listener, accepted chan<- struct{
 	if f.hangUp {
 		return nil
 	}
-	_ = raw.SetDeadline(time.Now().Add(hangGuard))
+	_ = raw.SetDeadline(time.Now().Add(fronttest.IOGuard))
 	var conn net.Conn = raw
 	end := "\r\n"
 	if f.raw {
@@ -229,7 +230,7 @@ func TestUpstreamLogin(t *testing.T) {
 			if user == "" {
 				user = "alice"
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+			ctx, cancel := context.WithTimeout(context.Background(), fronttest.IOGuard)
 			defer cancel()
 			lines, err := upstreamLogin(t, ctx, tc.up, tc.cfg, user, tc.info)
 			if !slices.Equal(lines, tc.wantLines) {
