@@ -201,7 +201,7 @@ func (r *upRecord) wait(t *testing.T) {
 
 // fakeUpstream speaks the upstream side of lineProto; the user name picks
 // the behaviour after login: "refuse…" answers NO, "sink…" swallows,
-// "tick…" sends 30 lines 20 ms apart, "post…" sends a line right after OK,
+// "tick…" sends 16 lines 125 ms apart, "post…" sends a line right after OK,
 // "gate…" checks that nothing arrives before its OK, "half…" sends a line
 // and half-closes; others echo.
 type fakeUpstream struct {
@@ -279,8 +279,8 @@ func handleUpstream(c net.Conn, rec *upRecord) {
 		io.Copy(io.Discard, r)
 	case strings.HasPrefix(user, "tick"):
 		io.WriteString(c, "OK\r\n")
-		tick := time.NewTicker(20 * time.Millisecond)
-		for range 30 {
+		tick := time.NewTicker(125 * time.Millisecond)
+		for range 16 {
 			<-tick.C
 			io.WriteString(c, "tick\r\n")
 		}
