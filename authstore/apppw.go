@@ -84,7 +84,7 @@ func appPwKey(userID, id string) string { return userID + "/" + id }
 // of one user: hex(HMAC-SHA256(pepper, userID ‖ 0 ‖ secret)).
 func (s *Store) appPwDigest(userID, secret string) string {
 	s.digests.Add(1)
-	return s.hot.mac.hexDigest(userID, secret)
+	return s.mac.hexDigest(userID, secret)
 }
 
 // CreateAppPassword makes a new app password and returns it with its secret,

@@ -3,7 +3,6 @@ package authstore
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"testing"
 	"time"
@@ -97,7 +96,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 			for range benchAppPasswords {
 				secret, _ := newAppPassword(rand.Reader)
 				apID, _ := newID(rand.Reader)
-				d := hex.EncodeToString(digest(e.keys.Pepper, id, secret))
+				d := newMacPool(e.keys.Pepper).hexDigest(id, secret)
 				ap := &appPwRecord{ID: apID, UserID: id, User: name, Name: "bench", Scopes: AllScopes, Created: now, Digest: d}
 				if err := putJSON(tx, bAppPw, appPwKey(id, apID), ap); err != nil {
 					return err

@@ -1,11 +1,6 @@
 package authstore
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"hash"
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -26,7 +21,6 @@ import (
 // delivers another node's write.
 type decisionCache struct {
 	gen atomic.Uint64
-	mac *macPool // digest with the pepper, without keying a new HMAC each time
 
 	mu    sync.RWMutex
 	users map[string]*cachedUser // canonical name → what a login read
@@ -46,8 +40,8 @@ type cachedUser struct {
 	appPws map[string]*appPwRecord
 }
 
-func newDecisionCache(pepper []byte) *decisionCache {
-	return &decisionCache{users: map[string]*cachedUser{}, mac: newMacPool(pepper)}
+func newDecisionCache() *decisionCache {
+	return &decisionCache{users: map[string]*cachedUser{}}
 }
 
 // invalidate forgets everything; called after every committed write.
@@ -110,40 +104,4 @@ func (c *decisionCache) remember(gen uint64, name string, l lookup) {
 	if l.appPw != nil {
 		e.appPws[l.appPw.Digest] = l.appPw
 	}
-}
-
-// macPool lends keyed HMAC-SHA256 states: keying one costs two SHA-256
-// blocks and several allocations, resetting a keyed one costs nothing.
-type macPool struct{ p sync.Pool }
-
-// macState is one keyed HMAC with room for its input and output.
-type macState struct {
-	h   hash.Hash
-	in  []byte
-	sum [sha256.Size]byte
-}
-
-func newMacPool(key []byte) *macPool {
-	key = slices.Clone(key)
-	m := &macPool{}
-	m.p.New = func() any { return &macState{h: hmac.New(sha256.New, key), in: make([]byte, 0, 256)} }
-	return m
-}
-
-// hexDigest is hex(digest(key, parts...)).
-func (m *macPool) hexDigest(parts ...string) string {
-	st := m.p.Get().(*macState)
-	st.in = st.in[:0]
-	for i, p := range parts {
-		if i > 0 {
-			st.in = append(st.in, 0)
-		}
-		st.in = append(st.in, p...)
-	}
-	st.h.Reset()
-	st.h.Write(st.in)
-	out := hex.EncodeToString(st.h.Sum(st.sum[:0]))
-	clear(st.in) // the input holds a secret
-	m.p.Put(st)
-	return out
 }

@@ -48,11 +48,11 @@ type Options struct {
 
 // Store is the credential store. Safe for concurrent use.
 type Store struct {
-	db     kv
-	opts   Options
-	hash   *hasher
-	seal   *sealer
-	pepper []byte
+	db   kv
+	opts Options
+	hash *hasher
+	seal *sealer
+	mac  *macPool // digests under the pepper
 	// digests counts app-password HMACs computed; lets tests prove A7.
 	digests atomic.Int64
 	limit   *limiter
@@ -95,10 +95,10 @@ func Open(path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, pepper: opts.Keys.Pepper,
+	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, mac: newMacPool(opts.Keys.Pepper),
 		limit: newLimiter(opts.Limits, opts.Now), stop: make(chan struct{})}
 	s.usage = newUsageTracker()
-	s.hot = newDecisionCache(opts.Keys.Pepper)
+	s.hot = newDecisionCache()
 	s.audit = newAuditWriter(db, opts.Now, opts.Logger)
 	s.done.Add(1)
 	go s.flushLoop()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/base32"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"sort"
@@ -76,7 +75,7 @@ func (s *Store) CreateToken(ctx context.Context, in NewToken) (Token, string, er
 		return Token{}, "", err
 	}
 	rec := tokenRecord{Token: Token{ID: id, Name: in.Name, Role: in.Role, Created: now, Expires: in.Expires.UTC()},
-		Digest: hex.EncodeToString(digest(s.pepper, "token", secret))}
+		Digest: s.mac.hexDigest("token", secret)}
 	err = s.update(func(tx kvTx) error {
 		if in.User != "" {
 			name, err := CanonicalUsername(in.User)
@@ -120,7 +119,7 @@ func (s *Store) VerifyToken(ctx context.Context, secret string) (Token, error) {
 	if len(secret) != tokenLen || !strings.HasPrefix(secret, TokenPrefix) {
 		return Token{}, ErrUnauthorized
 	}
-	d := hex.EncodeToString(digest(s.pepper, "token", secret))
+	d := s.mac.hexDigest("token", secret)
 	var rec tokenRecord
 	var found bool
 	err := s.view(func(tx kvTx) (err error) {

@@ -2,7 +2,6 @@ package authstore
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -27,7 +26,7 @@ type WebSession struct {
 }
 
 func (s *Store) webSessionKey(id string) string {
-	return hex.EncodeToString(digest(s.pepper, "websession", id))
+	return s.mac.hexDigest("websession", id)
 }
 
 // PutWebSession stores a session under id and, in the same transaction,
