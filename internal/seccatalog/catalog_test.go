@@ -438,7 +438,7 @@ func TestIdsInComment(t *testing.T) {
 		text string
 		want []string
 	}{
-		{"// SECURITY.md A9: USER must not reveal", []string{"A9"}},
+		{"// USER must not reveal which names exist (A9).", []string{"A9"}},
 		{"// Limits tune the failure budgets (A1–A3).", []string{"A1", "A3", "A2"}},
 		{"// P1-P4 hold for SMTP", []string{"P1", "P4", "P2", "P3"}},
 		{"// hasControl reports C0 controls and DEL, and the C1 controls as runes.", nil},
