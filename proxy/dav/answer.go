@@ -7,9 +7,10 @@ import (
 
 // maxEarlyBody bounds what is read of a request body answered by postern
 // itself. Bodies sent to discovery or before a challenge are PROPFIND and
-// REPORT queries of a few kilobytes; net/http reads up to 256 KiB of an
-// unread HTTP/1.1 body for the same reason, and closes past that.
-const maxEarlyBody = 64 << 10
+// REPORT queries of a few kilobytes, or a PUT of an event or a card; the
+// bound is what net/http itself reads of an unread HTTP/1.1 body before it
+// gives up and closes, so HTTP/1.1 clients see no change.
+const maxEarlyBody = 256 << 10
 
 // pathRefusal is the 400 answer to a path not in canonical form.
 const pathRefusal = `Bad Request: the request path is not in canonical form. ` +

@@ -39,13 +39,16 @@ func canonicalPath(u *url.URL) (string, error) {
 	if !utf8.ValidString(p) || hasControl(p) || strings.ContainsAny(p, `\%;`) {
 		return "", errPathNotCanonical
 	}
-	segs := strings.Split(p[1:], "/")
-	for i, s := range segs {
-		if s == "." || s == ".." || (s == "" && i < len(segs)-1) {
+	for rest := p[1:]; ; {
+		seg, after, more := strings.Cut(rest, "/")
+		if seg == "." || seg == ".." || (seg == "" && more) {
 			return "", errPathNotCanonical
 		}
+		if !more {
+			return p, nil
+		}
+		rest = after
 	}
-	return p, nil
 }
 
 // hasEncodedSeparator reports %2f, %5c or %2e in a path as sent. (Go keeps

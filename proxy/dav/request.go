@@ -106,7 +106,7 @@ var forwardedHeaders = []string{"Authorization", "Proxy-Authorization", "Forward
 // (CGI, WSGI, PHP's $_SERVER) reads as one of names: those fold case and
 // read "_" as "-", and join repeated headers (Radicale behind wsgiref
 // saw "X_Remote_User: bob" next to postern's X-Remote-User as the user
-// "alice,bob"). Names without such a header cost no allocation.
+// "alice,bob"). It allocates nothing.
 func dropSpellings(h http.Header, names []string) {
 	for k := range h {
 		for _, n := range names {
