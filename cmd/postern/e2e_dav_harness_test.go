@@ -46,6 +46,8 @@ type davOptions struct {
 	upstreamExtra []string
 	limits        []string // extra [limits] lines
 	dav           []string // extra [dav] lines
+	// radicale starts Radicale with these options.
+	radicale testpeer.RadicaleOptions
 }
 
 // calPrefix and cardPrefix are the collections the tests create under
@@ -60,7 +62,7 @@ func startDAVE2E(t *testing.T, opts davOptions) *davE2E {
 	e := &davE2E{logs: &e2eLog{}}
 	up := opts.upstream
 	if up == "" {
-		e.peer = testpeer.Radicale(t)
+		e.peer = testpeer.RadicaleWith(t, opts.radicale)
 		up = e.peer.URL
 	}
 	if opts.switched {

@@ -42,6 +42,10 @@ type RadicaleOptions struct {
 	// against these names and passwords (htpasswd, plain) instead of
 	// trusting X-Remote-User: a client can then talk to it directly.
 	Users map[string]string
+	// LogLevel is Radicale's logging level ("warning" when empty); at
+	// "info" its log names every request's method and path and every
+	// login's user, what the upstream received.
+	LogLevel string
 }
 
 // Radicale starts a private Radicale for t and stops it when t ends. It
@@ -97,7 +101,7 @@ func RadicaleWith(t testing.TB, opts RadicaleOptions) *RadicalePeer {
 			}
 			auth = "type = htpasswd\nhtpasswd_filename = " + users + "\nhtpasswd_encryption = plain"
 		}
-		if err := os.WriteFile(conf, []byte(radicaleConf(r, auth)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(radicaleConf(r, auth, opts.LogLevel)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		diag, err := runRadicale(t, bin, r, conf, asNobody)
@@ -111,7 +115,10 @@ func RadicaleWith(t testing.TB, opts RadicaleOptions) *RadicalePeer {
 	}
 }
 
-func radicaleConf(r *RadicalePeer, auth string) string {
+func radicaleConf(r *RadicalePeer, auth, level string) string {
+	if level == "" {
+		level = "warning"
+	}
 	return fmt.Sprintf(`[server]
 hosts = %s
 [auth]
@@ -123,9 +130,9 @@ filesystem_folder = %s
 [web]
 type = none
 [logging]
-level = warning
+level = %s
 mask_passwords = True
-`, r.Addr, auth, r.Storage)
+`, r.Addr, auth, r.Storage, level)
 }
 
 func freePort() (int, error) {

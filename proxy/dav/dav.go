@@ -1,7 +1,8 @@
 // Package dav is postern's CalDAV/CardDAV front-end: an HTTP handler that
 // checks the Basic credential of every request with authstore and reverse
 // proxies the request, unchanged but for its authentication, to the
-// upstream DAV server. Paths are the upstream's own; bodies are streamed.
+// upstream DAV server. Paths are the upstream's own, in canonical form
+// only (SECURITY.md P8); bodies are streamed.
 package dav
 
 import (
@@ -48,7 +49,8 @@ type Config struct {
 	Registry *proxy.Registry // nil gives the handler its own
 	Metrics  *Metrics        // nil counts nothing
 	// Upstream is the DAV server's base URL; only its scheme and host are
-	// used, since paths are passed on as they are.
+	// used, since paths are passed on as they are (once checked canonical,
+	// in Go's default encoding).
 	Upstream *url.URL
 	// DialTimeout bounds a connection to the upstream (default
 	// proxy.DefaultDialTimeout); ResponseTimeout bounds the wait for the
@@ -86,9 +88,12 @@ type Handler struct {
 	challenge string
 	hint      string
 	header    string // canonical form of UserHeader
-	prefixes  []prefix
-	idPrefix  string
-	seq       atomic.Uint64
+	// trusted are the request headers an upstream may trust: the
+	// client's copies are removed in every spelling.
+	trusted  []string
+	prefixes []prefix
+	idPrefix string
+	seq      atomic.Uint64
 }
 
 type prefix struct {
@@ -134,6 +139,7 @@ func New(cfg Config) (*Handler, error) {
 		hint:      failureHint(cfg.AccountURL),
 		header:    http.CanonicalHeaderKey(cfg.UserHeader),
 	}
+	h.trusted = append([]string{h.header}, forwardedHeaders...)
 	if h.reg == nil {
 		h.reg = proxy.NewRegistry()
 	}
@@ -211,8 +217,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time) {
-	switch r.URL.Path {
+func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.Time) {
+	// Every answer but the relayed one is postern's own, given before the
+	// request went upstream: w reads the request body first.
+	w := &ownAnswer{ResponseWriter: relay, r: r}
+	path, err := canonicalPath(r.URL)
+	if err != nil {
+		h.log.LogAttrs(r.Context(), slog.LevelInfo, "dav path refused",
+			slog.String("path", printableName(r.URL.EscapedPath())), slog.String("source", h.clientAddr(r).String()),
+			slog.String("method", r.Method))
+		http.Error(w, pathRefusal, http.StatusBadRequest)
+		return
+	}
+	switch path {
 	case "/.well-known/caldav":
 		h.redirect(w, h.cfg.CalDAVPath)
 		return
@@ -235,7 +252,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		return
 	}
 	source := h.clientAddr(r)
-	proto := h.protocolOf(r.URL.Path)
+	proto := h.protocolOf(path)
 	cs := connStateOf(r.Context())
 	mark := h.reg.Mark()
 	authStart := time.Now()
@@ -271,7 +288,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		// The upstream round trip ends only once its copy of the request
 		// body does, and a write to a client that stopped reading blocks:
 		// both wake now.
-		rc := http.NewResponseController(w)
+		rc := http.NewResponseController(relay)
 		_ = rc.SetReadDeadline(time.Unix(1, 0))
 		_ = rc.SetWriteDeadline(time.Unix(1, 0))
 	})
@@ -289,7 +306,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 			return
 		}
 	}
-	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, userKey{}, up)))
+	h.rp.ServeHTTP(relay, r.WithContext(context.WithValue(ctx, userKey{}, up)))
 }
 
 type userKey struct{}
@@ -297,17 +314,15 @@ type userKey struct{}
 // upstreamUser is who the upstream request speaks for.
 type upstreamUser struct{ name, password string }
 
-// rewrite builds the upstream request: same path and query, the client's
-// Authorization and any copy of the trusted header removed, the user named
-// as the upstream expects. Rewrite has already dropped hop-by-hop headers
-// and X-Forwarded-*.
+// rewrite builds the upstream request: the canonical path serve checked,
+// in Go's default encoding (never the client's RawPath), and the query;
+// every spelling of a header the upstream may trust removed (SECURITY.md
+// P11); the user named as the upstream expects.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.URL.Scheme = h.cfg.Upstream.Scheme
-	pr.Out.URL.Host = h.cfg.Upstream.Host
+	pr.Out.URL = &url.URL{Scheme: h.cfg.Upstream.Scheme, Host: h.cfg.Upstream.Host,
+		Path: pr.In.URL.Path, RawQuery: pr.In.URL.RawQuery}
 	pr.Out.Host = h.cfg.Upstream.Host
-	pr.Out.Header.Del("Authorization")
-	pr.Out.Header.Del(h.header)
-	pr.Out.Header.Del("Proxy-Authorization")
+	dropSpellings(pr.Out.Header, h.trusted)
 	up, _ := pr.In.Context().Value(userKey{}).(upstreamUser)
 	switch h.cfg.UpstreamAuth {
 	case HeaderAuth:

@@ -96,3 +96,47 @@ func newBufferPool() *bufferPool {
 
 func (b *bufferPool) Get() []byte  { return b.p.Get().([]byte) }
 func (b *bufferPool) Put(x []byte) { b.p.Put(x) } //nolint:staticcheck // slices are small headers
+
+// forwardedHeaders name the client to an upstream, or carry a credential:
+// only postern may set them, in any spelling.
+var forwardedHeaders = []string{"Authorization", "Proxy-Authorization", "Forwarded",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// dropSpellings removes from h every header that a gateway interface
+// (CGI, WSGI, PHP's $_SERVER) reads as one of names: those fold case and
+// read "_" as "-", and join repeated headers (Radicale behind wsgiref
+// saw "X_Remote_User: bob" next to postern's X-Remote-User as the user
+// "alice,bob"). It allocates nothing.
+func dropSpellings(h http.Header, names []string) {
+	for k := range h {
+		for _, n := range names {
+			if sameHeaderName(k, n) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// sameHeaderName compares header names as a gateway interface does.
+func sameHeaderName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if foldHeaderByte(a[i]) != foldHeaderByte(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func foldHeaderByte(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
