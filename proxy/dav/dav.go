@@ -181,12 +181,10 @@ func newTransport(cfg Config) *http.Transport {
 	}
 }
 
+// failureHint is the body of a 401: the hint the mail front-ends give, for
+// the apps that speak DAV.
 func failureHint(accountURL string) string {
-	msg := "Authentication failed. Sign in with your user name and an app password"
-	if u := strings.Map(printable, accountURL); u != "" {
-		msg += " from " + u
-	}
-	return msg + ".\n"
+	return proxy.FailureHint("Calendar and contacts apps", accountURL) + "\n"
 }
 
 func printable(r rune) rune {

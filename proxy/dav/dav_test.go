@@ -201,6 +201,24 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+// TestHintWithoutAccountURL: without an account page the 401 still says
+// what the mail front-ends say, an app password is needed.
+func TestHintWithoutAccountURL(t *testing.T) {
+	env := newTestEnv(t, &fakeAuth{user: "alice", secret: "pw"}, http.NotFoundHandler(), func(c *Config) { c.AccountURL = "" })
+	req, _ := http.NewRequest("PROPFIND", env.url+"/dav/calendars/", nil)
+	req.SetBasicAuth("alice", "nope")
+	resp, err := env.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	const want = "Authentication failed. Calendar and contacts apps need an app password.\n"
+	if resp.StatusCode != http.StatusUnauthorized || string(body) != want {
+		t.Errorf("answer %d %q, want 401 %q", resp.StatusCode, body, want)
+	}
+}
+
 func TestProtocolByPrefix(t *testing.T) {
 	h, err := New(Config{Upstream: &url.URL{Scheme: "http", Host: "x"},
 		CalDAVPrefixes: []string{"/dav/calendars/", "/*/calendar/"}, CardDAVPrefixes: []string{"/dav/", "/*/contacts/"}})
