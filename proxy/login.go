@@ -75,6 +75,9 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 		}
 		return nil, UpstreamResult{}, grant, err
 	}
+	if s.srv.cfg.LoginDone != nil {
+		s.srv.cfg.LoginDone()
+	}
 	s.grant, s.client = grant, l.ClientName
 	if err := s.srv.reg.add(s, mark); err != nil {
 		closeConn(up)
