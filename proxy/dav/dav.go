@@ -277,7 +277,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, start time.Time)
 		_ = rc.SetWriteDeadline(time.Unix(1, 0))
 	})
 	if err != nil {
-		grant.Settle(err, "ended_during_login")
+		grant.Settle(authstore.ErrUnauthorized, "ended_during_login") // answered as a refused credential
 		h.authFailed(r, user, err)
 		h.unauthorized(w)
 		return
