@@ -21,7 +21,7 @@ type Event struct {
 	Source   string    `json:"source,omitempty"`
 	User     string    `json:"user,omitempty"`
 	Protocol Protocol  `json:"protocol,omitempty"`
-	Result   string    `json:"result,omitempty"` // "ok", "denied", "throttled"
+	Result   string    `json:"result,omitempty"` // "ok", "denied", "throttled", "unavailable"
 	Reason   string    `json:"reason,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
 	Prev     string    `json:"prev"`

@@ -326,3 +326,56 @@ func TestOnRevoke(t *testing.T) {
 		})
 	}
 }
+
+// TestW5_UpstreamOutcomeIsAudited: a login granted for a front-end that logs
+// in upstream is audited once, when the front-end settles it, with the
+// outcome the client got: a failed upstream login is "unavailable", not a
+// sign-in. A renewal is never audited, and a settle after the first counts
+// for nothing.
+func TestW5_UpstreamOutcomeIsAudited(t *testing.T) {
+	e := newTestStore(t)
+	e.addUser(t, "alice")
+	attempt := Attempt{Protocol: IMAP, Username: "alice", Secret: goodPassword, Source: addr("192.0.2.1"), Upstream: true}
+	tests := []struct {
+		name          string
+		renewal       bool
+		settle        []error
+		reason        string
+		result, wantR string // result and reason of the one event; "" for none
+	}{
+		{"upstream down", false, []error{fmt.Errorf("dial: %w", errors.New("refused")), nil}, "upstream_error", "unavailable", "upstream_error"},
+		{"logged in", false, []error{nil, errors.New("late")}, "", "ok", "account_password"},
+		{"ended during login", false, []error{fmt.Errorf("kicked: %w", ErrUnauthorized)}, "ended_during_login", "denied", "ended_during_login"},
+		{"renewal", true, []error{errors.New("down")}, "upstream_error", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := auditCount(t, e)
+			a := attempt
+			a.Renewal = tt.renewal
+			g, err := e.s.Authenticate(bg, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.s.FlushAudit()
+			if evs := auditSince(t, e, before); len(evs) != 0 {
+				t.Fatalf("audited before the upstream login settled: %+v", evs)
+			}
+			for _, err := range tt.settle {
+				g.Settle(err, tt.reason)
+			}
+			e.s.FlushAudit()
+			evs := auditSince(t, e, before)
+			if tt.result == "" {
+				if len(evs) != 0 {
+					t.Fatalf("a renewal was audited: %+v", evs)
+				}
+				return
+			}
+			if len(evs) != 1 || evs[0].Kind != "login" || evs[0].Result != tt.result || evs[0].Reason != tt.wantR ||
+				evs[0].User != "alice" || evs[0].Protocol != IMAP || evs[0].Source != "192.0.2.1" {
+				t.Fatalf("events %+v, want one login %s/%s", evs, tt.result, tt.wantR)
+			}
+		})
+	}
+}

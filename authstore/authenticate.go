@@ -101,15 +101,21 @@ func (s *Store) limited(ctx context.Context, name string, src netip.Addr, secret
 	return nil
 }
 
-// granted notes an app password's use and audits the login.
+// granted notes an app password's use and audits the login, or, when the
+// front-end logs in upstream next, leaves the event to Grant.Settle.
 func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
 		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, clip(a.Client, 100))
 	}
-	if !a.Renewal {
-		ev.Result, ev.Reason = "ok", reason
-		s.audit.enqueue(ev)
+	if a.Renewal {
+		return g
 	}
+	ev.Result, ev.Reason = "ok", reason
+	if a.Upstream {
+		g.pending = &pendingLogin{audit: s.audit, ev: ev}
+		return g
+	}
+	s.audit.enqueue(ev)
 	return g
 }
 

@@ -3,6 +3,7 @@ package authstore
 import (
 	"errors"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -64,6 +65,11 @@ type Attempt struct {
 	// keep-alive connection is one sign-in, so its repeats are decided in
 	// full but not audited again (SECURITY.md W5). Failures always are.
 	Renewal bool
+	// Upstream says the front-end logs in to an upstream server after a
+	// grant. A granted attempt's audit event then waits for Grant.Settle,
+	// so that it records what the client was finally answered: a right
+	// password in front of an upstream that is down is no sign-in.
+	Upstream bool
 }
 
 // Grant is what a successful Authenticate hands to the proxy.
@@ -80,6 +86,43 @@ type Grant struct {
 	// GraceUntil is set when an account password was accepted only because
 	// the organisation's two-step grace period has not ended yet.
 	GraceUntil time.Time
+
+	// pending is the audit event of an attempt with Upstream set, until
+	// Settle records it.
+	pending *pendingLogin
+}
+
+// pendingLogin is a granted sign-in whose outcome the front-end has yet to
+// report.
+type pendingLogin struct {
+	once  sync.Once
+	audit *auditWriter
+	ev    Event
+}
+
+// Settle records the outcome of a login granted with Attempt.Upstream set:
+// nil when the client is logged in, otherwise the error the client was
+// answered with (ErrUnauthorized: refused after all, for example by a kick
+// during the login; anything else: unavailable) and a short reason for the
+// audit log ("upstream_error"). Only the first call records anything, and
+// on any other grant Settle does nothing, so a front-end may settle early
+// on one path and once more, by default, on its way out.
+func (g Grant) Settle(err error, reason string) {
+	p := g.pending
+	if p == nil {
+		return
+	}
+	p.once.Do(func() {
+		ev := p.ev
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrUnauthorized):
+			ev.Result, ev.Reason = "denied", reason
+		default:
+			ev.Result, ev.Reason = "unavailable", reason
+		}
+		p.audit.enqueue(ev)
+	})
 }
 
 // CredentialID names the credential of a grant for kicks and logs.

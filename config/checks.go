@@ -21,7 +21,12 @@ type validator struct {
 	errs []Error
 }
 
+// add records a problem, unless key's value was left out of decoding: that
+// value is reported already, and its default stood in.
 func (v *validator) add(key, msg string) {
+	if v.src.wasDropped(key) {
+		return
+	}
 	v.errs = append(v.errs, v.src.problem(key, msg))
 }
 

@@ -12,56 +12,93 @@ import (
 
 // Load reads the file at path and parses it with Parse.
 func Load(path string) (*Config, error) {
-	c, err := Read(path)
+	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return Parse(data, path)
 }
 
 // Read reads the file at path and decodes it strictly, like Parse, but
 // does not Validate: the store commands use only data_dir, key_file and
 // limits, and must work before the listeners and upstreams are set up.
 func Read(path string) (*Config, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, problems := decode(data, path)
+	if err := errorsOf(problems); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func readFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return decode(data, path)
+	return data, nil
 }
 
 // Parse decodes data onto Default() and validates the result. Unknown keys
-// (compared exactly, case included), values of the wrong type and syntax
-// errors are reported together, before decoding; any problem makes Parse
-// return a nil Config and an *Errors whose entries name the file as name.
+// (compared exactly, case included), values of the wrong type, syntax
+// errors and every problem Validate finds are reported together, so that
+// one run of check-config lists them all; any problem makes Parse return a
+// nil Config and an *Errors whose entries name the file as name.
 func Parse(data []byte, name string) (*Config, error) {
-	c, err := decode(data, name)
-	if err != nil {
-		return nil, err
+	c, problems := decode(data, name)
+	if c != nil {
+		problems = append(problems, c.validate()...)
 	}
-	if err := c.Validate(); err != nil {
+	if err := errorsOf(problems); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func decode(data []byte, name string) (*Config, error) {
+// decode decodes data onto Default(). A wrong key-value does not end it:
+// each one found (by scan, or by go-toml: a bad duration, a number too
+// large, a key set twice) is reported, blanked out of a copy of data, and
+// decoding starts again without it, its default standing in. The Config is
+// nil only when the document cannot be decoded at all (a syntax error, a
+// table where a value belongs).
+func decode(data []byte, name string) (*Config, []Error) {
 	src, problems := scan(data, name)
-	if len(problems) > 0 {
-		return nil, errorsOf(problems)
+	if src.broken {
+		return nil, problems
 	}
-	c := Default()
-	// DisallowUnknownFields stays on although scan has checked the keys:
-	// if the two ever disagree, the stricter one wins.
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return nil, errorsOf(src.decodeErrors(err))
+	work := bytes.Clone(data)
+	for _, p := range problems {
+		src.drop(work, src.offset(p.Line, p.Column))
 	}
-	c.src = src
-	return c, nil
+	// Each round drops one more key-value or ends, so the key-values bound it.
+	for range len(src.kvs) + 1 {
+		c := Default()
+		// DisallowUnknownFields stays on although scan has checked the keys:
+		// if the two ever disagree, the stricter one wins.
+		err := toml.NewDecoder(bytes.NewReader(work)).DisallowUnknownFields().Decode(c)
+		var strict *toml.StrictMissingError
+		var de *toml.DecodeError
+		switch {
+		case err == nil:
+			c.src = src
+			return c, problems
+		case errors.As(err, &strict):
+			// go-toml decodes everything before it lists unknown keys.
+			c.src = src
+			return c, src.addNew(problems, src.decodeErrors(err))
+		case errors.As(err, &de):
+			e := src.fromDecode(de)
+			if problems = src.addNew(problems, []Error{e}); !src.drop(work, src.offset(e.Line, e.Column)) {
+				return nil, problems
+			}
+		default:
+			return nil, src.addNew(problems, src.decodeErrors(err))
+		}
+	}
+	return nil, problems
 }
 
 // CheckFile loads and validates the file at path for `postern check-config`:

@@ -130,7 +130,7 @@ func TestParseRejectsDocuments(t *testing.T) {
 // TestParseReportsEveryKeyProblem checks that problems are collected, not
 // stopped at the first, and come out in file order.
 func TestParseReportsEveryKeyProblem(t *testing.T) {
-	doc := "[imap]\nlisten_tsl = ':1'\nidle_timeout = 5\n[pop3]\nlisten = ':2'\n"
+	doc := "[imap]\nlisten_tsl = ':1'\nidle_timeout = 5\n[pop3]\nlisten = ':2'\n" + storedLogins
 	lines := parseFails(t, doc)
 	want := []string{
 		"postern.toml:2:1: imap.listen_tsl: unknown key (did you mean listen_tls?)",

@@ -45,14 +45,31 @@ func scan(data []byte, name string) (*source, []Error) {
 		case unstable.Table, unstable.ArrayTable:
 			cur = s.table(expr)
 		case unstable.KeyValue:
+			s.outermost(cur, expr)
 			s.keyValue(cur, expr)
 		default:
 		}
 	}
 	if err := s.p.Error(); err != nil {
 		s.errs = append(s.errs, s.src.syntaxError(data, err))
+		s.src.broken = true
 	}
 	return s.src, s.errs
+}
+
+// outermost remembers a key-value of table sc that decoding can leave
+// out when it is wrong; one inside an unknown table is ignored by
+// decoding anyway.
+func (s *scanner) outermost(sc scope, kv *unstable.Node) {
+	if sc.typ == nil {
+		return
+	}
+	parts, start, _ := keyParts(kv)
+	key := sc.key
+	for _, p := range parts {
+		key = joinKey(key, p)
+	}
+	s.src.kvs = append(s.src.kvs, entry{key: key, start: start, end: int(kv.Raw.Offset + kv.Raw.Length)})
 }
 
 func (s *scanner) fail(off int, key, msg string) {

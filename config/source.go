@@ -18,6 +18,15 @@ type source struct {
 	lines   []int // offset of the first byte of each line
 	entries []entry
 	byKey   map[string]int // index in entries of each key's first occurrence
+	// kvs are the document's outermost key-values (not those inside an
+	// inline table or array), in file order: what decoding can leave out.
+	kvs []entry
+	// dropped are the keys of the key-values left out of decoding because
+	// they were wrong; their defaults stood in, so Validate says nothing
+	// about them.
+	dropped []string
+	// broken is set by a syntax error: the document cannot be decoded.
+	broken bool
 }
 
 // entry is one key of the document: a key-value, a table header, or an
@@ -42,6 +51,39 @@ func (s *source) record(key string, start, end int) {
 		s.byKey[key] = len(s.entries)
 	}
 	s.entries = append(s.entries, entry{key: key, start: start, end: end})
+}
+
+// drop blanks out of data the outermost key-value at off, keeping every
+// line break (so that offsets and positions stay valid), and remembers its
+// key. It reports false when no key-value is there or it is already gone.
+func (s *source) drop(data []byte, off int) bool {
+	i := slices.IndexFunc(s.kvs, func(e entry) bool { return e.start <= off && (off < e.end || off == e.start) })
+	// A key's first byte is never a space, unless it was blanked already.
+	if i < 0 || data[s.kvs[i].start] == ' ' {
+		return false
+	}
+	kv := s.kvs[i]
+	for j := kv.start; j < kv.end; j++ {
+		if data[j] != '\n' && data[j] != '\r' {
+			data[j] = ' '
+		}
+	}
+	s.dropped = append(s.dropped, kv.key)
+	return true
+}
+
+// covered reports whether key is, or lies within, one of keys.
+func covered(key string, keys []string) bool {
+	return slices.ContainsFunc(keys, func(k string) bool {
+		rest, ok := strings.CutPrefix(key, k)
+		return ok && (rest == "" || rest[0] == '.' || rest[0] == '[')
+	})
+}
+
+// wasDropped reports whether key's value was left out of decoding; always
+// false for a Config that did not come from a file.
+func (s *source) wasDropped(key string) bool {
+	return s != nil && covered(key, s.dropped)
 }
 
 // position converts a byte offset to a 1-based line and byte column, the
@@ -118,6 +160,23 @@ func (s *source) decodeErrors(err error) []Error {
 		return []Error{s.fromDecode(de)}
 	}
 	return []Error{{File: s.name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}}
+}
+
+// addNew appends to problems those of more that say something new: not
+// at the place of a problem already listed, nor about a key that one of
+// them or a dropped key-value covers.
+func (s *source) addNew(problems, more []Error) []Error {
+	known := slices.Clone(s.dropped)
+	for _, p := range problems {
+		known = append(known, p.Key)
+	}
+	for _, e := range more {
+		samePlace := slices.ContainsFunc(problems, func(p Error) bool { return p.Line == e.Line && p.Column == e.Column })
+		if !samePlace && !covered(e.Key, known) {
+			problems = append(problems, e)
+		}
+	}
+	return problems
 }
 
 func (s *source) fromDecode(de *toml.DecodeError) Error {

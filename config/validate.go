@@ -18,6 +18,10 @@ import (
 // are demanded only when a listener that uses it is enabled, so that a
 // DAV-only or IMAP-only deployment does not have to fill in the rest.
 func (c *Config) Validate() error {
+	return errorsOf(c.validate())
+}
+
+func (c *Config) validate() []Error {
 	v := &validator{src: c.src}
 	v.paths(c)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
@@ -37,7 +41,7 @@ func (c *Config) Validate() error {
 	v.davUpstream(c.Upstream.DAV, c.DAV.Listen != "")
 	v.policy(c.Policy)
 	v.limits(c.Limits)
-	return errorsOf(v.errs)
+	return v.errs
 }
 
 func (v *validator) paths(c *Config) {

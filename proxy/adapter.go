@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Fallbacks for an adapter or server built with zero values (tests,
@@ -21,8 +22,9 @@ const (
 // Adapter is what every front-end adapter (imap, pop3, dav) takes from the
 // configuration for its client side.
 type Adapter struct {
-	// AccountURL is where users create app passwords; it is shown in the
-	// answer to a failed login. Empty leaves the hint out.
+	// AccountURL is where users create app passwords; the answer to a
+	// failed login names it (FailureHint). Empty leaves the address out of
+	// the hint, not the hint.
 	AccountURL string
 	// MaxLine bounds a pre-auth line (and an IMAP literal) in bytes,
 	// terminator included (default DefaultMaxLine). RFC 2449 allows 255
@@ -47,6 +49,25 @@ func (a Adapter) WithDefaults() Adapter {
 		a.Logger = slog.New(slog.DiscardHandler)
 	}
 	return a
+}
+
+// FailureHint is the text of every front-end's answer to a failed login,
+// for the apps that use it ("Mail apps"): the same bytes whatever failed
+// (SECURITY.md A9), a hint at app passwords with or without an account
+// page, and the page's address when there is one. Control characters are
+// dropped from the address, so that it cannot end or split an answer.
+func FailureHint(apps, accountURL string) string {
+	text := "Authentication failed. " + apps + " need an app password"
+	url := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, accountURL)
+	if url == "" {
+		return text + "."
+	}
+	return text + ": " + url
 }
 
 // UpstreamCredential is how an adapter reaches the upstream and logs in

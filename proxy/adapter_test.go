@@ -70,3 +70,18 @@ func TestBindDeadline(t *testing.T) {
 		})
 	}
 }
+
+// TestFailureHint: the hint names app passwords with or without an
+// account page, and the page's address never splits the answer's line.
+func TestFailureHint(t *testing.T) {
+	for _, tt := range []struct{ url, want string }{
+		{"", "Authentication failed. Mail apps need an app password."},
+		{"https://mail.example.org/account", "Authentication failed. Mail apps need an app password: https://mail.example.org/account"},
+		{"https://x.example/\r\n* OK forged", "Authentication failed. Mail apps need an app password: https://x.example/* OK forged"},
+		{"\r\n", "Authentication failed. Mail apps need an app password."},
+	} {
+		if got := FailureHint("Mail apps", tt.url); got != tt.want {
+			t.Errorf("FailureHint(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}

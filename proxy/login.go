@@ -31,6 +31,7 @@ type dialResult struct {
 func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, error) {
 	start := time.Now()
 	up, res, grant, err := s.tryLogin(ctx, l)
+	grant.Settle(err, auditReason(err))
 	result := resultOf(err)
 	s.srv.cfg.Metrics.login(s.srv.proto, result)
 	user := grant.Username
@@ -60,6 +61,7 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 	}
 	if HasControl(grant.Username) {
 		closeConn(up)
+		grant.Settle(errUserControl, auditReason(errUserControl))
 		return nil, UpstreamResult{}, none, errUserControl
 	}
 	if !s.setUpstream(rawConn(up)) {
@@ -72,6 +74,9 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 			s.srv.cfg.LoginRefused()
 		}
 		return nil, UpstreamResult{}, grant, err
+	}
+	if s.srv.cfg.LoginDone != nil {
+		s.srv.cfg.LoginDone()
 	}
 	s.grant, s.client = grant, l.ClientName
 	if err := s.srv.reg.add(s, mark); err != nil {
@@ -110,6 +115,7 @@ func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.G
 		Source:   s.remote.Addr(),
 		Client:   l.ClientName,
 		Admitted: startDial,
+		Upstream: true,
 	})
 	if err != nil {
 		cancelDial()
@@ -192,6 +198,25 @@ func resultOf(err error) string {
 	default:
 		return resultUnavailable
 	}
+}
+
+// auditReason says, for the audit log, why a granted login did not end in
+// a session; authstore records that instead of a sign-in, because it is
+// not what the client was answered.
+func auditReason(err error) string {
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrLoginRefused):
+		return "upstream_refused"
+	case errors.Is(err, ErrUpstream):
+		return "upstream_error"
+	case errors.Is(err, errKickedDuringLogin):
+		return "ended_during_login"
+	case errors.Is(err, errUserControl):
+		return "invalid_username"
+	}
+	return resultOf(err)
 }
 
 // maxLoggedName caps a raw user name in logs: it comes from the client.

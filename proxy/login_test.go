@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,6 +79,27 @@ func TestP5_UpstreamRefusesLogin(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(h.metrics.logins.WithLabelValues("imap", resultUpstreamError)); got != 1 {
 		t.Errorf("upstream_error logins = %v, want 1", got)
+	}
+}
+
+// TestLoginDoneOnlyForUpstreamLogins: LoginDone hears of each login the
+// upstream accepted (readiness takes it as a sign of life), and of no
+// refused credential or refused upstream login.
+func TestLoginDoneOnlyForUpstreamLogins(t *testing.T) {
+	var done atomic.Int32
+	h := newHarness(t, func(c *ServerConfig, _ *harness) { c.LoginDone = func() { done.Add(1) } })
+	cl := h.dial()
+	cl.Write("LOGIN alice wrong\r\n")
+	cl.ExpectLines("NO auth")
+	cl.Write("LOGIN refuse pw\r\n")
+	cl.ExpectLines("NO upstream")
+	if n := done.Load(); n != 0 {
+		t.Fatalf("LoginDone called %d times before any upstream login succeeded", n)
+	}
+	cl.Write("LOGIN alice pw\r\n")
+	cl.ExpectLines("OK alice")
+	if n := done.Load(); n != 1 {
+		t.Errorf("LoginDone called %d times for one login, want 1", n)
 	}
 }
 

@@ -59,6 +59,9 @@ type ServerConfig struct {
 	// proxy's own login (ErrLoginRefused): with a master user that is a
 	// configuration problem worth more than a line per login.
 	LoginRefused func()
+	// LoginDone, when set, is told of each login the upstream accepted: the
+	// upstream evidently answers, whatever its last probe said.
+	LoginDone func()
 }
 
 // Server accepts clients of one protocol and runs their sessions.

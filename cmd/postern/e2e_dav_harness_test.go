@@ -41,6 +41,9 @@ type davOptions struct {
 	// switched puts a forwarder that the test can switch off between
 	// postern and Radicale (davE2E.sw).
 	switched bool
+	// switchedOff starts the switched forwarder off: the gateway's first
+	// probe of upstream.dav fails.
+	switchedOff bool
 	// upstream replaces Radicale; upstreamExtra are more [upstream.dav] lines.
 	upstream      string
 	upstreamExtra []string
@@ -68,6 +71,9 @@ func startDAVE2E(t *testing.T, opts davOptions) *davE2E {
 	if opts.switched {
 		e.sw = newSwitchedUpstream(t, e.peer.Addr)
 		up = "http://" + e.sw.addr + "/"
+		if opts.switchedOff {
+			e.sw.off()
+		}
 	}
 	dir := t.TempDir()
 	q := strconv.Quote

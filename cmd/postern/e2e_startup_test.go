@@ -94,3 +94,37 @@ func TestStartup_RefusedMasterLogin(t *testing.T) {
 		}
 	}
 }
+
+// TestStartup_ReadyFollowsDAVUpstream: /readyz probes the DAV upstream too:
+// with Radicale unreachable it is not ready and names upstream.dav, and
+// once Radicale answers it is ready within the probe's short retry, long
+// before the 30 s interval of a healthy upstream.
+func TestStartup_ReadyFollowsDAVUpstream(t *testing.T) {
+	t.Parallel()
+	e := startDAVE2E(t, davOptions{switched: true, switchedOff: true})
+	readyz := func() (int, []string) {
+		resp, err := e.client.Get("https://" + e.g.addrs["admin"] + "/readyz")
+		if err != nil {
+			t.Fatalf("GET /readyz: %v", err)
+		}
+		defer resp.Body.Close()
+		var ready struct {
+			Failing []string `json:"failing"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
+			t.Fatalf("GET /readyz: %v", err)
+		}
+		return resp.StatusCode, ready.Failing
+	}
+	eventually(t, "the probe's warning", func() bool {
+		return strings.Contains(e.logs.String(), `msg="upstream probe failed" key=upstream.dav`)
+	})
+	if code, failing := readyz(); code != http.StatusServiceUnavailable || !slices.Equal(failing, []string{"upstream.dav"}) {
+		t.Errorf("/readyz with Radicale unreachable: %d %v", code, failing)
+	}
+	e.sw.on()
+	eventually(t, "/readyz to answer 200 once Radicale is back", func() bool {
+		code, _ := readyz()
+		return code == http.StatusOK
+	})
+}

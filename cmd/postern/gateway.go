@@ -35,7 +35,7 @@ type gateway struct {
 	certs     *certs.Manager
 	servers   []*proxy.Server
 	addrs     map[string]string // listener name → bound address
-	probes    *probe.Prober     // upstream probes; set once the mail listeners start
+	probes    *probe.Prober     // upstream probes; set before any listener starts
 	admin     *admin.Server
 	ready     admin.Readiness // the probes, for /readyz
 	http      []*http.Server  // the admin listener and the control socket
@@ -99,13 +99,24 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 
 	promReg := prometheus.NewRegistry()
 	promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := proxy.NewMetrics(promReg)
-	if err := g.startMail(watchCtx, cfg, metrics); err != nil {
+	mail, err := g.mailServers(cfg, proxy.NewMetrics(promReg))
+	if err != nil {
+		return err
+	}
+	davTargets, err := davProbe(cfg)
+	if err != nil {
+		return err
+	}
+	// The probes exist before any listener serves: logins report to them.
+	g.probes = probe.New(probe.Config{Targets: append(mail.targets, davTargets...), Logger: g.log})
+	g.ready = g.probes
+	if err := g.listenMail(mail); err != nil {
 		return err
 	}
 	if err := g.startDAV(cfg, promReg); err != nil {
 		return err
 	}
+	g.wg.Go(func() { g.probes.Run(watchCtx) })
 	return g.startAdmin(cfg, promReg)
 }
 
@@ -142,8 +153,16 @@ type mailService struct {
 	adapter   func(startTLS *tls.Config, master, masterPw string) proxy.Protocol
 }
 
-// startMail opens the mail listeners and starts probing their upstreams.
-func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *proxy.Metrics) error {
+// mailSetup is what the mail listeners need, and the probes of their
+// upstreams.
+type mailSetup struct {
+	servers   []proxy.ServerConfig
+	listeners [][]mailListener // per server
+	targets   []probe.Target
+}
+
+// mailServers configures each mail protocol that has a listener.
+func (g *gateway) mailServers(cfg *config.Config, metrics *proxy.Metrics) (mailSetup, error) {
 	lim := cfg.Limits
 	services := []mailService{
 		{"imap", probe.IMAP, []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
@@ -157,33 +176,33 @@ func (g *gateway) startMail(ctx context.Context, cfg *config.Config, metrics *pr
 				return pop3.New(pop3.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, XClient: cfg.Upstream.POP3.XClient})
 			}},
 	}
-	var servers []proxy.ServerConfig
-	var listeners [][]mailListener
-	var targets []probe.Target
+	var m mailSetup
 	for _, svc := range services {
 		if !anyListener(svc.listeners) {
 			continue // an unused protocol needs no upstream settings
 		}
 		up, startTLS, master, masterPw, err := mailUpstream(svc.upstream)
 		if err != nil {
-			return fmt.Errorf("upstream.%s: %w", svc.name, err)
+			return mailSetup{}, fmt.Errorf("upstream.%s: %w", svc.name, err)
 		}
 		key := "upstream." + svc.name
-		targets = append(targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, MasterLogin: master != ""})
-		servers = append(servers, proxy.ServerConfig{Protocol: svc.adapter(startTLS, master, masterPw), Upstream: up,
+		m.targets = append(m.targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, MasterLogin: master != ""})
+		m.servers = append(m.servers, proxy.ServerConfig{Protocol: svc.adapter(startTLS, master, masterPw), Upstream: up,
 			Limits: proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
 				PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration},
-			Metrics: metrics, LoginRefused: func() { g.probes.LoginRefused(key) }})
-		listeners = append(listeners, svc.listeners)
+			Metrics: metrics, LoginRefused: func() { g.probes.LoginRefused(key) }, LoginDone: func() { g.probes.Answered(key) }})
+		m.listeners = append(m.listeners, svc.listeners)
 	}
-	g.probes = probe.New(probe.Config{Targets: targets, Logger: g.log})
-	g.ready = g.probes
-	for i, sc := range servers {
-		if err := g.listen(sc, listeners[i]); err != nil {
+	return m, nil
+}
+
+// listenMail opens the mail listeners.
+func (g *gateway) listenMail(m mailSetup) error {
+	for i, sc := range m.servers {
+		if err := g.listen(sc, m.listeners[i]); err != nil {
 			return err
 		}
 	}
-	g.wg.Go(func() { g.probes.Run(ctx) })
 	return nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/postern-dev/postern/config"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/dav"
+	"github.com/postern-dev/postern/proxy/probe"
 )
 
 // startDAV opens the CalDAV/CardDAV listener when dav.listen is set.
@@ -62,9 +63,9 @@ func davServer(h http.Handler, tc *tls.Config, headerTimeout time.Duration) *htt
 
 func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*dav.Handler, error) {
 	u := cfg.Upstream.DAV
-	base, err := url.Parse(u.URL)
+	base, up, err := davUpstream(u)
 	if err != nil {
-		return nil, fmt.Errorf("upstream.dav.url: %w", err)
+		return nil, err
 	}
 	dc := dav.Config{
 		Auth: g.store, Registry: g.registry, Metrics: dav.NewMetrics(reg), Upstream: base,
@@ -82,21 +83,47 @@ func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*
 	if base.Scheme == "https" {
 		// The handshake configuration comes from the one place that builds
 		// it for every upstream (verification on, TLS 1.2 at least).
-		tc := &tls.Config{}
-		if u.CAFile != "" {
-			if tc.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
-				return nil, fmt.Errorf("upstream.dav.ca_file: %w", err)
-			}
-		}
-		addr := base.Host
-		if base.Port() == "" {
-			addr = net.JoinHostPort(base.Hostname(), "443")
-		}
-		if dc.UpstreamTLS, err = (proxy.Upstream{Address: addr, TLS: tc}).ClientTLS(); err != nil {
+		if dc.UpstreamTLS, err = up.ClientTLS(); err != nil {
 			return nil, fmt.Errorf("upstream.dav.url: %w", err)
 		}
 	}
 	return dav.New(dc)
+}
+
+// davUpstream parses upstream.dav's URL and names the server it reaches,
+// with the trust roots of an https upstream, for the handler and the probe.
+func davUpstream(u config.UpstreamDAV) (*url.URL, proxy.Upstream, error) {
+	base, err := url.Parse(u.URL)
+	if err != nil {
+		return nil, proxy.Upstream{}, fmt.Errorf("upstream.dav.url: %w", err)
+	}
+	tc := &tls.Config{}
+	if u.CAFile != "" {
+		if tc.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
+			return nil, proxy.Upstream{}, fmt.Errorf("upstream.dav.ca_file: %w", err)
+		}
+	}
+	addr := base.Host
+	if base.Port() == "" {
+		port := "80"
+		if base.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(base.Hostname(), port)
+	}
+	return base, proxy.Upstream{Address: addr, TLS: tc}, nil
+}
+
+// davProbe is the probe of upstream.dav when dav.listen is set.
+func davProbe(cfg *config.Config) ([]probe.Target, error) {
+	if cfg.DAV.Listen == "" {
+		return nil, nil
+	}
+	base, up, err := davUpstream(cfg.Upstream.DAV)
+	if err != nil {
+		return nil, err
+	}
+	return []probe.Target{{Key: "upstream.dav", Upstream: up, URL: base}}, nil
 }
 
 // shutdownDAV stops the DAV listener; live requests get until ctx ends.

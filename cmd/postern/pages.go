@@ -30,7 +30,9 @@ func (g *gateway) mailSettings(cfg *config.Config) []admin.MailSetting {
 		}
 		out = append(out, admin.MailSetting{Service: l.service, Server: h, Port: port, Security: l.security})
 	}
-	if h, port, err := net.SplitHostPort(cfg.DAV.Listen); err == nil {
+	// The bound address, as for the mail listeners: dav.listen may ask for
+	// port 0, and a client needs the port the listener got.
+	if h, port, err := net.SplitHostPort(g.addrs["dav"]); err == nil {
 		if host != "" {
 			h = host
 		}

@@ -160,11 +160,12 @@ func New(cfg Config) (*Handler, error) {
 		tr = timedTransport{next: tr, m: cfg.Metrics}
 	}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:      h.rewrite,
-		Transport:    tr,
-		ErrorHandler: h.upstreamError,
-		BufferPool:   newBufferPool(),
-		ErrorLog:     slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		Rewrite:        h.rewrite,
+		Transport:      tr,
+		ErrorHandler:   h.upstreamError,
+		ModifyResponse: upstreamAnswered,
+		BufferPool:     newBufferPool(),
+		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 	}
 	return h, nil
 }
@@ -187,12 +188,10 @@ func newTransport(cfg Config) *http.Transport {
 	}
 }
 
+// failureHint is the body of a 401: the hint the mail front-ends give, for
+// the apps that speak DAV.
 func failureHint(accountURL string) string {
-	msg := "Authentication failed. Sign in with your user name and an app password"
-	if u := strings.Map(printable, accountURL); u != "" {
-		msg += " from " + u
-	}
-	return msg + ".\n"
+	return proxy.FailureHint("Calendar and contacts apps", accountURL) + "\n"
 }
 
 func printable(r rune) rune {
@@ -263,10 +262,12 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		Source:   source.Addr(),
 		Client:   r.UserAgent(),
 		Renewal:  cs.renewal(user, secret),
+		Upstream: true,
 	})
 	h.cfg.Metrics.auth(time.Since(authStart), err)
 	if err == nil && proxy.HasControl(grant.Username) {
 		err = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
+		grant.Settle(err, "invalid_username")
 	}
 	cs.settle(user, secret, err == nil)
 	if err != nil {
@@ -293,14 +294,20 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		_ = rc.SetWriteDeadline(time.Unix(1, 0))
 	})
 	if err != nil {
+		grant.Settle(authstore.ErrUnauthorized, "ended_during_login") // answered as a refused credential
 		h.authFailed(r, user, err)
 		h.unauthorized(w)
 		return
 	}
 	defer release()
-	up := upstreamUser{name: grant.Username}
+	// The upstream's answer settles the sign-in (upstreamAnswered,
+	// upstreamError); a request that ends without one, cut by a kick or by
+	// the client, signed in all the same.
+	defer grant.Settle(nil, "")
+	up := upstreamUser{name: grant.Username, grant: grant}
 	if h.cfg.UpstreamAuth == StoredAuth {
 		if up.password, err = h.cfg.UpstreamPassword(ctx, grant.Username); err != nil {
+			grant.Settle(err, "store")
 			h.log.Warn("dav stored upstream password unavailable", "user", grant.Username, "err", err)
 			unavailable(w)
 			return
@@ -311,8 +318,12 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 
 type userKey struct{}
 
-// upstreamUser is who the upstream request speaks for.
-type upstreamUser struct{ name, password string }
+// upstreamUser is who the upstream request speaks for, and the grant
+// that the upstream's answer settles.
+type upstreamUser struct {
+	name, password string
+	grant          authstore.Grant
+}
 
 // rewrite builds the upstream request: the canonical path serve checked,
 // in Go's default encoding (never the client's RawPath), and the query;
@@ -339,7 +350,31 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		panic(http.ErrAbortHandler) // kicked or client gone: drop the connection
 	}
 	h.log.Warn("dav upstream failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	upstreamFailed(r)
 	unavailable(w)
+}
+
+// upstreamAnswered settles a sign-in by the upstream's answer: a gateway
+// error (a web server in front of the DAV server whose backend is down)
+// is passed on to the client and is no sign-in either.
+func upstreamAnswered(resp *http.Response) error {
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		upstreamFailed(resp.Request)
+	default:
+		up, _ := resp.Request.Context().Value(userKey{}).(upstreamUser)
+		up.grant.Settle(nil, "")
+	}
+	return nil
+}
+
+// upstreamFailed audits r's sign-in as unavailable, and forgets the
+// credential its connection had accepted, so that the connection's next
+// request is audited too: once the upstream answers, that is the sign-in.
+func upstreamFailed(r *http.Request) {
+	up, _ := r.Context().Value(userKey{}).(upstreamUser)
+	up.grant.Settle(proxy.ErrUpstream, "upstream_error")
+	connStateOf(r.Context()).settle("", "", false)
 }
 
 func (h *Handler) redirect(w http.ResponseWriter, to string) {

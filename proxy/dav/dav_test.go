@@ -2,12 +2,14 @@ package dav
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +203,24 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+// TestHintWithoutAccountURL: without an account page the 401 still says
+// what the mail front-ends say, an app password is needed.
+func TestHintWithoutAccountURL(t *testing.T) {
+	env := newTestEnv(t, &fakeAuth{user: "alice", secret: "pw"}, http.NotFoundHandler(), func(c *Config) { c.AccountURL = "" })
+	req, _ := http.NewRequest("PROPFIND", env.url+"/dav/calendars/", nil)
+	req.SetBasicAuth("alice", "nope")
+	resp, err := env.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	const want = "Authentication failed. Calendar and contacts apps need an app password.\n"
+	if resp.StatusCode != http.StatusUnauthorized || string(body) != want {
+		t.Errorf("answer %d %q, want 401 %q", resp.StatusCode, body, want)
+	}
+}
+
 func TestProtocolByPrefix(t *testing.T) {
 	h, err := New(Config{Upstream: &url.URL{Scheme: "http", Host: "x"},
 		CalDAVPrefixes: []string{"/dav/calendars/", "/*/calendar/"}, CardDAVPrefixes: []string{"/dav/", "/*/contacts/"}})
@@ -323,5 +343,58 @@ func TestAnswersStream(t *testing.T) {
 	rest, _ := io.ReadAll(resp.Body)
 	if !strings.HasSuffix(string(rest), "end") {
 		t.Errorf("answer ends %q", rest[max(0, len(rest)-10):])
+	}
+}
+
+// TestW5_GatewayErrorIsNoSignIn: an upstream that answers a gateway error
+// (a web server in front of a DAV server that is down) is passed on, and
+// the credential store audits that outcome, not a sign-in; an answer from
+// the DAV server itself is the sign-in.
+func TestW5_GatewayErrorIsNoSignIn(t *testing.T) {
+	keys, err := authstore.NewKeys(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := authstore.Open(filepath.Join(t.TempDir(), "postern.db"), authstore.Options{Keys: keys,
+		KDF: authstore.KDFParams{Memory: 64, Time: 1, Threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	if _, err := st.CreateUser(ctx, authstore.NewUser{Name: "alice", Password: "correct-horse-battery"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		status int
+		want   string
+	}{
+		{http.StatusBadGateway, "unavailable upstream_error"},
+		{http.StatusServiceUnavailable, "unavailable upstream_error"},
+		{http.StatusGatewayTimeout, "unavailable upstream_error"},
+		{http.StatusMultiStatus, "ok account_password"},
+		{http.StatusNotFound, "ok account_password"},
+	} {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			env := newTestEnv(t, st, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(tt.status) }), nil)
+			req, _ := http.NewRequest("PROPFIND", env.url+"/dav/calendars/", nil)
+			req.SetBasicAuth("alice", "correct-horse-battery")
+			resp, err := env.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want the upstream's %d", resp.StatusCode, tt.status)
+			}
+			st.FlushAudit()
+			evs, err := st.AuditTail(ctx, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := evs[0].Result + " " + evs[0].Reason; evs[0].Kind != "login" || got != tt.want {
+				t.Errorf("audited %s %q, want login %q", evs[0].Kind, got, tt.want)
+			}
+		})
 	}
 }

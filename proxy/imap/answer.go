@@ -142,11 +142,7 @@ func stripControls(s string) string {
 // failureAnswer is the single answer for every credential problem; its bytes
 // must not depend on what went wrong (SECURITY.md A9).
 func failureAnswer(accountURL string) status {
-	text := "Authentication failed."
-	if accountURL != "" {
-		text += " Mail apps need an app password: " + accountURL
-	}
-	return status{"NO", "AUTHENTICATIONFAILED", text}
+	return status{"NO", "AUTHENTICATIONFAILED", proxy.FailureHint("Mail apps", accountURL)}
 }
 
 // answerFor is the one mapping from an error to what the client is told.

@@ -21,7 +21,7 @@ func TestReject(t *testing.T) {
 		{"unauthorized", testAccountURL, authstore.ErrUnauthorized, "a " + failureText},
 		{"throttled", testAccountURL, authstore.ErrThrottled, "a " + failureText},
 		{"wrapped throttled", testAccountURL, fmt.Errorf("authenticate: %w", authstore.ErrThrottled), "a " + failureText},
-		{"no account url", "", authstore.ErrUnauthorized, "a NO [AUTHENTICATIONFAILED] Authentication failed."},
+		{"no account url", "", authstore.ErrUnauthorized, "a NO [AUTHENTICATIONFAILED] Authentication failed. Mail apps need an app password."},
 		{"url with CRLF", "https://x.example/\r\n* OK forged", authstore.ErrUnauthorized,
 			"a NO [AUTHENTICATIONFAILED] Authentication failed. Mail apps need an app password: https://x.example/* OK forged"},
 		{"store unavailable", testAccountURL, authstore.ErrUnavailable, "a NO [UNAVAILABLE] Temporary failure, try again later"},

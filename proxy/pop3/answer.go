@@ -62,11 +62,7 @@ func capabilities(secure, canSTLS bool) []string {
 // failureReply is the one answer for every credential problem (SECURITY.md
 // A9): unknown user, wrong or malformed secret, throttling, refused authzid.
 func failureReply(accountURL string) string {
-	const text = "-ERR [AUTH] Authentication failed. Mail apps need an app password"
-	if accountURL == "" {
-		return text + "."
-	}
-	return text + ": " + accountURL
+	return "-ERR [AUTH] " + proxy.FailureHint("Mail apps", accountURL)
 }
 
 // rejectReply maps a failed login to its answer. Only a credential decision

@@ -1,6 +1,7 @@
-// Package probe checks that each configured mail upstream answers as its
-// configuration says: it connects, reads the greeting and completes TLS
-// (implicit or STARTTLS) with certificate verification, and explains a
+// Package probe checks that each configured upstream answers as its
+// configuration says: for a mail upstream it connects, reads the greeting
+// and completes TLS (implicit or STARTTLS) with certificate verification;
+// for a DAV upstream it asks for OPTIONS over verified TLS. It explains a
 // failure in terms of the configuration key to change. The results feed
 // readiness (/readyz) and the log. It never logs in and never sends a
 // credential.
@@ -16,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -54,6 +56,10 @@ type Target struct {
 	// MasterLogin is set when postern logs in with a master user, so a
 	// refused login points at the master credential.
 	MasterLogin bool
+	// URL, when set, makes the target an HTTP upstream (DAV) instead of a
+	// mail one: the probe sends OPTIONS for it, verifying an https
+	// upstream with Upstream's TLS; Upstream.Address names it in results.
+	URL *url.URL
 }
 
 // Result is the outcome of the last probe of a target.
@@ -69,17 +75,24 @@ type Result struct {
 type Config struct {
 	Targets []Target
 	Logger  *slog.Logger
-	// Interval between probes; default 30 s.
+	// Interval between probes of a target that answers; default 30 s.
 	Interval time.Duration
+	// RetryMin is the wait before probing a target that failed its probe
+	// again; it doubles with each failure in a row up to RetryMax. Defaults
+	// 1 s and 5 s: an upstream that comes back is ready within seconds,
+	// and one that stays down costs a connection every few seconds.
+	RetryMin, RetryMax time.Duration
 	// Timeout bounds each probe's wait for the greeting and each answer;
 	// default 5 s. A server that greets later than this is broken for mail
 	// clients anyway.
 	Timeout time.Duration
 	Now     func() time.Time
+	// After waits between probes (default time.After); tests replace it.
+	After func(time.Duration) <-chan time.Time
 }
 
-// Prober probes every target at start and then every Interval. It is safe
-// for concurrent use.
+// Prober probes every target at start, then every Interval while it
+// answers and sooner while it does not. It is safe for concurrent use.
 type Prober struct {
 	cfg Config
 	log *slog.Logger
@@ -101,6 +114,15 @@ func New(cfg Config) *Prober {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 30 * time.Second
 	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = time.Second
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
+	}
+	if cfg.After == nil {
+		cfg.After = time.After
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
@@ -115,16 +137,50 @@ func New(cfg Config) *Prober {
 		refusals: map[string]time.Time{}}
 }
 
-// Run probes every target now and then every Interval until ctx ends.
+// Run probes every target now and then again, each on its own schedule
+// (watch), until ctx ends.
 func (p *Prober) Run(ctx context.Context) {
-	t := time.NewTicker(p.cfg.Interval)
-	defer t.Stop()
+	var wg sync.WaitGroup
+	for _, t := range p.cfg.Targets {
+		wg.Go(func() { p.watch(ctx, t) })
+	}
+	wg.Wait()
+}
+
+// watch probes t now, then every Interval while it answers. After a
+// failure it probes again after RetryMin, doubling up to RetryMax: the
+// interval suits an upstream that works, but readiness must follow one
+// that comes back within seconds, not at the next interval.
+func (p *Prober) watch(ctx context.Context, t Target) {
+	retry := p.cfg.RetryMin
 	for {
-		p.ProbeAll(ctx)
+		r := p.probe(ctx, t)
+		if ctx.Err() != nil {
+			return // shutting down: a cut-short probe says nothing
+		}
+		p.record(r)
+		wait := p.cfg.Interval
+		if r.OK {
+			retry = p.cfg.RetryMin
+		} else {
+			wait, retry = retry, min(2*retry, p.cfg.RetryMax)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-p.cfg.After(wait):
+		}
+	}
+}
+
+// Answered records that the upstream of key just served a client (a login
+// through the proxy succeeded): it evidently answers, whatever its last
+// probe said, so readiness need not wait for the next probe.
+func (p *Prober) Answered(key string) {
+	for _, t := range p.cfg.Targets {
+		if t.Key == key {
+			p.record(Result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Now()})
+			return
 		}
 	}
 }
@@ -236,6 +292,9 @@ func (p *Prober) probe(ctx context.Context, t Target) Result {
 var errNoGreeting = errors.New("no greeting")
 
 func (p *Prober) dialogue(ctx context.Context, t Target) error {
+	if t.URL != nil {
+		return p.options(ctx, t)
+	}
 	up := t.Upstream
 	implicit := up.Security == proxy.Implicit
 	up.Security = proxy.None // the probe does TLS itself, to explain failures

@@ -4,10 +4,15 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -194,5 +199,154 @@ func TestProbeEndsWithItsContext(t *testing.T) {
 	}
 	if ok, _ := p.Ready(); ok {
 		t.Error("ready after a probe cut short")
+	}
+}
+
+// TestProbeDAV: an HTTP upstream is there when it answers OPTIONS below
+// 500, unverified TLS and a refused connection name the key to look at,
+// and a gateway error is a failure too.
+func TestProbeDAV(t *testing.T) {
+	radicale := testpeer.Radicale(t)
+	gatewayError := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(gatewayError.Close)
+	tlsUp := httptest.NewTLSServer(http.NotFoundHandler())
+	t.Cleanup(tlsUp.Close)
+	trusted := &tls.Config{RootCAs: x509.NewCertPool()}
+	trusted.RootCAs.AddCert(tlsUp.Certificate())
+	refused := testpeer.Fault(t, testpeer.FaultDown)
+	tests := []struct {
+		name    string
+		url     string
+		tc      *tls.Config
+		problem []string // nil: the probe passes
+	}{
+		{"radicale", radicale.URL, nil, nil},
+		{"https, trusted", tlsUp.URL + "/", trusted, nil},
+		{"https, untrusted", tlsUp.URL + "/", nil, []string{"upstream.dav.ca_file"}},
+		{"refused", "http://" + refused + "/", nil, []string{"upstream.dav.url", "refused"}},
+		{"gateway error", gatewayError.URL + "/", nil, []string{"502 Bad Gateway"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, err := url.Parse(tt.url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := New(Config{Targets: []Target{{Key: "upstream.dav", URL: u, Upstream: proxy.Upstream{Address: u.Host, TLS: tt.tc}}},
+				Timeout: 5 * time.Second})
+			r := p.ProbeAll(context.Background())[0]
+			if r.OK != (tt.problem == nil) {
+				t.Fatalf("OK = %v, problem %q", r.OK, r.Problem)
+			}
+			for _, w := range tt.problem {
+				if !strings.Contains(r.Problem, w) {
+					t.Errorf("problem %q does not say %q", r.Problem, w)
+				}
+			}
+			if ok, failing := p.Ready(); ok != r.OK || (!ok && !slices.Equal(failing, []string{"upstream.dav"})) {
+				t.Errorf("Ready() = %v, %v", ok, failing)
+			}
+		})
+	}
+}
+
+// waits stands in for time.After: it hands each wait asked for to the
+// test, which decides when it is over.
+type waits struct {
+	asked chan time.Duration
+	over  chan time.Time
+}
+
+func newWaits() *waits {
+	return &waits{asked: make(chan time.Duration), over: make(chan time.Time)}
+}
+
+func (w *waits) after(d time.Duration) <-chan time.Time {
+	w.asked <- d
+	return w.over
+}
+
+// next ends the current wait and returns the one asked for after the
+// probe that follows.
+func (w *waits) next(t *testing.T) time.Duration {
+	t.Helper()
+	w.over <- time.Time{}
+	return w.first(t)
+}
+
+func (w *waits) first(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-w.asked:
+		return d
+	case <-time.After(30 * time.Second):
+		t.Fatal("no probe asked to wait")
+		return 0
+	}
+}
+
+// TestFailingUpstreamIsProbedSooner: a target that fails is probed again
+// after a second, doubling up to the cap, and is ready at the first probe
+// that passes; one that answers waits the whole interval, and its next
+// failure starts the backoff afresh.
+func TestFailingUpstreamIsProbedSooner(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+	}))
+	t.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL + "/")
+	w := newWaits()
+	p := New(Config{Targets: []Target{{Key: "upstream.dav", URL: u, Upstream: proxy.Upstream{Address: u.Host}}},
+		Interval: 30 * time.Second, After: w.after})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		p.Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	got := []time.Duration{w.first(t)}
+	for range 4 {
+		got = append(got, w.next(t))
+	}
+	if want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second}; !slices.Equal(got, want) {
+		t.Errorf("waits after failures %v, want %v", got, want)
+	}
+	if ok, failing := p.Ready(); ok || !slices.Equal(failing, []string{"upstream.dav"}) {
+		t.Errorf("while failing: Ready() = %v, %v", ok, failing)
+	}
+	status.Store(http.StatusMultiStatus)
+	if d := w.next(t); d != 30*time.Second {
+		t.Errorf("wait after a passing probe %v, want the interval", d)
+	}
+	if ok, failing := p.Ready(); !ok {
+		t.Errorf("once it answers: Ready() = false, %v", failing)
+	}
+	status.Store(http.StatusBadGateway)
+	if d := w.next(t); d != time.Second {
+		t.Errorf("wait after a new failure %v, want 1s", d)
+	}
+}
+
+// TestAnsweredMakesReady: a login the upstream accepted makes its target
+// ready at once; another target's key changes nothing.
+func TestAnsweredMakesReady(t *testing.T) {
+	refused := testpeer.Fault(t, testpeer.FaultDown)
+	p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", refused, proxy.None, nil)}})
+	p.ProbeAll(context.Background())
+	p.Answered("upstream.pop3")
+	if ok, _ := p.Ready(); ok {
+		t.Fatal("ready after another upstream answered")
+	}
+	p.Answered("upstream.imap")
+	if ok, failing := p.Ready(); !ok {
+		t.Errorf("Ready() = false, %v after a login went through", failing)
 	}
 }
