@@ -53,11 +53,15 @@ func byWhom(actor, user string) string {
 	return " by " + actor
 }
 
-// describeEvents turns the newest n events into sentences, newest first.
+// describeEvents turns the first n events the owner has words for into
+// sentences, in the order given: the API answers newest first.
 func describeEvents(evs []apiEvent, n int) []activityLine {
 	var out []activityLine
-	for i := len(evs) - 1; i >= 0 && len(out) < n; i-- {
-		if l, ok := describeEvent(evs[i]); ok {
+	for _, ev := range evs {
+		if len(out) == n {
+			break
+		}
+		if l, ok := describeEvent(ev); ok {
 			out = append(out, l)
 		}
 	}
