@@ -236,7 +236,9 @@ func TestA2_ParallelWebSignInsFromOneAddress(t *testing.T) {
 	answered := make(chan *resp, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { answered <- attacker().do("POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("burst-%d", i))) })
+		wg.Go(func() {
+			answered <- attacker().do("POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("burst-%d", i)))
+		})
 	}
 	inFlight, refused := 0, 0
 	for inFlight+refused < n {
