@@ -57,3 +57,59 @@ func TestBrowserReauth(t *testing.T) {
 	bob.expectPage("backup-codes")
 	bob.codes()
 }
+
+// TestBrowserAdminReauth (W1 in the console): past the window, an
+// administrator's changes to other accounts (create, set a password,
+// delete after its confirmation) prompt for re-verification inline and
+// complete after it without the form being filled again.
+func TestBrowserAdminReauth(t *testing.T) {
+	t.Parallel()
+	const window = 5 * time.Second
+	s := startSite(t, siteOptions{reauthWindow: window.String(), users: []siteUser{
+		{name: "root", password: "root-password-1", admin: true},
+	}})
+	a := newTab(t, s)
+	a.signIn("root", "root-password-1")
+	a.expectPage("account")
+	confirm := func(what string) {
+		t.Helper()
+		a.expectPage("reauth")
+		if !a.has("#reauth-password") {
+			t.Fatalf("%s: no password prompt: %q", what, a.text("main"))
+		}
+		a.fill("#reauth-password", "root-password-1")
+		a.submit("#reauth")
+	}
+
+	time.Sleep(window + time.Second)
+	a.open("/admin")
+	a.fill("#new-username", "erin")
+	a.fill("#new-display", "Erin Example")
+	a.submit("#add-user")
+	confirm("add a user")
+	a.expectPage("admin-user-created")
+	if pw := a.text("#new-user-password"); len(pw) < 12 {
+		t.Errorf("generated password after re-verification %q", pw)
+	}
+
+	time.Sleep(window + time.Second)
+	a.open("/admin/users/erin")
+	a.fill("#set-password", "erin-password-2")
+	a.submit("#set-password-button")
+	confirm("set a password")
+	a.expectPage("admin-user")
+	e := newTab(t, s)
+	e.signIn("erin", "erin-password-2")
+	e.expectPage("account")
+
+	time.Sleep(window + time.Second)
+	a.open("/admin/users/erin")
+	a.navigated("delete", chromedpClick("#delete"))
+	a.expectPage("confirm")
+	a.submit("#confirm")
+	confirm("delete a user")
+	a.expectSays("admin", ".flash", "deleted")
+	if strings.Contains(a.text("#users"), "erin") {
+		t.Errorf("erin is still listed after the deletion: %q", a.text("#users"))
+	}
+}

@@ -11,7 +11,7 @@
 // # The route table
 //
 // Every route is one Route entry (method, path, handler, Access, Reauth,
-// body types). New builds the router from the table, Authorize enforces
+// Guesses, body types). New builds the router from the table, Authorize enforces
 // each entry, and the OpenAPI document is generated from it, so the three
 // cannot disagree. Server.table lists the tables; page routes add theirs
 // there.
@@ -33,6 +33,11 @@
 //   - with Reauth, a re-verification within Config.ReauthWindow on the
 //     injected monotonic clock (403 reauth_required). Admin tokens and the
 //     control socket are the operator and skip CSRF and re-verification.
+//
+// A route marked Guesses (it verifies a password or code) then takes one
+// of the few slots its client's address has for such requests in flight
+// (429 throttled when none is free), so parallel guesses from one address
+// wait for the store's per-source delay like sequential ones.
 //
 // Page handlers reuse the same machinery: build a Route with the page's
 // Access and Reauth and wrap the page with Server.Enforce (which runs

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -112,7 +113,8 @@ var (
 )
 
 // decodeJSON reads one JSON value into v strictly: at most MaxBody bytes,
-// no unknown field, nothing after the value. An empty body is {}.
+// every key exactly a field's name and none twice (checkKeys), nothing
+// after the value. An empty body is {}.
 func decodeJSON(r io.Reader, v any) error {
 	data, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
 	if err != nil {
@@ -123,6 +125,9 @@ func decodeJSON(r io.Reader, v any) error {
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = []byte("{}")
+	}
+	if err := checkKeys(json.NewDecoder(bytes.NewReader(data)), reflect.TypeOf(v), 0); err != nil {
+		return err
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -31,7 +31,7 @@ func (s *Server) selfRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/api/v1/me", Access: Enroll, Handle: s.me, Out: typeOf[authstore.User](),
 			Summary: "The signed-in user"},
-		{Method: "PUT", Path: "/api/v1/me/password", Access: Self, Reauth: true, Handle: s.mePassword,
+		{Method: "PUT", Path: "/api/v1/me/password", Access: Self, Reauth: true, Guesses: true, Handle: s.mePassword,
 			In: typeOf[changePasswordRequest](), Summary: "Change the account password (ends other sessions)"},
 		{Method: "GET", Path: "/api/v1/me/app-passwords", Access: Self, Handle: s.meAppPasswords,
 			Out: typeOf[appPasswordList](), Summary: "List own app passwords"},

@@ -164,6 +164,9 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			}
 			responses[fmt.Sprint(code)] = errRef
 		}
+		if rt.Guesses { // over maxGuessesPerSource in flight
+			responses["429"] = errRef
+		}
 		if rt.Path == "/readyz" { // the readiness answer keeps its shape when not ready
 			responses["503"] = responses["200"]
 		}

@@ -16,7 +16,7 @@ func (p *Pages) accountRoutes() []pageRoute {
 // accountPage is the self-service page.
 type accountPage struct {
 	MFA          apiMFA
-	AppPasswords []apiAppPassword
+	AppPasswords appPasswordsShown
 	Activity     []activityLine
 	Scopes       []string
 }

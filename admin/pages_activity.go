@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"fmt"
 	"strings"
 	"time"
 
@@ -49,15 +48,21 @@ func byWhom(actor, user string) string {
 		return " by the API token “" + name + "”"
 	case kind == "cli", actor == "init":
 		return " by the server's operator"
+	case kind == "setup": // the accounts a demo or an installer sets up
+		return " during set-up"
 	}
 	return " by " + actor
 }
 
-// describeEvents turns the newest n events into sentences, newest first.
+// describeEvents turns the first n events the owner has words for into
+// sentences, in the order given: the API answers newest first.
 func describeEvents(evs []apiEvent, n int) []activityLine {
 	var out []activityLine
-	for i := len(evs) - 1; i >= 0 && len(out) < n; i-- {
-		if l, ok := describeEvent(evs[i]); ok {
+	for _, ev := range evs {
+		if len(out) == n {
+			break
+		}
+		if l, ok := describeEvent(ev); ok {
 			out = append(out, l)
 		}
 	}
@@ -76,7 +81,7 @@ func describeEvent(e apiEvent) (activityLine, bool) {
 	}
 	switch {
 	case e.Kind == "login" && e.Reason == "account_password_needs_app_password":
-		l.Text = fmt.Sprintf("%s tried your account password on %s%s: create an app password for it.", who, e.Time.UTC().Format("2 Jan 2006 15:04 UTC"), from)
+		l.Text = who + " tried your account password" + from + ": create an app password for it." // the line shows the time
 		l.Warn = true
 	case e.Kind == "second_factor" || e.Kind == "login" && e.Protocol == authstore.Web:
 		if e.Result == "ok" {

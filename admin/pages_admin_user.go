@@ -30,7 +30,7 @@ func (p *Pages) adminUserRoutes() []pageRoute {
 type userPage struct {
 	User         apiUser
 	MFA          apiMFA
-	AppPasswords []apiAppPassword
+	AppPasswords appPasswordsShown
 	Sessions     []apiSession
 	CodeTTLs     []codeTTL // how long a one-time code may stay valid
 }

@@ -64,7 +64,7 @@ func (c *pageCall) appPasswordByID(id string) (apiAppPassword, bool) {
 		c.apiFailed(err)
 		return apiAppPassword{}, false
 	}
-	for _, ap := range aps {
+	for _, ap := range aps.Active {
 		if ap.ID == id {
 			return ap, true
 		}
@@ -96,17 +96,26 @@ func (c *pageCall) revokeAppPassword() {
 	c.done("/account", "revoked")
 }
 
-// appPasswords lists the app passwords at an API path (of /me or of a
-// user) that still work, each with how many live sessions use it.
-func (c *pageCall) appPasswords(path string) ([]apiAppPassword, error) {
+// appPasswordsShown are the app passwords of /me or of a user as the pages
+// show them: those not revoked, each with how many live sessions use it,
+// and how many were revoked (so that an empty list says why).
+type appPasswordsShown struct {
+	Active  []apiAppPassword
+	Revoked int
+}
+
+// appPasswords reads the app passwords at an API path.
+func (c *pageCall) appPasswords(path string) (appPasswordsShown, error) {
 	var aps appPasswordList
+	var out appPasswordsShown
 	if err := c.api(http.MethodGet, path, nil, &aps); err != nil {
-		return nil, err
+		return out, err
 	}
-	out := aps.AppPasswords[:0]
 	for _, ap := range aps.AppPasswords {
 		if ap.Revoked.IsZero() {
-			out = append(out, ap)
+			out.Active = append(out.Active, ap)
+		} else {
+			out.Revoked++
 		}
 	}
 	return out, nil

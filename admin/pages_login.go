@@ -2,7 +2,10 @@ package admin
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 func (p *Pages) loginRoutes() []pageRoute {
@@ -22,13 +25,36 @@ type loginData struct {
 	Backup   bool
 }
 
-// safeNext is where to go after signing in: a local path, never another site.
+// safeNext is where to go after signing in: a local path, never another
+// site, and never back into the sign-in.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
-		strings.HasPrefix(next, "/login") {
+	if !localPath(next) || strings.HasPrefix(next, "/login") {
 		return "/account"
 	}
 	return next
+}
+
+// localPath reports whether s is a path on this site that no browser can
+// read as another one (W7): printable characters only (browsers drop tabs
+// and newlines, so "/\t/host" would become "//host"), no backslash (read
+// as "/"), no scheme or host after parsing, and neither s nor its decoded
+// path starts with "//".
+func localPath(s string) bool {
+	if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || !printablePath(s) {
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	return !strings.HasPrefix(u.Path, "//") && printablePath(u.Path)
+}
+
+// printablePath reports whether s holds only printable characters other
+// than the backslash and the space (a path taken from a URL has its spaces
+// encoded).
+func printablePath(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || !unicode.IsPrint(r) || r == ' ' })
 }
 
 func (c *pageCall) loginForm() {

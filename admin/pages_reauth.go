@@ -33,7 +33,7 @@ func (c *pageCall) actionFailed(err error) {
 		c.apiFailed(err)
 		return
 	}
-	c.askReauth(c.r.URL.Path, c.r.PostForm, http.StatusForbidden)
+	c.askReauth(c.r.URL.EscapedPath(), c.r.PostForm, http.StatusForbidden)
 }
 
 func (c *pageCall) askReauth(action string, form url.Values, status int) {
@@ -93,7 +93,7 @@ func (c *pageCall) reauth() {
 // replayable reports whether action is a page that changes something and
 // may follow a re-verification.
 func (c *pageCall) replayable(action string) bool {
-	if !strings.HasPrefix(action, "/") || strings.HasPrefix(action, "//") || action == "/reauth" || strings.HasPrefix(action, "/login") {
+	if !localPath(action) || action == "/reauth" || strings.HasPrefix(action, "/login") {
 		return false
 	}
 	req, err := http.NewRequest(http.MethodPost, action, nil)
@@ -109,7 +109,12 @@ func (c *pageCall) replayable(action string) bool {
 func (c *pageCall) replay(action string, form url.Values) {
 	form.Set(CSRFField, c.csrf())
 	req := c.r.Clone(c.r.Context())
-	req.URL = &url.URL{Path: action}
+	u, err := url.Parse(action)
+	if err != nil { // replayable parsed it already
+		c.fail(http.StatusBadRequest, "invalid", "")
+		return
+	}
+	req.URL = &url.URL{Path: u.Path, RawPath: u.RawPath}
 	req.RequestURI = action
 	req.Body = http.NoBody
 	req.Form, req.PostForm = nil, form

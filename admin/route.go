@@ -49,7 +49,10 @@ type Route struct {
 	Access Access
 	// Reauth requires a re-verification within policy.reauth_window for
 	// cookie sessions (W1).
-	Reauth  bool
+	Reauth bool
+	// Guesses marks a route that verifies a password or code, so spends
+	// a guess: at most maxGuessesPerSource run at once per address (A2).
+	Guesses bool
 	Summary string
 	// Handle does the work. It returns the JSON answer, nil for 204, or
 	// handled when it wrote the answer itself.
@@ -92,6 +95,15 @@ func (s *Server) Enforce(rt *Route, next func(c *Call), fail func(c *Call, err e
 			s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.Source, "answer", asAPIError(err).Code)
 			fail(c, err)
 			return
+		}
+		if rt.Guesses {
+			release, ok := s.guesses.enter(c.Source)
+			if !ok {
+				s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.Source, "answer", "busy")
+				fail(c, errBusy)
+				return
+			}
+			defer release()
 		}
 		if c.P != nil {
 			s.log.Debug("admin request", "method", r.Method, "route", rt.Path, "source", c.Source, "actor", c.P.actor(rt.Access))

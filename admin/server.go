@@ -95,6 +95,7 @@ type Server struct {
 	routes  []Route
 	mux     *http.ServeMux
 	live    *liveTable
+	guesses *guessGate
 	openapi []byte
 	pages   *Pages // nil until EnablePages
 }
@@ -105,7 +106,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("admin: Store and Sessions are required")
 	}
 	cfg = cfg.withDefaults()
-	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, live: newLiveTable()}
+	s := &Server{cfg: cfg, store: cfg.Store, log: cfg.Logger, live: newLiveTable(), guesses: newGuessGate()}
 	s.routes = s.table()
 	s.mux = http.NewServeMux()
 	for i := range s.routes {

@@ -56,13 +56,13 @@ func oneAnswer(err, answer error) error {
 
 func (s *Server) signInRoutes() []Route {
 	return []Route{
-		{Method: "POST", Path: "/api/v1/session", Access: SignIn, Handle: s.signIn,
+		{Method: "POST", Path: "/api/v1/session", Access: SignIn, Guesses: true, Handle: s.signIn,
 			In: typeOf[signInRequest](), Out: typeOf[signInResponse](),
 			Summary: "Sign in with username and password; a second step may follow"},
-		{Method: "POST", Path: "/api/v1/session/second-factor", Access: Pending, Handle: s.secondFactor,
+		{Method: "POST", Path: "/api/v1/session/second-factor", Access: Pending, Guesses: true, Handle: s.secondFactor,
 			In: typeOf[codeRequest](), Out: typeOf[secondFactorResponse](),
 			Summary: "Finish signing in with an authenticator, backup or admin-issued code"},
-		{Method: "POST", Path: "/api/v1/session/reauth", Access: Browser, Handle: s.reauth,
+		{Method: "POST", Path: "/api/v1/session/reauth", Access: Browser, Guesses: true, Handle: s.reauth,
 			In: typeOf[reauthRequest](), Out: typeOf[reauthResponse](),
 			Summary: "Re-verify (code, or password without a second factor) before a security change"},
 		{Method: "DELETE", Path: "/api/v1/session", Access: AnySession, Handle: s.signOut,

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -183,5 +184,89 @@ func TestA3_WebSignInChargedBeforeVerify(t *testing.T) {
 	}
 	if denied > 10 || denied+throttled != 200 {
 		t.Errorf("%d verified and denied, %d throttled; want at most 10 verified", denied, throttled)
+	}
+}
+
+// sleepGate is the store's sleep that, once shut, holds every sleeper until
+// it opens, counting them: a request that sleeps is past the limiter and
+// about to verify.
+type sleepGate struct {
+	mu      sync.Mutex
+	shut    bool
+	open    chan struct{}
+	entered chan struct{}
+}
+
+func (g *sleepGate) sleep(ctx context.Context, _ time.Duration) error {
+	g.mu.Lock()
+	shut := g.shut
+	g.mu.Unlock()
+	if shut {
+		g.entered <- struct{}{}
+		<-g.open
+	}
+	return ctx.Err()
+}
+
+// TestA2_ParallelWebSignInsFromOneAddress: 200 parallel wrong sign-ins
+// from one address, once it is past its free failures so that each
+// admitted one waits its delay first, while the delays are held: at most
+// maxGuessesPerSource are in flight, the rest are refused 429 with
+// Retry-After without being verified; once released, only those few were
+// verified. Another address signs in meanwhile.
+func TestA2_ParallelWebSignInsFromOneAddress(t *testing.T) {
+	const n = 200
+	g := &sleepGate{open: make(chan struct{}), entered: make(chan struct{}, n)}
+	e := newEnv(t, func(o *authstore.Options, _ *Config) { o.Sleep = g.sleep })
+	e.user("alice", "alice-password", "")
+	e.user("bob", "bob-password", "")
+	attacker := func() *client {
+		c := e.client()
+		c.remote = "203.0.113.5:1000"
+		return c
+	}
+	for i := range 5 {
+		attacker().must(401, "POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("guess-%d", i)))
+	}
+	g.mu.Lock()
+	g.shut = true
+	g.mu.Unlock()
+	before := e.auditCount()
+
+	answered := make(chan *resp, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			answered <- attacker().do("POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("burst-%d", i)))
+		})
+	}
+	inFlight, refused := 0, 0
+	for inFlight+refused < n {
+		select {
+		case <-g.entered:
+			inFlight++
+		case r := <-answered:
+			refused++
+			if r.code != 429 || r.header.Get("Retry-After") == "" {
+				t.Errorf("an answer while the delays are held: %d %v %s", r.code, r.header, r.body)
+			}
+		}
+	}
+	if inFlight > maxGuessesPerSource {
+		t.Errorf("%d sign-ins from one address in flight at once, want at most %d", inFlight, maxGuessesPerSource)
+	}
+	other := e.client()
+	other.remote = "198.51.100.20:1000"
+	other.must(200, "POST", "/api/v1/session", signInBody("bob", "bob-password"))
+	close(g.open)
+	wg.Wait()
+	verified := 0
+	for _, ev := range e.eventsSince(before) {
+		if ev.User == "alice" && ev.Result == "denied" {
+			verified++
+		}
+	}
+	if verified != inFlight || verified > maxGuessesPerSource {
+		t.Errorf("%d guesses verified, %d were in flight; want at most %d", verified, inFlight, maxGuessesPerSource)
 	}
 }

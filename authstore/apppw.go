@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // appPwRecord is what the apppw bucket holds under userID/id.
@@ -91,7 +93,7 @@ func (s *Store) appPwDigest(userID, secret string) string {
 // the only time the secret is ever available.
 func (s *Store) CreateAppPassword(ctx context.Context, user string, in NewAppPassword) (AppPassword, string, error) {
 	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" || len(in.Name) > 100 || strings.ContainsFunc(in.Name, isControl) {
+	if in.Name == "" || len(in.Name) > 100 || !safetext.Valid(in.Name) {
 		return AppPassword{}, "", fmt.Errorf("%w: name must be 1 to 100 printable characters", ErrInvalid)
 	}
 	if len(in.Scopes) == 0 {

@@ -135,6 +135,11 @@ func newLimiter(cfg Limits, now func() time.Time) *limiter {
 		sources: map[netip.Prefix]*sourceLimit{}}
 }
 
+// SourcePrefix is the source the limiter counts an address as: IPv4 by
+// /32 and IPv6 by /64, one host or one site. Callers that bound a source
+// by other means (concurrent sign-ins) group addresses the same way.
+func SourcePrefix(a netip.Addr) netip.Prefix { return sourcePrefix(a) }
+
 // sourcePrefix groups IPv4 by /32 and IPv6 by /64: one host or one site.
 func sourcePrefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()

@@ -9,7 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // TokenPrefix starts every API token, so a leaked one is recognisable
@@ -48,7 +49,7 @@ type NewToken struct {
 }
 
 func checkTokenName(name string) error {
-	if name == "" || len(name) > 64 || strings.ContainsFunc(name, unicode.IsControl) {
+	if name == "" || len(name) > 64 || !safetext.Valid(name) {
 		return fmt.Errorf("%w: token name must be 1 to 64 characters without control characters", ErrInvalid)
 	}
 	return nil

@@ -105,8 +105,8 @@ func (s *Store) CreateUser(ctx context.Context, in NewUser) (User, error) {
 	if in.Role == "" {
 		in.Role = RoleUser
 	}
-	if in.Role != RoleUser && in.Role != RoleAdmin {
-		return User{}, fmt.Errorf("%w: role must be user or admin", ErrInvalid)
+	if err := checkProfile(&in.Display, &in.Email, &in.Role); err != nil {
+		return User{}, err
 	}
 	hash := ""
 	if in.Password != "" {
@@ -245,8 +245,8 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 
 // SetRole changes a user's role.
 func (s *Store) SetRole(ctx context.Context, name string, role Role) error {
-	if role != RoleUser && role != RoleAdmin {
-		return fmt.Errorf("%w: role must be user or admin", ErrInvalid)
+	if err := checkProfile(nil, nil, &role); err != nil {
+		return err
 	}
 	_, err := s.modifyUser(ctx, name, Event{Kind: "user.role", Detail: string(role)}, func(_ kvTx, rec *userRecord) error {
 		rec.Role = role

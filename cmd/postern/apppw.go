@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 func sortStrings(s []string) []string { sort.Strings(s); return s }
@@ -82,8 +83,8 @@ func (c *cli) appPwList(ctx context.Context, args []string) error {
 			if !a.Revoked.IsZero() {
 				st = "revoked " + day(a.Revoked)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Name, joinScopes(a.Scopes), day(a.Created),
-				orDash(day(a.Expires)), orDash(day(a.LastUsed)), orDash(a.LastIP), st)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, safetext.Show(a.Name), joinScopes(a.Scopes), day(a.Created),
+				orDash(day(a.Expires)), orDash(day(a.LastUsed)), orDash(safetext.Show(a.LastIP)), st)
 		}
 		return tw.Flush()
 	})

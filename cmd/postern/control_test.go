@@ -22,6 +22,12 @@ import (
 // the store open here, as `postern serve` holds it.
 func (h *harness) serveControl() *authstore.Store {
 	h.t.Helper()
+	return h.serveControlWith(proxy.NewRegistry())
+}
+
+// serveControlWith is serveControl with the live sessions of reg.
+func (h *harness) serveControlWith(reg *proxy.Registry) *authstore.Store {
+	h.t.Helper()
 	h.mustRun("", "init")
 	cfg, err := config.Read(h.conf)
 	if err != nil {
@@ -31,7 +37,7 @@ func (h *harness) serveControl() *authstore.Store {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv, err := admin.New(admin.Config{Store: st, Sessions: proxy.NewRegistry()})
+	srv, err := admin.New(admin.Config{Store: st, Sessions: reg})
 	if err != nil {
 		h.t.Fatal(err)
 	}

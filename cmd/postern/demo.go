@@ -19,6 +19,10 @@ import (
 
 const demoUser = "demo"
 
+// demoActor is who the audit log says set the demo's accounts up; the
+// account page reads it as "during set-up".
+var demoActor = authstore.Actor{Name: "setup:demo"}
+
 // demo runs postern in front of embedded IMAP, POP3 and CalDAV/CardDAV
 // servers, with a demo user
 // whose two-step verification is on and who has one app password.
@@ -97,7 +101,7 @@ type demoSetup struct {
 // demoAccount creates the demo user with an account password, two-step
 // verification confirmed with a first code, and an app password for mail.
 func demoAccount(ctx context.Context, st *authstore.Store, upstreamPw string) (demoSetup, error) {
-	ctx = authstore.WithActor(ctx, authstore.Actor{Name: "demo"})
+	ctx = authstore.WithActor(ctx, demoActor)
 	s := demoSetup{password: rand.Text()[:16]}
 	if _, err := st.CreateUser(ctx, authstore.NewUser{Name: demoUser, Display: "Demo User", Password: s.password}); err != nil {
 		return s, err

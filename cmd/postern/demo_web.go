@@ -22,7 +22,7 @@ type demoWeb struct {
 // demoWebUsers creates the newcomer (who can read the same embedded
 // mailbox server with an app password they make) and the administrator.
 func demoWebUsers(ctx context.Context, st *authstore.Store, newcomerUpstreamPw string) (demoWeb, error) {
-	ctx = authstore.WithActor(ctx, authstore.Actor{Name: "demo"})
+	ctx = authstore.WithActor(ctx, demoActor)
 	d := demoWeb{newcomerPassword: rand.Text()[:16], adminPassword: rand.Text()[:16]}
 	if _, err := st.CreateUser(ctx, authstore.NewUser{Name: demoNewcomer, Display: "New Comer", Password: d.newcomerPassword}); err != nil {
 		return d, err

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"regexp"
 	"strings"
 	"sync"
@@ -42,7 +43,8 @@ func TestDemoPrintsWebSignIn(t *testing.T) {
 	if len(got) < 4 {
 		t.Fatalf("demo printed %v for the web side (%v)", got, sc.Err())
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	jar, _ := cookiejar.New(nil)
+	client := &http.Client{Timeout: 10 * time.Second, Jar: jar, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the demo's own self-signed certificate
 	defer client.CloseIdleConnections()
 	login := got["sign in"]
@@ -66,5 +68,24 @@ func TestDemoPrintsWebSignIn(t *testing.T) {
 		if !strings.Contains(string(b), `"state":"`+want+`"`) {
 			t.Errorf("%s signing in with the printed password: %d %s", user, resp.StatusCode, b)
 		}
+		if user == "newcomer" {
+			checkSetUpActivity(t, client, strings.TrimSuffix(login, "/login")+"/account")
+		}
+	}
+}
+
+// checkSetUpActivity: the account page of a demo account says how it came
+// to be in words, not with the name of the demo's audit actor.
+func checkSetUpActivity(t *testing.T, client *http.Client, account string) {
+	t.Helper()
+	resp, err := client.Get(account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "The account was created during set-up") || strings.Contains(string(page), " by demo") ||
+		strings.Contains(string(page), "setup:") {
+		t.Errorf("the newcomer's account page does not say the account was created during set-up:\n%s", page)
 	}
 }

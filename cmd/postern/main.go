@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -90,7 +92,8 @@ func (c *cli) run(ctx context.Context, args []string) int {
 			fmt.Fprintf(c.stderr, "postern %s: %v\n", cmd.name, err)
 			return 2
 		default:
-			fmt.Fprintf(c.stderr, "postern %s: %v\n", cmd.name, err)
+			// A server's answer may quote what a client chose.
+			fmt.Fprintf(c.stderr, "postern %s: %s\n", cmd.name, safetext.Show(err.Error()))
 			return 1
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 func (c *cli) mfaCmd(ctx context.Context, _ *cli, args []string) error {
@@ -32,7 +33,7 @@ func (c *cli) mfaCmd(ctx context.Context, _ *cli, args []string) error {
 		"status": verb("status", func(ctx context.Context, st backend, user string) error {
 			u, err := st.GetUser(ctx, user)
 			if err == nil {
-				fmt.Fprintf(c.stdout, "%s: two-step verification %s, %d backup codes left\n", u.Name, mfaWord(u.MFA), u.MFA.BackupRemaining)
+				fmt.Fprintf(c.stdout, "%s: two-step verification %s, %d backup codes left\n", safetext.Show(u.Name), mfaWord(u.MFA), u.MFA.BackupRemaining)
 			}
 			return err
 		}),
@@ -144,8 +145,9 @@ func (c *cli) auditCmd(ctx context.Context, _ *cli, args []string) error {
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "SEQ\tTIME\tKIND\tACTOR\tUSER\tPROTO\tSOURCE\tRESULT\tREASON\tDETAIL")
 				for _, e := range evs {
-					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%q\n", e.Seq, e.Time.Local().Format(time.DateTime), e.Kind,
-						orDash(e.Actor), orDash(e.User), orDash(string(e.Protocol)), orDash(e.Source), orDash(e.Result), orDash(e.Reason), e.Detail)
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%q\n", e.Seq, e.Time.Local().Format(time.DateTime), safetext.Show(e.Kind),
+						orDash(safetext.Show(e.Actor)), orDash(safetext.Show(e.User)), orDash(string(e.Protocol)), orDash(safetext.Show(e.Source)),
+						orDash(safetext.Show(e.Result)), orDash(safetext.Show(e.Reason)), e.Detail)
 				}
 				return tw.Flush()
 			})

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 func (c *cli) sessionsCmd(ctx context.Context, _ *cli, args []string) error {
@@ -34,10 +35,10 @@ func (c *cli) sessionsList(ctx context.Context, args []string) error {
 		for _, s := range list {
 			cred := "account password"
 			if s.AppPasswordID != "" {
-				cred = fmt.Sprintf("%s (%s)", s.AppPasswordName, s.AppPasswordID)
+				cred = fmt.Sprintf("%s (%s)", safetext.Show(s.AppPasswordName), s.AppPasswordID)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.User, s.Protocol, cred, s.Remote,
-				orDash(s.Client), day(s.Started), bytesWord(s.BytesIn), bytesWord(s.BytesOut))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", safetext.Show(s.ID), safetext.Show(s.User), s.Protocol, cred, s.Remote,
+				orDash(safetext.Show(s.Client)), day(s.Started), bytesWord(s.BytesIn), bytesWord(s.BytesOut))
 		}
 		return tw.Flush()
 	})
@@ -136,7 +137,7 @@ func (c *cli) tokenList(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tROLE\tUSER\tCREATED\tEXPIRES")
 		for _, t := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, orDash(t.User), day(t.Created), orDash(day(t.Expires)))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, safetext.Show(t.Name), t.Role, orDash(safetext.Show(t.User)), day(t.Created), orDash(day(t.Expires)))
 		}
 		return tw.Flush()
 	})

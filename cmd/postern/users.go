@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // subcommands dispatches `postern NOUN VERB …`.
@@ -92,7 +93,7 @@ func (c *cli) userList(ctx context.Context, args []string) error {
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tROLE\tSTATE\tTWO-STEP\tCREATED")
 		for _, u := range users {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, state(u), mfaWord(u.MFA), u.Created.Format(time.DateOnly))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", safetext.Show(u.Name), u.Role, state(u), mfaWord(u.MFA), u.Created.Format(time.DateOnly))
 		}
 		return tw.Flush()
 	})
@@ -138,7 +139,7 @@ func (c *cli) userShow(ctx context.Context, args []string) error {
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "name\t%s\nid\t%s\nrole\t%s\nstate\t%s\npassword\t%t\ntwo-step\t%s\nbackup codes left\t%d\ncreated\t%s\n",
-			u.Name, u.ID, u.Role, state(u), u.HasPassword, mfaWord(u.MFA), u.MFA.BackupRemaining, u.Created.Format(time.RFC3339))
+			safetext.Show(u.Name), u.ID, u.Role, state(u), u.HasPassword, mfaWord(u.MFA), u.MFA.BackupRemaining, u.Created.Format(time.RFC3339))
 		return tw.Flush()
 	})
 }
