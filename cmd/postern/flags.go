@@ -93,6 +93,11 @@ func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 // readPassword takes a password from stdin (--password-stdin) or a
 // terminal prompt; never from a flag, where it would land in shell history.
 func (c *cli) readPassword(fromStdin bool, confirm bool) (string, error) {
+	return c.readSecretFor("Password", fromStdin, confirm)
+}
+
+// readSecretFor is readPassword with the prompt naming what is asked for.
+func (c *cli) readSecretFor(what string, fromStdin bool, confirm bool) (string, error) {
 	if fromStdin {
 		data, err := io.ReadAll(io.LimitReader(c.stdin, 64*1024))
 		if err != nil {
@@ -103,7 +108,7 @@ func (c *cli) readPassword(fromStdin bool, confirm bool) (string, error) {
 	if !c.isTerminal() {
 		return "", fmt.Errorf("%w: no terminal to prompt on; pipe the password with --password-stdin", errUsage)
 	}
-	pw, err := c.readSecret("Password: ")
+	pw, err := c.readSecret(what + ": ")
 	if err != nil || !confirm {
 		return pw, err
 	}
