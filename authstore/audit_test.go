@@ -273,7 +273,9 @@ func TestOnRevoke(t *testing.T) {
 	none := func(string) []Revocation { return nil }
 	tests := []change{
 		{"revoke app password", func(e *testEnv, id string) error { return e.s.RevokeAppPassword(bg, "alice", id) },
-			func(id string) []Revocation { return []Revocation{{Username: "alice", AppPassID: id, Cause: CauseAppPasswordRevoked}} }},
+			func(id string) []Revocation {
+				return []Revocation{{Username: "alice", AppPassID: id, Cause: CauseAppPasswordRevoked}}
+			}},
 		{"set password", func(e *testEnv, _ string) error { return e.s.SetPassword(bg, "alice", "another password", false) },
 			alice(Revocation{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged})},
 		{"set password, revoke apps", func(e *testEnv, _ string) error { return e.s.SetPassword(bg, "alice", "another password", true) },
