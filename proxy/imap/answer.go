@@ -122,10 +122,20 @@ func graceAlert(until time.Time, accountURL string) status {
 	return status{"OK", "ALERT", text}
 }
 
-// bye tells the client the session ends; reason is the proxy's own text,
-// stripped of anything that could end the line early.
-func bye(reason string) status {
-	return status{"BYE", "", stripControls(reason)}
+// bye tells the client why the session ends, with the RFC 5530 code of
+// the reason's kind; the words are the proxy's own, stripped of anything
+// that could end the line early.
+func bye(reason proxy.Reason, accountURL string) status {
+	return status{"BYE", byeCodes[reason.Kind], stripControls(reason.Words(accountURL))}
+}
+
+// byeCodes: EXPIRED says the credential no longer works (get a new one),
+// CONTACTADMIN that the account is out of the user's hands, UNAVAILABLE
+// that logging in again shortly will work; a plain end carries no code.
+var byeCodes = map[proxy.Kind]string{
+	proxy.Unavailable:    "UNAVAILABLE",
+	proxy.CredentialGone: "EXPIRED",
+	proxy.AccountGone:    "CONTACTADMIN",
 }
 
 // stripControls drops control characters (CR and LF among them) from text
