@@ -1,41 +1,22 @@
 package admin
 
 import (
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/testpeer"
 )
-
-// lockedBuffer is a log destination the handlers may write concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestUpstreamPasswordRoutes: an admin sets a user's stored upstream
 // password once and clears it; the account then says only whether one is
 // set. No answer, audit event or log line carries the password, and a
 // plain user (session or token) gets 403.
 func TestUpstreamPasswordRoutes(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &testpeer.LockedBuffer{}
 	e := newEnv(t, func(_ *authstore.Options, c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

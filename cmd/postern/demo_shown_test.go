@@ -29,19 +29,27 @@ type demoRun struct {
 	roots *x509.CertPool
 }
 
-// runDemo starts the demo and reads its output up to the last account
-// line of the web side.
+// runDemo starts the demo, reads its output up to the last account line of
+// the web side, and stops it when the test ends (it must exit 0).
 func runDemo(t *testing.T) *demoRun {
 	t.Helper()
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	var code int
 	wg.Go(func() {
 		c := &cli{stdin: strings.NewReader(""), stdout: pw, stderr: io.Discard}
-		c.run(ctx, []string{"demo"})
+		code = c.run(ctx, []string{"demo"})
 		pw.Close()
 	})
-	t.Cleanup(func() { cancel(); go io.Copy(io.Discard, pr); wg.Wait() })
+	t.Cleanup(func() {
+		cancel()
+		go io.Copy(io.Discard, pr)
+		wg.Wait()
+		if code != 0 {
+			t.Errorf("demo exited %d", code)
+		}
+	})
 	d := &demoRun{}
 	sc := bufio.NewScanner(pr)
 	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
