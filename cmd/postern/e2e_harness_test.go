@@ -71,9 +71,7 @@ type e2eOptions struct {
 	security string
 	// masterPassword replaces the peer's in the master password file.
 	masterPassword string
-	// stored makes both upstreams' login "stored": postern logs in with
-	// each user's upstream password instead of the master user.
-	stored bool
+	stored         bool // login = "stored": each user's upstream password, no master user
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -163,13 +161,9 @@ func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2
 		security = opts.security
 	}
 	q := strconv.Quote
-	login := fmt.Sprintf("login = \"master\"\nmaster_user = %s\nmaster_password_file = %s", q(peer.MasterUser), q(masterFile))
-	if opts.stored {
-		login = `login = "stored"`
-	}
 	upstream := func(addr, extra string) string {
 		return fmt.Sprintf("address = %s\nsecurity = %s\nca_file = %s\n%s\n%s\n",
-			q(addr), q(security), q(ca), login, extra)
+			q(addr), q(security), q(ca), e2eLogin(opts, peer, masterFile), extra)
 	}
 	// Every test logs in from loopback; the per-source delay is kept out of
 	// the way (A1 keys its sources by /32 and uses 127.0.0.2 and .3).

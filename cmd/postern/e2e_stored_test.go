@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/testpeer"
 )
 
 // TestServe_UpstreamPasswordFromTheCLI: with `postern serve` running in
@@ -93,4 +96,14 @@ func (s *served) dialPOP3(t *testing.T) *wire {
 	w := &wire{t: t, conn: conn, r: bufio.NewReader(conn)}
 	w.expect("+OK")
 	return w
+}
+
+// e2eLogin is how an upstream section of e2eConfigText logs in: as the
+// peer's master user, or with each user's stored upstream password.
+func e2eLogin(opts e2eOptions, peer *testpeer.DovecotPeer, masterFile string) string {
+	if opts.stored {
+		return `login = "stored"`
+	}
+	q := strconv.Quote
+	return fmt.Sprintf("login = \"master\"\nmaster_user = %s\nmaster_password_file = %s", q(peer.MasterUser), q(masterFile))
 }
