@@ -7,20 +7,20 @@ import "github.com/postern-dev/postern/authstore"
 // understands and never more than the account's owner may know; Kind lets
 // each protocol choose its response code.
 type Reason struct {
-	Kind Kind
+	Kind ReasonKind
 	Text string
 	// Renew, when set, is what the owner can do on the account page
 	// ("make a new one"); Words then points there.
 	Renew string
 }
 
-// Kind sorts reasons by what logging in again would do.
-type Kind int
+// ReasonKind sorts reasons by what logging in again would do.
+type ReasonKind int
 
 const (
 	// Ended: logging in again works (idle, an administrator ended it, a
 	// two-step reset).
-	Ended Kind = iota
+	Ended ReasonKind = iota
 	// Unavailable: the server is going away; try again shortly.
 	Unavailable
 	// CredentialGone: the credential the session used no longer works.

@@ -126,16 +126,22 @@ func graceAlert(until time.Time, accountURL string) status {
 // the reason's kind; the words are the proxy's own, stripped of anything
 // that could end the line early.
 func bye(reason proxy.Reason, accountURL string) status {
-	return status{"BYE", byeCodes[reason.Kind], stripControls(reason.Words(accountURL))}
+	return status{"BYE", byeCode(reason.Kind), stripControls(reason.Words(accountURL))}
 }
 
-// byeCodes: EXPIRED says the credential no longer works (get a new one),
+// byeCode: EXPIRED says the credential no longer works (get a new one),
 // CONTACTADMIN that the account is out of the user's hands, UNAVAILABLE
 // that logging in again shortly will work; a plain end carries no code.
-var byeCodes = map[proxy.Kind]string{
-	proxy.Unavailable:    "UNAVAILABLE",
-	proxy.CredentialGone: "EXPIRED",
-	proxy.AccountGone:    "CONTACTADMIN",
+func byeCode(k proxy.ReasonKind) string {
+	switch k {
+	case proxy.Unavailable:
+		return "UNAVAILABLE"
+	case proxy.CredentialGone:
+		return "EXPIRED"
+	case proxy.AccountGone:
+		return "CONTACTADMIN"
+	}
+	return ""
 }
 
 // stripControls drops control characters (CR and LF among them) from text

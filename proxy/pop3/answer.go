@@ -110,11 +110,7 @@ func byeReply(reason proxy.Reason, accountURL string) string {
 	if text == "" {
 		text = "Session ended"
 	}
-	code := byeCodes[reason.Kind]
-	if code == "" {
-		code = "SYS/TEMP"
-	}
-	line := "-ERR [" + code + "] "
+	line := "-ERR [" + byeCode(reason.Kind) + "] "
 	words := proxy.Reason{Text: text, Renew: reason.Renew}.Words(accountURL)
 	if len(line)+len(words) > maxResponse {
 		return line + text
@@ -125,11 +121,16 @@ func byeReply(reason proxy.Reason, accountURL string) string {
 // maxResponse is RFC 2449's bound on a response line without its CRLF.
 const maxResponse = 510
 
-// byeCodes: AUTH says the credential no longer works, SYS/PERM that the
+// byeCode: AUTH says the credential no longer works, SYS/PERM that the
 // account needs an administrator; anything else is SYS/TEMP (log in again).
-var byeCodes = map[proxy.Kind]string{
-	proxy.CredentialGone: "AUTH",
-	proxy.AccountGone:    "SYS/PERM",
+func byeCode(k proxy.ReasonKind) string {
+	switch k {
+	case proxy.CredentialGone:
+		return "AUTH"
+	case proxy.AccountGone:
+		return "SYS/PERM"
+	}
+	return "SYS/TEMP"
 }
 
 // sanitizeText replaces control characters so configured or internal text
