@@ -6,6 +6,7 @@ func (s *Server) apiRoutes() []Route {
 	rs = append(rs, s.signInRoutes()...)
 	rs = append(rs, s.selfRoutes()...)
 	rs = append(rs, s.userRoutes()...)
+	rs = append(rs, s.upstreamRoutes()...)
 	rs = append(rs, s.opsRoutes()...)
 	return rs
 }

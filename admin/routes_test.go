@@ -84,6 +84,9 @@ func TestEveryRoute(t *testing.T) {
 		{who: ops, method: "GET", path: p("/api/v1/users/BOB"), want: 200},
 		{who: ops, method: "PATCH", path: p("/api/v1/users/bob"), body: map[string]any{"email": "bob@example.org", "disabled": false}, want: 200, kinds: []string{"user.update"}},
 		{who: ops, method: "PUT", path: p("/api/v1/users/bob/password"), body: map[string]any{"password": "bob-password-2", "revoke_app_passwords": true}, want: 204, kinds: []string{"user.password"}},
+		{who: ops, method: "PUT", path: p("/api/v1/users/bob/upstream-password"), body: map[string]any{"password": "bob-upstream-secret"}, want: 204,
+			kinds: []string{"user.upstream_password"}, after: func(*resp) { secrets = append(secrets, "bob-upstream-secret") }},
+		{who: ops, method: "DELETE", path: p("/api/v1/users/bob/upstream-password"), want: 204, kinds: []string{"user.upstream_password"}},
 		{who: ops, method: "POST", path: p("/api/v1/users/bob/app-passwords"), body: map[string]any{"name": "laptop", "scopes": []string{"imap"}},
 			want: 200, kinds: []string{"apppw.create"}, after: func(r *resp) {
 				var out newAppPasswordResponse

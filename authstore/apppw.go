@@ -170,7 +170,7 @@ func (s *Store) RevokeAppPassword(ctx context.Context, user, id string) error {
 		return s.revokeTx(tx, u.ID, id, true)
 	})
 	if err == nil {
-		s.opts.OnRevoke(Revocation{Username: rec.Name, AppPassID: id})
+		s.opts.OnRevoke(Revocation{Username: rec.Name, AppPassID: id, Cause: CauseAppPasswordRevoked})
 	}
 	return err
 }

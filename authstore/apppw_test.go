@@ -146,7 +146,7 @@ func TestRevokeAppPassword(t *testing.T) {
 		{"another user's id", "alice", bobAp.ID, ErrNotFound, nil},
 		{"unknown id", "alice", "0000000000000000", ErrNotFound, nil},
 		{"unknown user", "carol", ap.ID, ErrNotFound, nil},
-		{"revoke", "Alice", ap.ID, nil, []Revocation{{Username: "alice", AppPassID: ap.ID}}},
+		{"revoke", "Alice", ap.ID, nil, []Revocation{{Username: "alice", AppPassID: ap.ID, Cause: CauseAppPasswordRevoked}}},
 		{"revoke twice", "alice", ap.ID, ErrState, nil},
 	}
 	for _, tc := range tests {

@@ -273,19 +273,21 @@ func TestOnRevoke(t *testing.T) {
 	none := func(string) []Revocation { return nil }
 	tests := []change{
 		{"revoke app password", func(e *testEnv, id string) error { return e.s.RevokeAppPassword(bg, "alice", id) },
-			func(id string) []Revocation { return []Revocation{{Username: "alice", AppPassID: id}} }},
+			func(id string) []Revocation {
+				return []Revocation{{Username: "alice", AppPassID: id, Cause: CauseAppPasswordRevoked}}
+			}},
 		{"set password", func(e *testEnv, _ string) error { return e.s.SetPassword(bg, "alice", "another password", false) },
-			alice(Revocation{Username: "alice", PasswordOnly: true})},
+			alice(Revocation{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged})},
 		{"set password, revoke apps", func(e *testEnv, _ string) error { return e.s.SetPassword(bg, "alice", "another password", true) },
-			alice(Revocation{Username: "alice"})},
-		{"disable", func(e *testEnv, _ string) error { return e.s.SetDisabled(bg, "alice", true) }, alice(Revocation{Username: "alice"})},
+			alice(Revocation{Username: "alice", Cause: CauseAppPasswordsRevoked})},
+		{"disable", func(e *testEnv, _ string) error { return e.s.SetDisabled(bg, "alice", true) }, alice(Revocation{Username: "alice", Cause: CauseDisabled})},
 		{"enable", func(e *testEnv, _ string) error { return e.s.SetDisabled(bg, "alice", false) }, none},
-		{"delete", func(e *testEnv, _ string) error { return e.s.DeleteUser(bg, "alice") }, alice(Revocation{Username: "alice"})},
-		{"reset mfa", func(e *testEnv, _ string) error { return e.s.ResetMFA(bg, "alice") }, alice(Revocation{Username: "alice"})},
+		{"delete", func(e *testEnv, _ string) error { return e.s.DeleteUser(bg, "alice") }, alice(Revocation{Username: "alice", Cause: CauseDeleted})},
+		{"reset mfa", func(e *testEnv, _ string) error { return e.s.ResetMFA(bg, "alice") }, alice(Revocation{Username: "alice", Cause: CauseMFAReset})},
 		{"confirm totp", func(e *testEnv, _ string) error { e.enableTOTP(t, "alice"); return nil },
-			alice(Revocation{Username: "alice", PasswordOnly: true})},
+			alice(Revocation{Username: "alice", PasswordOnly: true, Cause: CauseMFAEnabled})},
 		{"policy required", func(e *testEnv, _ string) error { return e.s.SetPolicy(bg, Policy{MFARequired: true}) },
-			alice(Revocation{PasswordOnly: true})},
+			alice(Revocation{PasswordOnly: true, Cause: CauseMFARequired})},
 		{"policy required with grace", func(e *testEnv, _ string) error {
 			return e.s.SetPolicy(bg, Policy{MFARequired: true, GraceUntil: epoch.Add(time.Hour)})
 		}, none},

@@ -168,7 +168,7 @@ func (s *Store) ResetMFA(ctx context.Context, user string) error {
 		return nil
 	})
 	if err == nil {
-		s.opts.OnRevoke(Revocation{Username: rec.Name})
+		s.opts.OnRevoke(Revocation{Username: rec.Name, Cause: CauseMFAReset})
 	}
 	return err
 }

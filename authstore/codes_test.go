@@ -232,7 +232,7 @@ func TestResetMFA(t *testing.T) {
 	if err := e.s.ResetMFA(bg, "ALICE"); err != nil {
 		t.Fatal(err)
 	}
-	assertRevocations(t, e.revs.take(), []Revocation{{Username: "alice"}})
+	assertRevocations(t, e.revs.take(), []Revocation{{Username: "alice", Cause: CauseMFAReset}})
 	rec := e.userRecord(t, "alice")
 	if rec.TOTP.Enabled || rec.TOTP.Sealed != nil || rec.Backup != nil || rec.AdminCode != nil {
 		t.Fatalf("factors left after reset: %+v", rec.TOTP)
@@ -266,8 +266,8 @@ func TestPolicy(t *testing.T) {
 		{"required with grace", Policy{MFARequired: true, GraceUntil: grace.In(time.FixedZone("x", 3600))},
 			Policy{MFARequired: true, GraceUntil: grace}, nil},
 		{"required, grace over", Policy{MFARequired: true, GraceUntil: epoch.Add(-time.Second)},
-			Policy{MFARequired: true, GraceUntil: epoch.Add(-time.Second)}, []Revocation{{PasswordOnly: true}}},
-		{"required, no grace", Policy{MFARequired: true}, Policy{MFARequired: true}, []Revocation{{PasswordOnly: true}}},
+			Policy{MFARequired: true, GraceUntil: epoch.Add(-time.Second)}, []Revocation{{PasswordOnly: true, Cause: CauseMFARequired}}},
+		{"required, no grace", Policy{MFARequired: true}, Policy{MFARequired: true}, []Revocation{{PasswordOnly: true, Cause: CauseMFARequired}}},
 		{"off drops grace", Policy{GraceUntil: grace}, Policy{}, nil},
 	}
 	for _, tc := range tests {

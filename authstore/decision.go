@@ -141,4 +141,21 @@ type Revocation struct {
 	Username     string // canonical; empty means every user
 	AppPassID    string // empty means every credential of the matching users
 	PasswordOnly bool   // only sessions that logged in with the account password
+	// Cause is the change, so that a client can be told why its session
+	// ended; empty when none applies.
+	Cause Cause
 }
+
+// Cause names the change behind a Revocation.
+type Cause string
+
+const (
+	CauseAppPasswordRevoked  Cause = "app_password_revoked"
+	CausePasswordChanged     Cause = "password_changed"         // account-password sessions end
+	CauseAppPasswordsRevoked Cause = "password_changed_revoked" // and every app password with it
+	CauseDisabled            Cause = "disabled"                 // the account
+	CauseDeleted             Cause = "deleted"                  // the account
+	CauseMFAReset            Cause = "mfa_reset"                // every device logs in again
+	CauseMFAEnabled          Cause = "mfa_enabled"              // mail apps now need app passwords
+	CauseMFARequired         Cause = "mfa_required"             // by the organisation, grace over
+)

@@ -49,7 +49,7 @@ func (s *Store) SetPolicy(ctx context.Context, p Policy) error {
 	}
 	s.opts.OnPolicy(p)
 	if p.MFARequired && !p.inGrace(s.opts.Now()) {
-		s.opts.OnRevoke(Revocation{PasswordOnly: true})
+		s.opts.OnRevoke(Revocation{PasswordOnly: true, Cause: CauseMFARequired})
 	}
 	return nil
 }

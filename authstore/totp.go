@@ -126,7 +126,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, user, code string) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	s.opts.OnRevoke(Revocation{Username: rec.Name, PasswordOnly: true})
+	s.opts.OnRevoke(Revocation{Username: rec.Name, PasswordOnly: true, Cause: CauseMFAEnabled})
 	return codes, nil
 }
 

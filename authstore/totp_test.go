@@ -152,7 +152,7 @@ func TestConfirmTOTP(t *testing.T) {
 		if u.MFA != want {
 			t.Fatalf("MFA = %+v, want %+v", u.MFA, want)
 		}
-		assertRevocations(t, e.revs.take(), []Revocation{{Username: "alice", PasswordOnly: true}})
+		assertRevocations(t, e.revs.take(), []Revocation{{Username: "alice", PasswordOnly: true, Cause: CauseMFAEnabled}})
 	})
 	t.Run("confirming code is spent", func(t *testing.T) {
 		if _, err := e.second("alice", right, "192.0.2.1"); !errors.Is(err, ErrUnauthorized) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -45,16 +46,19 @@ type userRecord struct {
 
 // User is the public view of an account: never a secret or digest.
 type User struct {
-	ID          string    `json:"id"`
-	Name        string    `json:"name"`
-	Display     string    `json:"display,omitempty"`
-	Email       string    `json:"email,omitempty"`
-	Role        Role      `json:"role"`
-	Disabled    bool      `json:"disabled"`
-	HasPassword bool      `json:"has_password"`
-	MFA         MFAStatus `json:"mfa"`
-	Created     time.Time `json:"created"`
-	Updated     time.Time `json:"updated"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Display     string `json:"display,omitempty"`
+	Email       string `json:"email,omitempty"`
+	Role        Role   `json:"role"`
+	Disabled    bool   `json:"disabled"`
+	HasPassword bool   `json:"has_password"`
+	// HasUpstreamPassword says whether a stored upstream password is set
+	// (login = "stored"); the password itself is never shown.
+	HasUpstreamPassword bool      `json:"has_upstream_password"`
+	MFA                 MFAStatus `json:"mfa"`
+	Created             time.Time `json:"created"`
+	Updated             time.Time `json:"updated"`
 }
 
 // MFAStatus describes a user's second factor without revealing it.
@@ -67,7 +71,8 @@ type MFAStatus struct {
 
 func (r *userRecord) public() User {
 	return User{ID: r.ID, Name: r.Name, Display: r.Display, Email: r.Email, Role: r.Role,
-		Disabled: r.Disabled, HasPassword: r.PasswordHash != "", Created: r.Created, Updated: r.Updated,
+		Disabled: r.Disabled, HasPassword: r.PasswordHash != "", HasUpstreamPassword: r.Upstream != nil,
+		Created: r.Created, Updated: r.Updated,
 		MFA: MFAStatus{Enabled: r.TOTP.Enabled, Pending: r.TOTP.Pending != nil, Source: r.TOTP.Source,
 			BackupRemaining: r.Backup.remaining()}}
 }
@@ -238,7 +243,7 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 		return nil
 	})
 	if err == nil && disabled {
-		s.opts.OnRevoke(Revocation{Username: rec.Name})
+		s.opts.OnRevoke(Revocation{Username: rec.Name, Cause: CauseDisabled})
 	}
 	return err
 }
@@ -279,7 +284,11 @@ func (s *Store) SetPassword(ctx context.Context, name, password string, revokeAp
 		return err
 	}
 	s.limit.forgetUser(rec.Name)
-	s.opts.OnRevoke(Revocation{Username: rec.Name, PasswordOnly: !revokeAppPasswords})
+	cause := CausePasswordChanged
+	if revokeAppPasswords {
+		cause = CauseAppPasswordsRevoked
+	}
+	s.opts.OnRevoke(Revocation{Username: rec.Name, PasswordOnly: !revokeAppPasswords, Cause: cause})
 	return nil
 }
 
@@ -307,18 +316,33 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 		return s.audit.appendTx(tx, ctx, Event{Kind: "user.delete", User: cname})
 	})
 	if err == nil {
-		s.opts.OnRevoke(Revocation{Username: cname})
+		s.opts.OnRevoke(Revocation{Username: cname, Cause: CauseDeleted})
 	}
 	return err
 }
 
 // SetUpstreamPassword stores (sealed) the password postern uses to log in
-// upstream as this user when no master credential is configured.
+// upstream as this user when no master credential is configured. It must
+// be something an upstream login can carry: 1 to MaxPasswordBytes bytes
+// without CR, LF or NUL (IMAP, POP3 and SASL PLAIN cannot frame those).
 func (s *Store) SetUpstreamPassword(ctx context.Context, name, password string) error {
+	if password == "" || len(password) > MaxPasswordBytes || strings.ContainsAny(password, "\r\n\x00") {
+		return fmt.Errorf("%w: upstream password must be 1 to %d bytes without CR, LF or NUL", ErrInvalid, MaxPasswordBytes)
+	}
 	_, err := s.modifyUser(ctx, name, Event{Kind: "user.upstream_password"}, func(_ kvTx, rec *userRecord) error {
 		sealed, err := s.seal.seal(s.opts.Rand, rec.ID, "upstream", []byte(password))
 		rec.Upstream = sealed
 		return err
+	})
+	return err
+}
+
+// ClearUpstreamPassword forgets the stored upstream password; logins that
+// need it are then refused as "try again later" until one is set.
+func (s *Store) ClearUpstreamPassword(ctx context.Context, name string) error {
+	_, err := s.modifyUser(ctx, name, Event{Kind: "user.upstream_password", Detail: "cleared"}, func(_ kvTx, rec *userRecord) error {
+		rec.Upstream = nil
+		return nil
 	})
 	return err
 }

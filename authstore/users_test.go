@@ -104,7 +104,7 @@ func TestSetDisabled(t *testing.T) {
 		wantErr  error
 		wantRevs []Revocation
 	}{
-		{"disable", "alice", true, nil, []Revocation{{Username: "alice"}}},
+		{"disable", "alice", true, nil, []Revocation{{Username: "alice", Cause: CauseDisabled}}},
 		{"enable via other case", "ALICE", false, nil, nil},
 		{"unknown user", "bob", true, ErrNotFound, nil},
 	}
@@ -163,7 +163,7 @@ func TestDeleteUser(t *testing.T) {
 	if err := e.s.DeleteUser(bg, " Alice "); err != nil {
 		t.Fatal(err)
 	}
-	assertRevocations(t, e.revs.take(), []Revocation{{Username: "alice"}})
+	assertRevocations(t, e.revs.take(), []Revocation{{Username: "alice", Cause: CauseDeleted}})
 	if _, err := e.s.GetUser(bg, "alice"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetUser after delete: %v", err)
 	}
@@ -190,9 +190,9 @@ func TestSetPassword(t *testing.T) {
 	}{
 		{"too short", "1234567", false, ErrInvalid, nil},
 		{"too long", strings.Repeat("p", MaxPasswordBytes+1), false, ErrInvalid, nil},
-		{"shortest", "12345678", false, nil, []Revocation{{Username: "alice", PasswordOnly: true}}},
-		{"longest", strings.Repeat("p", MaxPasswordBytes), false, nil, []Revocation{{Username: "alice", PasswordOnly: true}}},
-		{"revoke app passwords", "new password 1", true, nil, []Revocation{{Username: "alice"}}},
+		{"shortest", "12345678", false, nil, []Revocation{{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged}}},
+		{"longest", strings.Repeat("p", MaxPasswordBytes), false, nil, []Revocation{{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged}}},
+		{"revoke app passwords", "new password 1", true, nil, []Revocation{{Username: "alice", Cause: CauseAppPasswordsRevoked}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -259,6 +259,40 @@ func TestUpstreamPassword(t *testing.T) {
 	}
 	if rec := e.rawGet(t, bUsers, "alice"); strings.Contains(string(rec), "upstream-secret") {
 		t.Fatal("upstream password stored in the clear")
+	}
+}
+
+// TestUpstreamPasswordSetAndClear: what an upstream login cannot carry is
+// refused, the account says whether one is set (never what it is), and
+// clearing it makes the stored-login lookup fail.
+func TestUpstreamPasswordSetAndClear(t *testing.T) {
+	e := newTestStore(t)
+	e.addUser(t, "alice")
+	for _, bad := range []string{"", "line\r\nbreak", "nul\x00", strings.Repeat("p", MaxPasswordBytes+1)} {
+		if err := e.s.SetUpstreamPassword(bg, "alice", bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SetUpstreamPassword(%q): %v, want ErrInvalid", bad, err)
+		}
+	}
+	if u, _ := e.s.GetUser(bg, "alice"); u.HasUpstreamPassword {
+		t.Fatal("a refused upstream password counts as set")
+	}
+	if err := e.s.SetUpstreamPassword(bg, "alice", strings.Repeat("p", MaxPasswordBytes)); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.s.GetUser(bg, "alice"); !u.HasUpstreamPassword {
+		t.Fatal("HasUpstreamPassword is false after setting one")
+	}
+	if err := e.s.ClearUpstreamPassword(bg, "ALICE"); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := e.s.GetUser(bg, "alice"); u.HasUpstreamPassword {
+		t.Fatal("HasUpstreamPassword is true after clearing it")
+	}
+	if _, err := e.s.UpstreamPassword(bg, "alice"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("UpstreamPassword after clearing: %v, want ErrNotFound", err)
+	}
+	if err := e.s.ClearUpstreamPassword(bg, "nobody"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("clearing an unknown user's: %v", err)
 	}
 }
 

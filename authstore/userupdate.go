@@ -54,7 +54,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, u UserUpdate) (User
 		return User{}, err
 	}
 	if u.Disabled != nil && *u.Disabled {
-		s.opts.OnRevoke(Revocation{Username: rec.Name})
+		s.opts.OnRevoke(Revocation{Username: rec.Name, Cause: CauseDisabled})
 	}
 	return rec.public(), nil
 }

@@ -8,9 +8,10 @@ const byeTimeout = 300 * time.Millisecond
 
 // end starts ending the session from any goroutine without waiting: it
 // wakes every blocked read and closes the upstream. The session's own
-// goroutine then says Bye(reason) (unless reason is empty) and closes the
-// client connection, so that Bye never races another write to the client.
-func (s *session) end(reason string) bool {
+// goroutine then says Bye(reason) (unless reason has no text) and closes
+// the client connection, so that Bye never races another write to the
+// client.
+func (s *session) end(reason Reason) bool {
 	s.mu.Lock()
 	if s.ending.Load() {
 		s.mu.Unlock()
@@ -32,14 +33,14 @@ func (s *session) end(reason string) bool {
 }
 
 // stop ends the session without a Bye (the client left or broke).
-func (s *session) stop() { s.end("") }
+func (s *session) stop() { s.end(Reason{}) }
 
 // bye tells the client why the session ends, if end gave a reason.
 func (s *session) bye(fe Frontend) {
 	s.mu.Lock()
 	reason := s.reason
 	s.mu.Unlock()
-	if reason == "" {
+	if reason.Text == "" {
 		return
 	}
 	s.raw.SetWriteDeadline(time.Now().Add(byeTimeout))
@@ -60,11 +61,11 @@ func (s *session) cleanup() {
 	}
 	s.srv.reg.remove(s.id)
 	s.srv.cfg.Metrics.sessionsLive(s.srv.proto, -1)
-	if reason == "" {
-		reason = "closed"
+	if reason.Text == "" {
+		reason.Text = "closed"
 	}
 	s.srv.log.Info("session ended", "session", s.id, "user", s.grant.Username,
 		"credential", s.grant.CredentialID(), "source", s.remote.String(),
 		"bytes_in", s.bytesIn.Load(), "bytes_out", s.bytesOut.Load(),
-		"duration", time.Since(s.start), "reason", reason)
+		"duration", time.Since(s.start), "reason", reason.Text)
 }

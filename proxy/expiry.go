@@ -29,11 +29,6 @@ func (systemClock) AfterFunc(d time.Duration, f func()) func() bool {
 // the system clock (NTP, a resumed VM) is noticed within this time.
 const maxTimerWait = time.Minute
 
-const (
-	reasonExpired    = "app password expired"
-	reasonGraceEnded = "two-step verification is now required"
-)
-
 // timed is the part of the registry that acts on dates: sessions ordered
 // by their credential's expiry, the organisation's grace date, and the
 // one timer set for whichever comes first. Guarded by Registry.mu.
@@ -143,7 +138,7 @@ func (r *Registry) fire(arming uint64) {
 	r.mu.Unlock()
 	endAll(expired, reasonExpired)
 	if graceOver {
-		r.Kick(Filter{PasswordOnly: true}, reasonGraceEnded)
+		r.kick(Filter{PasswordOnly: true}, reasonGraceEnded)
 	}
 }
 

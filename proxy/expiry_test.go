@@ -34,7 +34,7 @@ func TestExpiryEndsSessionsWhenTheAppPasswordExpires(t *testing.T) {
 	}
 	clk.advance(time.Millisecond)
 	if !soon.ended || soon.reason != reasonExpired {
-		t.Fatalf("at its expiry: ended %v, reason %q", soon.ended, soon.reason)
+		t.Fatalf("at its expiry: ended %v, reason %q", soon.ended, soon.reason.Text)
 	}
 	if later.ended || never.ended {
 		t.Fatal("another session ended with the first expiry")
@@ -100,7 +100,7 @@ func TestGraceEndEndsAccountPasswordSessions(t *testing.T) {
 	}
 	for _, k := range want {
 		if pop[k].reason != reasonGraceEnded {
-			t.Errorf("%s ended with %q", k, pop[k].reason)
+			t.Errorf("%s ended with %q", k, pop[k].reason.Text)
 		}
 	}
 	if err := r.add(timedEntry("late", "carol", "password", time.Time{}), mark); err == nil {
@@ -174,7 +174,7 @@ func TestExpiryEndsALiveRelay(t *testing.T) {
 		t.Errorf("listed %+v", s)
 	}
 	clk.advance(time.Hour)
-	expectEnd(t, cl, reasonExpired, time.Now().Add(time.Second))
+	expectEnd(t, cl, reasonExpired.Text, time.Now().Add(time.Second))
 	eventually(t, "the expired session to leave the registry", func() bool { return h.reg.Count() == 0 })
 	late := h.dial()
 	late.Write("LOGIN alice ap-a1\r\n")

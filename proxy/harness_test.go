@@ -129,7 +129,7 @@ func (f *lineFrontend) Reject(l Login, err error) error {
 	return f.writeLine("NO " + kind)
 }
 
-func (f *lineFrontend) Bye(reason string) { f.writeLine("BYE " + reason) }
+func (f *lineFrontend) Bye(reason Reason) { f.writeLine("BYE " + reason.Text) }
 
 // fakeAuth grants secret "pw" (account password) and "ap-<id>" (app
 // password <id>) to any user, lower-casing the name as authstore

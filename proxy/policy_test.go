@@ -76,7 +76,7 @@ func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 	pwSession.Write("still here\r\n")
 	pwSession.ExpectLines("still here")
 	clk.advance(time.Millisecond)
-	expectEnd(t, pwSession, reasonGraceEnded, time.Now().Add(time.Second))
+	expectEnd(t, pwSession, reasonGraceEnded.Text, time.Now().Add(time.Second))
 	apSession.Write("ping\r\n")
 	apSession.ExpectLines("ping")
 
@@ -99,7 +99,7 @@ func TestP10_AppPasswordExpiryEndsSessions(t *testing.T) {
 	longSession := h.loggedIn("alice", long)
 
 	clk.advance(expires.Sub(clk.Now()))
-	expectEnd(t, shortSession, reasonExpired, time.Now().Add(time.Second))
+	expectEnd(t, shortSession, reasonExpired.Text, time.Now().Add(time.Second))
 	longSession.Write("ping\r\n")
 	longSession.ExpectLines("ping")
 

@@ -29,7 +29,7 @@ func (s *session) open() (Frontend, *Conn, *Conn) {
 	up, ok := s.preauth(ctx, fe, c)
 	if !ok {
 		if !s.ending.Load() && !time.Now().Before(deadline) {
-			s.end("login timeout")
+			s.end(reasonLogin)
 		}
 		s.bye(fe)
 		return nil, nil, nil

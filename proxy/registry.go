@@ -70,7 +70,7 @@ type entry interface {
 	info() SessionInfo
 	// end starts ending the session without waiting for it; it reports
 	// false when the session was already ending.
-	end(reason string) bool
+	end(reason Reason) bool
 }
 
 // live is a registered entry with the keys it is indexed under, which never
@@ -192,9 +192,6 @@ func (r *Registry) KickSession(id, reason string) (info SessionInfo, ok bool) {
 	if id == "" {
 		return SessionInfo{}, false
 	}
-	if reason == "" {
-		reason = "session ended"
-	}
 	r.mu.Lock()
 	r.recordKick(Filter{SessionID: id})
 	l := r.sessions[id]
@@ -203,7 +200,7 @@ func (r *Registry) KickSession(id, reason string) (info SessionInfo, ok bool) {
 		return SessionInfo{}, false
 	}
 	info = l.e.info()
-	return info, l.e.end(reason)
+	return info, l.e.end(textReason(reason))
 }
 
 // CredentialSessions returns how many live sessions of user use the
@@ -232,11 +229,21 @@ func (r *Registry) recordKick(f Filter) {
 // Kick ends the sessions f matches: each gets Bye(reason) and both of its
 // connections close within a second. It returns how many sessions it ended.
 func (r *Registry) Kick(f Filter, reason string) int {
+	return r.kick(f, textReason(reason))
+}
+
+// textReason is a reason given as words (an administrator's action); they
+// are told as they are.
+func textReason(text string) Reason {
+	if text == "" {
+		text = "session ended"
+	}
+	return Reason{Text: text}
+}
+
+func (r *Registry) kick(f Filter, reason Reason) int {
 	if f.empty() && !f.All {
 		return 0
-	}
-	if reason == "" {
-		reason = "session ended"
 	}
 	r.mu.Lock()
 	r.recordKick(f)
@@ -245,7 +252,7 @@ func (r *Registry) Kick(f Filter, reason string) int {
 	return endAll(hit, reason)
 }
 
-func endAll(hit []*live, reason string) int {
+func endAll(hit []*live, reason Reason) int {
 	n := 0
 	for _, l := range hit {
 		if l.e.end(reason) {
@@ -255,14 +262,15 @@ func endAll(hit []*live, reason string) int {
 	return n
 }
 
-// Revoke ends the sessions a credential change invalidates.
+// Revoke ends the sessions a credential change invalidates, telling each
+// client what changed.
 func (r *Registry) Revoke(rv authstore.Revocation) int {
-	return r.Kick(Filter{
+	return r.kick(Filter{
 		Username:     rv.Username,
 		AppPassID:    rv.AppPassID,
 		PasswordOnly: rv.PasswordOnly,
 		All:          true, // an empty Username means every user
-	}, "credentials changed")
+	}, revocationReason(rv.Cause))
 }
 
 // mark returns a token to pass to add: kicks after it apply to the session

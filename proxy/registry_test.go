@@ -13,13 +13,13 @@ import (
 
 type fakeEntry struct {
 	si     SessionInfo
-	reason string
+	reason Reason
 	ended  bool
 }
 
 func (e *fakeEntry) info() SessionInfo { return e.si }
 
-func (e *fakeEntry) end(reason string) bool {
+func (e *fakeEntry) end(reason Reason) bool {
 	if e.ended {
 		return false
 	}
@@ -73,14 +73,20 @@ func TestRevokeMapsToSessions(t *testing.T) {
 		name string
 		rv   authstore.Revocation
 		want []string
+		says string // what the ended sessions are told
 	}{
-		{"app password revoked", authstore.Revocation{Username: "alice", AppPassID: "a1"}, []string{"alice/a1"}},
-		{"password changed", authstore.Revocation{Username: "alice", PasswordOnly: true}, []string{"alice/password"}},
-		{"user disabled", authstore.Revocation{Username: "bob"}, []string{"bob/b1", "bob/password"}},
-		{"enforcement turned on", authstore.Revocation{PasswordOnly: true}, []string{"alice/password", "bob/password"}},
-		{"restore: every session", authstore.Revocation{}, []string{"alice/a1", "alice/a2", "alice/password", "bob/b1", "bob/password"}},
-		{"unknown user", authstore.Revocation{Username: "carol"}, nil},
-		{"id of another user", authstore.Revocation{Username: "bob", AppPassID: "a1"}, nil},
+		{"app password revoked", authstore.Revocation{Username: "alice", AppPassID: "a1", Cause: authstore.CauseAppPasswordRevoked},
+			[]string{"alice/a1"}, "this app password was revoked"},
+		{"password changed", authstore.Revocation{Username: "alice", PasswordOnly: true, Cause: authstore.CausePasswordChanged},
+			[]string{"alice/password"}, "the account password was changed"},
+		{"user disabled", authstore.Revocation{Username: "bob", Cause: authstore.CauseDisabled},
+			[]string{"bob/b1", "bob/password"}, "this account was disabled"},
+		{"enforcement turned on", authstore.Revocation{PasswordOnly: true, Cause: authstore.CauseMFARequired},
+			[]string{"alice/password", "bob/password"}, "two-step verification is now required and mail apps need an app password"},
+		{"restore: every session", authstore.Revocation{}, []string{"alice/a1", "alice/a2", "alice/password", "bob/b1", "bob/password"},
+			"session ended after a change to the account"},
+		{"unknown user", authstore.Revocation{Username: "carol"}, nil, ""},
+		{"id of another user", authstore.Revocation{Username: "bob", AppPassID: "a1"}, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,8 +99,8 @@ func TestRevokeMapsToSessions(t *testing.T) {
 				t.Errorf("ended %v, want %v", got, tt.want)
 			}
 			for _, k := range tt.want {
-				if pop[k].reason != "credentials changed" {
-					t.Errorf("%s ended with reason %q", k, pop[k].reason)
+				if pop[k].reason.Text != tt.says {
+					t.Errorf("%s ended with reason %q, want %q", k, pop[k].reason.Text, tt.says)
 				}
 			}
 		})
@@ -180,7 +186,7 @@ func TestKickCountsEachSessionOnce(t *testing.T) {
 	if n := r.Kick(Filter{All: true}, "again"); n != 2 {
 		t.Errorf("second kick ended %d, want the 2 not yet ending", n)
 	}
-	if got := pop["alice/a1"].reason; got != "session ended" {
+	if got := pop["alice/a1"].reason.Text; got != "session ended" {
 		t.Errorf("default reason %q", got)
 	}
 }

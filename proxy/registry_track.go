@@ -29,11 +29,11 @@ type tracked struct {
 
 func (t *tracked) info() SessionInfo { return t.si }
 
-func (t *tracked) end(reason string) bool {
+func (t *tracked) end(reason Reason) bool {
 	ended := false
 	t.once.Do(func() {
 		ended = true
-		t.stop(reason)
+		t.stop(reason.Text)
 	})
 	return ended
 }

@@ -23,7 +23,6 @@ const (
 	// and each buffer lingers in the pool after a burst, so 32 KiB only
 	// doubled the memory of a freshly busy session (bench/RESULTS.md).
 	relayBufSize = 16 << 10
-	reasonIdle   = "idle timeout"
 )
 
 // relay copies bytes both ways until both directions ended or the session

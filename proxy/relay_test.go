@@ -176,33 +176,34 @@ func TestP10_Kick(t *testing.T) {
 	tests := []struct {
 		name   string
 		do     func(st *authstore.Store, ids map[string]string, h *harness) error
-		kicked []int // indexes into logins
+		kicked []int  // indexes into logins
+		says   string // what the kicked clients are told
 	}{
 		{"app password revoked", func(st *authstore.Store, ids map[string]string, _ *harness) error {
 			return st.RevokeAppPassword(ctx, "alice", ids["a1"])
-		}, []int{1}},
+		}, []int{1}, "this app password was revoked"},
 		{"password changed, app passwords kept", func(st *authstore.Store, _ map[string]string, _ *harness) error {
 			return st.SetPassword(ctx, "alice", "another-password", false)
-		}, []int{0}},
+		}, []int{0}, "the account password was changed"},
 		{"password changed, app passwords revoked", func(st *authstore.Store, _ map[string]string, _ *harness) error {
 			return st.SetPassword(ctx, "bob", "another-password", true)
-		}, []int{2, 3}},
+		}, []int{2, 3}, "the account password was changed and every app password revoked"},
 		{"user disabled", func(st *authstore.Store, _ map[string]string, _ *harness) error {
 			return st.SetDisabled(ctx, "alice", true)
-		}, []int{0, 1}},
+		}, []int{0, 1}, "this account was disabled"},
 		{"user deleted", func(st *authstore.Store, _ map[string]string, _ *harness) error {
 			return st.DeleteUser(ctx, "bob")
-		}, []int{2, 3}},
+		}, []int{2, 3}, "this account was deleted"},
 		{"two-step verification enforced", func(st *authstore.Store, _ map[string]string, _ *harness) error {
 			return st.SetPolicy(ctx, authstore.Policy{MFARequired: true})
-		}, []int{0, 2}},
+		}, []int{0, 2}, "two-step verification is now required and mail apps need an app password"},
 		{"one session ended from the session list", func(_ *authstore.Store, ids map[string]string, h *harness) error {
 			h.reg.Kick(Filter{SessionID: h.sessionOf("alice", ids["a1"])}, "credentials changed")
 			return nil
-		}, []int{1}},
+		}, []int{1}, "credentials changed"},
 		{"another user's change", func(st *authstore.Store, _ map[string]string, _ *harness) error {
 			return st.SetDisabled(ctx, "carol", true)
-		}, nil},
+		}, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -233,7 +234,7 @@ func TestP10_Kick(t *testing.T) {
 			deadline := time.Now().Add(time.Second) // the promise of P10
 			for _, i := range tt.kicked {
 				kicked[i] = true
-				expectEnd(t, clients[i], "credentials changed", deadline)
+				expectEnd(t, clients[i], tt.says, deadline)
 			}
 			for i, cl := range clients {
 				if kicked[i] {

@@ -182,7 +182,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	for _, sess := range sessions {
-		sess.end("server shutting down")
+		sess.end(reasonShutdown)
 	}
 	finished := make(chan struct{})
 	go func() {

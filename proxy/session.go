@@ -25,7 +25,7 @@ type session struct {
 
 	ending atomic.Bool
 	mu     sync.Mutex
-	reason string   // why the session ends; empty: no Bye
+	reason Reason   // why the session ends; no Text: no Bye
 	upRaw  net.Conn // the upstream TCP connection, once dialed
 
 	// Set before registration, read-only afterwards.

@@ -26,6 +26,10 @@ type backend interface {
 	SetPassword(ctx context.Context, name, password string, revokeAppPasswords bool) error
 	SetDisabled(ctx context.Context, name string, disabled bool) error
 	DeleteUser(ctx context.Context, name string) error
+	// SetUpstreamPassword stores what postern logs in upstream with for
+	// the user when the upstream's login is "stored".
+	SetUpstreamPassword(ctx context.Context, name, password string) error
+	ClearUpstreamPassword(ctx context.Context, name string) error
 
 	CreateAppPassword(ctx context.Context, user string, in authstore.NewAppPassword) (authstore.AppPassword, string, error)
 	ListAppPasswords(ctx context.Context, user string) ([]authstore.AppPassword, error)

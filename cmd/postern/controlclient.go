@@ -189,6 +189,17 @@ func (c *controlClient) DeleteUser(ctx context.Context, name string) error {
 	return c.call(ctx, "DELETE", "/users/"+esc(name), nil, nil)
 }
 
+func (c *controlClient) SetUpstreamPassword(ctx context.Context, name, password string) error {
+	req := struct {
+		Password string `json:"password"`
+	}{password}
+	return c.call(ctx, "PUT", "/users/"+esc(name)+"/upstream-password", req, nil)
+}
+
+func (c *controlClient) ClearUpstreamPassword(ctx context.Context, name string) error {
+	return c.call(ctx, "DELETE", "/users/"+esc(name)+"/upstream-password", nil, nil)
+}
+
 func (c *controlClient) CreateAppPassword(ctx context.Context, user string, in authstore.NewAppPassword) (authstore.AppPassword, string, error) {
 	req := struct {
 		Name    string               `json:"name"`

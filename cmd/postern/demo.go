@@ -42,12 +42,13 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 	}
 	upstreamPw := rand.Text()
 	newcomerPw := rand.Text()
-	mem, err := memimap.Start("127.0.0.1:0", map[string]string{demoUser: upstreamPw, demoNewcomer: newcomerPw})
+	users := map[string]string{demoUser: upstreamPw, demoNewcomer: newcomerPw}
+	mem, err := memimap.Start("127.0.0.1:0", users)
 	if err != nil {
 		return err
 	}
 	defer mem.Close()
-	ups, err := startDemoUpstreams(upstreamPw)
+	ups, err := startDemoUpstreams(mem, users)
 	if err != nil {
 		return err
 	}
@@ -55,6 +56,9 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 
 	cfg := demoConfig(dir, *listen, mem.Addr())
 	ups.configure(cfg, *listen)
+	if err := demoSignIn(cfg); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("demo configuration: %w", err)
 	}
@@ -72,12 +76,48 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 		g.shutdown(context.Background())
 		return err
 	}
-	c.printDemo(dir, g.addrs, setup)
-	c.printDemoWeb(g.addrs, setup, web)
+	shown := shownAddrs(g.addrs)
+	c.printDemo(dir, shown, setup)
+	c.printDemoWeb(cfg.Admin.PublicURL, shown, setup, web)
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return g.shutdown(sctx)
+}
+
+// demoSignIn chooses the admin listener's port before the gateway starts,
+// so that admin.public_url, which login-failure hints and kicks quote, can
+// name the demo's sign-in page. Should another program take the port in
+// the moment between, the gateway fails to start and says so.
+func demoSignIn(cfg *config.Config) error {
+	ln, err := net.Listen("tcp", cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	cfg.Admin.Listen = ln.Addr().String()
+	ln.Close()
+	cfg.Admin.PublicURL = "https://" + shownAddr(cfg.Admin.Listen) + "/login"
+	return nil
+}
+
+// shownAddr is addr as the demo prints it: "localhost" for a loopback or
+// unspecified address. The self-signed certificate covers localhost, and
+// clients that check only DNS names (fetchmail) refuse an IP address.
+func shownAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err == nil && ip != nil && (ip.IsLoopback() || ip.IsUnspecified()) {
+		return net.JoinHostPort("localhost", port)
+	}
+	return addr
+}
+
+// shownAddrs maps every listener's address through shownAddr.
+func shownAddrs(addrs map[string]string) map[string]string {
+	out := make(map[string]string, len(addrs))
+	for k, v := range addrs {
+		out[k] = shownAddr(v)
+	}
+	return out
 }
 
 func demoConfig(dir, host, upstreamAddr string) *config.Config {
@@ -95,6 +135,7 @@ func demoConfig(dir, host, upstreamAddr string) *config.Config {
 
 type demoSetup struct {
 	password, appPassword, totpSecret, totpURI string
+	backupCodes                                []string
 	adminToken                                 string
 }
 
@@ -117,7 +158,7 @@ func demoAccount(ctx context.Context, st *authstore.Store, upstreamPw string) (d
 	if err != nil {
 		return s, err
 	}
-	if _, err := st.ConfirmTOTP(ctx, demoUser, code); err != nil {
+	if s.backupCodes, err = st.ConfirmTOTP(ctx, demoUser, code); err != nil {
 		return s, err
 	}
 	s.totpSecret, s.totpURI = enr.Secret, enr.URI
@@ -141,6 +182,7 @@ func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
 	fmt.Fprintf(w, "  user                 %s\n", demoUser)
 	fmt.Fprintf(w, "  account password     %s (refused by mail apps: two-step verification is on)\n", s.password)
 	fmt.Fprintf(w, "  authenticator        %s\n", s.totpURI)
+	fmt.Fprintf(w, "  backup codes         %s (each signs in once instead of a code)\n", strings.Join(s.backupCodes, ", "))
 	fmt.Fprintf(w, "  app password         %s\n", s.appPassword)
 	fmt.Fprintf(w, "  admin API token      %s\n", s.adminToken)
 	fmt.Fprintln(w)

@@ -19,8 +19,11 @@ type demoUpstreams struct {
 	dav  *memdav.Server
 }
 
-func startDemoUpstreams(upstreamPw string) (*demoUpstreams, error) {
-	pop3, err := mempop3.Start("127.0.0.1:0", map[string]string{demoUser: upstreamPw}, memimap.SeedMessages)
+// startDemoUpstreams starts them for the users (name → upstream password)
+// of mail, whose INBOX the POP3 server serves: one mailbox either way.
+func startDemoUpstreams(mail *memimap.Server, users map[string]string) (*demoUpstreams, error) {
+	inbox := func(user string) ([][]byte, error) { return mail.Messages(user, "INBOX") }
+	pop3, err := mempop3.Start("127.0.0.1:0", users, inbox)
 	if err != nil {
 		return nil, err
 	}

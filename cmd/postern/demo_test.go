@@ -1,14 +1,9 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"io"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/postern-dev/postern/internal/testpeer"
 )
@@ -17,31 +12,11 @@ import (
 // the curl commands it prints, as a newcomer would.
 func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	testpeer.RequirePeer(t, "curl")
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var code int
-	wg.Go(func() {
-		c := &cli{stdin: strings.NewReader(""), stdout: pw, stderr: io.Discard}
-		code = c.run(ctx, []string{"demo"})
-		pw.Close()
-	})
-	defer func() {
-		cancel()
-		go io.Copy(io.Discard, pr)
-		wg.Wait()
-		if code != 0 {
-			t.Errorf("demo exited %d", code)
-		}
-	}()
-
+	d := runDemo(t)
 	var commands []string
 	endpoints := map[string]string{} // scheme → URL
-	sc := bufio.NewScanner(pr)
-	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
-	defer deadline.Stop()
-	for len(commands) < 4 && sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
+	for _, line := range d.lines {
+		line = strings.TrimSpace(line)
 		if strings.HasPrefix(line, "curl ") {
 			commands = append(commands, line)
 		}
@@ -52,7 +27,7 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 		}
 	}
 	if len(commands) != 4 {
-		t.Fatalf("demo printed %d curl commands: %v", len(commands), sc.Err())
+		t.Fatalf("demo printed %d curl commands:\n%s", len(commands), strings.Join(d.lines, "\n"))
 	}
 	list := runShell(t, commands[0])
 	for _, want := range []string{"* 1 FETCH", "* 3 FETCH", "Welcome to your mailbox"} {

@@ -34,12 +34,12 @@ func demoWebUsers(ctx context.Context, st *authstore.Store, newcomerUpstreamPw s
 	return d, err
 }
 
-func (c *cli) printDemoWeb(addrs map[string]string, s demoSetup, d demoWeb) {
+func (c *cli) printDemoWeb(signIn string, addrs map[string]string, s demoSetup, d demoWeb) {
 	w := c.stdout
 	base := "https://" + addrs["admin"]
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Web pages (self-signed certificate: let the browser accept it once):")
-	fmt.Fprintf(w, "  sign in              %s/login\n", base)
+	fmt.Fprintf(w, "  sign in              %s\n", signIn)
 	fmt.Fprintf(w, "  %-20s password %s; two-step on: put the authenticator line above into any authenticator app\n", demoUser, s.password)
 	fmt.Fprintf(w, "  %-20s password %s; two-step off: turn it on from the account page to try enrollment\n", demoNewcomer, d.newcomerPassword)
 	fmt.Fprintf(w, "  %-20s password %s; the admin console is at %s/admin\n", demoAdmin, d.adminPassword, base)

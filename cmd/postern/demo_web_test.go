@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
-	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -19,29 +16,17 @@ var demoWebLine = regexp.MustCompile(`^\s+(sign in|demo|newcomer|admin)\s+(?:pas
 // TestDemoPrintsWebSignIn: the demo prints the sign-in page's address and
 // the three accounts, and each password signs in where it says.
 func TestDemoPrintsWebSignIn(t *testing.T) {
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		c := &cli{stdin: strings.NewReader(""), stdout: pw, stderr: io.Discard}
-		c.run(ctx, []string{"demo"})
-		pw.Close()
-	})
-	defer func() { cancel(); go io.Copy(io.Discard, pr); wg.Wait() }()
-
+	d := runDemo(t)
 	got := map[string]string{} // "sign in" → URL, user → password
-	sc := bufio.NewScanner(pr)
-	deadline := time.AfterFunc(30*time.Second, func() { pr.CloseWithError(io.ErrUnexpectedEOF) })
-	defer deadline.Stop()
 	web := false
-	for len(got) < 4 && sc.Scan() {
-		web = web || strings.HasPrefix(sc.Text(), "Web pages")
-		if m := demoWebLine.FindStringSubmatch(sc.Text()); web && m != nil {
+	for _, line := range d.lines {
+		web = web || strings.HasPrefix(line, "Web pages")
+		if m := demoWebLine.FindStringSubmatch(line); web && m != nil {
 			got[m[1]] = m[2]
 		}
 	}
 	if len(got) < 4 {
-		t.Fatalf("demo printed %v for the web side (%v)", got, sc.Err())
+		t.Fatalf("demo printed %v for the web side:\n%s", got, strings.Join(d.lines, "\n"))
 	}
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Timeout: 10 * time.Second, Jar: jar, Transport: &http.Transport{

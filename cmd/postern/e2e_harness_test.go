@@ -71,6 +71,7 @@ type e2eOptions struct {
 	security string
 	// masterPassword replaces the peer's in the master password file.
 	masterPassword string
+	stored         bool // login = "stored": each user's upstream password, no master user
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -161,9 +162,8 @@ func e2eConfigText(t *testing.T, dir string, peer *testpeer.DovecotPeer, opts e2
 	}
 	q := strconv.Quote
 	upstream := func(addr, extra string) string {
-		return fmt.Sprintf("address = %s\nsecurity = %s\nca_file = %s\nlogin = \"master\"\n"+
-			"master_user = %s\nmaster_password_file = %s\n%s\n",
-			q(addr), q(security), q(ca), q(peer.MasterUser), q(masterFile), extra)
+		return fmt.Sprintf("address = %s\nsecurity = %s\nca_file = %s\n%s\n%s\n",
+			q(addr), q(security), q(ca), e2eLogin(opts, peer, masterFile), extra)
 	}
 	// Every test logs in from loopback; the per-source delay is kept out of
 	// the way (A1 keys its sources by /32 and uses 127.0.0.2 and .3).

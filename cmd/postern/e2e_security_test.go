@@ -60,8 +60,10 @@ func TestA8_NoSecondFactorBypass(t *testing.T) {
 			t.Fatalf("SetPolicy: %v", err)
 		}
 		waitClosed(t, pwIMAP, start, kickLimit)
-		if got := pwPOP3.closedWithin(start, kickLimit); !strings.HasPrefix(got, "-ERR [SYS/TEMP]") {
-			t.Errorf("POP3 session ended with %q, want -ERR [SYS/TEMP]", got)
+		// The account password no longer works for mail: RFC 3206's AUTH.
+		want := "-ERR [AUTH] two-step verification is now required"
+		if got := pwPOP3.closedWithin(start, kickLimit); !strings.HasPrefix(got, want) {
+			t.Errorf("POP3 session ended with %q, want %s…", got, want)
 		}
 		if !strings.Contains(rec.String(), "\r\n* BYE ") {
 			t.Errorf("the IMAP session got no BYE:\n%s", rec.String())

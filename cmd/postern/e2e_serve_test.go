@@ -65,6 +65,12 @@ var listeningRE = regexp.MustCompile(`msg=listening (?:protocol=(\S+) )?listener
 // it logged every listener it opened.
 func startServed(t *testing.T, peer *testpeer.DovecotPeer) *served {
 	t.Helper()
+	return startServedWith(t, peer, e2eOptions{})
+}
+
+// startServedWith is startServed with a configuration shaped by opts.
+func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *served {
+	t.Helper()
 	bin, err := builtPostern()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +88,7 @@ func startServed(t *testing.T, peer *testpeer.DovecotPeer) *served {
 	for user := range peer.Users {
 		s.secrets = append(s.secrets, w6Secret{"master password acting as " + user, peer.MasterUser, peer.MasterPassword, user})
 	}
-	if err := os.WriteFile(s.conf, []byte(e2eConfigText(t, dir, peer, e2eOptions{})), 0o644); err != nil {
+	if err := os.WriteFile(s.conf, []byte(e2eConfigText(t, dir, peer, opts)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.cli(t, "", "init")

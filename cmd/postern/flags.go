@@ -68,12 +68,19 @@ func parse(fs *flag.FlagSet, args []string, positional ...string) ([]string, err
 	return pos, nil
 }
 
+// defaultConfig is the configuration file of a command without -c or
+// $POSTERN_CONFIG.
+const (
+	defaultConfig      = "/etc/postern/postern.toml"
+	defaultConfigWords = "$POSTERN_CONFIG, else " + defaultConfig + " when it exists, else the built-in defaults"
+)
+
 // configFlag adds -c and returns a loader for it. Without an explicit file,
 // a missing default file means "use the defaults" so a fresh machine works.
 // The loader decodes strictly but does not Validate: store commands need
 // only data_dir and key_file; serve validates the whole file itself.
 func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
-	path := fs.String("c", "", "configuration `file`")
+	path := fs.String("c", "", "configuration `file` (default "+defaultConfigWords+")")
 	return func() (*config.Config, error) {
 		p, explicit := *path, *path != ""
 		if !explicit {
@@ -81,7 +88,7 @@ func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 			explicit = p != ""
 		}
 		if !explicit {
-			p = "/etc/postern/postern.toml"
+			p = defaultConfig
 			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 				return config.Default(), nil
 			}
@@ -93,6 +100,11 @@ func configFlag(fs *flag.FlagSet) func() (*config.Config, error) {
 // readPassword takes a password from stdin (--password-stdin) or a
 // terminal prompt; never from a flag, where it would land in shell history.
 func (c *cli) readPassword(fromStdin bool, confirm bool) (string, error) {
+	return c.readSecretFor("Password", fromStdin, confirm)
+}
+
+// readSecretFor is readPassword with the prompt naming what is asked for.
+func (c *cli) readSecretFor(what string, fromStdin bool, confirm bool) (string, error) {
 	if fromStdin {
 		data, err := io.ReadAll(io.LimitReader(c.stdin, 64*1024))
 		if err != nil {
@@ -103,7 +115,7 @@ func (c *cli) readPassword(fromStdin bool, confirm bool) (string, error) {
 	if !c.isTerminal() {
 		return "", fmt.Errorf("%w: no terminal to prompt on; pipe the password with --password-stdin", errUsage)
 	}
-	pw, err := c.readSecret("Password: ")
+	pw, err := c.readSecret(what + ": ")
 	if err != nil || !confirm {
 		return pw, err
 	}

@@ -79,7 +79,8 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 	log := g.log
 	g.store, err = openStoreForServe(cfg, authstore.Options{Logger: log, OnRevoke: func(r authstore.Revocation) {
 		if n := g.registry.Revoke(r); n > 0 {
-			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID, "sessions", n)
+			log.Info("ended sessions after a credential change", "user", r.Username, "app_password", r.AppPassID,
+				"cause", string(r.Cause), "sessions", n)
 		}
 	}, OnPolicy: g.registry.ApplyPolicy})
 	if err != nil {

@@ -34,10 +34,10 @@ type command struct {
 func (c *cli) commands() []command {
 	return []command{
 		{"serve", "[-c FILE]", "run the gateway", c.serve},
-		{"demo", "[--listen ADDR] [--keep]", "run postern with an embedded IMAP server and a demo user", c.demo},
+		{"demo", "[--listen ADDR] [--keep]", "run postern in front of embedded IMAP, POP3 and CalDAV/CardDAV servers, with demo users", c.demo},
 		{"init", "[-c FILE]", "create the data directory, the key file and the store", c.initCmd},
 		{"check-config", "[-c FILE]", "validate a configuration file", c.checkConfig},
-		{"version", "", "print the version", c.versionCmd},
+		{"version", "", "print the version (also --version)", c.versionCmd},
 		{"user", "add|list|show|passwd|disable|enable|delete …", "manage accounts", c.userCmd},
 		{"app-password", "create|list|revoke …", "manage app passwords", c.appPasswordCmd},
 		{"mfa", "status|reset|disable USER", "manage a user's two-step verification", c.mfaCmd},
@@ -66,6 +66,9 @@ type exitError int
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
 func (c *cli) run(ctx context.Context, args []string) int {
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version") {
+		args[0] = "version" // what people type first, as in most tools
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		c.usage(c.stdout)
 		if len(args) == 0 {
@@ -108,7 +111,7 @@ func (c *cli) usage(w io.Writer) {
 	for _, cmd := range c.commands() {
 		fmt.Fprintf(w, "  postern %-13s %-45s %s\n", cmd.name, cmd.args, cmd.help)
 	}
-	fmt.Fprintln(w, "\nEvery command that reads the store takes -c FILE (default $POSTERN_CONFIG or /etc/postern/postern.toml).")
+	fmt.Fprintln(w, "\nEvery command that reads the store takes -c FILE (default "+defaultConfigWords+").")
 }
 
 func (c *cli) versionCmd(ctx context.Context, _ *cli, args []string) error {

@@ -108,7 +108,7 @@ func (c *cli) bootstrapAdmin(ctx context.Context, st *authstore.Store) error {
 
 func (c *cli) checkConfig(ctx context.Context, _ *cli, args []string) error {
 	fs := newFlags("check-config")
-	path := fs.String("c", "/etc/postern/postern.toml", "configuration `file`")
+	path := fs.String("c", defaultConfig, "configuration `file`")
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

@@ -34,13 +34,14 @@ func isHelp(arg string) bool {
 
 func (c *cli) userCmd(ctx context.Context, _ *cli, args []string) error {
 	return subcommands("user", args, map[string]func([]string) error{
-		"add":     func(a []string) error { return c.userAdd(ctx, a) },
-		"list":    func(a []string) error { return c.userList(ctx, a) },
-		"show":    func(a []string) error { return c.userShow(ctx, a) },
-		"passwd":  func(a []string) error { return c.userPasswd(ctx, a) },
-		"disable": func(a []string) error { return c.userSimple(ctx, "disable", a) },
-		"enable":  func(a []string) error { return c.userSimple(ctx, "enable", a) },
-		"delete":  func(a []string) error { return c.userSimple(ctx, "delete", a) },
+		"add":               func(a []string) error { return c.userAdd(ctx, a) },
+		"list":              func(a []string) error { return c.userList(ctx, a) },
+		"show":              func(a []string) error { return c.userShow(ctx, a) },
+		"passwd":            func(a []string) error { return c.userPasswd(ctx, a) },
+		"disable":           func(a []string) error { return c.userSimple(ctx, "disable", a) },
+		"enable":            func(a []string) error { return c.userSimple(ctx, "enable", a) },
+		"delete":            func(a []string) error { return c.userSimple(ctx, "delete", a) },
+		"upstream-password": func(a []string) error { return c.userUpstream(ctx, a) },
 	})
 }
 
@@ -138,8 +139,8 @@ func (c *cli) userShow(ctx context.Context, args []string) error {
 			return orJSON(c, err, u)
 		}
 		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "name\t%s\nid\t%s\nrole\t%s\nstate\t%s\npassword\t%t\ntwo-step\t%s\nbackup codes left\t%d\ncreated\t%s\n",
-			safetext.Show(u.Name), u.ID, u.Role, state(u), u.HasPassword, mfaWord(u.MFA), u.MFA.BackupRemaining, u.Created.Format(time.RFC3339))
+		fmt.Fprintf(tw, "name\t%s\nid\t%s\nrole\t%s\nstate\t%s\npassword\t%t\nupstream password\t%t\ntwo-step\t%s\nbackup codes left\t%d\ncreated\t%s\n",
+			safetext.Show(u.Name), u.ID, u.Role, state(u), u.HasPassword, u.HasUpstreamPassword, mfaWord(u.MFA), u.MFA.BackupRemaining, u.Created.Format(time.RFC3339))
 		return tw.Flush()
 	})
 }
@@ -187,5 +188,42 @@ func (c *cli) userSimple(ctx context.Context, verb string, args []string) error 
 			fmt.Fprintf(c.stdout, "%sd %s\n", strings.TrimSuffix(verb, "e"), pos[0])
 		}
 		return err
+	})
+}
+
+// userUpstream sets or clears the password postern logs in upstream with
+// for a user (upstream login = "stored"). Like an account password it
+// comes from stdin or a prompt, never a flag, and is never printed.
+func (c *cli) userUpstream(ctx context.Context, args []string) error {
+	fs := newFlags("user upstream-password")
+	load := configFlag(fs)
+	stdin := fs.Bool("password-stdin", false, "set: read the upstream password from stdin")
+	pos, err := parse(fs, args, "set|clear", "NAME")
+	if err != nil {
+		return err
+	}
+	verb, name := pos[0], pos[1]
+	pw := ""
+	switch {
+	case verb == "set":
+		if pw, err = c.readSecretFor("Upstream password", *stdin, true); err != nil {
+			return err
+		}
+	case verb != "clear" || *stdin:
+		return fmt.Errorf("%w: postern user upstream-password set NAME [--password-stdin] | clear NAME", errUsage)
+	}
+	return withBackend(ctx, load, func(ctx context.Context, st backend) error {
+		if verb == "clear" {
+			if err := st.ClearUpstreamPassword(ctx, name); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "upstream password cleared for %s\n", name)
+			return nil
+		}
+		if err := st.SetUpstreamPassword(ctx, name, pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "upstream password set for %s\n", name)
+		return nil
 	})
 }

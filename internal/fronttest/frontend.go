@@ -23,7 +23,8 @@ const (
 
 // Decision is the test's answer to a login the front-end returned, in
 // place of the session's: Reject with Err when it is set, else Accept with
-// Upstream and Grant and then, when Bye is set, say goodbye with it.
+// Upstream and Grant and then, when Bye is set, say goodbye with it (as a
+// plain end: proxy.Reason{Text: Bye}).
 type Decision struct {
 	Err      error
 	Upstream proxy.UpstreamResult
@@ -103,7 +104,7 @@ func (s *Session) drive(ctx context.Context) error {
 		}
 		err = s.fe.Accept(l, d.Upstream, d.Grant)
 		if d.Bye != "" {
-			s.fe.Bye(d.Bye)
+			s.fe.Bye(proxy.Reason{Text: d.Bye})
 		}
 		s.decided <- err
 		return err
@@ -136,7 +137,7 @@ func (s *Session) Decide(t testing.TB, d Decision) {
 }
 
 // Bye says goodbye while ReadLogin runs, as a kick would.
-func (s *Session) Bye(reason string) { s.fe.Bye(reason) }
+func (s *Session) Bye(reason string) { s.fe.Bye(proxy.Reason{Text: reason}) }
 
 // Result waits for the front-end to finish and returns why it did: nil
 // after an Accept, else ReadLogin's error. A login returned meanwhile

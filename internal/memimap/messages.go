@@ -70,6 +70,6 @@ Content-Type: text/html; charset=utf-8
 	return out
 }
 
-// SeedMessages returns the messages every user's INBOX starts with, so
-// another in-process upstream (POP3) can serve the same mailbox.
+// SeedMessages returns the messages every user's INBOX starts with (a
+// running server's current ones are Server.Messages).
 func SeedMessages(user string) [][]byte { return seedMessages(user) }

@@ -1,7 +1,8 @@
 // Package mempop3 is an in-process POP3 server (RFC 1939, with CAPA,
 // UIDL, TOP and SASL PLAIN from RFC 2449 and RFC 5034) over messages held
-// in memory: the POP3 upstream of `postern demo`. Deletions last for the
-// session only, so every demo login sees the same mailbox.
+// in memory: the POP3 upstream of `postern demo`, which serves the demo's
+// IMAP INBOX through it. Deletions last for the session only, so every
+// demo login sees the same mailbox.
 package mempop3
 
 import (
@@ -23,15 +24,15 @@ import (
 type Server struct {
 	ln    net.Listener
 	users map[string]string // name → password
-	mail  func(user string) [][]byte
+	mail  func(user string) ([][]byte, error)
 	wg    sync.WaitGroup
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 }
 
 // Start serves users (name → password) on addr over plain TCP; mail
-// returns a user's messages.
-func Start(addr string, users map[string]string, mail func(user string) [][]byte) (*Server, error) {
+// returns a user's messages as they are at login.
+func Start(addr string, users map[string]string, mail func(user string) ([][]byte, error)) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("start memory POP3: %w", err)
@@ -150,8 +151,13 @@ func (s *session) login(authzid, user, password string) {
 		s.reply("-ERR [AUTH] invalid credentials")
 		return
 	}
+	msgs, err := s.srv.mail(user)
+	if err != nil {
+		s.reply("-ERR [SYS/TEMP] mailbox unavailable")
+		return
+	}
 	s.authed, s.user = true, user
-	s.msgs, s.deleted = s.srv.mail(user), map[int]bool{}
+	s.msgs, s.deleted = msgs, map[int]bool{}
 	s.reply("+OK logged in")
 }
 

@@ -9,8 +9,8 @@ import (
 )
 
 func TestSession(t *testing.T) {
-	s, err := Start("127.0.0.1:0", map[string]string{"alice": "pw"}, func(string) [][]byte {
-		return [][]byte{[]byte("Subject: one\n\nfirst\n.dot line\n"), []byte("Subject: two\n\nsecond\n")}
+	s, err := Start("127.0.0.1:0", map[string]string{"alice": "pw"}, func(string) ([][]byte, error) {
+		return [][]byte{[]byte("Subject: one\n\nfirst\n.dot line\n"), []byte("Subject: two\n\nsecond\n")}, nil
 	})
 	if err != nil {
 		t.Fatal(err)

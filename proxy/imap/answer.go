@@ -122,10 +122,26 @@ func graceAlert(until time.Time, accountURL string) status {
 	return status{"OK", "ALERT", text}
 }
 
-// bye tells the client the session ends; reason is the proxy's own text,
-// stripped of anything that could end the line early.
-func bye(reason string) status {
-	return status{"BYE", "", stripControls(reason)}
+// bye tells the client why the session ends, with the RFC 5530 code of
+// the reason's kind; the words are the proxy's own, stripped of anything
+// that could end the line early.
+func bye(reason proxy.Reason, accountURL string) status {
+	return status{"BYE", byeCode(reason.Kind), stripControls(reason.Words(accountURL))}
+}
+
+// byeCode: EXPIRED says the credential no longer works (get a new one),
+// CONTACTADMIN that the account is out of the user's hands, UNAVAILABLE
+// that logging in again shortly will work; a plain end carries no code.
+func byeCode(k proxy.ReasonKind) string {
+	switch k {
+	case proxy.Unavailable:
+		return "UNAVAILABLE"
+	case proxy.CredentialGone:
+		return "EXPIRED"
+	case proxy.AccountGone:
+		return "CONTACTADMIN"
+	}
+	return ""
 }
 
 // stripControls drops control characters (CR and LF among them) from text

@@ -98,8 +98,8 @@ func (f *frontend) Reject(l proxy.Login, err error) error {
 
 // Bye tells the client the session is ending; the session has bounded the
 // write (see proxy.Frontend).
-func (f *frontend) Bye(reason string) {
-	_ = f.send(bye(reason).line(""))
+func (f *frontend) Bye(reason proxy.Reason) {
+	_ = f.send(bye(reason, f.p.cfg.AccountURL).line(""))
 }
 
 func (f *frontend) send(lines ...string) error {

@@ -93,18 +93,40 @@ func acceptReply(g authstore.Grant, accountURL string) string {
 	return warning + ": " + accountURL
 }
 
-// byeReply tells a client why its session ends. The reason comes from our
-// own code, but it is still forced onto one bounded line.
-func byeReply(reason string) string {
+// byeReply tells a client why its session ends, with the RFC 3206 code
+// of the reason's kind. The words come from our own code, but they are
+// still forced onto one line within RFC 2449's 512 octets; the account
+// page is left out rather than cut.
+func byeReply(reason proxy.Reason, accountURL string) string {
 	const maxReason = 200
-	reason = sanitizeText(reason)
-	if len(reason) > maxReason {
-		reason = strings.ToValidUTF8(reason[:maxReason], "")
+	text := sanitizeText(reason.Text)
+	if len(text) > maxReason {
+		text = strings.ToValidUTF8(text[:maxReason], "")
 	}
-	if reason == "" {
-		reason = "Session ended"
+	if text == "" {
+		text = "Session ended"
 	}
-	return "-ERR [SYS/TEMP] " + reason
+	line := "-ERR [" + byeCode(reason.Kind) + "] "
+	words := proxy.Reason{Text: text, Renew: reason.Renew}.Words(accountURL)
+	if len(line)+len(words) > maxResponse {
+		return line + text
+	}
+	return line + words
+}
+
+// maxResponse is RFC 2449's bound on a response line without its CRLF.
+const maxResponse = 510
+
+// byeCode: AUTH says the credential no longer works, SYS/PERM that the
+// account needs an administrator; anything else is SYS/TEMP (log in again).
+func byeCode(k proxy.ReasonKind) string {
+	switch k {
+	case proxy.CredentialGone:
+		return "AUTH"
+	case proxy.AccountGone:
+		return "SYS/PERM"
+	}
+	return "SYS/TEMP"
 }
 
 // sanitizeText replaces control characters so configured or internal text

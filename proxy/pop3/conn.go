@@ -317,8 +317,8 @@ func (f *frontend) Reject(_ proxy.Login, err error) error {
 // Bye is best effort. The caller bounds it with a write deadline and makes
 // sure nothing else writes to the client meanwhile (proxy's session says Bye
 // from the goroutine that carries upstream-to-client bytes).
-func (f *frontend) Bye(reason string) {
-	_ = f.reply(byeReply(reason))
+func (f *frontend) Bye(reason proxy.Reason) {
+	_ = f.reply(byeReply(reason, f.p.accountURL))
 }
 
 func (f *frontend) reply(line string) error {

@@ -17,7 +17,9 @@ import (
 // TLS) to the in-process POP3 server with the user's stored password and
 // reads the demo mailbox over the relayed connection.
 func TestRelayOverMempop3(t *testing.T) {
-	mem, err := mempop3.Start("127.0.0.1:0", map[string]string{"alice": "upstream-pw"}, memimap.SeedMessages)
+	mem, err := mempop3.Start("127.0.0.1:0", map[string]string{"alice": "upstream-pw"}, func(u string) ([][]byte, error) {
+		return memimap.SeedMessages(u), nil
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
