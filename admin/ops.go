@@ -165,7 +165,7 @@ func (s *Server) listSessions(c *Call) (any, error) {
 
 func (s *Server) endLiveSession(c *Call) (any, error) {
 	id := c.R.PathValue("id")
-	si, ok := s.cfg.Sessions.KickSession(id, "ended by an administrator")
+	si, ok := s.cfg.Sessions.KickSession(id, "session ended by an administrator")
 	if !ok {
 		return nil, newError(http.StatusNotFound, "not_found", "no such live session")
 	}
@@ -177,7 +177,7 @@ func (s *Server) endUserSessions(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := s.cfg.Sessions.Kick(proxy.Filter{Username: name}, "ended by an administrator")
+	n := s.cfg.Sessions.Kick(proxy.Filter{Username: name}, "session ended by an administrator")
 	err = s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end_all", User: name, Result: "ok",
 		Detail: "ended=" + strconv.Itoa(n)})
 	return EndedSessions{Ended: n}, err

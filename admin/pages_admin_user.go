@@ -146,7 +146,7 @@ func (c *pageCall) setUserPassword() {
 		c.actionFailed(err)
 		return
 	}
-	c.done(c.userPagePath(), "password")
+	c.done(c.userPagePath(), "userpassword")
 }
 
 // issuedCode is an admin-issued one-time code, shown once.

@@ -259,6 +259,7 @@ var flashes = map[string]string{
 	"signedout":    "You have signed out.",
 	"revoked":      "The app password was revoked, and the apps that used it were signed out.",
 	"password":     "Your password was changed.",
+	"userpassword": "The user's password was changed.",
 	"passwordall":  "Your password was changed, and every app password was revoked.",
 	"mfaoff":       "Two-step verification is off.",
 	"user":         "The user was saved.",

@@ -177,3 +177,18 @@ func TestDescribeEvent(t *testing.T) {
 		t.Errorf("an event the owner has no words for is listed")
 	}
 }
+
+// An administrator who sets someone else's password is told it was that
+// user's, not "your", password.
+func TestAdminSetPasswordNoticeNamesTheUser(t *testing.T) {
+	_, admin, _ := pageEnv(t)
+	rec := admin.page("POST", "/admin/users/alice/password", url.Values{CSRFField: {admin.csrf}, "password": {"alice-new-password-2"}}, nil)
+	loc := rec.Header().Get("Location")
+	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "done=userpassword") {
+		t.Fatalf("set password: %d, Location %q", rec.Code, loc)
+	}
+	body := admin.page("GET", loc, nil, nil).Body.String()
+	if !strings.Contains(body, "The user&#39;s password was changed.") || strings.Contains(body, "Your password was changed") {
+		t.Fatalf("the notice does not name the user's password:\n%s", body)
+	}
+}

@@ -59,8 +59,8 @@ func TestKickSaysWhy(t *testing.T) {
 			}
 			return err
 		},
-			"* BYE ended by an administrator",
-			"-ERR [SYS/TEMP] ended by an administrator"},
+			"* BYE session ended by an administrator",
+			"-ERR [SYS/TEMP] session ended by an administrator"},
 		// The organisation's policy ends every account-password session;
 		// the cases before it have ended theirs.
 		{"k-policy", true, func(*e2eAccount) error { return st.SetPolicy(ctx, authstore.Policy{MFARequired: true}) },
