@@ -26,9 +26,10 @@ import (
 // shared cores running parallel tests can be slow to fork a dozen processes.
 const (
 	dovecotStartTimeout = 60 * time.Second
-	dovecotStopTimeout  = 15 * time.Second
+	peerStopTimeout     = 15 * time.Second
 	dovecotStartTries   = 3
 	logTailLines        = 40
+	authSocketName      = "auth-postfix"
 )
 
 // DovecotOptions chooses what a private Dovecot serves. Zero values pick
@@ -63,6 +64,10 @@ type DovecotPeer struct {
 	// LogFile is Dovecot's log, which records e.g. the rip= the proxy
 	// announced for its client.
 	LogFile string
+	// AuthSocket is the path of a Dovecot SASL listener (Postfix's
+	// smtpd_sasl_type = dovecot): the users and the master user
+	// authenticate there as over IMAP.
+	AuthSocket string
 
 	roots     *x509.CertPool // holds CAFile's certificate
 	home      string
@@ -138,12 +143,13 @@ func prepareDovecot(t testing.TB, opts DovecotOptions) (*DovecotPeer, dovecotCon
 	d := &DovecotPeer{
 		MasterUser: opts.MasterUser, MasterPassword: opts.MasterPassword, Users: opts.Users,
 		CAFile: filepath.Join(dir, "ca.pem"), LogFile: filepath.Join(dir, "dovecot.log"),
-		home: filepath.Join(dir, "home"), ids: ids,
+		AuthSocket: filepath.Join(run, authSocketName),
+		home:       filepath.Join(dir, "home"), ids: ids,
 	}
 	d.applyDefaults()
 	conf := dovecotConf{
 		ConfFile: filepath.Join(dir, "dovecot.conf"),
-		Instance: filepath.Base(run), RunDir: run,
+		Instance: filepath.Base(run), RunDir: run, AuthSocket: authSocketName,
 		StateDir: filepath.Join(dir, "state"), LogFile: d.LogFile,
 		CertFile: d.CAFile, KeyFile: filepath.Join(dir, "key.pem"),
 		UsersFile: filepath.Join(dir, "users"), MasterFile: filepath.Join(dir, "masters"),
@@ -336,7 +342,7 @@ func runDovecot(t testing.TB, bin string, conf dovecotConf, d *DovecotPeer) (str
 		waitErr = cmd.Wait()
 		close(exited)
 	}()
-	stop := func() { stopProcess(t, cmd, exited) }
+	stop := func() { stopProcess(t, cmd, exited, signalProcess(cmd)) }
 	if err := waitReady(d, exited); err != nil {
 		stop()
 		if waitErr != nil {
@@ -353,24 +359,30 @@ func runDovecot(t testing.TB, bin string, conf dovecotConf, d *DovecotPeer) (str
 	return "", nil
 }
 
-// stopProcess asks Dovecot to shut down (it then stops its children), and
-// kills it if it does not.
-func stopProcess(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}) {
+// stopProcess asks a peer to shut down with SIGTERM (Dovecot and Postfix's
+// master then stop their children), and kills it if it does not. signal
+// reaches the peer alone or its whole process group.
+func stopProcess(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}, signal func(syscall.Signal) error) {
 	select {
 	case <-exited:
 		return
 	default:
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(dovecotStopTimeout)
+	_ = signal(syscall.SIGTERM)
+	timer := time.NewTimer(peerStopTimeout)
 	defer timer.Stop()
 	select {
 	case <-exited:
 	case <-timer.C:
-		t.Errorf("dovecot (pid %d) ignored SIGTERM for %v; killing it", cmd.Process.Pid, dovecotStopTimeout)
-		_ = cmd.Process.Kill()
+		t.Errorf("%s (pid %d) ignored SIGTERM for %v; killing it", filepath.Base(cmd.Path), cmd.Process.Pid, peerStopTimeout)
+		_ = signal(syscall.SIGKILL)
 		<-exited
 	}
+}
+
+// signalProcess sends sig to cmd's process alone.
+func signalProcess(cmd *exec.Cmd) func(syscall.Signal) error {
+	return func(sig syscall.Signal) error { return cmd.Process.Signal(sig) }
 }
 
 // waitReady polls until both plain listeners greet: Dovecot offers no
