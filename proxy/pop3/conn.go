@@ -211,76 +211,37 @@ func (f *frontend) auth(arg string) (*proxy.Login, error) {
 		return nil, f.replyList(replyMechHead, mechanisms)
 	}
 	mech, ir, hasIR := strings.Cut(arg, " ")
-	switch strings.ToUpper(mech) {
-	case "PLAIN":
-		return f.authPlain(ir, hasIR)
-	case "LOGIN":
-		return f.authLogin(ir, hasIR)
+	user, secret, err := proxy.SASLDialogue{Challenge: f.challenge}.Run(mech, ir, hasIR)
+	if err != nil {
+		return nil, f.saslFailure(err)
 	}
-	return nil, f.badCommand(replyMechanism)
+	return f.login(user, secret)
 }
 
-func (f *frontend) authPlain(ir string, hasIR bool) (*proxy.Login, error) {
-	resp := ir
-	if !hasIR {
-		var ok bool
-		var err error
-		if resp, ok, err = f.challenge(replyContinue); !ok {
-			return nil, err
-		}
+// saslFailure answers an AUTH exchange that ended without a credential.
+// A malformed or borrowed identity fails like any other credential
+// problem; the rest never reached a credential.
+func (f *frontend) saslFailure(err error) error {
+	switch {
+	case errors.Is(err, proxy.ErrSASLMechanism):
+		return f.badCommand(replyMechanism)
+	case errors.Is(err, proxy.ErrSASLCanceled):
+		return f.badCommand(replyCanceled)
+	case errors.Is(err, proxy.ErrSASLEncoding):
+		return f.badCommand(replyBadSASL)
+	case errors.Is(err, authstore.ErrUnauthorized):
+		return f.badCommand(f.p.failure)
 	}
-	msg, err := decodeSASL(resp)
-	if err != nil {
-		return nil, f.badCommand(replyBadSASL)
-	}
-	m, err := parsePlain(msg)
-	// Acting as someone else is not ours to grant: a differing authzid
-	// fails like any other credential problem.
-	if err != nil || (m.authzid != "" && m.authzid != m.authcid) {
-		return nil, f.badCommand(f.p.failure)
-	}
-	return f.login(m.authcid, m.password)
+	return err
 }
 
-func (f *frontend) authLogin(ir string, hasIR bool) (*proxy.Login, error) {
-	userResp := ir
-	if !hasIR {
-		var ok bool
-		var err error
-		if userResp, ok, err = f.challenge(replyLoginUser); !ok {
-			return nil, err
-		}
-	}
-	user, err := decodeSASL(userResp)
-	if err != nil {
-		return nil, f.badCommand(replyBadSASL)
-	}
-	passResp, ok, err := f.challenge(replyLoginPass)
-	if !ok {
+// challenge sends a continuation with base64 text (replyContinue,
+// replyLoginUser, replyLoginPass) and reads the client's response.
+func (f *frontend) challenge(text string) ([]byte, error) {
+	if err := f.reply(replyContinue + text); err != nil {
 		return nil, err
 	}
-	pass, err := decodeSASL(passResp)
-	if err != nil {
-		return nil, f.badCommand(replyBadSASL)
-	}
-	return f.login(string(user), string(pass))
-}
-
-// challenge sends a continuation and reads the client's response. ok is
-// false when the exchange ended: on error, or after a "*" cancel was
-// answered (err then only reports the bad-command limit).
-func (f *frontend) challenge(prompt string) (resp string, ok bool, err error) {
-	if err := f.reply(prompt); err != nil {
-		return "", false, err
-	}
-	line, err := f.readLine()
-	if err != nil {
-		return "", false, err
-	}
-	if string(line) == "*" {
-		return "", false, f.badCommand(replyCanceled)
-	}
-	return string(line), true, nil
+	return f.readLine()
 }
 
 // login hands a complete credential to the session. Control characters are
