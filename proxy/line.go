@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"strings"
 )
 
 // ErrLineTooLong reports a line longer than its limit, from a client or an
@@ -41,4 +42,27 @@ func ReadLine(r *bufio.Reader, max int) ([]byte, error) {
 func trimEOL(line []byte) []byte {
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	return bytes.TrimSuffix(line, []byte("\r"))
+}
+
+// MaxKeyword bounds a command keyword of a line protocol. POP3's are 3 or
+// 4 characters and SMTP's 4; a little slack keeps extensions such as
+// XCLIENT parseable while an HTTP header name or binary junk still fails
+// fast.
+const MaxKeyword = 16
+
+// SplitCommand splits a command line of POP3 or SMTP into its keyword,
+// upper-cased, and everything after the first space, verbatim. It reports
+// false for an empty line or a keyword that is not a short run of ASCII
+// letters.
+func SplitCommand(line []byte) (keyword, arg string, ok bool) {
+	name, rest, _ := bytes.Cut(line, []byte(" "))
+	if len(name) == 0 || len(name) > MaxKeyword {
+		return "", "", false
+	}
+	for _, b := range name {
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z') {
+			return "", "", false
+		}
+	}
+	return strings.ToUpper(string(name)), string(rest), true
 }

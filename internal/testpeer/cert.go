@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -74,6 +76,14 @@ func (s selfSigned) TLSConfig() (*tls.Config, error) {
 // that certificate and expects 127.0.0.1.
 func TLS(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
+	server, client, _ = TLSFile(t)
+	return server, client
+}
+
+// TLSFile is TLS plus the certificate as a PEM file, for clients that
+// are told what to trust by a file (swaks, msmtp, curl, Python).
+func TLSFile(t testing.TB) (server, client *tls.Config, certFile string) {
+	t.Helper()
 	cert, err := newSelfSigned("postern test")
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +92,11 @@ func TLS(t testing.TB) (server, client *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	certFile = filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, cert.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(cert.CertPEM)
-	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, certFile
 }

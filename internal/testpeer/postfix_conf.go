@@ -43,6 +43,8 @@ mydestination =
 relay_domains =
 local_recipient_maps =
 biff = no
+# The client's port tells its connection apart from another on loopback.
+smtpd_client_port_logging = yes
 
 smtpd_tls_security_level = may
 smtpd_tls_cert_file = {{.CertFile}}

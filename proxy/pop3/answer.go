@@ -84,40 +84,12 @@ func rejectReply(err error, failure string) string {
 }
 
 // acceptReply answers a successful login. POP3 has no ALERT, so the grace
-// warning rides on the +OK line, where clients that show server text show it.
+// warning rides on the +OK line.
 func acceptReply(g authstore.Grant, accountURL string) string {
-	if g.GraceUntil.IsZero() {
-		return replyLoggedIn
-	}
-	warning := replyLoggedIn + ". Warning: from " + g.GraceUntil.UTC().Format("2006-01-02") +
-		" two-step verification is required and mail apps need an app password"
-	if accountURL == "" {
-		return warning + "."
-	}
-	return warning + ": " + accountURL
+	return proxy.LoggedIn(replyLoggedIn, g, accountURL)
 }
 
-// byeReply tells a client why its session ends. The reason comes from our
-// own code, but it is still forced onto one bounded line.
+// byeReply tells a client why its session ends.
 func byeReply(reason string) string {
-	const maxReason = 200
-	reason = sanitizeText(reason)
-	if len(reason) > maxReason {
-		reason = strings.ToValidUTF8(reason[:maxReason], "")
-	}
-	if reason == "" {
-		reason = "Session ended"
-	}
-	return "-ERR [SYS/TEMP] " + reason
-}
-
-// sanitizeText replaces control characters so configured or internal text
-// cannot break a reply into two lines.
-func sanitizeText(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s))
+	return "-ERR [SYS/TEMP] " + proxy.ByeText(reason)
 }

@@ -51,7 +51,7 @@ func New(cfg Config) *Protocol {
 	cfg.Adapter = cfg.Adapter.WithDefaults()
 	p := &Protocol{
 		cfg:        cfg,
-		accountURL: sanitizeText(cfg.AccountURL),
+		accountURL: proxy.SafeText(cfg.AccountURL),
 		maxLine:    cfg.MaxLine,
 		maxBad:     cfg.MaxBadCommands,
 		log:        cfg.Logger,

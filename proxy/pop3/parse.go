@@ -2,8 +2,6 @@ package pop3
 
 import (
 	"bufio"
-	"bytes"
-	"strings"
 
 	"github.com/postern-dev/postern/proxy"
 )
@@ -12,10 +10,8 @@ import (
 // or from the upstream.
 var ErrLineTooLong = proxy.ErrLineTooLong
 
-// maxKeyword bounds a command keyword. RFC 2449 keywords are 3 or 4
-// characters; a little slack keeps extensions such as XCLIENT parseable while
-// an HTTP header name or binary junk still fails fast.
-const maxKeyword = 16
+// maxKeyword bounds a command keyword.
+const maxKeyword = proxy.MaxKeyword
 
 // readLine reads one line of at most max bytes, terminator included.
 func readLine(r *bufio.Reader, max int) ([]byte, error) { return proxy.ReadLine(r, max) }
@@ -32,16 +28,8 @@ type command struct {
 // parseCommand splits a line into keyword and argument. It reports false for
 // an empty line or a keyword that is not a short run of ASCII letters.
 func parseCommand(line []byte) (command, bool) {
-	name, arg, _ := bytes.Cut(line, []byte(" "))
-	if len(name) == 0 || len(name) > maxKeyword {
-		return command{}, false
-	}
-	for _, b := range name {
-		if !isASCIILetter(b) {
-			return command{}, false
-		}
-	}
-	return command{name: strings.ToUpper(string(name)), arg: string(arg)}, true
+	name, arg, ok := proxy.SplitCommand(line)
+	return command{name: name, arg: arg}, ok
 }
 
 func isASCIILetter(b byte) bool {
