@@ -1,6 +1,7 @@
 package smtp_test
 
 import (
+	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -145,11 +146,13 @@ func TestInteropClients(t *testing.T) {
 				in.delivered(t, "alice", subject)
 				in.postfix.WaitLog(t, "client=unknown[127.0.0.1]:"+strconv.Itoa(port)+", sasl_method=XCLIENT, sasl_username=alice")
 			})
-			t.Run("swaks/"+listener+"/"+mech, func(t *testing.T) {
-				subject := "swaks " + listener + " " + mech
-				in.swaks(t, implicit, mech, subject)
-				in.delivered(t, "alice", subject)
-			})
+			for _, client := range externalClients {
+				t.Run(client.name+"/"+listener+"/"+mech, func(t *testing.T) {
+					subject := client.name + " " + listener + " " + mech
+					in.run(t, client, implicit, mech, subject)
+					in.delivered(t, "alice", subject)
+				})
+			}
 		}
 	}
 	// Every delivery came through XCLIENT: none from postern's own address.
@@ -158,19 +161,99 @@ func TestInteropClients(t *testing.T) {
 	}
 }
 
-// swaks sends one message with swaks, verifying postern's certificate.
-func (in *interop) swaks(t *testing.T, implicit bool, mech, subject string) {
+// externalClient is a program that sends one message; args builds its
+// command line and stdin its input.
+type externalClient struct {
+	name  string
+	args  func(c clientRun) []string
+	stdin func(c clientRun) string
+}
+
+// clientRun is what an external client is told.
+type clientRun struct {
+	addr, host, port string
+	implicit         bool
+	mech, subject    string
+	certFile         string
+}
+
+func (c clientRun) message() string {
+	return testMessage("alice@example.test", "carol@example.test", c.subject)
+}
+
+// externalClients are the submission clients a person is likely to point
+// at postern, each verifying postern's certificate.
+var externalClients = []externalClient{
+	{name: "swaks", args: func(c clientRun) []string {
+		tlsFlag := "--tls"
+		if c.implicit {
+			tlsFlag = "--tls-on-connect"
+		}
+		return []string{"--server", c.addr, tlsFlag, "--tls-verify", "--tls-ca-path", c.certFile,
+			"--auth", c.mech, "--auth-user", "alice", "--auth-password", appPassword,
+			"--from", "alice@example.test", "--to", "carol@example.test", "--header", "Subject: " + c.subject,
+			"--helo", "swaks.example", "--timeout", "20"}
+	}},
+	{name: "msmtp", args: func(c clientRun) []string {
+		starttls := "on"
+		if c.implicit {
+			starttls = "off"
+		}
+		return []string{"--host", c.host, "--port", c.port, "--tls=on", "--tls-starttls=" + starttls,
+			"--tls-trust-file=" + c.certFile, "--auth=" + strings.ToLower(c.mech), "--user=alice",
+			"--passwordeval=echo " + appPassword, "--from=alice@example.test", "--domain=msmtp.example",
+			"carol@example.test"}
+	}, stdin: clientRun.message},
+	{name: "curl", args: func(c clientRun) []string {
+		url := "smtp://" + c.addr
+		if c.implicit {
+			url = "smtps://" + c.addr
+		}
+		return []string{"--silent", "--show-error", "--url", url, "--ssl-reqd", "--cacert", c.certFile,
+			"--user", "alice:" + appPassword, "--login-options", "AUTH=" + c.mech,
+			"--mail-from", "alice@example.test", "--mail-rcpt", "carol@example.test", "--upload-file", "-"}
+	}, stdin: clientRun.message},
+	{name: "python3", args: func(c clientRun) []string {
+		return []string{"-c", pythonSend, c.host, c.port, strconv.FormatBool(c.implicit), c.mech, c.certFile, appPassword}
+	}, stdin: clientRun.message},
+}
+
+// pythonSend is Python's smtplib: SMTP_SSL or SMTP with starttls, one
+// mechanism forced.
+const pythonSend = `
+import smtplib, ssl, sys
+host, port, implicit, mech, cafile, password = sys.argv[1:]
+ctx = ssl.create_default_context(cafile=cafile)
+if implicit == "true":
+    s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
+else:
+    s = smtplib.SMTP(host, int(port), timeout=20)
+    s.starttls(context=ctx)
+s.ehlo("python.example")
+s.user, s.password = "alice", password
+s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login)
+s.sendmail("alice@example.test", ["carol@example.test"], sys.stdin.read())
+s.quit()
+`
+
+// run sends one message with an external client.
+func (in *interop) run(t *testing.T, client externalClient, implicit bool, mech, subject string) {
 	t.Helper()
-	bin := testpeer.RequirePeer(t, "swaks")
-	addr, tlsFlag := in.starttls.Addr, "--tls"
+	bin := testpeer.RequirePeer(t, client.name)
+	addr := in.starttls.Addr
 	if implicit {
-		addr, tlsFlag = in.implicit.Addr, "--tls-on-connect"
+		addr = in.implicit.Addr
 	}
-	cmd := exec.Command(bin, "--server", addr, tlsFlag, "--tls-verify", "--tls-ca-path", in.certFile,
-		"--auth", mech, "--auth-user", "alice", "--auth-password", appPassword,
-		"--from", "alice@example.test", "--to", "carol@example.test", "--header", "Subject: "+subject,
-		"--helo", "swaks.example", "--timeout", "20")
+	host, port, _ := net.SplitHostPort(addr)
+	c := clientRun{addr: addr, host: host, port: port, implicit: implicit, mech: mech, subject: subject,
+		certFile: in.certFile}
+	ctx, cancel := context.WithTimeout(t.Context(), fronttest.IOGuard)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, client.args(c)...)
+	if client.stdin != nil {
+		cmd.Stdin = strings.NewReader(client.stdin(c))
+	}
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("swaks: %v\n%s", err, out)
+		t.Fatalf("%s: %v\n%s", client.name, err, out)
 	}
 }
