@@ -81,6 +81,7 @@ func (in *interop) postfixSession(t *testing.T, c *linetest.Client) string {
 // the rest in TLS (STARTTLS): the session ends, and no message from bob ever
 // arrives.
 func TestP12_NoOtherIdentityThroughTheRelay(t *testing.T) {
+	t.Parallel()
 	in := startInterop(t, interopSetup{})
 	d := in.postfix.Dovecot
 	attacks := []struct {
@@ -141,6 +142,7 @@ func TestP12_NoOtherIdentityThroughTheRelay(t *testing.T) {
 // (smtpd_sender_login_maps with reject_sender_login_mismatch): alice,
 // logged in through postern, cannot send as bob.
 func TestP12_SenderMismatchRefused(t *testing.T) {
+	t.Parallel()
 	in := startInterop(t, interopSetup{})
 	c, _ := in.dial(t, true)
 	if err := c.Auth(sasl.NewPlainClient("", "alice", appPassword)); err != nil {
@@ -160,6 +162,7 @@ func TestP12_SenderMismatchRefused(t *testing.T) {
 // told to try later, the mail commands get 530 from postern, and Postfix
 // saw nothing but the login.
 func TestP5_NothingBeforeTheUpstreamLogin(t *testing.T) {
+	t.Parallel()
 	in := startInterop(t, interopSetup{postfix: testpeer.PostfixOptions{ExtraConfig: "smtpd_authorized_xclient_hosts ="}})
 	c := linetest.Dial(t, in.implicit.Addr, in.clientTLS, true)
 	c.Expect("220 ")
@@ -184,6 +187,7 @@ func TestP5_NothingBeforeTheUpstreamLogin(t *testing.T) {
 // in PLAIN or LOGIN, is refused by postern like a wrong password, and the
 // upstream never even gets a connection.
 func TestP4_NoInjectionUpstream(t *testing.T) {
+	t.Parallel()
 	const smuggled = "alice\r\nRCPT TO:<mallory@example.test>"
 	peer := testpeer.StartFault(t, testpeer.FaultBlackhole)
 	front := fronttest.Start(t, proxy.ServerConfig{
@@ -250,6 +254,7 @@ func (f authFunc) Authenticate(_ context.Context, a authstore.Attempt) (authstor
 // TestP10_RevokedDuringData: a kick in the middle of a 50 MB message cuts
 // the session within a second, and the message is never delivered.
 func TestP10_RevokedDuringData(t *testing.T) {
+	t.Parallel()
 	in := startInterop(t, interopSetup{postfix: testpeer.PostfixOptions{ExtraConfig: "message_size_limit = 0\nvirtual_mailbox_limit = 0"}})
 	c := in.rawLogin(t, "alice")
 	c.Send("MAIL FROM:<alice@example.test>", "RCPT TO:<carol@example.test>", "DATA")
@@ -298,6 +303,7 @@ func TestP10_RevokedDuringData(t *testing.T) {
 // TestP10_KickBetweenCommands: a kick of a session waiting between
 // commands says 421 and hangs up within a second.
 func TestP10_KickBetweenCommands(t *testing.T) {
+	t.Parallel()
 	in := startInterop(t, interopSetup{})
 	c := in.rawLogin(t, "alice")
 	c.Transact("NOOP", "250 ", "250 ")
@@ -327,6 +333,7 @@ func TestShutdownBeforeLogin(t *testing.T) {
 // Postfix as Dovecot's master user on the user's behalf, and Postfix takes
 // the message from the user.
 func TestInteropMasterUser(t *testing.T) {
+	t.Parallel()
 	d := testpeer.Dovecot(t, testpeer.DovecotOptions{})
 	in := startInterop(t, interopSetup{
 		cfg: smtp.Config{Login: smtp.LoginMaster, UpstreamCredential: proxy.UpstreamCredential{
@@ -343,6 +350,7 @@ func TestInteropMasterUser(t *testing.T) {
 // not trust makes the login fail with 454, and nothing is sent in the
 // clear.
 func TestInteropUpstreamSTARTTLS(t *testing.T) {
+	t.Parallel()
 	pf := testpeer.Postfix(t, testpeer.PostfixOptions{})
 	for _, trusted := range []bool{true, false} {
 		t.Run(map[bool]string{true: "trusted", false: "untrusted"}[trusted], func(t *testing.T) {

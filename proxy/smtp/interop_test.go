@@ -132,6 +132,7 @@ func (in *interop) sendGoSMTP(t *testing.T, implicit bool, auth sasl.Client, fro
 // arrives from the app password's user, and Postfix's log names the
 // client's own address and port (from XCLIENT), not postern's connection.
 func TestInteropClients(t *testing.T) {
+	t.Parallel()
 	in := startInterop(t, interopSetup{})
 	for _, implicit := range []bool{true, false} {
 		for _, mech := range []string{"PLAIN", "LOGIN"} {
