@@ -390,8 +390,8 @@ func TestA9_IdenticalFailures(t *testing.T) {
 	}
 }
 
-// TestP6_TryAgainLater: store and upstream trouble say 454, never 535.
-func TestP6_TryAgainLater(t *testing.T) {
+// TestP6_RejectAnswers: store and upstream trouble say 454, never 535.
+func TestP6_RejectAnswers(t *testing.T) {
 	for _, err := range []error{
 		authstore.ErrUnavailable, proxy.ErrUpstream, proxy.ErrLoginRefused,
 		fmt.Errorf("dial: %w", proxy.ErrUpstream), errors.New("unexpected"), context.Canceled,
