@@ -151,7 +151,12 @@ func TestInteropClients(t *testing.T) {
 				t.Run(client.name+"/"+listener+"/"+mech, func(t *testing.T) {
 					subject := client.name + " " + listener + " " + mech
 					in.run(t, client, implicit, mech, subject)
-					in.delivered(t, "alice", subject)
+					got := in.delivered(t, "alice", subject)
+					// XCLIENT HELO= and the EHLO after it carry the
+					// client's own name into Postfix's Received header.
+					if client.hello != "" && !strings.Contains(got, "Received: from "+client.hello+" (unknown [127.0.0.1]") {
+						t.Errorf("Received does not name the client %s:\n%s", client.hello, got)
+					}
 				})
 			}
 		}
@@ -166,6 +171,7 @@ func TestInteropClients(t *testing.T) {
 // command line and stdin its input.
 type externalClient struct {
 	name  string
+	hello string // the name it says EHLO with; empty: not checked
 	args  func(c clientRun) []string
 	stdin func(c clientRun) string
 }
@@ -185,7 +191,7 @@ func (c clientRun) message() string {
 // externalClients are the submission clients a person is likely to point
 // at postern, each verifying postern's certificate.
 var externalClients = []externalClient{
-	{name: "swaks", args: func(c clientRun) []string {
+	{name: "swaks", hello: "swaks.example", args: func(c clientRun) []string {
 		tlsFlag := "--tls"
 		if c.implicit {
 			tlsFlag = "--tls-on-connect"
@@ -195,7 +201,7 @@ var externalClients = []externalClient{
 			"--from", "alice@example.test", "--to", "carol@example.test", "--header", "Subject: " + c.subject,
 			"--helo", "swaks.example", "--timeout", "20"}
 	}},
-	{name: "msmtp", args: func(c clientRun) []string {
+	{name: "msmtp", hello: "msmtp.example", args: func(c clientRun) []string {
 		starttls := "on"
 		if c.implicit {
 			starttls = "off"
@@ -214,7 +220,7 @@ var externalClients = []externalClient{
 			"--user", "alice:" + appPassword, "--login-options", "AUTH=" + c.mech,
 			"--mail-from", "alice@example.test", "--mail-rcpt", "carol@example.test", "--upload-file", "-"}
 	}, stdin: clientRun.message},
-	{name: "python3", args: func(c clientRun) []string {
+	{name: "python3", hello: "python.example", args: func(c clientRun) []string {
 		return []string{"-c", pythonSend, c.host, c.port, strconv.FormatBool(c.implicit), c.mech, c.certFile, appPassword}
 	}, stdin: clientRun.message},
 }
