@@ -57,6 +57,31 @@ const (
 	saslLoginPass = "UGFzc3dvcmQ6" // "Password:"
 )
 
+// SASLReplies are a front-end's answers to an AUTH exchange that ended
+// without a credential.
+type SASLReplies[T any] struct {
+	Mechanism, Canceled, Encoding T
+	// Failure is the one answer to every credential problem (SECURITY.md
+	// A9): a malformed or borrowed identity fails like a wrong password.
+	Failure T
+}
+
+// For picks the answer to an error of SASLDialogue.Run; ok is false for
+// any other error (the client left), which ends the dialogue.
+func (r SASLReplies[T]) For(err error) (reply T, ok bool) {
+	switch {
+	case errors.Is(err, ErrSASLMechanism):
+		return r.Mechanism, true
+	case errors.Is(err, ErrSASLCanceled):
+		return r.Canceled, true
+	case errors.Is(err, ErrSASLEncoding):
+		return r.Encoding, true
+	case errors.Is(err, authstore.ErrUnauthorized):
+		return r.Failure, true
+	}
+	return reply, false
+}
+
 // SASLDialogue is the server side of AUTH PLAIN and AUTH LOGIN as SMTP
 // (RFC 4954) and POP3 (RFC 5034) carry them: one base64 response per line,
 // "=" for an empty response, "*" to cancel.

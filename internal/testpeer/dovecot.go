@@ -22,14 +22,14 @@ import (
 	"time"
 )
 
-// Bounds on a private Dovecot's life. Startup is generous because two
+// Bounds on a private peer's life. Startup is generous because two
 // shared cores running parallel tests can be slow to fork a dozen processes.
 const (
-	dovecotStartTimeout = 60 * time.Second
-	peerStopTimeout     = 15 * time.Second
-	dovecotStartTries   = 3
-	logTailLines        = 40
-	authSocketName      = "auth-postfix"
+	peerStartTimeout = 60 * time.Second
+	peerStopTimeout  = 15 * time.Second
+	peerStartTries   = 3
+	logTailLines     = 40
+	authSocketName   = "auth-postfix"
 )
 
 // DovecotOptions chooses what a private Dovecot serves. Zero values pick
@@ -94,21 +94,34 @@ func startDovecot(t testing.TB, bin string, opts DovecotOptions) (*DovecotPeer, 
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	for try := 1; ; try++ {
+	err = onFreePorts(func() (string, error) {
 		if conf.Ports, err = freePorts(); err != nil {
-			return nil, err
+			return "", err
 		}
 		d.setAddrs(conf.Ports)
-		diag, err := runDovecot(t, bin, conf, d)
+		return runDovecot(t, bin, conf, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// onFreePorts runs start, which picks free ports and starts a peer on
+// them, until it succeeds or fails for another reason than a port in use:
+// ports are chosen free but released before the peer binds them, so a
+// parallel test can take one in between. A failure carries start's
+// diagnostics, the peer's own words.
+func onFreePorts(start func() (diag string, err error)) error {
+	for try := 1; ; try++ {
+		diag, err := start()
 		if err == nil {
-			return d, nil
+			return nil
 		}
-		// Ports are chosen free but released before Dovecot binds them, so
-		// a parallel test can take one in between: pick again.
-		if try < dovecotStartTries && strings.Contains(diag, "in use") {
+		if try < peerStartTries && strings.Contains(diag, "in use") {
 			continue
 		}
-		return nil, fmt.Errorf("%w\n%s", err, diag)
+		return fmt.Errorf("%w\n%s", err, diag)
 	}
 }
 
@@ -385,26 +398,34 @@ func signalProcess(cmd *exec.Cmd) func(syscall.Signal) error {
 	return func(sig syscall.Signal) error { return cmd.Process.Signal(sig) }
 }
 
-// waitReady polls until both plain listeners greet: Dovecot offers no
-// readiness signal, and its listeners exist before its login processes do.
+// waitReady polls until both plain listeners greet.
 func waitReady(d *DovecotPeer, exited <-chan struct{}) error {
-	deadline := time.Now().Add(dovecotStartTimeout)
+	return waitGreeting("dovecot", exited, func(deadline time.Time) error {
+		if err := greets(d.IMAPAddr, "* OK", deadline); err != nil {
+			return err
+		}
+		return greets(d.POP3Addr, "+OK", deadline)
+	})
+}
+
+// waitGreeting polls check until it passes: peers offer no readiness
+// signal, and their listeners exist before the processes that greet do.
+func waitGreeting(name string, exited <-chan struct{}, check func(deadline time.Time) error) error {
+	deadline := time.Now().Add(peerStartTimeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var err error
 	for time.Now().Before(deadline) {
-		if err = greets(d.IMAPAddr, "* OK", deadline); err == nil {
-			if err = greets(d.POP3Addr, "+OK", deadline); err == nil {
-				return nil
-			}
+		if err = check(deadline); err == nil {
+			return nil
 		}
 		select {
 		case <-exited:
-			return errors.New("dovecot exited during startup")
+			return fmt.Errorf("%s exited during startup", name)
 		case <-tick.C:
 		}
 	}
-	return fmt.Errorf("dovecot not ready within %v: %w", dovecotStartTimeout, err)
+	return fmt.Errorf("%s not ready within %v: %w", name, peerStartTimeout, err)
 }
 
 func greets(addr, want string, deadline time.Time) error {

@@ -93,21 +93,17 @@ func startPostfix(t testing.TB, master string, opts PostfixOptions) (*PostfixPee
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	for try := 1; ; try++ {
+	err = onFreePorts(func() (string, error) {
 		if conf.Port, err = freePort(); err != nil {
-			return nil, err
+			return "", err
 		}
 		p.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(conf.Port))
-		diag, err := runPostfix(t, master, conf, p)
-		if err == nil {
-			return p, nil
-		}
-		// As for Dovecot: the free port may be taken before master binds it.
-		if try < dovecotStartTries && strings.Contains(diag, "in use") {
-			continue
-		}
-		return nil, fmt.Errorf("%w\n%s", err, diag)
+		return runPostfix(t, master, conf, p)
+	})
+	if err != nil {
+		return nil, err
 	}
+	return p, nil
 }
 
 // preparePostfix writes everything but the port.
@@ -261,7 +257,9 @@ func runPostfix(t testing.TB, master string, conf postfixConf, p *PostfixPeer) (
 		close(exited)
 	}()
 	stop := func() { stopProcess(t, cmd, exited, func(sig syscall.Signal) error { return signalGroup(cmd, sig) }) }
-	if err := waitGreeting(p.Addr, "220 ", exited); err != nil {
+	// master binds the port before it forks the first smtpd.
+	ready := func(deadline time.Time) error { return greets(p.Addr, "220 ", deadline) }
+	if err := waitGreeting("postfix", exited, ready); err != nil {
 		stop()
 		return diagnostics(out.String(), p.LogFile), err
 	}
@@ -272,26 +270,6 @@ func runPostfix(t testing.TB, master string, conf postfixConf, p *PostfixPeer) (
 		}
 	})
 	return "", nil
-}
-
-// waitGreeting polls until addr greets with want: master binds the port
-// before it forks the first smtpd.
-func waitGreeting(addr, want string, exited <-chan struct{}) error {
-	deadline := time.Now().Add(dovecotStartTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var err error
-	for time.Now().Before(deadline) {
-		if err = greets(addr, want, deadline); err == nil {
-			return nil
-		}
-		select {
-		case <-exited:
-			return errors.New("postfix exited during startup")
-		case <-tick.C:
-		}
-	}
-	return fmt.Errorf("postfix not ready within %v: %w", dovecotStartTimeout, err)
 }
 
 // Log returns Postfix's log so far.

@@ -97,7 +97,7 @@ func TestPostfixXClient(t *testing.T) {
 	c.Send(testMail("alice@example.test", "carol@example.test", "xclient"), ".")
 	c.Expect("250 ")
 	c.Transact("QUIT", "221 ", "221 ")
-	p.WaitLog(t, "client=unknown[203.0.113.5], sasl_method=XCLIENT, sasl_username=alice")
+	p.WaitLog(t, "client=unknown[203.0.113.5]:4242, sasl_method=XCLIENT, sasl_username=alice")
 	if got := p.WaitDelivered(t, 1)[0]; !strings.Contains(got, "(Authenticated sender: alice)") || !strings.Contains(got, "from phone.example") {
 		t.Errorf("delivered message:\n%s", got)
 	}

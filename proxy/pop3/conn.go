@@ -39,6 +39,7 @@ type Protocol struct {
 	cfg        Config
 	accountURL string
 	failure    string
+	sasl       proxy.SASLReplies[string]
 	maxLine    int
 	maxBad     int
 	log        *slog.Logger
@@ -57,6 +58,7 @@ func New(cfg Config) *Protocol {
 		log:        cfg.Logger,
 	}
 	p.failure = failureReply(p.accountURL)
+	p.sasl = proxy.SASLReplies[string]{Mechanism: replyMechanism, Canceled: replyCanceled, Encoding: replyBadSASL, Failure: p.failure}
 	return p
 }
 
@@ -82,24 +84,9 @@ type frontend struct {
 
 func (f *frontend) Greet() error { return f.reply(replyGreeting) }
 
-// ReadLogin answers pre-auth commands until a complete login arrives. The
-// connection's deadline follows ctx: it is set to ctx's deadline (and stays
-// there on return) and moved into the past when ctx ends.
+// ReadLogin answers pre-auth commands until a complete login arrives.
 func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
-	release := proxy.BindDeadline(ctx, f.c.Conn.SetDeadline)
-	defer release()
-	for {
-		login, err := f.next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return proxy.Login{}, fmt.Errorf("pop3 pre-auth: %w: %w", context.Cause(ctx), err)
-			}
-			return proxy.Login{}, err
-		}
-		if login != nil {
-			return *login, nil
-		}
-	}
+	return proxy.ReadLoginLoop(ctx, f.c.Conn, f.next)
 }
 
 // next handles one command; it returns a login when one is complete.
@@ -219,18 +206,9 @@ func (f *frontend) auth(arg string) (*proxy.Login, error) {
 }
 
 // saslFailure answers an AUTH exchange that ended without a credential.
-// A malformed or borrowed identity fails like any other credential
-// problem; the rest never reached a credential.
 func (f *frontend) saslFailure(err error) error {
-	switch {
-	case errors.Is(err, proxy.ErrSASLMechanism):
-		return f.badCommand(replyMechanism)
-	case errors.Is(err, proxy.ErrSASLCanceled):
-		return f.badCommand(replyCanceled)
-	case errors.Is(err, proxy.ErrSASLEncoding):
-		return f.badCommand(replyBadSASL)
-	case errors.Is(err, authstore.ErrUnauthorized):
-		return f.badCommand(f.p.failure)
+	if reply, ok := f.p.sasl.For(err); ok {
+		return f.badCommand(reply)
 	}
 	return err
 }

@@ -6,11 +6,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"io"
-	"net"
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -131,7 +130,7 @@ func FuzzFrontendCleartext(f *testing.F) {
 		if offerSTLS {
 			offer = &tls.Config{} // no certificate: any handshake fails
 		}
-		fe := p.NewFrontend(proxy.NewConn(&scriptConn{r: bytes.NewReader(data), w: &out}), offer)
+		fe := p.NewFrontend(proxy.NewConn(&fronttest.ScriptConn{R: bytes.NewReader(data), W: &out}), offer)
 		if err := fe.Greet(); err != nil {
 			t.Fatal(err)
 		}
@@ -164,14 +163,3 @@ func fixedReplies(p *Protocol) map[string]bool {
 	}
 	return m
 }
-
-// scriptConn plays a fixed client input and collects the replies. Methods
-// the front-end must not need stay unimplemented and would panic.
-type scriptConn struct {
-	net.Conn
-	r io.Reader
-	w io.Writer
-}
-
-func (c *scriptConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
-func (c *scriptConn) Write(b []byte) (int, error) { return c.w.Write(b) }

@@ -267,15 +267,15 @@ func TestP3_TooManyBadCommands(t *testing.T) {
 // TestP3_PreAuthDeadline: ReadLogin ends when its context does, whatever
 // the client is doing.
 func TestP3_PreAuthDeadline(t *testing.T) {
-	for _, tc := range contextEnds {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := tc.ctx()
+	for _, tc := range fronttest.ContextEnds {
+		t.Run(tc.Name, func(t *testing.T) {
+			ctx, cancel := tc.Ctx()
 			defer cancel()
 			c, s := startSessionContext(ctx, t, testConfig(t), fronttest.Cleartext)
 			c.Write("EHLO slow") // and never the end of the line
 			cancel()
-			if err := s.Result(t); !errors.Is(err, tc.want) {
-				t.Errorf("ReadLogin error = %v, want %v", err, tc.want)
+			if err := s.Result(t); !errors.Is(err, tc.Want) {
+				t.Errorf("ReadLogin error = %v, want %v", err, tc.Want)
 			}
 		})
 	}

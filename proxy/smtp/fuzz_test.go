@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -39,7 +38,7 @@ func FuzzPreAuth(f *testing.F) {
 		if offerTLS {
 			offer = &tls.Config{} // no certificate: any handshake fails
 		}
-		fe := p.NewFrontend(proxy.NewConn(&scriptConn{r: bytes.NewReader(data), w: &out}), offer)
+		fe := p.NewFrontend(proxy.NewConn(&fronttest.ScriptConn{R: bytes.NewReader(data), W: &out}), offer)
 		if err := fe.Greet(); err != nil {
 			t.Fatal(err)
 		}
@@ -71,17 +70,6 @@ func fixedReplies(p *Protocol) map[string]bool {
 	}
 	return m
 }
-
-// scriptConn plays a fixed client input and collects the replies. Methods
-// the front-end must not need stay unimplemented and would panic.
-type scriptConn struct {
-	net.Conn
-	r io.Reader
-	w io.Writer
-}
-
-func (c *scriptConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
-func (c *scriptConn) Write(b []byte) (int, error) { return c.w.Write(b) }
 
 // FuzzXClientEncoder: the XCLIENT line is refused exactly when a value is
 // unsafe, and otherwise an independent parse of it is one command that

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
@@ -73,17 +72,4 @@ func quit(t *testing.T, s *fronttest.Session) {
 // ehlo sends EHLO and reads the whole answer.
 func ehlo(c *fronttest.Client) []string {
 	return c.Transact("EHLO client.example", "250 ", "250 ")
-}
-
-// contextEnds are the two ways a context ends a blocked read: cancelled
-// (by the test, while waiting) and a deadline already past.
-var contextEnds = []struct {
-	name string
-	ctx  func() (context.Context, context.CancelFunc)
-	want error
-}{
-	{"canceled", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, context.Canceled},
-	{"deadline passed", func() (context.Context, context.CancelFunc) {
-		return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-	}, context.DeadlineExceeded},
 }

@@ -64,6 +64,7 @@ type Protocol struct {
 	accountURL string
 	greeting   string
 	failure    []string
+	sasl       proxy.SASLReplies[[]string]
 	log        *slog.Logger
 	upstream   atomic.Pointer[Extensions]
 }
@@ -84,6 +85,8 @@ func New(cfg Config) *Protocol {
 	}
 	p.greeting = "220 " + p.hostname + " ESMTP postern"
 	p.failure = failureReply(p.accountURL)
+	p.sasl = proxy.SASLReplies[[]string]{Mechanism: []string{replyMechanism}, Canceled: []string{replyCanceled},
+		Encoding: []string{replyBadSASL}, Failure: p.failure}
 	p.SetUpstream(cfg.Upstream)
 	return p
 }
