@@ -190,12 +190,11 @@ func (d *DovecotPeer) writeFiles(dir string, conf dovecotConf) error {
 	if err := d.makeDirs(dir, conf); err != nil {
 		return err
 	}
-	cert, err := newSelfSigned("postern test dovecot")
+	cert, roots, err := newPeerCert("postern test dovecot")
 	if err != nil {
 		return err
 	}
-	d.roots = x509.NewCertPool()
-	d.roots.AppendCertsFromPEM(cert.CertPEM)
+	d.roots = roots
 	users, err := passwdFile(d.Users)
 	if err != nil {
 		return err

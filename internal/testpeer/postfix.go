@@ -195,12 +195,11 @@ func (p *PostfixPeer) writeFiles(conf postfixConf, ids postfixOwners) error {
 			return err
 		}
 	}
-	cert, err := newSelfSigned("postern test postfix")
+	cert, roots, err := newPeerCert("postern test postfix")
 	if err != nil {
 		return err
 	}
-	p.roots = x509.NewCertPool()
-	p.roots.AppendCertsFromPEM(cert.CertPEM)
+	p.roots = roots
 	mainCF, err := conf.render(postfixMain)
 	if err != nil {
 		return err
