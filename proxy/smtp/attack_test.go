@@ -316,6 +316,22 @@ func TestP10_KickBetweenCommands(t *testing.T) {
 	}
 }
 
+// TestP3_PreAuthDeadlineSession: a client that does not log in within
+// the pre-auth deadline is told 421 and closed.
+func TestP3_PreAuthDeadlineSession(t *testing.T) {
+	front := fronttest.Start(t, proxy.ServerConfig{
+		Protocol: smtp.New(smtp.Config{}), Auth: fronttest.GrantAll{}, ImplicitTLS: true,
+		Upstream: proxy.Upstream{Address: testpeer.Fault(t, testpeer.FaultDown), Security: proxy.None},
+		Limits:   proxy.Limits{PreAuthTimeout: time.Second},
+	})
+	c := front.Dial(t)
+	c.Expect("220 ")
+	c.Transact("EHLO slow.example", "250 ", "250 ")
+	c.Write("NOOP") // and never the end of the line
+	c.ExpectLines("421 4.7.0 login timeout")
+	c.ExpectEOF(time.Now().Add(fronttest.IOGuard))
+}
+
 // TestShutdownBeforeLogin: a server shutting down says 421 to a client
 // that has not logged in.
 func TestShutdownBeforeLogin(t *testing.T) {

@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"strings"
@@ -124,5 +125,27 @@ func TestGuardBetweenCommands(t *testing.T) {
 				t.Errorf("betweenCommands = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// BenchmarkGuardMessage follows a 20 MB message (base64 lines, as an
+// attachment is sent) through the guard in relay-sized reads.
+func BenchmarkGuardMessage(b *testing.B) {
+	line := []byte(strings.Repeat("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo", 3)[:76] + "\r\n")
+	msg := bytes.Repeat(line, 20<<20/len(line))
+	msg = append(msg, ".\r\n"...)
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		g := testGuard(false)
+		if _, err := play(g, []event{cl("DATA\r\n"), up("354 go\r\n")}); err != nil {
+			b.Fatal(err)
+		}
+		for rest := msg; len(rest) > 0; {
+			n := min(len(rest), 16<<10)
+			if err := g.follow(rest[:n]); err != nil {
+				b.Fatal(err)
+			}
+			rest = rest[n:]
+		}
 	}
 }
