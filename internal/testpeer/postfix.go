@@ -1,6 +1,7 @@
 package testpeer
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -305,13 +306,27 @@ func (p *PostfixPeer) Delivered(t testing.TB) []string {
 	if err != nil {
 		t.Fatalf("read maildir: %v", err)
 	}
-	// Maildir names start with the delivery time in seconds, then a
-	// per-process counter: their order is good enough for tests.
-	names := make([]string, 0, len(entries))
-	for _, e := range entries {
-		names = append(names, e.Name())
+	// Maildir names start with the delivery time in seconds only; the
+	// files' modification times order deliveries within a second.
+	type file struct {
+		name string
+		mod  time.Time
 	}
-	slices.Sort(names)
+	files := make([]file, 0, len(entries))
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil {
+			t.Fatalf("stat message: %v", err)
+		}
+		files = append(files, file{e.Name(), info.ModTime()})
+	}
+	slices.SortFunc(files, func(a, b file) int {
+		return cmp.Or(a.mod.Compare(b.mod), cmp.Compare(a.name, b.name))
+	})
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.name
+	}
 	msgs := make([]string, 0, len(names))
 	for _, n := range names {
 		data, err := os.ReadFile(filepath.Join(p.mailDir, "new", n))
