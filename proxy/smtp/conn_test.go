@@ -97,12 +97,16 @@ func TestParseEHLO(t *testing.T) {
 		t.Errorf("ParseEHLO = %v", ext)
 	}
 	for _, bad := range [][]string{
-		nil, {"250 up", "250 X"}, {"250-up", "250-X"}, {"220-up", "220 X"}, {"250-up", "251 X"},
-		{"250-up", "250 -X"}, {"250-up", "250 X_Y"}, {"250up"},
+		nil, {"250 up", "250 X"}, {"250-up", "250-X"}, {"220-up", "220 X"}, {"250-up", "251 X"}, {"250up"},
 	} {
 		if ext, err := ParseEHLO(bad); err == nil {
 			t.Errorf("ParseEHLO(%q) = %v, want an error", bad, ext)
 		}
+	}
+	// Lines that are no keyword are left out.
+	ext, err = ParseEHLO([]string{"250-up", "250-AUTH=PLAIN LOGIN", "250-X_Y", "250 -Z"})
+	if err != nil || len(ext) != 0 {
+		t.Errorf("ParseEHLO with odd lines = %v, %v", ext, err)
 	}
 }
 

@@ -25,20 +25,22 @@ func ParseEHLO(lines []string) (Extensions, error) {
 	if r.code != 250 {
 		return nil, fmt.Errorf("%w: code %d", errEHLO, r.code)
 	}
-	return extensionsOf(r.text)
+	return extensionsOf(r.text), nil
 }
 
-// extensionsOf reads the keyword lines that follow the server's name.
-func extensionsOf(text []string) (Extensions, error) {
+// extensionsOf reads the keyword lines that follow the server's name. A
+// line that is no keyword is left out rather than refused: Postfix adds
+// "AUTH=PLAIN LOGIN" for old clients (broken_sasl_auth_clients), and
+// nothing postern needs is ever spelled that way.
+func extensionsOf(text []string) Extensions {
 	ext := Extensions{}
-	for i, line := range text[1:] {
+	for _, line := range text[1:] {
 		keyword, params, _ := strings.Cut(strings.TrimSpace(line), " ")
-		if !validKeyword(keyword) {
-			return nil, fmt.Errorf("%w: line %d", errEHLO, i+2)
+		if validKeyword(keyword) {
+			ext[strings.ToUpper(keyword)] = params
 		}
-		ext[strings.ToUpper(keyword)] = params
 	}
-	return ext, nil
+	return ext
 }
 
 // validKeyword: ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-").

@@ -168,7 +168,7 @@ func (u *upstreamConn) ehlo(name string) (Extensions, error) {
 	if err != nil {
 		return nil, err
 	}
-	return extensionsOf(r.text)
+	return extensionsOf(r.text), nil
 }
 
 // expect reads one reply and requires code. A permanent refusal of
