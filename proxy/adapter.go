@@ -57,7 +57,13 @@ func (a Adapter) WithDefaults() Adapter {
 // page, and the page's address when there is one. Control characters are
 // dropped from the address, so that it cannot end or split an answer.
 func FailureHint(apps, accountURL string) string {
-	text := "Authentication failed. " + apps + " need an app password"
+	return "Authentication failed. " + AppPasswordHint(apps, accountURL)
+}
+
+// AppPasswordHint tells the people behind a failed login what to do: use
+// an app password, made on the account page when there is one.
+func AppPasswordHint(apps, accountURL string) string {
+	text := apps + " need an app password"
 	url := strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
 			return -1

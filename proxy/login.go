@@ -67,7 +67,7 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 	if !s.setUpstream(rawConn(up)) {
 		return nil, UpstreamResult{}, grant, fmt.Errorf("session ended during login: %w", ErrUpstream)
 	}
-	res, err := s.upstreamLogin(ctx, up, grant.Username)
+	res, err := s.upstreamLogin(ctx, up, grant.Username, ClientInfo{Addr: s.remote, SessionID: s.id, Hello: l.Hello})
 	if err != nil {
 		closeConn(up)
 		if errors.Is(err, ErrLoginRefused) && s.srv.cfg.LoginRefused != nil {
@@ -137,12 +137,12 @@ func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.G
 // upstreamLogin runs the protocol's login under LoginTimeout, both as a
 // context and as a connection deadline, so that an adapter doing plain
 // blocking I/O is bounded too.
-func (s *session) upstreamLogin(ctx context.Context, up *Conn, user string) (UpstreamResult, error) {
+func (s *session) upstreamLogin(ctx context.Context, up *Conn, user string, info ClientInfo) (UpstreamResult, error) {
 	lt := s.srv.lim.LoginTimeout
 	ctx, cancel := context.WithTimeout(ctx, lt)
 	defer cancel()
 	up.SetDeadline(time.Now().Add(lt))
-	res, err := s.srv.cfg.Protocol.UpstreamLogin(ctx, up, user, ClientInfo{Addr: s.remote, SessionID: s.id})
+	res, err := s.srv.cfg.Protocol.UpstreamLogin(ctx, up, user, info)
 	if err == nil {
 		err = up.W.Flush()
 	}

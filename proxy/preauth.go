@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"time"
 )
@@ -70,6 +72,28 @@ func (s *session) preauth(ctx context.Context, fe Frontend, c *Conn) (*Conn, boo
 		}
 		if err := fe.Reject(l, err); err != nil {
 			return nil, false
+		}
+	}
+}
+
+// ReadLoginLoop is ReadLogin of a line protocol (POP3, SMTP): next handles
+// one command and returns a login once one is complete. The connection's
+// deadline follows ctx (BindDeadline on c, the connection as accepted or
+// upgraded): it is set to ctx's deadline, stays there on return, and moves
+// into the past when ctx ends, and the error then says why.
+func ReadLoginLoop(ctx context.Context, c net.Conn, next func(context.Context) (*Login, error)) (Login, error) {
+	release := BindDeadline(ctx, c.SetDeadline)
+	defer release()
+	for {
+		login, err := next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return Login{}, fmt.Errorf("pre-auth: %w: %w", context.Cause(ctx), err)
+			}
+			return Login{}, err
+		}
+		if login != nil {
+			return *login, nil
 		}
 	}
 }

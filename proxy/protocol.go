@@ -43,12 +43,16 @@ type Login struct {
 	Username   string
 	Secret     string
 	ClientName string // IMAP ID "name" (and version), if the client sent one
+	// Hello is the name the client gave in SMTP's EHLO or HELO, passed on
+	// to the upstream in ClientInfo.
+	Hello string
 }
 
 // ClientInfo tells the upstream who the real client is.
 type ClientInfo struct {
 	Addr      netip.AddrPort
 	SessionID string
+	Hello     string // Login.Hello
 }
 
 // UpstreamResult is what an upstream login learned for the client's answer.
@@ -89,6 +93,18 @@ type Frontend interface {
 	// promise (SECURITY.md P10). Bye must not move that deadline. The
 	// front-end words reason with Reason.Words and its account URL.
 	Bye(reason Reason)
+}
+
+// RelayFilter is implemented by a Frontend whose protocol must keep
+// watching the client's stream after login (SMTP keeps commands that would
+// change who the upstream thinks is sending from reaching it). FilterRelay
+// returns the connection the relay then reads the client's bytes from and
+// writes the upstream's bytes to, wrapping client. pending are the bytes
+// the client sent ahead of the relay, valid only during the call; the
+// returned connection must deliver them first. A read or write error from
+// it ends the session like any other.
+type RelayFilter interface {
+	FilterRelay(client net.Conn, pending []byte) net.Conn
 }
 
 // Conn is a connection with buffered reading and writing.

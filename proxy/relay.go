@@ -31,8 +31,12 @@ const (
 // goroutine carries client-to-upstream. Nothing keeps up (and its buffers)
 // once the pumps exist.
 func (s *session) relay(fe Frontend, c, up *Conn) {
-	toUp := s.newPump(c.Conn, up.Conn, &s.bytesIn, "in", buffered(c.R))
-	toClient := s.newPump(up.Conn, c.Conn, &s.bytesOut, "out", buffered(up.R))
+	client, pending := c.Conn, buffered(c.R)
+	if f, ok := fe.(RelayFilter); ok {
+		client, pending = f.FilterRelay(c.Conn, pending), nil
+	}
+	toUp := s.newPump(client, up.Conn, &s.bytesIn, "in", pending)
+	toClient := s.newPump(up.Conn, client, &s.bytesOut, "out", buffered(up.R))
 	toUp.other, toClient.other = toClient, toUp
 	// The front-end keeps c for Bye; what it needs for that fits in a small
 	// writer, and nothing may read from c any more.

@@ -3,6 +3,8 @@ package fronttest
 import (
 	"context"
 	"crypto/tls"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -158,3 +160,28 @@ func (s *Session) Result(t testing.TB) error {
 
 // Pending is the number of logins returned and not yet taken by Login.
 func (s *Session) Pending() int { return len(s.logins) }
+
+// ScriptConn plays a fixed client input R and collects the replies in W,
+// for driving a Frontend without a network (fuzz targets). Methods a
+// front-end must not need stay unimplemented and would panic.
+type ScriptConn struct {
+	net.Conn
+	R io.Reader
+	W io.Writer
+}
+
+func (c *ScriptConn) Read(b []byte) (int, error)  { return c.R.Read(b) }
+func (c *ScriptConn) Write(b []byte) (int, error) { return c.W.Write(b) }
+
+// ContextEnds are the two ways a context ends a blocked read: cancelled
+// (by the test, while waiting) and a deadline already past.
+var ContextEnds = []struct {
+	Name string
+	Ctx  func() (context.Context, context.CancelFunc)
+	Want error
+}{
+	{"canceled", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, context.Canceled},
+	{"deadline passed", func() (context.Context, context.CancelFunc) {
+		return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	}, context.DeadlineExceeded},
+}

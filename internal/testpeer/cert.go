@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -69,12 +71,32 @@ func (s selfSigned) TLSConfig() (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
+// newPeerCert is a fresh certificate for a peer and a pool that trusts
+// exactly it.
+func newPeerCert(commonName string) (selfSigned, *x509.CertPool, error) {
+	cert, err := newSelfSigned(commonName)
+	if err != nil {
+		return selfSigned{}, nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(cert.CertPEM)
+	return cert, pool, nil
+}
+
 // TLS returns a server config with a throwaway self-signed certificate for
 // 127.0.0.1, ::1 and localhost, and a client config that trusts exactly
 // that certificate and expects 127.0.0.1.
 func TLS(t testing.TB) (server, client *tls.Config) {
 	t.Helper()
-	cert, err := newSelfSigned("postern test")
+	server, client, _ = TLSFile(t)
+	return server, client
+}
+
+// TLSFile is TLS plus the certificate as a PEM file, for clients that
+// are told what to trust by a file (swaks, msmtp, curl, Python).
+func TLSFile(t testing.TB) (server, client *tls.Config, certFile string) {
+	t.Helper()
+	cert, pool, err := newPeerCert("postern test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +104,9 @@ func TLS(t testing.TB) (server, client *tls.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(cert.CertPEM)
-	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+	certFile = filepath.Join(t.TempDir(), "cert.pem")
+	if err := os.WriteFile(certFile, cert.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return server, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}, certFile
 }

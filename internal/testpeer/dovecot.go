@@ -22,13 +22,14 @@ import (
 	"time"
 )
 
-// Bounds on a private Dovecot's life. Startup is generous because two
+// Bounds on a private peer's life. Startup is generous because two
 // shared cores running parallel tests can be slow to fork a dozen processes.
 const (
-	dovecotStartTimeout = 60 * time.Second
-	dovecotStopTimeout  = 15 * time.Second
-	dovecotStartTries   = 3
-	logTailLines        = 40
+	peerStartTimeout = 60 * time.Second
+	peerStopTimeout  = 15 * time.Second
+	peerStartTries   = 3
+	logTailLines     = 40
+	authSocketName   = "auth-postfix"
 )
 
 // DovecotOptions chooses what a private Dovecot serves. Zero values pick
@@ -63,6 +64,10 @@ type DovecotPeer struct {
 	// LogFile is Dovecot's log, which records e.g. the rip= the proxy
 	// announced for its client.
 	LogFile string
+	// AuthSocket is the path of a Dovecot SASL listener (Postfix's
+	// smtpd_sasl_type = dovecot): the users and the master user
+	// authenticate there as over IMAP.
+	AuthSocket string
 
 	roots     *x509.CertPool // holds CAFile's certificate
 	home      string
@@ -89,21 +94,34 @@ func startDovecot(t testing.TB, bin string, opts DovecotOptions) (*DovecotPeer, 
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
-	for try := 1; ; try++ {
+	err = onFreePorts(func() (string, error) {
 		if conf.Ports, err = freePorts(); err != nil {
-			return nil, err
+			return "", err
 		}
 		d.setAddrs(conf.Ports)
-		diag, err := runDovecot(t, bin, conf, d)
+		return runDovecot(t, bin, conf, d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// onFreePorts runs start, which picks free ports and starts a peer on
+// them, until it succeeds or fails for another reason than a port in use:
+// ports are chosen free but released before the peer binds them, so a
+// parallel test can take one in between. A failure carries start's
+// diagnostics, the peer's own words.
+func onFreePorts(start func() (diag string, err error)) error {
+	for try := 1; ; try++ {
+		diag, err := start()
 		if err == nil {
-			return d, nil
+			return nil
 		}
-		// Ports are chosen free but released before Dovecot binds them, so
-		// a parallel test can take one in between: pick again.
-		if try < dovecotStartTries && strings.Contains(diag, "in use") {
+		if try < peerStartTries && strings.Contains(diag, "in use") {
 			continue
 		}
-		return nil, fmt.Errorf("%w\n%s", err, diag)
+		return fmt.Errorf("%w\n%s", err, diag)
 	}
 }
 
@@ -138,12 +156,13 @@ func prepareDovecot(t testing.TB, opts DovecotOptions) (*DovecotPeer, dovecotCon
 	d := &DovecotPeer{
 		MasterUser: opts.MasterUser, MasterPassword: opts.MasterPassword, Users: opts.Users,
 		CAFile: filepath.Join(dir, "ca.pem"), LogFile: filepath.Join(dir, "dovecot.log"),
-		home: filepath.Join(dir, "home"), ids: ids,
+		AuthSocket: filepath.Join(run, authSocketName),
+		home:       filepath.Join(dir, "home"), ids: ids,
 	}
 	d.applyDefaults()
 	conf := dovecotConf{
 		ConfFile: filepath.Join(dir, "dovecot.conf"),
-		Instance: filepath.Base(run), RunDir: run,
+		Instance: filepath.Base(run), RunDir: run, AuthSocket: authSocketName,
 		StateDir: filepath.Join(dir, "state"), LogFile: d.LogFile,
 		CertFile: d.CAFile, KeyFile: filepath.Join(dir, "key.pem"),
 		UsersFile: filepath.Join(dir, "users"), MasterFile: filepath.Join(dir, "masters"),
@@ -171,12 +190,11 @@ func (d *DovecotPeer) writeFiles(dir string, conf dovecotConf) error {
 	if err := d.makeDirs(dir, conf); err != nil {
 		return err
 	}
-	cert, err := newSelfSigned("postern test dovecot")
+	cert, roots, err := newPeerCert("postern test dovecot")
 	if err != nil {
 		return err
 	}
-	d.roots = x509.NewCertPool()
-	d.roots.AppendCertsFromPEM(cert.CertPEM)
+	d.roots = roots
 	users, err := passwdFile(d.Users)
 	if err != nil {
 		return err
@@ -336,7 +354,7 @@ func runDovecot(t testing.TB, bin string, conf dovecotConf, d *DovecotPeer) (str
 		waitErr = cmd.Wait()
 		close(exited)
 	}()
-	stop := func() { stopProcess(t, cmd, exited) }
+	stop := func() { stopProcess(t, cmd, exited, signalProcess(cmd)) }
 	if err := waitReady(d, exited); err != nil {
 		stop()
 		if waitErr != nil {
@@ -353,46 +371,60 @@ func runDovecot(t testing.TB, bin string, conf dovecotConf, d *DovecotPeer) (str
 	return "", nil
 }
 
-// stopProcess asks Dovecot to shut down (it then stops its children), and
-// kills it if it does not.
-func stopProcess(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}) {
+// stopProcess asks a peer to shut down with SIGTERM (Dovecot and Postfix's
+// master then stop their children), and kills it if it does not. signal
+// reaches the peer alone or its whole process group.
+func stopProcess(t testing.TB, cmd *exec.Cmd, exited <-chan struct{}, signal func(syscall.Signal) error) {
 	select {
 	case <-exited:
 		return
 	default:
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	timer := time.NewTimer(dovecotStopTimeout)
+	_ = signal(syscall.SIGTERM)
+	timer := time.NewTimer(peerStopTimeout)
 	defer timer.Stop()
 	select {
 	case <-exited:
 	case <-timer.C:
-		t.Errorf("dovecot (pid %d) ignored SIGTERM for %v; killing it", cmd.Process.Pid, dovecotStopTimeout)
-		_ = cmd.Process.Kill()
+		t.Errorf("%s (pid %d) ignored SIGTERM for %v; killing it", filepath.Base(cmd.Path), cmd.Process.Pid, peerStopTimeout)
+		_ = signal(syscall.SIGKILL)
 		<-exited
 	}
 }
 
-// waitReady polls until both plain listeners greet: Dovecot offers no
-// readiness signal, and its listeners exist before its login processes do.
+// signalProcess sends sig to cmd's process alone.
+func signalProcess(cmd *exec.Cmd) func(syscall.Signal) error {
+	return func(sig syscall.Signal) error { return cmd.Process.Signal(sig) }
+}
+
+// waitReady polls until both plain listeners greet.
 func waitReady(d *DovecotPeer, exited <-chan struct{}) error {
-	deadline := time.Now().Add(dovecotStartTimeout)
+	return waitGreeting("dovecot", exited, func(deadline time.Time) error {
+		if err := greets(d.IMAPAddr, "* OK", deadline); err != nil {
+			return err
+		}
+		return greets(d.POP3Addr, "+OK", deadline)
+	})
+}
+
+// waitGreeting polls check until it passes: peers offer no readiness
+// signal, and their listeners exist before the processes that greet do.
+func waitGreeting(name string, exited <-chan struct{}, check func(deadline time.Time) error) error {
+	deadline := time.Now().Add(peerStartTimeout)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var err error
 	for time.Now().Before(deadline) {
-		if err = greets(d.IMAPAddr, "* OK", deadline); err == nil {
-			if err = greets(d.POP3Addr, "+OK", deadline); err == nil {
-				return nil
-			}
+		if err = check(deadline); err == nil {
+			return nil
 		}
 		select {
 		case <-exited:
-			return errors.New("dovecot exited during startup")
+			return fmt.Errorf("%s exited during startup", name)
 		case <-tick.C:
 		}
 	}
-	return fmt.Errorf("dovecot not ready within %v: %w", dovecotStartTimeout, err)
+	return fmt.Errorf("%s not ready within %v: %w", name, peerStartTimeout, err)
 }
 
 func greets(addr, want string, deadline time.Time) error {

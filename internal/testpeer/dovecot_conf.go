@@ -14,6 +14,7 @@ type dovecotConf struct {
 	ConfFile   string
 	Instance   string
 	RunDir     string // base_dir: sockets, kept short for sun_path
+	AuthSocket string // SASL listener for Postfix, relative to RunDir
 	StateDir   string
 	LogFile    string
 	CertFile   string
@@ -132,6 +133,14 @@ service pop3-login {
   chroot =
 {{- end}}
 }
+# Postfix's smtpd asks this socket for SASL (smtpd_sasl_type = dovecot).
+# It runs as the postfix user, so the socket is open to everyone; it lives
+# in this instance's private runtime directory.
+service auth {
+  unix_listener {{.AuthSocket}} {
+    mode = 0666
+  }
+}
 service anvil {
   unix_listener anvil-auth-penalty {
     mode = 0
@@ -180,23 +189,24 @@ func currentDovecotIDs() (dovecotIDs, error) {
 		}, nil
 	}
 	ids := dovecotIDs{Root: true, LoginUser: "dovenull", InternalUser: "dovecot", InternalGroup: "dovecot"}
-	if _, _, err := lookupIDs(ids.LoginUser); err != nil {
+	if _, _, err := lookupIDs(ids.LoginUser, "dovecot-core"); err != nil {
 		return dovecotIDs{}, err
 	}
 	var err error
-	if ids.InternalUID, ids.InternalGID, err = lookupIDs(ids.InternalUser); err != nil {
+	if ids.InternalUID, ids.InternalGID, err = lookupIDs(ids.InternalUser, "dovecot-core"); err != nil {
 		return dovecotIDs{}, err
 	}
-	if ids.MailUID, ids.MailGID, err = lookupIDs("nobody"); err != nil {
+	if ids.MailUID, ids.MailGID, err = lookupIDs("nobody", "base-passwd"); err != nil {
 		return dovecotIDs{}, err
 	}
 	return ids, nil
 }
 
-func lookupIDs(name string) (uid, gid int, err error) {
+// lookupIDs returns the ids of a system account the named package creates.
+func lookupIDs(name, pkg string) (uid, gid int, err error) {
 	u, err := user.Lookup(name)
 	if err != nil {
-		return 0, 0, fmt.Errorf("dovecot needs system user %q (created by the dovecot-core package): %w", name, err)
+		return 0, 0, fmt.Errorf("system user %q missing (created by the %s package): %w", name, pkg, err)
 	}
 	if uid, err = strconv.Atoi(u.Uid); err != nil {
 		return 0, 0, fmt.Errorf("uid of %q: %w", name, err)

@@ -2,6 +2,15 @@
 
 package testpeer
 
-import "syscall"
+import (
+	"os/exec"
+	"syscall"
+)
 
 func peerProcAttr() *syscall.SysProcAttr { return nil }
+
+func peerGroupProcAttr() *syscall.SysProcAttr { return nil }
+
+// signalGroup reaches only the leader where process groups are not known
+// to this package.
+func signalGroup(cmd *exec.Cmd, sig syscall.Signal) error { return cmd.Process.Signal(sig) }

@@ -18,13 +18,19 @@ func RequirePeer(t testing.TB, binary string) string {
 	if path, ok := lookPeer(binary); ok {
 		return path
 	}
-	msg := binary + " not installed; run scripts/install-peers"
+	requireOrSkip(t, binary+" not installed; run scripts/install-peers")
+	return ""
+}
+
+// requireOrSkip skips t for want of a peer, or fails it if
+// POSTERN_REQUIRE_PEERS=1.
+func requireOrSkip(t testing.TB, msg string) {
+	t.Helper()
 	if os.Getenv(RequirePeersEnv) == "1" {
 		t.Fatal(msg + " (" + RequirePeersEnv + "=1)")
 	} else {
 		t.Skip(msg)
 	}
-	return ""
 }
 
 func lookPeer(binary string) (string, bool) {

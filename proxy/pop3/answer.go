@@ -80,17 +80,9 @@ func rejectReply(err error, failure string) string {
 }
 
 // acceptReply answers a successful login. POP3 has no ALERT, so the grace
-// warning rides on the +OK line, where clients that show server text show it.
+// warning rides on the +OK line.
 func acceptReply(g authstore.Grant, accountURL string) string {
-	if g.GraceUntil.IsZero() {
-		return replyLoggedIn
-	}
-	warning := replyLoggedIn + ". Warning: from " + g.GraceUntil.UTC().Format("2006-01-02") +
-		" two-step verification is required and mail apps need an app password"
-	if accountURL == "" {
-		return warning + "."
-	}
-	return warning + ": " + accountURL
+	return proxy.LoggedIn(replyLoggedIn, g, accountURL)
 }
 
 // byeReply tells a client why its session ends, with the RFC 3206 code
@@ -98,20 +90,8 @@ func acceptReply(g authstore.Grant, accountURL string) string {
 // still forced onto one line within RFC 2449's 512 octets; the account
 // page is left out rather than cut.
 func byeReply(reason proxy.Reason, accountURL string) string {
-	const maxReason = 200
-	text := sanitizeText(reason.Text)
-	if len(text) > maxReason {
-		text = strings.ToValidUTF8(text[:maxReason], "")
-	}
-	if text == "" {
-		text = "Session ended"
-	}
 	line := "-ERR [" + byeCode(reason.Kind) + "] "
-	words := proxy.Reason{Text: text, Renew: reason.Renew}.Words(accountURL)
-	if len(line)+len(words) > maxResponse {
-		return line + text
-	}
-	return line + words
+	return line + proxy.ByeLine(reason, accountURL, maxResponse-len(line))
 }
 
 // maxResponse is RFC 2449's bound on a response line without its CRLF.
@@ -127,15 +107,4 @@ func byeCode(k proxy.ReasonKind) string {
 		return "SYS/PERM"
 	}
 	return "SYS/TEMP"
-}
-
-// sanitizeText replaces control characters so configured or internal text
-// cannot break a reply into two lines.
-func sanitizeText(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s))
 }

@@ -39,6 +39,7 @@ type Protocol struct {
 	cfg        Config
 	accountURL string
 	failure    string
+	sasl       proxy.SASLReplies[string]
 	maxLine    int
 	maxBad     int
 	log        *slog.Logger
@@ -51,12 +52,13 @@ func New(cfg Config) *Protocol {
 	cfg.Adapter = cfg.Adapter.WithDefaults()
 	p := &Protocol{
 		cfg:        cfg,
-		accountURL: sanitizeText(cfg.AccountURL),
+		accountURL: proxy.SafeText(cfg.AccountURL),
 		maxLine:    cfg.MaxLine,
 		maxBad:     cfg.MaxBadCommands,
 		log:        cfg.Logger,
 	}
 	p.failure = failureReply(p.accountURL)
+	p.sasl = proxy.SASLReplies[string]{Mechanism: replyMechanism, Canceled: replyCanceled, Encoding: replyBadSASL, Failure: p.failure}
 	return p
 }
 
@@ -82,24 +84,9 @@ type frontend struct {
 
 func (f *frontend) Greet() error { return f.reply(replyGreeting) }
 
-// ReadLogin answers pre-auth commands until a complete login arrives. The
-// connection's deadline follows ctx: it is set to ctx's deadline (and stays
-// there on return) and moved into the past when ctx ends.
+// ReadLogin answers pre-auth commands until a complete login arrives.
 func (f *frontend) ReadLogin(ctx context.Context) (proxy.Login, error) {
-	release := proxy.BindDeadline(ctx, f.c.Conn.SetDeadline)
-	defer release()
-	for {
-		login, err := f.next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return proxy.Login{}, fmt.Errorf("pop3 pre-auth: %w: %w", context.Cause(ctx), err)
-			}
-			return proxy.Login{}, err
-		}
-		if login != nil {
-			return *login, nil
-		}
-	}
+	return proxy.ReadLoginLoop(ctx, f.c.Conn, f.next)
 }
 
 // next handles one command; it returns a login when one is complete.
@@ -211,76 +198,28 @@ func (f *frontend) auth(arg string) (*proxy.Login, error) {
 		return nil, f.replyList(replyMechHead, mechanisms)
 	}
 	mech, ir, hasIR := strings.Cut(arg, " ")
-	switch strings.ToUpper(mech) {
-	case "PLAIN":
-		return f.authPlain(ir, hasIR)
-	case "LOGIN":
-		return f.authLogin(ir, hasIR)
+	user, secret, err := proxy.SASLDialogue{Challenge: f.challenge}.Run(mech, ir, hasIR)
+	if err != nil {
+		return nil, f.saslFailure(err)
 	}
-	return nil, f.badCommand(replyMechanism)
+	return f.login(user, secret)
 }
 
-func (f *frontend) authPlain(ir string, hasIR bool) (*proxy.Login, error) {
-	resp := ir
-	if !hasIR {
-		var ok bool
-		var err error
-		if resp, ok, err = f.challenge(replyContinue); !ok {
-			return nil, err
-		}
+// saslFailure answers an AUTH exchange that ended without a credential.
+func (f *frontend) saslFailure(err error) error {
+	if reply, ok := f.p.sasl.For(err); ok {
+		return f.badCommand(reply)
 	}
-	msg, err := decodeSASL(resp)
-	if err != nil {
-		return nil, f.badCommand(replyBadSASL)
-	}
-	m, err := parsePlain(msg)
-	// Acting as someone else is not ours to grant: a differing authzid
-	// fails like any other credential problem.
-	if err != nil || (m.authzid != "" && m.authzid != m.authcid) {
-		return nil, f.badCommand(f.p.failure)
-	}
-	return f.login(m.authcid, m.password)
+	return err
 }
 
-func (f *frontend) authLogin(ir string, hasIR bool) (*proxy.Login, error) {
-	userResp := ir
-	if !hasIR {
-		var ok bool
-		var err error
-		if userResp, ok, err = f.challenge(replyLoginUser); !ok {
-			return nil, err
-		}
-	}
-	user, err := decodeSASL(userResp)
-	if err != nil {
-		return nil, f.badCommand(replyBadSASL)
-	}
-	passResp, ok, err := f.challenge(replyLoginPass)
-	if !ok {
+// challenge sends a continuation with base64 text (replyContinue,
+// replyLoginUser, replyLoginPass) and reads the client's response.
+func (f *frontend) challenge(text string) ([]byte, error) {
+	if err := f.reply(replyContinue + text); err != nil {
 		return nil, err
 	}
-	pass, err := decodeSASL(passResp)
-	if err != nil {
-		return nil, f.badCommand(replyBadSASL)
-	}
-	return f.login(string(user), string(pass))
-}
-
-// challenge sends a continuation and reads the client's response. ok is
-// false when the exchange ended: on error, or after a "*" cancel was
-// answered (err then only reports the bad-command limit).
-func (f *frontend) challenge(prompt string) (resp string, ok bool, err error) {
-	if err := f.reply(prompt); err != nil {
-		return "", false, err
-	}
-	line, err := f.readLine()
-	if err != nil {
-		return "", false, err
-	}
-	if string(line) == "*" {
-		return "", false, f.badCommand(replyCanceled)
-	}
-	return string(line), true, nil
+	return f.readLine()
 }
 
 // login hands a complete credential to the session. Control characters are

@@ -413,16 +413,16 @@ func TestAcceptAndBye(t *testing.T) {
 }
 
 func TestReadLoginContext(t *testing.T) {
-	for _, tc := range contextEnds {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := tc.ctx()
+	for _, tc := range fronttest.ContextEnds {
+		t.Run(tc.Name, func(t *testing.T) {
+			ctx, cancel := tc.Ctx()
 			defer cancel()
 			c, s := startSessionContext(ctx, t, testConfig(), fronttest.Cleartext)
 			// The client sends nothing after the greeting: only ctx can
 			// end ReadLogin.
 			cancel()
-			if err := s.Result(t); !errors.Is(err, tc.want) {
-				t.Errorf("ReadLogin error = %v, want %v", err, tc.want)
+			if err := s.Result(t); !errors.Is(err, tc.Want) {
+				t.Errorf("ReadLogin error = %v, want %v", err, tc.Want)
 			}
 			if rest := c.Rest(); rest != "" {
 				t.Errorf("unexpected bytes %q", rest)

@@ -6,12 +6,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
-	"errors"
-	"io"
-	"net"
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -49,37 +47,6 @@ func FuzzParseCommand(f *testing.F) {
 			if !strings.EqualFold(rebuilt, string(line)) || !strings.HasSuffix(string(line), cmd.arg) {
 				t.Fatalf("parseCommand(%q) = %+v", line, cmd)
 			}
-		}
-	})
-}
-
-// FuzzDecodeSASL: decoding never panics, and a PLAIN message that parses is
-// exactly its three fields joined by NUL.
-func FuzzDecodeSASL(f *testing.F) {
-	for _, s := range []string{
-		b64("\x00alice\x00secret"), b64("a\x00b\x00c"), "=", "", "*", "!!!", "YWxpY2U", b64("\x00\x00"), b64("a\x00b\x00c\x00d"),
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		msg, err := decodeSASL(s)
-		if err != nil {
-			if !errors.Is(err, errMalformed) {
-				t.Fatalf("error %v is not errMalformed", err)
-			}
-			return
-		}
-		m, err := parsePlain(msg)
-		if err != nil {
-			return
-		}
-		for _, field := range []string{m.authzid, m.authcid, m.password} {
-			if strings.Contains(field, "\x00") {
-				t.Fatalf("field %q holds NUL", field)
-			}
-		}
-		if joined := m.authzid + "\x00" + m.authcid + "\x00" + m.password; joined != string(msg) {
-			t.Fatalf("parsePlain(%q) = %+v", msg, m)
 		}
 	})
 }
@@ -163,7 +130,7 @@ func FuzzFrontendCleartext(f *testing.F) {
 		if offerSTLS {
 			offer = &tls.Config{} // no certificate: any handshake fails
 		}
-		fe := p.NewFrontend(proxy.NewConn(&scriptConn{r: bytes.NewReader(data), w: &out}), offer)
+		fe := p.NewFrontend(proxy.NewConn(&fronttest.ScriptConn{R: bytes.NewReader(data), W: &out}), offer)
 		if err := fe.Greet(); err != nil {
 			t.Fatal(err)
 		}
@@ -196,14 +163,3 @@ func fixedReplies(p *Protocol) map[string]bool {
 	}
 	return m
 }
-
-// scriptConn plays a fixed client input and collects the replies. Methods
-// the front-end must not need stay unimplemented and would panic.
-type scriptConn struct {
-	net.Conn
-	r io.Reader
-	w io.Writer
-}
-
-func (c *scriptConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
-func (c *scriptConn) Write(b []byte) (int, error) { return c.w.Write(b) }

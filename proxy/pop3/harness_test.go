@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/postern-dev/postern/internal/fronttest"
 	"github.com/postern-dev/postern/internal/testpeer"
@@ -61,17 +60,4 @@ func quitWithoutLogin(t *testing.T, s *fronttest.Session) {
 	if n := s.Pending(); n != 0 {
 		t.Errorf("%d logins returned, want none", n)
 	}
-}
-
-// contextEnds are the two ways a context ends a blocked read: cancelled
-// (by the test, while waiting) and a deadline already past.
-var contextEnds = []struct {
-	name string
-	ctx  func() (context.Context, context.CancelFunc)
-	want error
-}{
-	{"canceled", func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }, context.Canceled},
-	{"deadline passed", func() (context.Context, context.CancelFunc) {
-		return context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
-	}, context.DeadlineExceeded},
 }

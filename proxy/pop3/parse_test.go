@@ -107,45 +107,6 @@ func TestParseCommand(t *testing.T) {
 	}
 }
 
-func TestDecodeSASL(t *testing.T) {
-	cases := []struct {
-		name    string
-		in      string
-		want    plainMessage
-		wantErr bool
-	}{
-		{name: "no authzid", in: b64("\x00alice\x00secret"), want: plainMessage{authcid: "alice", password: "secret"}},
-		{name: "authzid", in: b64("bob\x00alice\x00secret"), want: plainMessage{authzid: "bob", authcid: "alice", password: "secret"}},
-		{name: "password with spaces", in: b64("\x00alice\x00a b c"), want: plainMessage{authcid: "alice", password: "a b c"}},
-		{name: "empty response", in: "=", wantErr: true},
-		{name: "one NUL", in: b64("alice\x00secret"), wantErr: true},
-		{name: "three NULs", in: b64("\x00alice\x00sec\x00ret"), wantErr: true},
-		{name: "not base64", in: "alice:secret", wantErr: true},
-		{name: "bad padding", in: "YWxpY2U", wantErr: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			msg, err := decodeSASL(tc.in)
-			var got plainMessage
-			if err == nil {
-				got, err = parsePlain(msg)
-			}
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("error = %v, wantErr %v", err, tc.wantErr)
-			}
-			if err != nil {
-				if !errors.Is(err, errMalformed) {
-					t.Errorf("error %v does not wrap errMalformed", err)
-				}
-				return
-			}
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestEncodeCommand(t *testing.T) {
 	cases := []struct {
 		name    string

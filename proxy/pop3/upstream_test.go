@@ -261,15 +261,15 @@ func TestUpstreamLogin(t *testing.T) {
 
 // TestUpstreamLoginContext: a silent upstream is left when ctx ends.
 func TestUpstreamLoginContext(t *testing.T) {
-	for _, tc := range contextEnds {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := tc.ctx()
+	for _, tc := range fronttest.ContextEnds {
+		t.Run(tc.Name, func(t *testing.T) {
+			ctx, cancel := tc.Ctx()
 			defer cancel()
 			cancel()
 			cfg := Config{UpstreamCredential: proxy.UpstreamCredential{MasterUser: "m", MasterPassword: masterSecret}}
 			lines, err := upstreamLogin(t, ctx, fakeUpstream{}, cfg, "alice", proxy.ClientInfo{})
-			if !errors.Is(err, proxy.ErrUpstream) || !errors.Is(err, tc.want) {
-				t.Errorf("error = %v, want ErrUpstream and %v", err, tc.want)
+			if !errors.Is(err, proxy.ErrUpstream) || !errors.Is(err, tc.Want) {
+				t.Errorf("error = %v, want ErrUpstream and %v", err, tc.Want)
 			}
 			if len(lines) != 0 {
 				t.Errorf("upstream received %q", lines)
