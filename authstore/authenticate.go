@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Authenticate is the one authentication decision for every protocol
@@ -21,7 +23,9 @@ import (
 // first; over budget it is refused without being checked as anything.
 func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 	name, nameErr := CanonicalUsername(a.Username)
-	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: clip(a.Client, 100)}
+	// The client's name is stored and listed: valid UTF-8, bounded.
+	a.Client = safetext.Clip(strings.ToValidUTF8(a.Client, "?"), 100)
+	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: a.Client}
 	var pre *lookup
 	if _, shaped := NormalizeAppPassword(a.Secret); shaped && nameErr == nil {
 		l, err := s.cachedLoad(name, a.Secret)
@@ -105,7 +109,7 @@ func (s *Store) limited(ctx context.Context, name string, src netip.Addr, secret
 // front-end logs in upstream next, leaves the event to Grant.Settle.
 func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
-		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, clip(a.Client, 100))
+		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, a.Client)
 	}
 	if a.Renewal {
 		return g
@@ -246,15 +250,6 @@ func addrString(a interface {
 		return ""
 	}
 	return a.String()
-}
-
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "?")
-	if len(s) > n {
-		// Cutting at a byte count can split a rune; drop the stub.
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
 }
 
 // FactorResult says which factor matched.

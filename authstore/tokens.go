@@ -95,7 +95,7 @@ func (s *Store) CreateToken(ctx context.Context, in NewToken) (Token, string, er
 			return err
 		}
 		return s.audit.appendTx(tx, ctx, Event{Kind: "token.create", User: rec.User,
-			Detail: fmt.Sprintf("id=%s name=%q role=%s", id, clip(in.Name, 64), in.Role)})
+			Detail: fmt.Sprintf("id=%s name=%q role=%s", id, in.Name, in.Role)})
 	})
 	if err != nil {
 		return Token{}, "", err
@@ -160,7 +160,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	return s.update(func(tx kvTx) error {
 		d := tx.Get(bTokens, "i/"+id)
 		if d == nil {
-			return fmt.Errorf("token %s: %w", clip(id, 32), ErrNotFound)
+			return fmt.Errorf("token %s: %w", safetext.Clip(strings.ToValidUTF8(id, "?"), 32), ErrNotFound)
 		}
 		var rec tokenRecord
 		if _, err := getJSON(tx, bTokens, "d/"+string(d), &rec); err != nil {

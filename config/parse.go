@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Load reads the file at path and parses it with Parse.
@@ -117,6 +119,6 @@ func CheckFile(path string, w io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintln(w, escapeControls(err.Error()))
+	fmt.Fprintln(w, safetext.Show(err.Error()))
 	return 1
 }

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // errUserControl refuses user names that could smuggle a second command to
@@ -36,7 +33,7 @@ func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, er
 	s.srv.cfg.Metrics.login(s.srv.proto, result)
 	user := grant.Username
 	if user == "" {
-		user = printableName(l.Username)
+		user = safetext.Raw(l.Username)
 	}
 	reason := ""
 	if err != nil {
@@ -51,7 +48,7 @@ func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, er
 
 func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult, authstore.Grant, error) {
 	var none authstore.Grant
-	if HasControl(l.Username) {
+	if safetext.BreaksCommand(l.Username) {
 		return nil, UpstreamResult{}, none, errUserControl
 	}
 	mark := s.srv.reg.mark()
@@ -59,7 +56,7 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 	if err != nil {
 		return nil, UpstreamResult{}, grant, err
 	}
-	if HasControl(grant.Username) {
+	if safetext.BreaksCommand(grant.Username) {
 		closeConn(up)
 		grant.Settle(errUserControl, auditReason(errUserControl))
 		return nil, UpstreamResult{}, none, errUserControl
@@ -217,24 +214,6 @@ func auditReason(err error) string {
 		return "invalid_username"
 	}
 	return resultOf(err)
-}
-
-// maxLoggedName caps a raw user name in logs: it comes from the client.
-const maxLoggedName = 256
-
-// printableName returns a raw user name safe for one log record: quoted
-// with escapes when it holds anything but printable UTF-8, cut when long.
-func printableName(name string) string {
-	if len(name) > maxLoggedName {
-		name = name[:maxLoggedName]
-	}
-	clean := utf8.ValidString(name) && strings.IndexFunc(name, func(r rune) bool {
-		return !unicode.IsPrint(r)
-	}) < 0
-	if clean {
-		return name
-	}
-	return strconv.Quote(name)
 }
 
 // rawConn is the TCP connection under c: closing it never blocks on a TLS

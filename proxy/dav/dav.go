@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -135,7 +136,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		reg:       cfg.Registry,
-		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, strings.Map(printable, cfg.Realm)),
+		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, quotable(cfg.Realm)),
 		hint:      failureHint(cfg.AccountURL),
 		header:    http.CanonicalHeaderKey(cfg.UserHeader),
 	}
@@ -194,11 +195,11 @@ func failureHint(accountURL string) string {
 	return proxy.FailureHint("Calendar and contacts apps", accountURL) + "\n"
 }
 
-func printable(r rune) rune {
-	if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
-		return -1
-	}
-	return r
+// quotable is s for a quoted-string of a header (RFC 9110 §5.6.4): without
+// what could end or split the header, and without the quote and the
+// backslash, which would end or escape the string.
+func quotable(s string) string {
+	return strings.NewReplacer(`"`, "", `\`, "").Replace(safetext.OneLine(s, ""))
 }
 
 // ServeHTTP answers discovery itself, authenticates everything else and
@@ -223,7 +224,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	path, err := canonicalPath(r.URL)
 	if err != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "dav path refused",
-			slog.String("path", printableName(r.URL.EscapedPath())), slog.String("source", h.clientAddr(r).String()),
+			slog.String("path", safetext.Raw(r.URL.EscapedPath())), slog.String("source", h.clientAddr(r).String()),
 			slog.String("method", r.Method))
 		http.Error(w, pathRefusal, http.StatusBadRequest)
 		return
@@ -265,7 +266,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		Upstream: true,
 	})
 	h.cfg.Metrics.auth(time.Since(authStart), err)
-	if err == nil && proxy.HasControl(grant.Username) {
+	if err == nil && safetext.BreaksCommand(grant.Username) {
 		err = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
 		grant.Settle(err, "invalid_username")
 	}
@@ -398,20 +399,8 @@ func unavailable(w http.ResponseWriter) {
 // authFailed logs one failed authentication (never the secret).
 func (h *Handler) authFailed(r *http.Request, user string, err error) {
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "dav authentication failed",
-		slog.String("user", printableName(user)), slog.String("source", h.clientAddr(r).String()),
+		slog.String("user", safetext.Raw(user)), slog.String("source", h.clientAddr(r).String()),
 		slog.String("method", r.Method), slog.String("reason", err.Error()))
-}
-
-func printableName(s string) string {
-	if len(s) > 256 {
-		s = s[:256]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // newID names one live request in the registry: a random prefix per

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // errPathNotCanonical is why a request path was refused: the scope of an
@@ -36,7 +38,7 @@ func canonicalPath(u *url.URL) (string, error) {
 	if !strings.HasPrefix(p, "/") || hasEncodedSeparator(u.RawPath) {
 		return "", errPathNotCanonical
 	}
-	if !utf8.ValidString(p) || hasControl(p) || strings.ContainsAny(p, `\%;`) {
+	if !utf8.ValidString(p) || safetext.HasControl(p) || strings.ContainsAny(p, `\%;`) {
 		return "", errPathNotCanonical
 	}
 	for rest := p[1:]; ; {

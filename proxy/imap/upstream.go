@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -138,7 +139,7 @@ func (p *Protocol) login(ctx context.Context, u *upstreamConn, user string) erro
 // initial response when the server takes one (RFC 4959).
 func (u *upstreamConn) authenticatePlain(user, master, password string) ([]chunk, error) {
 	for _, s := range []string{master, password} {
-		if proxy.HasControl(s) {
+		if safetext.BreaksCommand(s) {
 			return nil, fmt.Errorf("master credential: %w", errUnencodable)
 		}
 	}

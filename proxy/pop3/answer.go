@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -99,10 +100,7 @@ func acceptReply(g authstore.Grant, accountURL string) string {
 // page is left out rather than cut.
 func byeReply(reason proxy.Reason, accountURL string) string {
 	const maxReason = 200
-	text := sanitizeText(reason.Text)
-	if len(text) > maxReason {
-		text = strings.ToValidUTF8(text[:maxReason], "")
-	}
+	text := safetext.Clip(strings.TrimSpace(safetext.OneLine(reason.Text, " ")), maxReason)
 	if text == "" {
 		text = "Session ended"
 	}
@@ -127,15 +125,4 @@ func byeCode(k proxy.ReasonKind) string {
 		return "SYS/PERM"
 	}
 	return "SYS/TEMP"
-}
-
-// sanitizeText replaces control characters so configured or internal text
-// cannot break a reply into two lines.
-func sanitizeText(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s))
 }

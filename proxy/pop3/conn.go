@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -51,7 +52,7 @@ func New(cfg Config) *Protocol {
 	cfg.Adapter = cfg.Adapter.WithDefaults()
 	p := &Protocol{
 		cfg:        cfg,
-		accountURL: sanitizeText(cfg.AccountURL),
+		accountURL: strings.TrimSpace(safetext.OneLine(cfg.AccountURL, " ")),
 		maxLine:    cfg.MaxLine,
 		maxBad:     cfg.MaxBadCommands,
 		log:        cfg.Logger,

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -253,7 +254,7 @@ func send(up *proxy.Conn, b []byte) error {
 // RFC 4616). base64 alone would hide CR or LF from the line, but the
 // upstream would still see them inside the name, so they are refused here.
 func encodeAuthPlain(authzid, authcid, password string) ([]byte, error) {
-	if proxy.HasControl(authzid) || !proxy.ValidCredential(authcid) || !proxy.ValidCredential(password) {
+	if safetext.BreaksCommand(authzid) || !proxy.ValidCredential(authcid) || !proxy.ValidCredential(password) {
 		return nil, errUnsafeArgument
 	}
 	msg := authzid + "\x00" + authcid + "\x00" + password

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -462,9 +463,10 @@ func bound(ctx context.Context, conn net.Conn, timeout time.Duration) (stop func
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
+// clip bounds an upstream's line in an error, marking the cut.
 func clip(s string) string {
 	if len(s) > 80 {
-		return s[:80] + "…"
+		return safetext.Clip(s, 80) + "…"
 	}
 	return s
 }
