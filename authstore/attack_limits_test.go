@@ -217,7 +217,7 @@ func TestA2_StaleSecretHourly(t *testing.T) {
 					}
 				}
 			}
-			if got := e.s.limit.sources[sourcePrefix(addr(src))].failures; got != 1+tc.others {
+			if got := e.s.limit.sources[SourcePrefix(addr(src))].failures; got != 1+tc.others {
 				t.Fatalf("source charged %d times, want %d", got, 1+tc.others)
 			}
 		})
