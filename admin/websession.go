@@ -122,7 +122,7 @@ func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	l, ok := s.live.get(ck.Value)
 	if !ok { // not seen since a restart: count from the stored times
 		l = liveState{began: ws.Created, seen: ws.Written}
@@ -155,7 +155,7 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	ws := authstore.WebSession{User: user, State: state, CSRF: csrf, Created: now.UTC()}
 	l := liveState{began: now, seen: now}
 	replaces := ""
@@ -218,7 +218,7 @@ func clearCookie(w http.ResponseWriter) {
 // the window is gone: the in-memory reading is the only one trusted.
 func (s *Server) reauthFresh(sess *Session) bool {
 	l, ok := s.live.get(sess.ID)
-	return ok && !l.reauth.IsZero() && s.cfg.Now().Sub(l.reauth) < s.cfg.ReauthWindow
+	return ok && !l.reauth.IsZero() && s.cfg.Clock.Now().Sub(l.reauth) < s.cfg.ReauthWindow
 }
 
 // ReauthUntil is when the session's re-verification window closes (zero
@@ -229,7 +229,7 @@ func (s *Server) ReauthUntil(sess *Session) time.Time {
 		return time.Time{}
 	}
 	until := l.reauth.Add(s.cfg.ReauthWindow)
-	if !s.cfg.Now().Before(until) {
+	if !s.cfg.Clock.Now().Before(until) {
 		return time.Time{}
 	}
 	return until.UTC().Round(0)

@@ -109,7 +109,7 @@ func (s *Store) CreateAppPassword(ctx context.Context, user string, in NewAppPas
 		}
 	}
 	in.Scopes = scopes
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	if !in.Expires.IsZero() && !in.Expires.After(now) {
 		return AppPassword{}, "", fmt.Errorf("%w: expiry is in the past", ErrInvalid)
 	}
@@ -190,7 +190,7 @@ func (s *Store) revokeTx(tx kvTx, userID, id string, mustExist bool) error {
 		}
 		return nil
 	}
-	rec.Revoked = s.opts.Now().UTC()
+	rec.Revoked = s.opts.Clock.Now().UTC()
 	if err := tx.Delete(bAppPwIndex, rec.Digest); err != nil {
 		return err
 	}

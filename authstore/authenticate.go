@@ -109,7 +109,7 @@ func (s *Store) limited(ctx context.Context, name string, src netip.Addr, secret
 // front-end logs in upstream next, leaves the event to Grant.Settle.
 func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
-		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, a.Client)
+		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Clock.Now().UTC(), a.Source, a.Client)
 	}
 	if a.Renewal {
 		return g
@@ -166,7 +166,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 // revocation and expiry, not only the index that found it: one missed
 // index delete must never let a revoked app password in (P10).
 func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, string) {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	switch {
 	case !l.appPw.Revoked.IsZero():
 		return Grant{}, "app_password_revoked"
@@ -199,7 +199,7 @@ func (s *Store) decide(ctx context.Context, name string, a Attempt, pre *lookup)
 			return Grant{}, "", err
 		}
 	}
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	if l.appPw != nil {
 		g, reason := s.appPasswordDecision(l, name, a.Protocol)
 		if reason != "app_password" {
@@ -355,7 +355,7 @@ func (s *Store) useBackupCode(ctx context.Context, name, code string) (FactorRes
 		if err != nil {
 			return domainError{ErrUnauthorized}
 		}
-		now := s.opts.Now()
+		now := s.opts.Clock.Now()
 		switch {
 		case rec.Disabled || !rec.TOTP.Enabled:
 			return domainError{ErrUnauthorized}

@@ -123,7 +123,7 @@ func (s *Store) IssueAdminCode(ctx context.Context, user string, ttl time.Durati
 	if ttl <= 0 {
 		ttl = DefaultAdminCodeTTL
 	}
-	set, codes, err := s.newCodeSet(ctx, 1, s.opts.Now().Add(ttl).UTC())
+	set, codes, err := s.newCodeSet(ctx, 1, s.opts.Clock.Now().Add(ttl).UTC())
 	if err != nil {
 		return "", err
 	}

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/postern-dev/postern/internal/clock"
 )
 
 const schemaVersion = 1
@@ -41,7 +43,7 @@ type Options struct {
 	// so that whoever ends sessions when a grace period runs out learns
 	// the new date.
 	OnPolicy func(Policy)
-	Now      func() time.Time
+	Clock    clock.Clock // nil: the system clock
 	Sleep    func(ctx context.Context, d time.Duration) error
 	Rand     io.Reader
 }
@@ -96,10 +98,10 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, mac: newMacPool(opts.Keys.Pepper),
-		limit: newLimiter(opts.Limits, opts.Now), stop: make(chan struct{})}
+		limit: newLimiter(opts.Limits, opts.Clock.Now), stop: make(chan struct{})}
 	s.usage = newUsageTracker()
 	s.hot = newDecisionCache()
-	s.audit = newAuditWriter(db, opts.Now, opts.Logger)
+	s.audit = newAuditWriter(db, opts.Clock.Now, opts.Logger)
 	s.done.Add(1)
 	go s.flushLoop()
 	return s, nil
@@ -128,9 +130,7 @@ func withDefaults(o Options) Options {
 	if o.OnPolicy == nil {
 		o.OnPolicy = func(Policy) {}
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Sleep == nil {
 		o.Sleep = sleepCtx
 	}

@@ -67,7 +67,7 @@ func (s *Store) CreateToken(ctx context.Context, in NewToken) (Token, string, er
 	if in.Role == RoleUser && in.User == "" {
 		return Token{}, "", fmt.Errorf("%w: a user token needs a user", ErrInvalid)
 	}
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	if !in.Expires.IsZero() && !in.Expires.After(now) {
 		return Token{}, "", fmt.Errorf("%w: expiry is in the past", ErrInvalid)
 	}
@@ -132,7 +132,7 @@ func (s *Store) VerifyToken(ctx context.Context, secret string) (Token, error) {
 		return Token{}, err
 	case !found || subtle.ConstantTimeCompare([]byte(rec.Digest), []byte(d)) != 1:
 		return Token{}, ErrUnauthorized
-	case !rec.Expires.IsZero() && !s.opts.Now().Before(rec.Expires):
+	case !rec.Expires.IsZero() && !s.opts.Clock.Now().Before(rec.Expires):
 		return Token{}, ErrUnauthorized
 	}
 	return rec.Token, nil

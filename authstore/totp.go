@@ -107,7 +107,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, user, code string) ([]string, e
 		if err != nil {
 			return domainError{ErrUnauthorized}
 		}
-		step, ok := matchTOTP(string(secret), code, s.opts.Now(), 0)
+		step, ok := matchTOTP(string(secret), code, s.opts.Clock.Now(), 0)
 		if !ok {
 			return domainError{ErrUnauthorized}
 		}
@@ -161,7 +161,7 @@ func (s *Store) verifyTOTPTx(rec *userRecord, code string) bool {
 		s.opts.Logger.Error("authenticator secret cannot be unsealed; denying", "user", rec.Name)
 		return false
 	}
-	step, ok := matchTOTP(string(secret), code, s.opts.Now(), rec.TOTP.LastStep)
+	step, ok := matchTOTP(string(secret), code, s.opts.Clock.Now(), rec.TOTP.LastStep)
 	if ok {
 		rec.TOTP.LastStep = step
 	}

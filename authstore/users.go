@@ -126,7 +126,7 @@ func (s *Store) CreateUser(ctx context.Context, in NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	rec := &userRecord{ID: id, Name: name, Display: in.Display, Email: in.Email, Role: in.Role,
 		PasswordHash: hash, Created: now, Updated: now}
 	err = s.update(func(tx kvTx) error {
@@ -221,7 +221,7 @@ func (s *Store) modifyUser(ctx context.Context, name string, ev Event, fn func(t
 		if err := fn(tx, rec); err != nil {
 			return err
 		}
-		rec.Updated = s.opts.Now().UTC()
+		rec.Updated = s.opts.Clock.Now().UTC()
 		if err := putJSON(tx, bUsers, cname, rec); err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/clock"
 )
 
 // SessionInfo describes one relayed session for listings and kicks.
@@ -104,7 +105,7 @@ var errKickedDuringLogin = errors.New("session ended during login")
 // expires and, when the organisation's grace period runs out, every
 // account-password session.
 type Registry struct {
-	clock Clock
+	clock clock.Clock // where it reads the time and sets its one timer
 
 	mu       sync.Mutex
 	sessions map[string]*live
@@ -116,12 +117,13 @@ type Registry struct {
 }
 
 // NewRegistry returns an empty registry on the system clock.
-func NewRegistry() *Registry { return NewRegistryWithClock(systemClock{}) }
+func NewRegistry() *Registry { return NewRegistryWithClock(clock.System) }
 
-// NewRegistryWithClock returns an empty registry that reads time from c.
-func NewRegistryWithClock(c Clock) *Registry {
+// NewRegistryWithClock returns an empty registry that reads time from c
+// (nil: the system clock).
+func NewRegistryWithClock(c clock.Clock) *Registry {
 	return &Registry{
-		clock:    c,
+		clock:    clock.Or(c),
 		sessions: make(map[string]*live),
 		byUser:   make(map[string]map[string]*live),
 		byCred:   make(map[string]map[string]*live),

@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postern-dev/postern/internal/clock"
 	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -87,9 +88,9 @@ type Config struct {
 	// default 5 s. A server that greets later than this is broken for mail
 	// clients anyway.
 	Timeout time.Duration
-	Now     func() time.Time
-	// After waits between probes (default time.After); tests replace it.
-	After func(time.Duration) <-chan time.Time
+	// Clock dates results and times the waits between probes; nil: the
+	// system clock.
+	Clock clock.Clock
 }
 
 // Prober probes every target at start, then every Interval while it
@@ -121,15 +122,10 @@ func New(cfg Config) *Prober {
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
 	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -166,11 +162,22 @@ func (p *Prober) watch(ctx context.Context, t Target) {
 		} else {
 			wait, retry = retry, min(2*retry, p.cfg.RetryMax)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, p.cfg.Clock, wait) {
 			return
-		case <-p.cfg.After(wait):
 		}
+	}
+}
+
+// sleep waits d on c, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, c clock.Clock, d time.Duration) bool {
+	passed := make(chan struct{})
+	stop := c.AfterFunc(d, func() { close(passed) })
+	defer stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-passed:
+		return true
 	}
 }
 
@@ -180,7 +187,7 @@ func (p *Prober) watch(ctx context.Context, t Target) {
 func (p *Prober) Answered(key string) {
 	for _, t := range p.cfg.Targets {
 		if t.Key == key {
-			p.record(Result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Now()})
+			p.record(Result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Clock.Now()})
 			return
 		}
 	}
@@ -264,7 +271,7 @@ func (p *Prober) LoginRefused(key string) {
 	if target == nil || !target.MasterLogin {
 		return
 	}
-	now := p.cfg.Now()
+	now := p.cfg.Clock.Now()
 	p.mu.Lock()
 	last, seen := p.refusals[key]
 	if seen && now.Sub(last) < refusalEvery {
@@ -279,7 +286,7 @@ func (p *Prober) LoginRefused(key string) {
 
 // probe runs one target's dialogue under the timeouts.
 func (p *Prober) probe(ctx context.Context, t Target) Result {
-	r := Result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Now()}
+	r := Result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Clock.Now()}
 	err := p.dialogue(ctx, t)
 	if err != nil {
 		r.Problem = err.Error()

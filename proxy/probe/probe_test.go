@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/fakeclock"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -153,17 +154,17 @@ func TestProbeBadGreetings(t *testing.T) {
 
 func TestLoginRefusedLoggedAtMostOnceAMinute(t *testing.T) {
 	var logs logBuffer
-	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := fakeclock.New(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
 	master := target(IMAP(), "upstream.imap", "127.0.0.1:1", proxy.StartTLS, nil)
 	master.MasterLogin = true
 	stored := target(POP3(), "upstream.pop3", "127.0.0.1:2", proxy.StartTLS, nil)
-	p := New(Config{Targets: []Target{master, stored}, Logger: logs.logger(), Now: func() time.Time { return now }})
+	p := New(Config{Targets: []Target{master, stored}, Logger: logs.logger(), Clock: clk})
 	for range 10 {
 		p.LoginRefused("upstream.imap")
 		p.LoginRefused("upstream.pop3") // a stored password: the user's, not the configuration's
-		now = now.Add(5 * time.Second)
+		clk.Advance(5 * time.Second)
 	}
-	now = now.Add(15 * time.Second)
+	clk.Advance(15 * time.Second)
 	p.LoginRefused("upstream.imap")
 	out := logs.String()
 	if n := strings.Count(out, "level=ERROR"); n != 2 {
@@ -252,35 +253,30 @@ func TestProbeDAV(t *testing.T) {
 	}
 }
 
-// waits stands in for time.After: it hands each wait asked for to the
-// test, which decides when it is over.
+// waits follows the prober's waits on a fake clock: the test decides when
+// each is over.
 type waits struct {
-	asked chan time.Duration
-	over  chan time.Time
+	clk *fakeclock.Clock
+	cur time.Duration
 }
 
 func newWaits() *waits {
-	return &waits{asked: make(chan time.Duration), over: make(chan time.Time)}
-}
-
-func (w *waits) after(d time.Duration) <-chan time.Time {
-	w.asked <- d
-	return w.over
+	return &waits{clk: fakeclock.New(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))}
 }
 
 // next ends the current wait and returns the one asked for after the
 // probe that follows.
 func (w *waits) next(t *testing.T) time.Duration {
 	t.Helper()
-	w.over <- time.Time{}
+	w.clk.Advance(w.cur)
 	return w.first(t)
 }
 
 func (w *waits) first(t *testing.T) time.Duration {
 	t.Helper()
 	select {
-	case d := <-w.asked:
-		return d
+	case w.cur = <-w.clk.Waits():
+		return w.cur
 	case <-time.After(30 * time.Second):
 		t.Fatal("no probe asked to wait")
 		return 0
@@ -301,7 +297,7 @@ func TestFailingUpstreamIsProbedSooner(t *testing.T) {
 	u, _ := url.Parse(up.URL + "/")
 	w := newWaits()
 	p := New(Config{Targets: []Target{{Key: "upstream.dav", URL: u, Upstream: proxy.Upstream{Address: u.Host}}},
-		Interval: 30 * time.Second, After: w.after})
+		Interval: 30 * time.Second, Clock: w.clk})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
