@@ -254,9 +254,8 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	source := h.clientAddr(r)
 	proto := h.protocolOf(path)
 	cs := connStateOf(r.Context())
-	mark := h.reg.Mark()
 	authStart := time.Now()
-	grant, err := h.cfg.Auth.Authenticate(r.Context(), authstore.Attempt{
+	ad, err := proxy.Admit(r.Context(), h.reg, h.cfg.Auth, authstore.Attempt{
 		Protocol: proto,
 		Username: user,
 		Secret:   secret,
@@ -266,10 +265,6 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		Upstream: true,
 	})
 	h.cfg.Metrics.auth(time.Since(authStart), err)
-	if err == nil && safetext.BreaksCommand(grant.Username) {
-		err = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
-		grant.Settle(err, "invalid_username")
-	}
 	cs.settle(user, secret, err == nil)
 	if err != nil {
 		h.authFailed(r, user, err)
@@ -280,12 +275,12 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		}
 		return
 	}
+	grant := ad.Grant
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	release, err := h.reg.Track(proxy.SessionInfo{
-		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
-		AppPassName: grant.AppPassName, Expires: grant.Expires, Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
-	}, mark, func(reason string) {
+	release, err := ad.Track(proxy.SessionInfo{
+		ID: h.newID(), Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
+	}, func(reason string) {
 		cancel(errors.New(reason))
 		// The upstream round trip ends only once its copy of the request
 		// body does, and a write to a client that stopped reading blocks:
@@ -294,8 +289,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		_ = rc.SetReadDeadline(time.Unix(1, 0))
 		_ = rc.SetWriteDeadline(time.Unix(1, 0))
 	})
-	if err != nil {
-		grant.Settle(authstore.ErrUnauthorized, "ended_during_login") // answered as a refused credential
+	if err != nil { // a kick during the login: a refused credential
 		h.authFailed(r, user, err)
 		h.unauthorized(w)
 		return
