@@ -99,8 +99,15 @@ func (t *liveTable) sweep(now time.Time, limit time.Duration) {
 	}
 }
 
+// tokenBytes is the randomness of a session id or a CSRF token: 128 bits.
+const tokenBytes = 16
+
+// sessionIDLen is the length of a session id (tokenBytes in unpadded
+// base64): a cookie of another length is refused before the store is asked.
+var sessionIDLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
+
 func randomToken(r io.Reader) (string, error) {
-	b := make([]byte, 16) // 128 bits
+	b := make([]byte, tokenBytes)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return "", err
 	}
@@ -111,7 +118,7 @@ func randomToken(r io.Reader) (string, error) {
 // past its idle or absolute timeout (server-side) and notes activity.
 func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	ck, err := r.Cookie(CookieName)
-	if err != nil || len(ck.Value) != 22 {
+	if err != nil || len(ck.Value) != sessionIDLen {
 		return nil, errUnauthenticated
 	}
 	ws, err := s.store.GetWebSession(r.Context(), ck.Value)

@@ -125,10 +125,15 @@ func (g Grant) Settle(err error, reason string) {
 	})
 }
 
+// PasswordCredential is the CredentialID of the account password: live
+// sessions, kicks and listings name a credential by it or by an app
+// password's id.
+const PasswordCredential = "password"
+
 // CredentialID names the credential of a grant for kicks and logs.
 func (g Grant) CredentialID() string {
 	if g.AppPassID == "" {
-		return "password"
+		return PasswordCredential
 	}
 	return g.AppPassID
 }

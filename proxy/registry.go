@@ -17,7 +17,7 @@ type SessionInfo struct {
 	ID           string
 	Username     string // canonical
 	UserID       string
-	CredentialID string // app password id, or "password"
+	CredentialID string // app password id, or authstore.PasswordCredential
 	AppPassName  string // the app password's name; empty for the account password
 	Protocol     authstore.Protocol
 	Remote       netip.AddrPort
@@ -56,15 +56,11 @@ func (f Filter) matches(s SessionInfo) bool {
 		return false
 	case f.AppPassID != "" && f.AppPassID != s.CredentialID:
 		return false
-	case f.PasswordOnly && s.CredentialID != passwordCredential:
+	case f.PasswordOnly && s.CredentialID != authstore.PasswordCredential:
 		return false
 	}
 	return true
 }
-
-// passwordCredential is what authstore.Grant.CredentialID says for the
-// account password.
-const passwordCredential = "password"
 
 // entry is a live session as the registry sees it.
 type entry interface {
@@ -110,7 +106,7 @@ type Registry struct {
 	mu       sync.Mutex
 	sessions map[string]*live
 	byUser   map[string]map[string]*live
-	byCred   map[string]map[string]*live // app password id, or "password"
+	byCred   map[string]map[string]*live // app password id, or authstore.PasswordCredential
 	seq      uint64                      // number of kicks so far
 	recent   []kickRecord
 	timed    // expiries, the grace date and the timer; guarded by mu
@@ -174,7 +170,7 @@ func (r *Registry) matching(f Filter) []*live {
 	case f.Username != "":
 		pool = r.byUser[f.Username]
 	case f.PasswordOnly:
-		pool = r.byCred[passwordCredential]
+		pool = r.byCred[authstore.PasswordCredential]
 	default:
 		pool = r.sessions
 	}
