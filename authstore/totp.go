@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -166,4 +167,25 @@ func (s *Store) verifyTOTPTx(rec *userRecord, code string) bool {
 		rec.TOTP.LastStep = step
 	}
 	return ok
+}
+
+// useTOTP accepts a web sign-in's TOTP code once (A4): the step is
+// recorded in the transaction that accepts it.
+func (s *Store) useTOTP(ctx context.Context, name, code string) (FactorResult, error) {
+	var res FactorResult
+	err := s.update(func(tx kvTx) error {
+		rec, err := s.getUser(tx, name)
+		if errors.Is(err, ErrNotFound) {
+			return domainError{ErrUnauthorized}
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Disabled || !s.verifyTOTPTx(rec, code) {
+			return domainError{ErrUnauthorized}
+		}
+		res = FactorResult{Method: "totp", BackupRemaining: rec.Backup.remaining()}
+		return putJSON(tx, bUsers, name, rec)
+	})
+	return res, err
 }
