@@ -27,7 +27,7 @@ func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 	a.Client = safetext.Clip(strings.ToValidUTF8(a.Client, "?"), 100)
 	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: a.Client}
 	var pre *lookup
-	if _, shaped := NormalizeAppPassword(a.Secret); shaped && nameErr == nil {
+	if _, shaped := normalizeAppPassword(a.Secret); shaped && nameErr == nil {
 		l, err := s.cachedLoad(name, a.Secret)
 		if err != nil {
 			ev.Result, ev.Reason = "unavailable", "store"
@@ -144,7 +144,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 			return err
 		}
 		l.user = rec
-		if pw, ok := NormalizeAppPassword(secret); ok {
+		if pw, ok := normalizeAppPassword(secret); ok {
 			d := s.appPwDigest(rec.ID, pw)
 			if key := tx.Get(bAppPwIndex, d); key != nil {
 				var ap appPwRecord
@@ -187,7 +187,7 @@ func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, s
 // (A9). An app-password-shaped secret that matches no app password is
 // checked as an account password: it gets here only within the budgets.
 func (s *Store) decide(ctx context.Context, name string, a Attempt, pre *lookup) (Grant, string, error) {
-	if len(a.Secret) > MaxPasswordBytes {
+	if len(a.Secret) > maxPasswordBytes {
 		return Grant{}, "secret_too_long", ErrUnauthorized
 	}
 	var l lookup
@@ -282,10 +282,10 @@ func (s *Store) VerifySecondFactor(ctx context.Context, user, code string, a Att
 }
 
 func (s *Store) checkCode(ctx context.Context, name, code string) (FactorResult, error) {
-	if c, ok := NormalizeCode(code, 6); ok {
+	if c, ok := normalizeCode(code, 6); ok {
 		return s.useTOTP(ctx, name, c)
 	}
-	if c, ok := NormalizeCode(code, backupCodeLen); ok {
+	if c, ok := normalizeCode(code, backupCodeLen); ok {
 		return s.useBackupCode(ctx, name, c)
 	}
 	return FactorResult{}, ErrUnauthorized

@@ -19,7 +19,7 @@ import (
 )
 
 // cheapKDF keeps argon2id real but fast; tests about the KDF itself use
-// DefaultKDF.
+// defaultKDF.
 var cheapKDF = KDFParams{Memory: 64, Time: 1, Threads: 1}
 
 // epoch is where every fake clock starts: the middle of a TOTP step, so a

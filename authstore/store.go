@@ -112,7 +112,7 @@ func withDefaults(o Options) Options {
 		o.LockTimeout = 2 * time.Second
 	}
 	if o.KDF == (KDFParams{}) {
-		o.KDF = DefaultKDF
+		o.KDF = defaultKDF
 	}
 	o.Limits = o.Limits.withDefaults()
 	if o.FlushInterval == 0 {
@@ -171,7 +171,7 @@ func (s *Store) flushLoop() {
 	for {
 		select {
 		case <-t.C:
-			if err := s.FlushUsage(); err != nil {
+			if err := s.flushUsage(); err != nil {
 				s.opts.Logger.Warn("flush last-used", "err", err)
 			}
 		case <-s.stop:
@@ -186,7 +186,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.done.Wait()
-		err := s.FlushUsage()
+		err := s.flushUsage()
 		s.audit.close()
 		s.closeErr = errors.Join(err, s.db.Close())
 	})

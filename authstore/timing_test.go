@@ -18,7 +18,7 @@ func TestA9_TimingIndistinguishable(t *testing.T) {
 		t.Skip("timing needs a build without the race detector and without -short")
 	}
 	open := Limits{UserBudget: 1 << 30, PairBudget: 1 << 30, SourceFree: 1 << 30}
-	f := newDecisionFixture(t, withKDF(DefaultKDF), withLimits(open))
+	f := newDecisionFixture(t, withKDF(defaultKDF), withLimits(open))
 	e := f.e
 	e.login("nobody", "warm up the dummy hash", IMAP, "192.0.2.200")
 	classes := []struct {

@@ -13,15 +13,15 @@ import (
 	"github.com/postern-dev/postern/internal/safetext"
 )
 
-// TokenPrefix starts every API token, so a leaked one is recognisable
+// tokenPrefix starts every API token, so a leaked one is recognisable
 // (secret scanners) and never mistaken for a password.
-const TokenPrefix = "pst_"
+const tokenPrefix = "pst_"
 
 // tokenEncoding spells the 32 random bytes of a token: lowercase base32
 // without padding, 52 characters.
 var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-const tokenLen = len(TokenPrefix) + 52
+const tokenLen = len(tokenPrefix) + 52
 
 // Token is an API token as shown to admins: never the secret or its digest.
 type Token struct {
@@ -111,13 +111,13 @@ func newTokenSecret(rnd io.Reader) (secret, id string, err error) {
 	if id, err = newID(rnd); err != nil {
 		return "", "", err
 	}
-	return TokenPrefix + tokenEncoding.EncodeToString(b), id, nil
+	return tokenPrefix + tokenEncoding.EncodeToString(b), id, nil
 }
 
 // VerifyToken returns the token a bearer secret belongs to: one HMAC and
 // one read. Unknown, malformed and expired tokens are all ErrUnauthorized.
 func (s *Store) VerifyToken(ctx context.Context, secret string) (Token, error) {
-	if len(secret) != tokenLen || !strings.HasPrefix(secret, TokenPrefix) {
+	if len(secret) != tokenLen || !strings.HasPrefix(secret, tokenPrefix) {
 		return Token{}, ErrUnauthorized
 	}
 	d := s.mac.hexDigest("token", secret)

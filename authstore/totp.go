@@ -88,7 +88,7 @@ func qrPNG(content string) ([]byte, error) {
 // ConfirmTOTP turns the factor on with a first valid code and returns the
 // first set of backup codes.
 func (s *Store) ConfirmTOTP(ctx context.Context, user, code string) ([]string, error) {
-	code, ok := NormalizeCode(code, 6)
+	code, ok := normalizeCode(code, 6)
 	if !ok {
 		return nil, ErrUnauthorized
 	}

@@ -95,8 +95,8 @@ func newID(rnd io.Reader) (string, error) {
 }
 
 func checkPassword(pw string) error {
-	if len(pw) < MinPasswordBytes || len(pw) > MaxPasswordBytes {
-		return fmt.Errorf("%w: password must be %d to %d bytes", ErrInvalid, MinPasswordBytes, MaxPasswordBytes)
+	if len(pw) < minPasswordBytes || len(pw) > maxPasswordBytes {
+		return fmt.Errorf("%w: password must be %d to %d bytes", ErrInvalid, minPasswordBytes, maxPasswordBytes)
 	}
 	return nil
 }
@@ -248,8 +248,8 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 	return err
 }
 
-// SetRole changes a user's role.
-func (s *Store) SetRole(ctx context.Context, name string, role Role) error {
+// setRole changes a user's role.
+func (s *Store) setRole(ctx context.Context, name string, role Role) error {
 	if err := checkProfile(nil, nil, &role); err != nil {
 		return err
 	}
@@ -323,11 +323,11 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 
 // SetUpstreamPassword stores (sealed) the password postern uses to log in
 // upstream as this user when no master credential is configured. It must
-// be something an upstream login can carry: 1 to MaxPasswordBytes bytes
+// be something an upstream login can carry: 1 to maxPasswordBytes bytes
 // without CR, LF or NUL (IMAP, POP3 and SASL PLAIN cannot frame those).
 func (s *Store) SetUpstreamPassword(ctx context.Context, name, password string) error {
-	if password == "" || len(password) > MaxPasswordBytes || strings.ContainsAny(password, "\r\n\x00") {
-		return fmt.Errorf("%w: upstream password must be 1 to %d bytes without CR, LF or NUL", ErrInvalid, MaxPasswordBytes)
+	if password == "" || len(password) > maxPasswordBytes || strings.ContainsAny(password, "\r\n\x00") {
+		return fmt.Errorf("%w: upstream password must be 1 to %d bytes without CR, LF or NUL", ErrInvalid, maxPasswordBytes)
 	}
 	_, err := s.modifyUser(ctx, name, Event{Kind: "user.upstream_password"}, func(_ kvTx, rec *userRecord) error {
 		sealed, err := s.seal.seal(s.opts.Rand, rec.ID, "upstream", []byte(password))

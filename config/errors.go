@@ -42,7 +42,7 @@ func (e *Error) Error() string {
 	return safetext.Show(b.String())
 }
 
-// Errors is every problem found in one configuration; Parse, Load and
+// Errors is every problem found in one configuration; Parse, load and
 // Validate return it (as *Errors) for anything wrong with the content.
 type Errors struct {
 	List []Error

@@ -12,8 +12,8 @@ import (
 	"github.com/postern-dev/postern/internal/safetext"
 )
 
-// Load reads the file at path and parses it with Parse.
-func Load(path string) (*Config, error) {
+// load reads the file at path and parses it with Parse.
+func load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, err
@@ -107,7 +107,7 @@ func decode(data []byte, name string) (*Config, []Error) {
 // it prints "ok" and returns 0, or prints each problem on its own line and
 // returns 1, the process's exit code.
 func CheckFile(path string, w io.Writer) int {
-	_, err := Load(path)
+	_, err := load(path)
 	if err == nil {
 		fmt.Fprintln(w, "ok")
 		return 0

@@ -57,7 +57,7 @@ func TestAdmitSkeleton(t *testing.T) {
 			t.Fatal(err)
 		}
 		reg.Kick(Filter{Username: "alice"}, "")
-		if _, err := ad.Track(SessionInfo{ID: "r1"}, func(string) {}); !errors.Is(err, ErrKicked) || !errors.Is(err, authstore.ErrUnauthorized) {
+		if _, err := ad.Track(SessionInfo{ID: "r1"}, func(string) {}); !errors.Is(err, errKickedDuringLogin) || !errors.Is(err, authstore.ErrUnauthorized) {
 			t.Errorf("Track after a kick = %v", err)
 		}
 	})

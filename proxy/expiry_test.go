@@ -26,7 +26,7 @@ func addAll(t *testing.T, r *Registry, es ...*fakeEntry) {
 
 func TestExpiryEndsSessionsWhenTheAppPasswordExpires(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	start := clk.Now()
 	soon := timedEntry("s1", "alice", "a1", start.Add(10*time.Second))
 	later := timedEntry("s2", "alice", "a2", start.Add(2*time.Hour))
@@ -55,7 +55,7 @@ func TestExpiryEndsSessionsWhenTheAppPasswordExpires(t *testing.T) {
 
 func TestExpiryForgetsRemovedSessions(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	e := timedEntry("s1", "alice", "a1", clk.Now().Add(time.Minute))
 	addAll(t, r, e)
 	r.remove("s1")
@@ -75,7 +75,7 @@ func TestExpiryForgetsRemovedSessions(t *testing.T) {
 // verdict and the registration is refused.
 func TestExpiryDuringLogin(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	mark := r.mark()
 	clk.Advance(time.Second)
 	e := timedEntry("s1", "alice", "a1", clk.Now())
@@ -89,7 +89,7 @@ func TestExpiryDuringLogin(t *testing.T) {
 
 func TestGraceEndEndsAccountPasswordSessions(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	pop := population(t, r)
 	r.setGrace(clk.Now().Add(5 * time.Second))
 	clk.Advance(5*time.Second - time.Millisecond)
@@ -118,7 +118,7 @@ func TestGraceEndEndsAccountPasswordSessions(t *testing.T) {
 
 func TestGraceMovedOrCancelled(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	pop := population(t, r)
 	start := clk.Now()
 	r.setGrace(start.Add(5 * time.Second))
@@ -139,7 +139,7 @@ func TestGraceMovedOrCancelled(t *testing.T) {
 
 func TestRegistryTimerWaitsAtMostAMinute(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	e := timedEntry("s1", "alice", "a1", clk.Now().Add(90*time.Minute))
 	addAll(t, r, e)
 	r.mu.Lock()
@@ -157,7 +157,7 @@ func TestRegistryTimerWaitsAtMostAMinute(t *testing.T) {
 
 func TestCloseStopsTheTimer(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	r := NewRegistryWithClock(clk)
+	r := newRegistryWithClock(clk)
 	addAll(t, r, timedEntry("s1", "alice", "a1", clk.Now().Add(time.Minute)))
 	r.setGrace(clk.Now().Add(time.Second))
 	r.Close()

@@ -333,7 +333,7 @@ type harnessOpt func(*ServerConfig, *harness)
 // expiry expires (zero: never).
 func withClock(c clock.Clock, expires time.Time) harnessOpt {
 	return func(cfg *ServerConfig, h *harness) {
-		h.reg = NewRegistryWithClock(c)
+		h.reg = newRegistryWithClock(c)
 		cfg.Registry = h.reg
 		h.auth.expires = expires
 	}

@@ -51,7 +51,7 @@ func appPassword(t *testing.T, ctx context.Context, st *authstore.Store, expires
 // from its new date.
 func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	reg := NewRegistryWithClock(clk)
+	reg := newRegistryWithClock(clk)
 	st, ctx := timedStore(t, clk, reg)
 	grace := clk.Now().Add(24 * time.Hour)
 	if err := st.SetPolicy(ctx, authstore.Policy{MFARequired: true, GraceUntil: grace}); err != nil {
@@ -90,7 +90,7 @@ func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 // live session when it passes, and the next login with it fails.
 func TestP10_AppPasswordExpiryEndsSessions(t *testing.T) {
 	clk := fakeclock.New(testEpoch)
-	reg := NewRegistryWithClock(clk)
+	reg := newRegistryWithClock(clk)
 	st, ctx := timedStore(t, clk, reg)
 	expires := clk.Now().Add(90 * 24 * time.Hour)
 	short := appPassword(t, ctx, st, expires)

@@ -113,11 +113,11 @@ type Registry struct {
 }
 
 // NewRegistry returns an empty registry on the system clock.
-func NewRegistry() *Registry { return NewRegistryWithClock(clock.System) }
+func NewRegistry() *Registry { return newRegistryWithClock(clock.System) }
 
-// NewRegistryWithClock returns an empty registry that reads time from c
+// newRegistryWithClock returns an empty registry that reads time from c
 // (nil: the system clock).
-func NewRegistryWithClock(c clock.Clock) *Registry {
+func newRegistryWithClock(c clock.Clock) *Registry {
 	return &Registry{
 		clock:    clock.Or(c),
 		sessions: make(map[string]*live),

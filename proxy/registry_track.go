@@ -37,7 +37,3 @@ func (t *tracked) end(reason Reason) bool {
 	})
 	return ended
 }
-
-// ErrKicked reports a login or request ended by a kick while it was being
-// authenticated.
-var ErrKicked = errKickedDuringLogin

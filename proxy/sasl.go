@@ -7,8 +7,8 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// ErrSASLEncoding marks a SASL response that is not strict base64.
-var ErrSASLEncoding = errors.New("sasl response is not valid base64")
+// errSASLEncoding marks a SASL response that is not strict base64.
+var errSASLEncoding = errors.New("sasl response is not valid base64")
 
 // DecodeSASL decodes one base64 SASL response, as IMAP AUTHENTICATE and
 // POP3 AUTH carry it (RFC 4422 section 3.3): the standard alphabet with
@@ -19,7 +19,7 @@ func DecodeSASL(s string) ([]byte, error) {
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil || len(s) != base64.StdEncoding.EncodedLen(len(b)) {
 		// EncodedLen catches the CR and LF that DecodeString skips.
-		return nil, ErrSASLEncoding
+		return nil, errSASLEncoding
 	}
 	return b, nil
 }

@@ -28,11 +28,11 @@ type Config struct {
 }
 
 var (
-	// ErrQuit is returned by ReadLogin after the client sent QUIT.
-	ErrQuit = errors.New("pop3: client quit")
-	// ErrTooManyBadCommands is returned by ReadLogin when the client used up
+	// errQuit is returned by ReadLogin after the client sent QUIT.
+	errQuit = errors.New("pop3: client quit")
+	// errTooManyBadCommands is returned by ReadLogin when the client used up
 	// its bad-command allowance.
-	ErrTooManyBadCommands = errors.New("pop3: too many bad commands")
+	errTooManyBadCommands = errors.New("pop3: too many bad commands")
 )
 
 // Protocol is the POP3 implementation of proxy.Protocol.
@@ -137,7 +137,7 @@ func (f *frontend) canSTLS() bool { return !f.secure() && f.tlsConfig != nil }
 
 func (f *frontend) readLine() ([]byte, error) {
 	line, err := readLine(f.c.R, f.p.maxLine)
-	if errors.Is(err, ErrLineTooLong) {
+	if errors.Is(err, errLineTooLong) {
 		f.p.log.Debug("pop3 client line too long", "limit", f.p.maxLine)
 		// The connection closes either way; the reply is a courtesy.
 		_ = f.reply(replyLineTooLong)
@@ -151,9 +151,9 @@ func (f *frontend) readLine() ([]byte, error) {
 
 func (f *frontend) quit() error {
 	if err := f.reply(replyBye); err != nil {
-		return fmt.Errorf("%w: %w", ErrQuit, err)
+		return fmt.Errorf("%w: %w", errQuit, err)
 	}
-	return ErrQuit
+	return errQuit
 }
 
 // stls upgrades the connection (RFC 2595 §4). proxy.Conn discards whatever
@@ -299,9 +299,9 @@ func (f *frontend) badCommand(reply string) error {
 	if f.bad >= f.p.maxBad {
 		f.p.log.Debug("pop3 too many bad commands", "count", f.bad)
 		if err := f.reply(replyTooManyBad); err != nil {
-			return fmt.Errorf("%w: %w", ErrTooManyBadCommands, err)
+			return fmt.Errorf("%w: %w", errTooManyBadCommands, err)
 		}
-		return ErrTooManyBadCommands
+		return errTooManyBadCommands
 	}
 	return f.reply(reply)
 }

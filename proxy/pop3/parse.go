@@ -10,10 +10,10 @@ import (
 	"github.com/postern-dev/postern/proxy"
 )
 
-// ErrLineTooLong reports a line longer than Config.MaxLine, from the client
+// errLineTooLong reports a line longer than Config.MaxLine, from the client
 // or from the upstream. The reader stops at the limit instead of buffering
 // the rest, so a peer that never sends LF costs at most one limit of memory.
-var ErrLineTooLong = errors.New("pop3: line too long")
+var errLineTooLong = errors.New("pop3: line too long")
 
 // errMalformed marks SASL data that is not valid base64 or not a PLAIN
 // message. It never carries the data itself.
@@ -41,7 +41,7 @@ func readLine(r *bufio.Reader, max int) ([]byte, error) {
 			n = len(buf)
 		}
 		if len(line)+n > max {
-			return nil, ErrLineTooLong
+			return nil, errLineTooLong
 		}
 		line = append(line, buf[:n]...)
 		_, _ = r.Discard(n)

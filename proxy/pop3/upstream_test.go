@@ -222,7 +222,7 @@ func TestUpstreamLogin(t *testing.T) {
 		{name: "greeting -ERR", up: fakeUpstream{greeting: "-ERR [SYS/TEMP] busy"}, cfg: master, wantErr: []error{proxy.ErrUpstream}},
 		{name: "greeting missing", up: fakeUpstream{hangUp: true}, cfg: master, wantErr: []error{proxy.ErrUpstream, io.EOF}},
 		{name: "PREAUTH-like greeting", up: fakeUpstream{greeting: "+OKAY logged in already", replies: loggedIn}, cfg: master, wantErr: []error{proxy.ErrUpstream}},
-		{name: "huge greeting", up: fakeUpstream{greeting: "+OK " + strings.Repeat("x", 1<<20), raw: true}, cfg: master, wantErr: []error{proxy.ErrUpstream, ErrLineTooLong}},
+		{name: "huge greeting", up: fakeUpstream{greeting: "+OK " + strings.Repeat("x", 1<<20), raw: true}, cfg: master, wantErr: []error{proxy.ErrUpstream, errLineTooLong}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

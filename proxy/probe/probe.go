@@ -64,8 +64,8 @@ type Target struct {
 	URL *url.URL
 }
 
-// Result is the outcome of the last probe of a target.
-type Result struct {
+// result is the outcome of the last probe of a target.
+type result struct {
 	Key     string
 	Address string
 	OK      bool
@@ -100,7 +100,7 @@ type Prober struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	results  map[string]Result
+	results  map[string]result
 	warned   map[string]time.Time // last warning per key
 	refusals map[string]time.Time // last master-login error per key
 }
@@ -130,7 +130,7 @@ func New(cfg Config) *Prober {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Prober{cfg: cfg, log: log, results: map[string]Result{}, warned: map[string]time.Time{},
+	return &Prober{cfg: cfg, log: log, results: map[string]result{}, warned: map[string]time.Time{},
 		refusals: map[string]time.Time{}}
 }
 
@@ -187,16 +187,16 @@ func sleep(ctx context.Context, c clock.Clock, d time.Duration) bool {
 func (p *Prober) Answered(key string) {
 	for _, t := range p.cfg.Targets {
 		if t.Key == key {
-			p.record(Result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Clock.Now()})
+			p.record(result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Clock.Now()})
 			return
 		}
 	}
 }
 
-// ProbeAll probes every target once, at the same time, and logs what
+// probeAll probes every target once, at the same time, and logs what
 // failed.
-func (p *Prober) ProbeAll(ctx context.Context) []Result {
-	out := make([]Result, len(p.cfg.Targets))
+func (p *Prober) probeAll(ctx context.Context) []result {
+	out := make([]result, len(p.cfg.Targets))
 	var wg sync.WaitGroup
 	for i, t := range p.cfg.Targets {
 		wg.Go(func() { out[i] = p.probe(ctx, t) })
@@ -225,11 +225,11 @@ func (p *Prober) Ready() (bool, []string) {
 	return len(failing) == 0, failing
 }
 
-// Results returns the last result of each target, in configuration order.
-func (p *Prober) Results() []Result {
+// lastResults returns the last result of each target, in configuration order.
+func (p *Prober) lastResults() []result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]Result, 0, len(p.cfg.Targets))
+	out := make([]result, 0, len(p.cfg.Targets))
 	for _, t := range p.cfg.Targets {
 		if r, ok := p.results[t.Key]; ok {
 			out = append(out, r)
@@ -240,7 +240,7 @@ func (p *Prober) Results() []Result {
 
 // record stores r and logs a failure when it is new, changed, or has
 // not been logged for warnEvery; a recovery is logged once.
-func (p *Prober) record(r Result) {
+func (p *Prober) record(r result) {
 	p.mu.Lock()
 	prev, seen := p.results[r.Key]
 	p.results[r.Key] = r
@@ -285,8 +285,8 @@ func (p *Prober) LoginRefused(key string) {
 }
 
 // probe runs one target's dialogue under the timeouts.
-func (p *Prober) probe(ctx context.Context, t Target) Result {
-	r := Result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Clock.Now()}
+func (p *Prober) probe(ctx context.Context, t Target) result {
+	r := result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Clock.Now()}
 	err := p.dialogue(ctx, t)
 	if err != nil {
 		r.Problem = err.Error()

@@ -57,7 +57,7 @@ func TestProbeAnswersForAGoodConfiguration(t *testing.T) {
 	if ok, failing := p.Ready(); ok || len(failing) != 5 {
 		t.Errorf("before any probe: Ready() = %v, %v; want not ready, all five", ok, failing)
 	}
-	for _, r := range p.ProbeAll(context.Background()) {
+	for _, r := range p.probeAll(context.Background()) {
 		if !r.OK {
 			t.Errorf("%s: %s", r.Key, r.Problem)
 		}
@@ -102,7 +102,7 @@ func TestProbeNamesTheKey(t *testing.T) {
 			var logs logBuffer
 			p := New(Config{Targets: []Target{tt.t}, Logger: logs.logger(), Timeout: time.Second})
 			start := time.Now()
-			r := p.ProbeAll(context.Background())[0]
+			r := p.probeAll(context.Background())[0]
 			if r.OK {
 				t.Fatal("probe passed")
 			}
@@ -118,7 +118,7 @@ func TestProbeNamesTheKey(t *testing.T) {
 			if ok, failing := p.Ready(); ok || !slices.Equal(failing, []string{tt.t.Key}) {
 				t.Errorf("Ready() = %v, %v", ok, failing)
 			}
-			p.ProbeAll(context.Background())
+			p.probeAll(context.Background())
 			if n := strings.Count(logs.String(), "upstream probe failed"); n != 1 {
 				t.Errorf("%d warnings after two probes with the same problem:\n%s", n, logs.String())
 			}
@@ -144,7 +144,7 @@ func TestProbeBadGreetings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", tt.addr, proxy.None, nil)}, Timeout: 300 * time.Millisecond})
-			r := p.ProbeAll(context.Background())[0]
+			r := p.probeAll(context.Background())[0]
 			if r.OK || !strings.Contains(r.Problem, tt.want) {
 				t.Errorf("problem %q, want it to say %q", r.Problem, tt.want)
 			}
@@ -237,7 +237,7 @@ func TestProbeDAV(t *testing.T) {
 			}
 			p := New(Config{Targets: []Target{{Key: "upstream.dav", URL: u, Upstream: proxy.Upstream{Address: u.Host, TLS: tt.tc}}},
 				Timeout: 5 * time.Second})
-			r := p.ProbeAll(context.Background())[0]
+			r := p.probeAll(context.Background())[0]
 			if r.OK != (tt.problem == nil) {
 				t.Fatalf("OK = %v, problem %q", r.OK, r.Problem)
 			}
@@ -336,7 +336,7 @@ func TestFailingUpstreamIsProbedSooner(t *testing.T) {
 func TestAnsweredMakesReady(t *testing.T) {
 	refused := testpeer.Fault(t, testpeer.FaultDown)
 	p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", refused, proxy.None, nil)}})
-	p.ProbeAll(context.Background())
+	p.probeAll(context.Background())
 	p.Answered("upstream.pop3")
 	if ok, _ := p.Ready(); ok {
 		t.Fatal("ready after another upstream answered")
