@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Errors that are answers to bad requests, not store failures.
@@ -326,7 +327,7 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 // be something an upstream login can carry: 1 to maxPasswordBytes bytes
 // without CR, LF or NUL (IMAP, POP3 and SASL PLAIN cannot frame those).
 func (s *Store) SetUpstreamPassword(ctx context.Context, name, password string) error {
-	if password == "" || len(password) > maxPasswordBytes || strings.ContainsAny(password, "\r\n\x00") {
+	if password == "" || len(password) > maxPasswordBytes || safetext.BreaksCommand(password) {
 		return fmt.Errorf("%w: upstream password must be 1 to %d bytes without CR, LF or NUL", ErrInvalid, maxPasswordBytes)
 	}
 	_, err := s.modifyUser(ctx, name, Event{Kind: "user.upstream_password"}, func(_ kvTx, rec *userRecord) error {
