@@ -63,7 +63,7 @@ type Attempt struct {
 	// Renewal says the front-end accepted this very credential on this
 	// connection before: DAV clients send Basic with every request, and a
 	// keep-alive connection is one sign-in, so its repeats are decided in
-	// full but not audited again (SECURITY.md W5). Failures always are.
+	// full but not audited again (W5). Failures always are.
 	Renewal bool
 	// Upstream says the front-end logs in to an upstream server after a
 	// grant. A granted attempt's audit event then waits for Grant.Settle,

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Limits tune the failure budgets (SECURITY.md A1–A3).
+// Limits tune the failure budgets (A1–A3).
 type Limits struct {
 	// UserBudget bounds the wrong secrets verified for one account in any
 	// UserMemory (24 h) from sources that are not known-good for it, across

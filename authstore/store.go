@@ -215,10 +215,9 @@ func actorOf(ctx context.Context) Actor {
 }
 
 // update runs fn in a write transaction; store failures become
-// ErrUnavailable so callers fail closed (S2).
-// update runs fn in a write transaction. Whatever it changed, no decision
-// cached before it is used after it returns (see decisionCache); a failed
-// transaction invalidates too, since it may have committed.
+// ErrUnavailable so callers fail closed (S2). Whatever it changed, no
+// decision cached before it is used after it returns (see decisionCache);
+// a failed transaction invalidates too, since it may have committed.
 func (s *Store) update(fn func(kvTx) error) error {
 	err := s.db.Update(fn)
 	s.hot.invalidate()

@@ -9,7 +9,7 @@ import (
 )
 
 // TestA9_TimingIndistinguishable: with production KDF costs, every failure
-// class takes as long as a plain wrong password (SECURITY.md A9: Welch's t
+// class takes as long as a plain wrong password (A9: Welch's t
 // below 4.5). Samples of all classes are interleaved in random order so
 // that load on the machine falls on every class alike. Throttled attempts
 // are left out: their answer is delayed on purpose.

@@ -53,7 +53,7 @@ func (a Adapter) WithDefaults() Adapter {
 
 // FailureHint is the text of every front-end's answer to a failed login,
 // for the apps that use it ("Mail apps"): the same bytes whatever failed
-// (SECURITY.md A9), a hint at app passwords with or without an account
+// (A9), a hint at app passwords with or without an account
 // page, and the page's address when there is one, stripped of what could
 // end, split or reorder an answer.
 func FailureHint(apps, accountURL string) string {

@@ -20,7 +20,7 @@ var (
 	errBadAuthorization = errors.New("malformed Basic credentials")
 )
 
-// basicCredentials reads the one Basic credential of h (SECURITY.md P8):
+// basicCredentials reads the one Basic credential of h (P8):
 // exactly one Authorization header, the "Basic" scheme, one space, standard
 // base64 with padding and nothing else, UTF-8 without control characters,
 // a non-empty user name and password, and at most maxAuthorization bytes.

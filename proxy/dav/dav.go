@@ -2,7 +2,7 @@
 // checks the Basic credential of every request with authstore and reverse
 // proxies the request, unchanged but for its authentication, to the
 // upstream DAV server. Paths are the upstream's own, in canonical form
-// only (SECURITY.md P8); bodies are streamed.
+// only (P8); bodies are streamed.
 package dav
 
 import (
@@ -72,7 +72,7 @@ type Config struct {
 	CalDAVPrefixes, CardDAVPrefixes []string
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	// From any other peer the header is ignored and the socket's address
-	// counts (SECURITY.md P8).
+	// counts (P8).
 	TrustedProxies []netip.Prefix
 	// Realm names the Basic realm ("postern" when empty).
 	Realm string
@@ -322,8 +322,8 @@ type upstreamUser struct {
 
 // rewrite builds the upstream request: the canonical path serve checked,
 // in Go's default encoding (never the client's RawPath), and the query;
-// every spelling of a header the upstream may trust removed (SECURITY.md
-// P11); the user named as the upstream expects.
+// every spelling of a header the upstream may trust removed (P11); the
+// user named as the upstream expects.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL = &url.URL{Scheme: h.cfg.Upstream.Scheme, Host: h.cfg.Upstream.Host,
 		Path: pr.In.URL.Path, RawQuery: pr.In.URL.RawQuery}

@@ -11,7 +11,7 @@ import (
 
 // errPathNotCanonical is why a request path was refused: the scope of an
 // app password is chosen by the path's segments, so they must be the ones
-// the upstream acts on (SECURITY.md P8).
+// the upstream acts on (P8).
 var errPathNotCanonical = errors.New("the request path is not in canonical form")
 
 // canonicalPath returns the path of a request target when it is in the one

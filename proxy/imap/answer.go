@@ -145,14 +145,14 @@ func byeCode(k proxy.ReasonKind) string {
 }
 
 // failureAnswer is the single answer for every credential problem; its bytes
-// must not depend on what went wrong (SECURITY.md A9).
+// must not depend on what went wrong (A9).
 func failureAnswer(accountURL string) status {
 	return status{"NO", "AUTHENTICATIONFAILED", proxy.FailureHint("Mail apps", accountURL)}
 }
 
 // answerFor is the one mapping from an error to what the client is told.
 // Credential problems share the failure answer; everything the proxy cannot
-// decide becomes UNAVAILABLE, never "wrong password" (SECURITY.md P6).
+// decide becomes UNAVAILABLE, never "wrong password" (P6).
 func (p *Protocol) answerFor(err error) status {
 	switch {
 	case errors.Is(err, authstore.ErrUnauthorized):

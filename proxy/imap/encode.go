@@ -10,7 +10,7 @@ import (
 
 // errUnencodable refuses a string that must never reach an upstream: CR,
 // LF or NUL would let a client end the proxy's command and start its own
-// (SECURITY.md P4), and atoms are only ever the proxy's own words.
+// (P4), and atoms are only ever the proxy's own words.
 var errUnencodable = errors.New("imap: value cannot be sent upstream")
 
 // chunk is a piece of a command written to the upstream. After a chunk

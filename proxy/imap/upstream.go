@@ -18,7 +18,7 @@ import (
 )
 
 // Bounds on what an upstream may send before login: a hostile or broken
-// server must cost bounded memory (a 10 MB line is an error, SECURITY.md S5).
+// server must cost bounded memory (a 10 MB line is an error, S5).
 const (
 	maxUpstreamLine      = 64 << 10
 	maxUntaggedResponses = 1000

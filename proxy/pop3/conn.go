@@ -158,7 +158,7 @@ func (f *frontend) quit() error {
 
 // stls upgrades the connection (RFC 2595 §4). proxy.Conn discards whatever
 // the client pipelined behind STLS, so no plaintext command is ever answered
-// inside TLS (SECURITY.md P2).
+// inside TLS (P2).
 func (f *frontend) stls(ctx context.Context) error {
 	if f.secure() {
 		return f.badCommand(replyHaveTLS)
@@ -176,7 +176,7 @@ func (f *frontend) stls(ctx context.Context) error {
 	return nil
 }
 
-// userCommand accepts any name (SECURITY.md A9: USER must not reveal which
+// userCommand accepts any name (A9: USER must not reveal which
 // accounts exist); the name is judged with the password.
 func (f *frontend) userCommand(arg string) error {
 	if !f.secure() {
@@ -286,7 +286,7 @@ func (f *frontend) challenge(prompt string) (resp string, ok bool, err error) {
 
 // login hands a complete credential to the session. Control characters are
 // refused here with the generic failure, so they never reach the store, a
-// log line or the upstream (SECURITY.md P4).
+// log line or the upstream (P4).
 func (f *frontend) login(user, secret string) (*proxy.Login, error) {
 	if !proxy.ValidCredential(user) || !proxy.ValidCredential(secret) {
 		return nil, f.badCommand(f.p.failure)

@@ -101,7 +101,7 @@ func (p *Protocol) authCommand(ctx context.Context, user string) ([]byte, error)
 }
 
 // upstreamSTLS upgrades the upstream connection (RFC 2595 §4). A refusal is
-// an error, never a reason to continue in plaintext (SECURITY.md P5).
+// an error, never a reason to continue in plaintext (P5).
 func (p *Protocol) upstreamSTLS(ctx context.Context, up *proxy.Conn) error {
 	if err := send(up, []byte("STLS\r\n")); err != nil {
 		return err
@@ -264,7 +264,7 @@ func encodeAuthPlain(authzid, authcid, password string) ([]byte, error) {
 // encodeCommand is the only way upstream commands are built: keyword and
 // arguments joined by single spaces and one CRLF. Each part must be
 // non-empty and free of space, CR, LF and NUL, so the result is exactly one
-// command with exactly these arguments (SECURITY.md P4).
+// command with exactly these arguments (P4).
 func encodeCommand(keyword string, args ...string) ([]byte, error) {
 	var b bytes.Buffer
 	for i, part := range append([]string{keyword}, args...) {

@@ -24,7 +24,7 @@ const (
 
 // fakeUpstream is a scripted POP3 server that records every line it gets.
 type fakeUpstream struct {
-	greeting string              // sent as is, CRLF added unless rawGreeting
+	greeting string              // sent as is, CRLF added unless raw
 	raw      bool                // greeting without CRLF
 	replies  map[string][]string // keyword → reply lines; default -ERR
 	tls      *tls.Config         // for STLS
