@@ -50,12 +50,17 @@ func TestAdmitSkeleton(t *testing.T) {
 			t.Errorf("Admit = %v", err)
 		}
 	})
-	t.Run("kicked during the login", func(t *testing.T) {
-		reg := NewRegistry()
+	admitAlice := func(t *testing.T, reg *Registry) *Admission {
+		t.Helper()
 		ad, err := Admit(ctx, reg, grantAs("alice"), authstore.Attempt{Username: "alice", Secret: "ap"})
 		if err != nil {
 			t.Fatal(err)
 		}
+		return ad
+	}
+	t.Run("kicked during the login", func(t *testing.T) {
+		reg := NewRegistry()
+		ad := admitAlice(t, reg)
 		reg.Kick(Filter{Username: "alice"}, "")
 		if _, err := ad.Track(SessionInfo{ID: "r1"}, func(string) {}); !errors.Is(err, errKickedDuringLogin) || !errors.Is(err, authstore.ErrUnauthorized) {
 			t.Errorf("Track after a kick = %v", err)
@@ -63,11 +68,7 @@ func TestAdmitSkeleton(t *testing.T) {
 	})
 	t.Run("registered", func(t *testing.T) {
 		reg := NewRegistry()
-		ad, err := Admit(ctx, reg, grantAs("alice"), authstore.Attempt{Username: "alice", Secret: "ap"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		release, err := ad.Track(SessionInfo{ID: "r1", Protocol: authstore.CalDAV}, func(string) {})
+		release, err := admitAlice(t, reg).Track(SessionInfo{ID: "r1", Protocol: authstore.CalDAV}, func(string) {})
 		if err != nil {
 			t.Fatal(err)
 		}
