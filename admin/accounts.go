@@ -100,7 +100,7 @@ func (s *Server) afterCredentialChange(c *Call, user string) error {
 	if c.P.Session != nil && c.P.User == user {
 		keep = c.P.Session.ID
 	}
-	_, err := s.store.EndWebSessions(c.R.Context(), user, keep, s.cfg.Now().Add(-s.cfg.AbsoluteTimeout))
+	_, err := s.store.EndWebSessions(c.R.Context(), user, keep, s.cfg.Clock.Now().Add(-s.cfg.AbsoluteTimeout))
 	return err
 }
 

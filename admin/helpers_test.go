@@ -77,8 +77,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	e := &env{t: t, clock: fakeclock.New(epoch), live: liveSessions{proxy.NewRegistry()}, sleeps: fakeclock.NewSleeps(nil), hits: map[string]bool{}}
 	so := authstore.Options{Keys: keys, KDF: authstore.KDFParams{Memory: 64, Time: 1, Threads: 1},
-		LockTimeout: 100 * time.Millisecond, Now: e.clock.Now, Sleep: e.sleeps.Sleep}
-	cfg := Config{Sessions: e.live, Now: e.clock.Now}
+		LockTimeout: 100 * time.Millisecond, Clock: e.clock, Sleep: e.sleeps.Sleep}
+	cfg := Config{Sessions: e.live, Clock: e.clock}
 	for _, o := range opts {
 		o(&so, &cfg)
 	}

@@ -155,7 +155,7 @@ func (s *Server) listSessions(c *Call) (any, error) {
 	for _, si := range s.cfg.Sessions.Find(f) {
 		ls := LiveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
 			Client: si.Client, Started: si.Start.UTC(), BytesIn: si.BytesIn, BytesOut: si.BytesOut}
-		if si.CredentialID != "password" {
+		if si.CredentialID != authstore.PasswordCredential {
 			ls.AppPasswordID, ls.AppPasswordName = si.CredentialID, si.AppPassName
 		}
 		out = append(out, ls)

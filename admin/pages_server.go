@@ -12,7 +12,7 @@ func (s *Server) EnablePages(mail []MailSetting) error {
 	p, err := NewPages(PagesConfig{
 		API: s.mux, Mail: mail, TLS: !s.cfg.Plain, Logger: s.log, AdminCodeTTL: s.cfg.AdminCodeTTL,
 		CSRFToken: func(ctx context.Context, id string) string {
-			if len(id) != 22 {
+			if len(id) != sessionIDLen {
 				return ""
 			}
 			ws, err := s.store.GetWebSession(ctx, id)

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/clock"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -53,10 +54,10 @@ type Config struct {
 	IdleTimeout     time.Duration // default 30 min
 	AbsoluteTimeout time.Duration // default 12 h
 	AdminCodeTTL    time.Duration // default authstore.DefaultAdminCodeTTL
-	// Now is the clock. Its readings must carry the monotonic clock
-	// (time.Now does): re-verification windows and idle timeouts are
-	// measured on it, so a wall-clock step cannot stretch them.
-	Now    func() time.Time
+	// Clock's readings must carry the monotonic clock (the system clock's
+	// do): re-verification windows and idle timeouts are measured on it,
+	// so a wall-clock step cannot stretch them. Nil: the system clock.
+	Clock  clock.Clock
 	Rand   io.Reader
 	Logger *slog.Logger
 }
@@ -74,9 +75,7 @@ func (c Config) withDefaults() Config {
 	if c.AdminCodeTTL == 0 {
 		c.AdminCodeTTL = authstore.DefaultAdminCodeTTL
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
+	c.Clock = clock.Or(c.Clock)
 	if c.Rand == nil {
 		c.Rand = rand.Reader
 	}

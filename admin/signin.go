@@ -123,7 +123,7 @@ func (s *Server) stateAfterPassword(c *Call, user string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if p.MFARequired && !s.cfg.Now().Before(p.GraceUntil) {
+	if p.MFARequired && !s.cfg.Clock.Now().Before(p.GraceUntil) {
 		return StateEnroll, nil
 	}
 	return StateSignedIn, nil

@@ -242,7 +242,7 @@ func (s *Server) userAdminCode(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return adminCodeResponse{Code: code, ExpiresAt: s.cfg.Now().Add(ttl).UTC()}, nil
+	return adminCodeResponse{Code: code, ExpiresAt: s.cfg.Clock.Now().Add(ttl).UTC()}, nil
 }
 
 // parseTTL reads "72h", "30m" or "3d", between a minute and 30 days.

@@ -99,8 +99,15 @@ func (t *liveTable) sweep(now time.Time, limit time.Duration) {
 	}
 }
 
+// tokenBytes is the randomness of a session id or a CSRF token: 128 bits.
+const tokenBytes = 16
+
+// sessionIDLen is the length of a session id (tokenBytes in unpadded
+// base64): a cookie of another length is refused before the store is asked.
+var sessionIDLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
+
 func randomToken(r io.Reader) (string, error) {
-	b := make([]byte, 16) // 128 bits
+	b := make([]byte, tokenBytes)
 	if _, err := io.ReadFull(r, b); err != nil {
 		return "", err
 	}
@@ -111,7 +118,7 @@ func randomToken(r io.Reader) (string, error) {
 // past its idle or absolute timeout (server-side) and notes activity.
 func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	ck, err := r.Cookie(CookieName)
-	if err != nil || len(ck.Value) != 22 {
+	if err != nil || len(ck.Value) != sessionIDLen {
 		return nil, errUnauthenticated
 	}
 	ws, err := s.store.GetWebSession(r.Context(), ck.Value)
@@ -122,7 +129,7 @@ func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	l, ok := s.live.get(ck.Value)
 	if !ok { // not seen since a restart: count from the stored times
 		l = liveState{began: ws.Created, seen: ws.Written}
@@ -155,7 +162,7 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 	if err != nil {
 		return nil, err
 	}
-	now := s.cfg.Now()
+	now := s.cfg.Clock.Now()
 	ws := authstore.WebSession{User: user, State: state, CSRF: csrf, Created: now.UTC()}
 	l := liveState{began: now, seen: now}
 	replaces := ""
@@ -218,7 +225,7 @@ func clearCookie(w http.ResponseWriter) {
 // the window is gone: the in-memory reading is the only one trusted.
 func (s *Server) reauthFresh(sess *Session) bool {
 	l, ok := s.live.get(sess.ID)
-	return ok && !l.reauth.IsZero() && s.cfg.Now().Sub(l.reauth) < s.cfg.ReauthWindow
+	return ok && !l.reauth.IsZero() && s.cfg.Clock.Now().Sub(l.reauth) < s.cfg.ReauthWindow
 }
 
 // ReauthUntil is when the session's re-verification window closes (zero
@@ -229,7 +236,7 @@ func (s *Server) ReauthUntil(sess *Session) time.Time {
 		return time.Time{}
 	}
 	until := l.reauth.Add(s.cfg.ReauthWindow)
-	if !s.cfg.Now().Before(until) {
+	if !s.cfg.Clock.Now().Before(until) {
 		return time.Time{}
 	}
 	return until.UTC().Round(0)

@@ -109,7 +109,7 @@ func (s *Store) CreateAppPassword(ctx context.Context, user string, in NewAppPas
 		}
 	}
 	in.Scopes = scopes
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	if !in.Expires.IsZero() && !in.Expires.After(now) {
 		return AppPassword{}, "", fmt.Errorf("%w: expiry is in the past", ErrInvalid)
 	}
@@ -190,7 +190,7 @@ func (s *Store) revokeTx(tx kvTx, userID, id string, mustExist bool) error {
 		}
 		return nil
 	}
-	rec.Revoked = s.opts.Now().UTC()
+	rec.Revoked = s.opts.Clock.Now().UTC()
 	if err := tx.Delete(bAppPwIndex, rec.Digest); err != nil {
 		return err
 	}
@@ -239,7 +239,7 @@ func (s *Store) deleteAppPasswordsTx(tx kvTx, userID string) error {
 }
 
 // usageTracker keeps last-used data in memory: a login never costs a disk
-// write; FlushUsage stores everything in one transaction.
+// write; flushUsage stores everything in one transaction.
 type usageTracker struct {
 	mu      sync.Mutex
 	pending map[string]usage // apppw key → last use
@@ -279,9 +279,9 @@ func (u *usageTracker) take() map[string]usage {
 	return p
 }
 
-// FlushUsage writes pending last-used data in one transaction. On failure
+// flushUsage writes pending last-used data in one transaction. On failure
 // the data is kept for the next try.
-func (s *Store) FlushUsage() error {
+func (s *Store) flushUsage() error {
 	pending := s.usage.take()
 	if len(pending) == 0 {
 		return nil

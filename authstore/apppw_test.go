@@ -234,8 +234,8 @@ func TestAppPasswordLastUsed(t *testing.T) {
 		list, _ := e.s.ListAppPasswords(bg, "alice")
 		want(t, list[0])
 	})
-	t.Run("FlushUsage", func(t *testing.T) {
-		if err := e.s.FlushUsage(); err != nil {
+	t.Run("flushUsage", func(t *testing.T) {
+		if err := e.s.flushUsage(); err != nil {
 			t.Fatal(err)
 		}
 		rec := e.appPwRecord(t, u.ID, ap.ID)

@@ -217,7 +217,7 @@ func TestA2_StaleSecretHourly(t *testing.T) {
 					}
 				}
 			}
-			if got := e.s.limit.sources[sourcePrefix(addr(src))].failures; got != 1+tc.others {
+			if got := e.s.limit.sources[SourcePrefix(addr(src))].failures; got != 1+tc.others {
 				t.Fatalf("source charged %d times, want %d", got, 1+tc.others)
 			}
 		})
@@ -353,7 +353,7 @@ func TestA9_NoOracle(t *testing.T) {
 // TestA9_DummyVerification: an unknown user costs one KDF run with the
 // same parameters a real account's hash uses (real argon2id costs here).
 func TestA9_DummyVerification(t *testing.T) {
-	e := newTestStore(t, withKDF(DefaultKDF))
+	e := newTestStore(t, withKDF(defaultKDF))
 	e.addUser(t, "alice")
 	e.login("nobody", "x", IMAP, "192.0.2.1") // builds the dummy hash once
 	before := e.kdfRuns()
@@ -372,7 +372,7 @@ func TestA9_DummyVerification(t *testing.T) {
 
 // TestA11_LongPassword: a 10 MB password is refused before any hashing.
 func TestA11_LongPassword(t *testing.T) {
-	e := newTestStore(t, withKDF(DefaultKDF))
+	e := newTestStore(t, withKDF(defaultKDF))
 	e.addUser(t, "alice")
 	huge := strings.Repeat("p", 10<<20)
 	tests := []struct {
@@ -390,7 +390,7 @@ func TestA11_LongPassword(t *testing.T) {
 			return err
 		}, ErrInvalid},
 		{"just over the cap", func() error {
-			return e.s.SetPassword(bg, "alice", huge[:MaxPasswordBytes+1], false)
+			return e.s.SetPassword(bg, "alice", huge[:maxPasswordBytes+1], false)
 		}, ErrInvalid},
 	}
 	for _, tc := range tests {

@@ -33,8 +33,8 @@ func TestAuditOneEventPerChange(t *testing.T) {
 			_, err := e.s.CreateUser(ctx, NewUser{Name: "alice"})
 			return err
 		}, "", ""},
-		{"set role", func(ctx context.Context) error { return e.s.SetRole(ctx, "alice", RoleAdmin) }, "user.role", "alice"},
-		{"set bad role", func(ctx context.Context) error { return e.s.SetRole(ctx, "alice", "root") }, "", ""},
+		{"set role", func(ctx context.Context) error { return e.s.setRole(ctx, "alice", RoleAdmin) }, "user.role", "alice"},
+		{"set bad role", func(ctx context.Context) error { return e.s.setRole(ctx, "alice", "root") }, "", ""},
 		{"set password", func(ctx context.Context) error { return e.s.SetPassword(ctx, "alice", "new password!", false) }, "user.password", "alice"},
 		{"set short password", func(ctx context.Context) error { return e.s.SetPassword(ctx, "alice", "short", false) }, "", ""},
 		{"upstream password", func(ctx context.Context) error { return e.s.SetUpstreamPassword(ctx, "alice", "upstream pw") }, "user.upstream_password", "alice"},
@@ -292,7 +292,7 @@ func TestOnRevoke(t *testing.T) {
 			return e.s.SetPolicy(bg, Policy{MFARequired: true, GraceUntil: epoch.Add(time.Hour)})
 		}, none},
 		{"new app password", func(e *testEnv, _ string) error { e.addAppPassword(t, "alice"); return nil }, none},
-		{"set role", func(e *testEnv, _ string) error { return e.s.SetRole(bg, "alice", RoleAdmin) }, none},
+		{"set role", func(e *testEnv, _ string) error { return e.s.setRole(bg, "alice", RoleAdmin) }, none},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Authenticate is the one authentication decision for every protocol
@@ -21,9 +23,11 @@ import (
 // first; over budget it is refused without being checked as anything.
 func (s *Store) Authenticate(ctx context.Context, a Attempt) (Grant, error) {
 	name, nameErr := CanonicalUsername(a.Username)
-	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: clip(a.Client, 100)}
+	// The client's name is stored and listed: valid UTF-8, bounded.
+	a.Client = safetext.Clip(strings.ToValidUTF8(a.Client, "?"), 100)
+	ev := Event{Kind: "login", User: name, Protocol: a.Protocol, Source: addrString(a.Source), Detail: a.Client}
 	var pre *lookup
-	if _, shaped := NormalizeAppPassword(a.Secret); shaped && nameErr == nil {
+	if _, shaped := normalizeAppPassword(a.Secret); shaped && nameErr == nil {
 		l, err := s.cachedLoad(name, a.Secret)
 		if err != nil {
 			ev.Result, ev.Reason = "unavailable", "store"
@@ -105,7 +109,7 @@ func (s *Store) limited(ctx context.Context, name string, src netip.Addr, secret
 // front-end logs in upstream next, leaves the event to Grant.Settle.
 func (s *Store) granted(ev Event, g Grant, reason string, a Attempt) Grant {
 	if g.AppPassID != "" {
-		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Now().UTC(), a.Source, clip(a.Client, 100))
+		s.usage.note(appPwKey(g.UserID, g.AppPassID), s.opts.Clock.Now().UTC(), a.Source, a.Client)
 	}
 	if a.Renewal {
 		return g
@@ -140,7 +144,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 			return err
 		}
 		l.user = rec
-		if pw, ok := NormalizeAppPassword(secret); ok {
+		if pw, ok := normalizeAppPassword(secret); ok {
 			d := s.appPwDigest(rec.ID, pw)
 			if key := tx.Get(bAppPwIndex, d); key != nil {
 				var ap appPwRecord
@@ -162,7 +166,7 @@ func (s *Store) load(name, secret string) (lookup, error) {
 // revocation and expiry, not only the index that found it: one missed
 // index delete must never let a revoked app password in (P10).
 func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, string) {
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	switch {
 	case !l.appPw.Revoked.IsZero():
 		return Grant{}, "app_password_revoked"
@@ -183,7 +187,7 @@ func (s *Store) appPasswordDecision(l lookup, name string, p Protocol) (Grant, s
 // (A9). An app-password-shaped secret that matches no app password is
 // checked as an account password: it gets here only within the budgets.
 func (s *Store) decide(ctx context.Context, name string, a Attempt, pre *lookup) (Grant, string, error) {
-	if len(a.Secret) > MaxPasswordBytes {
+	if len(a.Secret) > maxPasswordBytes {
 		return Grant{}, "secret_too_long", ErrUnauthorized
 	}
 	var l lookup
@@ -195,7 +199,7 @@ func (s *Store) decide(ctx context.Context, name string, a Attempt, pre *lookup)
 			return Grant{}, "", err
 		}
 	}
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	if l.appPw != nil {
 		g, reason := s.appPasswordDecision(l, name, a.Protocol)
 		if reason != "app_password" {
@@ -248,15 +252,6 @@ func addrString(a interface {
 	return a.String()
 }
 
-func clip(s string, n int) string {
-	s = strings.ToValidUTF8(s, "?")
-	if len(s) > n {
-		// Cutting at a byte count can split a rune; drop the stub.
-		s = strings.ToValidUTF8(s[:n], "")
-	}
-	return s
-}
-
 // FactorResult says which factor matched.
 type FactorResult struct {
 	Method          string `json:"method"` // "totp", "backup", "admin_code"
@@ -287,93 +282,11 @@ func (s *Store) VerifySecondFactor(ctx context.Context, user, code string, a Att
 }
 
 func (s *Store) checkCode(ctx context.Context, name, code string) (FactorResult, error) {
-	if c, ok := NormalizeCode(code, 6); ok {
+	if c, ok := normalizeCode(code, 6); ok {
 		return s.useTOTP(ctx, name, c)
 	}
-	if c, ok := NormalizeCode(code, backupCodeLen); ok {
+	if c, ok := normalizeCode(code, backupCodeLen); ok {
 		return s.useBackupCode(ctx, name, c)
 	}
 	return FactorResult{}, ErrUnauthorized
-}
-
-func (s *Store) useTOTP(ctx context.Context, name, code string) (FactorResult, error) {
-	var res FactorResult
-	err := s.update(func(tx kvTx) error {
-		rec, err := s.getUser(tx, name)
-		if errors.Is(err, ErrNotFound) {
-			return domainError{ErrUnauthorized}
-		}
-		if err != nil {
-			return err
-		}
-		if rec.Disabled || !s.verifyTOTPTx(rec, code) {
-			return domainError{ErrUnauthorized}
-		}
-		res = FactorResult{Method: "totp", BackupRemaining: rec.Backup.remaining()}
-		return putJSON(tx, bUsers, name, rec)
-	})
-	return res, err
-}
-
-// useBackupCode runs the KDF outside the write transaction (it is slow),
-// then marks the code used inside it; concurrent uses of one code are
-// serialised by the transaction, so exactly one wins (A6).
-func (s *Store) useBackupCode(ctx context.Context, name, code string) (FactorResult, error) {
-	var backup, admin *codeSet
-	err := s.view(func(tx kvTx) error {
-		rec, err := s.getUser(tx, name)
-		if err == nil && !rec.Disabled {
-			backup, admin = rec.Backup, rec.AdminCode
-		}
-		return nil
-	})
-	if err != nil {
-		return FactorResult{}, err
-	}
-	var backupSalt, adminSalt []byte
-	sums := map[string][]byte{}
-	for method, set := range map[string]*codeSet{"backup": backup, "admin_code": admin} {
-		if set == nil || set.Salt == nil {
-			continue
-		}
-		p := set.params(s.opts.KDF)
-		if !p.valid() {
-			return FactorResult{}, errors.Join(ErrUnavailable, errBadHash)
-		}
-		if sums[method], err = s.hash.key(ctx, []byte(code), set.Salt, p); err != nil {
-			return FactorResult{}, errors.Join(ErrUnavailable, err)
-		}
-	}
-	if backup != nil {
-		backupSalt = backup.Salt
-	}
-	if admin != nil {
-		adminSalt = admin.Salt
-	}
-	if len(sums) == 0 {
-		s.dummyVerify(ctx)
-		return FactorResult{}, ErrUnauthorized
-	}
-	var res FactorResult
-	err = s.update(func(tx kvTx) error {
-		rec, err := s.getUser(tx, name)
-		if err != nil {
-			return domainError{ErrUnauthorized}
-		}
-		now := s.opts.Now()
-		switch {
-		case rec.Disabled || !rec.TOTP.Enabled:
-			return domainError{ErrUnauthorized}
-		case rec.Backup != nil && rec.Backup.match(backupSalt, sums["backup"], now):
-			res.Method = "backup"
-		case rec.AdminCode != nil && rec.AdminCode.match(adminSalt, sums["admin_code"], now):
-			res.Method = "admin_code"
-			rec.AdminCode = nil
-		default:
-			return domainError{ErrUnauthorized}
-		}
-		res.BackupRemaining = rec.Backup.remaining()
-		return putJSON(tx, bUsers, name, rec)
-	})
-	return res, err
 }

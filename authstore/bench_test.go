@@ -72,12 +72,12 @@ type benchFixture struct {
 
 // newBenchFixture writes the users and app passwords straight through the
 // kv layer in one transaction: hashing 10,000 passwords with the real KDF
-// would take minutes, so every user shares one DefaultKDF hash (the cost
+// would take minutes, so every user shares one defaultKDF hash (the cost
 // of checking it is what is measured, not its uniqueness).
 func newBenchFixture(b *testing.B) *benchFixture {
 	b.Helper()
 	e := newTestStore(b)
-	h := newHasher(DefaultKDF)
+	h := newHasher(defaultKDF)
 	hash, err := h.hashPassword(context.Background(), rand.Reader, goodPassword)
 	if err != nil {
 		b.Fatal(err)
@@ -119,7 +119,7 @@ func newBenchFixture(b *testing.B) *benchFixture {
 
 // BenchmarkAuthenticate measures the decision on a store of 10,000 users
 // with 3 app passwords each: the app-password path (one HMAC and a few
-// reads) and the account-password path (argon2id at DefaultKDF).
+// reads) and the account-password path (argon2id at defaultKDF).
 func BenchmarkAuthenticate(b *testing.B) {
 	f := newBenchFixture(b)
 	perOp := map[string]time.Duration{}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -123,7 +124,7 @@ func (s *Store) IssueAdminCode(ctx context.Context, user string, ttl time.Durati
 	if ttl <= 0 {
 		ttl = DefaultAdminCodeTTL
 	}
-	set, codes, err := s.newCodeSet(ctx, 1, s.opts.Now().Add(ttl).UTC())
+	set, codes, err := s.newCodeSet(ctx, 1, s.opts.Clock.Now().Add(ttl).UTC())
 	if err != nil {
 		return "", err
 	}
@@ -176,4 +177,67 @@ func (s *Store) ResetMFA(ctx context.Context, user string) error {
 func clearFactors(rec *userRecord) {
 	rec.TOTP = totpState{LastStep: rec.TOTP.LastStep} // keep the step: an old code must never come back
 	rec.Backup, rec.AdminCode = nil, nil
+}
+
+// useBackupCode runs the KDF outside the write transaction (it is slow),
+// then marks the code used inside it; concurrent uses of one code are
+// serialised by the transaction, so exactly one wins (A6).
+func (s *Store) useBackupCode(ctx context.Context, name, code string) (FactorResult, error) {
+	var backup, admin *codeSet
+	err := s.view(func(tx kvTx) error {
+		rec, err := s.getUser(tx, name)
+		if err == nil && !rec.Disabled {
+			backup, admin = rec.Backup, rec.AdminCode
+		}
+		return nil
+	})
+	if err != nil {
+		return FactorResult{}, err
+	}
+	var backupSalt, adminSalt []byte
+	sums := map[string][]byte{}
+	for method, set := range map[string]*codeSet{"backup": backup, "admin_code": admin} {
+		if set == nil || set.Salt == nil {
+			continue
+		}
+		p := set.params(s.opts.KDF)
+		if !p.valid() {
+			return FactorResult{}, errors.Join(ErrUnavailable, errBadHash)
+		}
+		if sums[method], err = s.hash.key(ctx, []byte(code), set.Salt, p); err != nil {
+			return FactorResult{}, errors.Join(ErrUnavailable, err)
+		}
+	}
+	if backup != nil {
+		backupSalt = backup.Salt
+	}
+	if admin != nil {
+		adminSalt = admin.Salt
+	}
+	if len(sums) == 0 {
+		s.dummyVerify(ctx)
+		return FactorResult{}, ErrUnauthorized
+	}
+	var res FactorResult
+	err = s.update(func(tx kvTx) error {
+		rec, err := s.getUser(tx, name)
+		if err != nil {
+			return domainError{ErrUnauthorized}
+		}
+		now := s.opts.Clock.Now()
+		switch {
+		case rec.Disabled || !rec.TOTP.Enabled:
+			return domainError{ErrUnauthorized}
+		case rec.Backup != nil && rec.Backup.match(backupSalt, sums["backup"], now):
+			res.Method = "backup"
+		case rec.AdminCode != nil && rec.AdminCode.match(adminSalt, sums["admin_code"], now):
+			res.Method = "admin_code"
+			rec.AdminCode = nil
+		default:
+			return domainError{ErrUnauthorized}
+		}
+		res.BackupRemaining = rec.Backup.remaining()
+		return putJSON(tx, bUsers, name, rec)
+	})
+	return res, err
 }

@@ -31,8 +31,8 @@ type KDFParams struct {
 	Threads uint8
 }
 
-// DefaultKDF is what production uses.
-var DefaultKDF = KDFParams{Memory: 19 * 1024, Time: 2, Threads: 1}
+// defaultKDF is what production uses.
+var defaultKDF = KDFParams{Memory: 19 * 1024, Time: 2, Threads: 1}
 
 // maxKDFMemory bounds the cost a stored hash may ask for (1 GiB): a
 // damaged record must not make one login allocate terabytes.
@@ -44,10 +44,10 @@ func (p KDFParams) valid() bool {
 	return p.Time >= 1 && p.Time <= 64 && p.Threads >= 1 && p.Memory >= 8*uint32(p.Threads) && p.Memory <= maxKDFMemory
 }
 
-// MaxPasswordBytes caps account passwords before any hashing (A11).
+// maxPasswordBytes caps account passwords before any hashing (A11).
 const (
-	MinPasswordBytes = 8
-	MaxPasswordBytes = 1024
+	minPasswordBytes = 8
+	maxPasswordBytes = 1024
 )
 
 // hasher bounds how many KDF runs happen at once: each costs Memory KiB,

@@ -63,7 +63,7 @@ type Attempt struct {
 	// Renewal says the front-end accepted this very credential on this
 	// connection before: DAV clients send Basic with every request, and a
 	// keep-alive connection is one sign-in, so its repeats are decided in
-	// full but not audited again (SECURITY.md W5). Failures always are.
+	// full but not audited again (W5). Failures always are.
 	Renewal bool
 	// Upstream says the front-end logs in to an upstream server after a
 	// grant. A granted attempt's audit event then waits for Grant.Settle,
@@ -125,10 +125,15 @@ func (g Grant) Settle(err error, reason string) {
 	})
 }
 
+// PasswordCredential is the CredentialID of the account password: live
+// sessions, kicks and listings name a credential by it or by an app
+// password's id.
+const PasswordCredential = "password"
+
 // CredentialID names the credential of a grant for kicks and logs.
 func (g Grant) CredentialID() string {
 	if g.AppPassID == "" {
-		return "password"
+		return PasswordCredential
 	}
 	return g.AppPassID
 }

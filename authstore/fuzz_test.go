@@ -50,7 +50,7 @@ func FuzzNormalizeAppPassword(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		out, ok := NormalizeAppPassword(s)
+		out, ok := normalizeAppPassword(s)
 		if !ok {
 			if out != "" {
 				t.Fatalf("not ok with output %q", out)
@@ -58,10 +58,10 @@ func FuzzNormalizeAppPassword(f *testing.F) {
 			return
 		}
 		if len(out) != appPasswordLen || strings.IndexFunc(out, func(r rune) bool { return r < 'a' || r > 'z' }) >= 0 {
-			t.Fatalf("NormalizeAppPassword(%q) = %q", s, out)
+			t.Fatalf("normalizeAppPassword(%q) = %q", s, out)
 		}
 		for _, form := range []string{out, FormatGrouped(out, 4), strings.ToUpper(FormatGrouped(out, 6))} {
-			if again, ok := NormalizeAppPassword(form); !ok || again != out {
+			if again, ok := normalizeAppPassword(form); !ok || again != out {
 				t.Fatalf("%q normalises to %q, %v; want %q", form, again, ok, out)
 			}
 		}
@@ -75,7 +75,7 @@ func FuzzNormalizeCode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string, n uint8) {
 		size := int(n%24) + 1
-		out, ok := NormalizeCode(s, size)
+		out, ok := normalizeCode(s, size)
 		if !ok {
 			if out != "" {
 				t.Fatalf("not ok with output %q", out)
@@ -83,10 +83,10 @@ func FuzzNormalizeCode(f *testing.F) {
 			return
 		}
 		if len(out) != size || strings.IndexFunc(out, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
-			t.Fatalf("NormalizeCode(%q, %d) = %q", s, size, out)
+			t.Fatalf("normalizeCode(%q, %d) = %q", s, size, out)
 		}
 		for _, form := range []string{out, FormatGrouped(out, 4), strings.ReplaceAll(FormatGrouped(out, 3), " ", "-")} {
-			if again, ok := NormalizeCode(form, size); !ok || again != out {
+			if again, ok := normalizeCode(form, size); !ok || again != out {
 				t.Fatalf("%q normalises to %q, %v; want %q", form, again, ok, out)
 			}
 		}

@@ -19,7 +19,7 @@ import (
 )
 
 // cheapKDF keeps argon2id real but fast; tests about the KDF itself use
-// DefaultKDF.
+// defaultKDF.
 var cheapKDF = KDFParams{Memory: 64, Time: 1, Threads: 1}
 
 // epoch is where every fake clock starts: the middle of a TOTP step, so a
@@ -68,7 +68,7 @@ func newTestStore(t testing.TB, mods ...func(*Options)) *testEnv {
 	env := &testEnv{path: filepath.Join(t.TempDir(), "postern.db"), keys: keys, clock: clock,
 		sleeps: fakeclock.NewSleeps(clock), revs: &revocations{}, root: t}
 	env.opts = Options{Keys: keys, KDF: cheapKDF, LockTimeout: 100 * time.Millisecond,
-		Now: clock.Now, Sleep: env.sleeps.Sleep, OnRevoke: env.revs.add}
+		Clock: clock, Sleep: env.sleeps.Sleep, OnRevoke: env.revs.add}
 	for _, m := range mods {
 		m(&env.opts)
 	}

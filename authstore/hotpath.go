@@ -65,7 +65,7 @@ func (s *Store) cachedLoad(name, secret string) (lookup, error) {
 		return l, err
 	}
 	l := lookup{user: e.user, policy: e.policy}
-	pw, ok := NormalizeAppPassword(secret)
+	pw, ok := normalizeAppPassword(secret)
 	if !ok {
 		return l, nil // an account password: the KDF decides
 	}

@@ -48,7 +48,7 @@ func (s *Store) SetPolicy(ctx context.Context, p Policy) error {
 		return err
 	}
 	s.opts.OnPolicy(p)
-	if p.MFARequired && !p.inGrace(s.opts.Now()) {
+	if p.MFARequired && !p.inGrace(s.opts.Clock.Now()) {
 		s.opts.OnRevoke(Revocation{PasswordOnly: true, Cause: CauseMFARequired})
 	}
 	return nil

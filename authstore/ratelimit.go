@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// Limits tune the failure budgets (SECURITY.md A1–A3).
+// Limits tune the failure budgets (A1–A3).
 type Limits struct {
 	// UserBudget bounds the wrong secrets verified for one account in any
 	// UserMemory (24 h) from sources that are not known-good for it, across
@@ -135,13 +135,12 @@ func newLimiter(cfg Limits, now func() time.Time) *limiter {
 		sources: map[netip.Prefix]*sourceLimit{}}
 }
 
-// SourcePrefix is the source the limiter counts an address as: IPv4 by
-// /32 and IPv6 by /64, one host or one site. Callers that bound a source
-// by other means (concurrent sign-ins) group addresses the same way.
-func SourcePrefix(a netip.Addr) netip.Prefix { return sourcePrefix(a) }
-
-// sourcePrefix groups IPv4 by /32 and IPv6 by /64: one host or one site.
-func sourcePrefix(a netip.Addr) netip.Prefix {
+// SourcePrefix is the one grouping of client addresses into sources: IPv4
+// by /32 and IPv6 by /64, one host or one site. One subscriber usually
+// holds a whole /64, and counting single addresses would give it 2^64
+// budgets. The limiter counts failures by it, the proxy its connection
+// caps, and the web sign-in its checks in flight.
+func SourcePrefix(a netip.Addr) netip.Prefix {
 	a = a.Unmap()
 	if !a.IsValid() {
 		return netip.Prefix{}
@@ -165,7 +164,7 @@ func sourcePrefix(a netip.Addr) netip.Prefix {
 // settle; the per-address connection cap bounds that burst. The caller must
 // wait Delay, then refuse without verifying if Throttled.
 func (l *limiter) charge(user string, src netip.Addr, secret string) *ticket {
-	t := &ticket{user: user, src: sourcePrefix(src)}
+	t := &ticket{user: user, src: SourcePrefix(src)}
 	m := hmac.New(sha256.New, l.fpKey)
 	m.Write([]byte(user + "\x00" + secret))
 	copy(t.fp[:], m.Sum(nil))
@@ -252,7 +251,7 @@ func (l *limiter) good(user string, src netip.Addr) {
 	now := l.now()
 	u := l.user(user)
 	u.last = now
-	l.markGood(u, sourcePrefix(src), now)
+	l.markGood(u, SourcePrefix(src), now)
 }
 
 func (l *limiter) markGood(u *userLimit, src netip.Prefix, now time.Time) {

@@ -87,9 +87,9 @@ func cherokeeFold(r rune) rune {
 	return r
 }
 
-// NormalizeAppPassword drops spaces and dashes and folds ASCII case; ok
+// normalizeAppPassword drops spaces and dashes and folds ASCII case; ok
 // reports whether the result has app-password shape (24 letters a–z).
-func NormalizeAppPassword(s string) (norm string, ok bool) {
+func normalizeAppPassword(s string) (norm string, ok bool) {
 	return normalize(s, appPasswordLen, 4*appPasswordLen, func(c byte) (byte, bool) {
 		switch {
 		case c >= 'A' && c <= 'Z':
@@ -101,9 +101,9 @@ func NormalizeAppPassword(s string) (norm string, ok bool) {
 	})
 }
 
-// NormalizeCode drops spaces and dashes from a numeric code; ok reports
+// normalizeCode drops spaces and dashes from a numeric code; ok reports
 // whether n digits remain.
-func NormalizeCode(s string, n int) (code string, ok bool) {
+func normalizeCode(s string, n int) (code string, ok bool) {
 	return normalize(s, n, 4*n+8, func(c byte) (byte, bool) { return c, c >= '0' && c <= '9' })
 }
 
@@ -187,5 +187,3 @@ func newAppPassword(rnd io.Reader) (string, error) {
 func newNumericCode(rnd io.Reader) (string, error) {
 	return randomString(rnd, "0123456789", backupCodeLen)
 }
-
-func isControl(r rune) bool { return unicode.IsControl(r) }

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/postern-dev/postern/internal/clock"
 )
 
 const schemaVersion = 1
@@ -41,7 +43,7 @@ type Options struct {
 	// so that whoever ends sessions when a grace period runs out learns
 	// the new date.
 	OnPolicy func(Policy)
-	Now      func() time.Time
+	Clock    clock.Clock // nil: the system clock
 	Sleep    func(ctx context.Context, d time.Duration) error
 	Rand     io.Reader
 }
@@ -96,10 +98,10 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, mac: newMacPool(opts.Keys.Pepper),
-		limit: newLimiter(opts.Limits, opts.Now), stop: make(chan struct{})}
+		limit: newLimiter(opts.Limits, opts.Clock.Now), stop: make(chan struct{})}
 	s.usage = newUsageTracker()
 	s.hot = newDecisionCache()
-	s.audit = newAuditWriter(db, opts.Now, opts.Logger)
+	s.audit = newAuditWriter(db, opts.Clock.Now, opts.Logger)
 	s.done.Add(1)
 	go s.flushLoop()
 	return s, nil
@@ -110,7 +112,7 @@ func withDefaults(o Options) Options {
 		o.LockTimeout = 2 * time.Second
 	}
 	if o.KDF == (KDFParams{}) {
-		o.KDF = DefaultKDF
+		o.KDF = defaultKDF
 	}
 	o.Limits = o.Limits.withDefaults()
 	if o.FlushInterval == 0 {
@@ -128,9 +130,7 @@ func withDefaults(o Options) Options {
 	if o.OnPolicy == nil {
 		o.OnPolicy = func(Policy) {}
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Sleep == nil {
 		o.Sleep = sleepCtx
 	}
@@ -171,7 +171,7 @@ func (s *Store) flushLoop() {
 	for {
 		select {
 		case <-t.C:
-			if err := s.FlushUsage(); err != nil {
+			if err := s.flushUsage(); err != nil {
 				s.opts.Logger.Warn("flush last-used", "err", err)
 			}
 		case <-s.stop:
@@ -186,7 +186,7 @@ func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.stop)
 		s.done.Wait()
-		err := s.FlushUsage()
+		err := s.flushUsage()
 		s.audit.close()
 		s.closeErr = errors.Join(err, s.db.Close())
 	})
@@ -215,10 +215,9 @@ func actorOf(ctx context.Context) Actor {
 }
 
 // update runs fn in a write transaction; store failures become
-// ErrUnavailable so callers fail closed (S2).
-// update runs fn in a write transaction. Whatever it changed, no decision
-// cached before it is used after it returns (see decisionCache); a failed
-// transaction invalidates too, since it may have committed.
+// ErrUnavailable so callers fail closed (S2). Whatever it changed, no
+// decision cached before it is used after it returns (see decisionCache);
+// a failed transaction invalidates too, since it may have committed.
 func (s *Store) update(fn func(kvTx) error) error {
 	err := s.db.Update(fn)
 	s.hot.invalidate()

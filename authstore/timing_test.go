@@ -9,7 +9,7 @@ import (
 )
 
 // TestA9_TimingIndistinguishable: with production KDF costs, every failure
-// class takes as long as a plain wrong password (SECURITY.md A9: Welch's t
+// class takes as long as a plain wrong password (A9: Welch's t
 // below 4.5). Samples of all classes are interleaved in random order so
 // that load on the machine falls on every class alike. Throttled attempts
 // are left out: their answer is delayed on purpose.
@@ -18,7 +18,7 @@ func TestA9_TimingIndistinguishable(t *testing.T) {
 		t.Skip("timing needs a build without the race detector and without -short")
 	}
 	open := Limits{UserBudget: 1 << 30, PairBudget: 1 << 30, SourceFree: 1 << 30}
-	f := newDecisionFixture(t, withKDF(DefaultKDF), withLimits(open))
+	f := newDecisionFixture(t, withKDF(defaultKDF), withLimits(open))
 	e := f.e
 	e.login("nobody", "warm up the dummy hash", IMAP, "192.0.2.200")
 	classes := []struct {

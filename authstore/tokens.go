@@ -13,15 +13,15 @@ import (
 	"github.com/postern-dev/postern/internal/safetext"
 )
 
-// TokenPrefix starts every API token, so a leaked one is recognisable
+// tokenPrefix starts every API token, so a leaked one is recognisable
 // (secret scanners) and never mistaken for a password.
-const TokenPrefix = "pst_"
+const tokenPrefix = "pst_"
 
 // tokenEncoding spells the 32 random bytes of a token: lowercase base32
 // without padding, 52 characters.
 var tokenEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-const tokenLen = len(TokenPrefix) + 52
+const tokenLen = len(tokenPrefix) + 52
 
 // Token is an API token as shown to admins: never the secret or its digest.
 type Token struct {
@@ -67,7 +67,7 @@ func (s *Store) CreateToken(ctx context.Context, in NewToken) (Token, string, er
 	if in.Role == RoleUser && in.User == "" {
 		return Token{}, "", fmt.Errorf("%w: a user token needs a user", ErrInvalid)
 	}
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	if !in.Expires.IsZero() && !in.Expires.After(now) {
 		return Token{}, "", fmt.Errorf("%w: expiry is in the past", ErrInvalid)
 	}
@@ -95,7 +95,7 @@ func (s *Store) CreateToken(ctx context.Context, in NewToken) (Token, string, er
 			return err
 		}
 		return s.audit.appendTx(tx, ctx, Event{Kind: "token.create", User: rec.User,
-			Detail: fmt.Sprintf("id=%s name=%q role=%s", id, clip(in.Name, 64), in.Role)})
+			Detail: fmt.Sprintf("id=%s name=%q role=%s", id, in.Name, in.Role)})
 	})
 	if err != nil {
 		return Token{}, "", err
@@ -111,13 +111,13 @@ func newTokenSecret(rnd io.Reader) (secret, id string, err error) {
 	if id, err = newID(rnd); err != nil {
 		return "", "", err
 	}
-	return TokenPrefix + tokenEncoding.EncodeToString(b), id, nil
+	return tokenPrefix + tokenEncoding.EncodeToString(b), id, nil
 }
 
 // VerifyToken returns the token a bearer secret belongs to: one HMAC and
 // one read. Unknown, malformed and expired tokens are all ErrUnauthorized.
 func (s *Store) VerifyToken(ctx context.Context, secret string) (Token, error) {
-	if len(secret) != tokenLen || !strings.HasPrefix(secret, TokenPrefix) {
+	if len(secret) != tokenLen || !strings.HasPrefix(secret, tokenPrefix) {
 		return Token{}, ErrUnauthorized
 	}
 	d := s.mac.hexDigest("token", secret)
@@ -132,7 +132,7 @@ func (s *Store) VerifyToken(ctx context.Context, secret string) (Token, error) {
 		return Token{}, err
 	case !found || subtle.ConstantTimeCompare([]byte(rec.Digest), []byte(d)) != 1:
 		return Token{}, ErrUnauthorized
-	case !rec.Expires.IsZero() && !s.opts.Now().Before(rec.Expires):
+	case !rec.Expires.IsZero() && !s.opts.Clock.Now().Before(rec.Expires):
 		return Token{}, ErrUnauthorized
 	}
 	return rec.Token, nil
@@ -160,7 +160,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 	return s.update(func(tx kvTx) error {
 		d := tx.Get(bTokens, "i/"+id)
 		if d == nil {
-			return fmt.Errorf("token %s: %w", clip(id, 32), ErrNotFound)
+			return fmt.Errorf("token %s: %w", safetext.Clip(strings.ToValidUTF8(id, "?"), 32), ErrNotFound)
 		}
 		var rec tokenRecord
 		if _, err := getJSON(tx, bTokens, "d/"+string(d), &rec); err != nil {

@@ -15,7 +15,7 @@ func TestAPITokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) != tokenLen || tok.User != "alice" {
+	if !strings.HasPrefix(secret, tokenPrefix) || len(secret) != tokenLen || tok.User != "alice" {
 		t.Fatalf("token %+v %q", tok, secret)
 	}
 	got, err := e.s.VerifyToken(bg, secret)

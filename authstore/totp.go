@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -87,7 +88,7 @@ func qrPNG(content string) ([]byte, error) {
 // ConfirmTOTP turns the factor on with a first valid code and returns the
 // first set of backup codes.
 func (s *Store) ConfirmTOTP(ctx context.Context, user, code string) ([]string, error) {
-	code, ok := NormalizeCode(code, 6)
+	code, ok := normalizeCode(code, 6)
 	if !ok {
 		return nil, ErrUnauthorized
 	}
@@ -107,7 +108,7 @@ func (s *Store) ConfirmTOTP(ctx context.Context, user, code string) ([]string, e
 		if err != nil {
 			return domainError{ErrUnauthorized}
 		}
-		step, ok := matchTOTP(string(secret), code, s.opts.Now(), 0)
+		step, ok := matchTOTP(string(secret), code, s.opts.Clock.Now(), 0)
 		if !ok {
 			return domainError{ErrUnauthorized}
 		}
@@ -161,9 +162,30 @@ func (s *Store) verifyTOTPTx(rec *userRecord, code string) bool {
 		s.opts.Logger.Error("authenticator secret cannot be unsealed; denying", "user", rec.Name)
 		return false
 	}
-	step, ok := matchTOTP(string(secret), code, s.opts.Now(), rec.TOTP.LastStep)
+	step, ok := matchTOTP(string(secret), code, s.opts.Clock.Now(), rec.TOTP.LastStep)
 	if ok {
 		rec.TOTP.LastStep = step
 	}
 	return ok
+}
+
+// useTOTP accepts a web sign-in's TOTP code once (A4): the step is
+// recorded in the transaction that accepts it.
+func (s *Store) useTOTP(ctx context.Context, name, code string) (FactorResult, error) {
+	var res FactorResult
+	err := s.update(func(tx kvTx) error {
+		rec, err := s.getUser(tx, name)
+		if errors.Is(err, ErrNotFound) {
+			return domainError{ErrUnauthorized}
+		}
+		if err != nil {
+			return err
+		}
+		if rec.Disabled || !s.verifyTOTPTx(rec, code) {
+			return domainError{ErrUnauthorized}
+		}
+		res = FactorResult{Method: "totp", BackupRemaining: rec.Backup.remaining()}
+		return putJSON(tx, bUsers, name, rec)
+	})
+	return res, err
 }

@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Errors that are answers to bad requests, not store failures.
@@ -95,8 +96,8 @@ func newID(rnd io.Reader) (string, error) {
 }
 
 func checkPassword(pw string) error {
-	if len(pw) < MinPasswordBytes || len(pw) > MaxPasswordBytes {
-		return fmt.Errorf("%w: password must be %d to %d bytes", ErrInvalid, MinPasswordBytes, MaxPasswordBytes)
+	if len(pw) < minPasswordBytes || len(pw) > maxPasswordBytes {
+		return fmt.Errorf("%w: password must be %d to %d bytes", ErrInvalid, minPasswordBytes, maxPasswordBytes)
 	}
 	return nil
 }
@@ -126,7 +127,7 @@ func (s *Store) CreateUser(ctx context.Context, in NewUser) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	now := s.opts.Now().UTC()
+	now := s.opts.Clock.Now().UTC()
 	rec := &userRecord{ID: id, Name: name, Display: in.Display, Email: in.Email, Role: in.Role,
 		PasswordHash: hash, Created: now, Updated: now}
 	err = s.update(func(tx kvTx) error {
@@ -221,7 +222,7 @@ func (s *Store) modifyUser(ctx context.Context, name string, ev Event, fn func(t
 		if err := fn(tx, rec); err != nil {
 			return err
 		}
-		rec.Updated = s.opts.Now().UTC()
+		rec.Updated = s.opts.Clock.Now().UTC()
 		if err := putJSON(tx, bUsers, cname, rec); err != nil {
 			return err
 		}
@@ -248,8 +249,8 @@ func (s *Store) SetDisabled(ctx context.Context, name string, disabled bool) err
 	return err
 }
 
-// SetRole changes a user's role.
-func (s *Store) SetRole(ctx context.Context, name string, role Role) error {
+// setRole changes a user's role.
+func (s *Store) setRole(ctx context.Context, name string, role Role) error {
 	if err := checkProfile(nil, nil, &role); err != nil {
 		return err
 	}
@@ -323,11 +324,11 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 
 // SetUpstreamPassword stores (sealed) the password postern uses to log in
 // upstream as this user when no master credential is configured. It must
-// be something an upstream login can carry: 1 to MaxPasswordBytes bytes
+// be something an upstream login can carry: 1 to maxPasswordBytes bytes
 // without CR, LF or NUL (IMAP, POP3 and SASL PLAIN cannot frame those).
 func (s *Store) SetUpstreamPassword(ctx context.Context, name, password string) error {
-	if password == "" || len(password) > MaxPasswordBytes || strings.ContainsAny(password, "\r\n\x00") {
-		return fmt.Errorf("%w: upstream password must be 1 to %d bytes without CR, LF or NUL", ErrInvalid, MaxPasswordBytes)
+	if password == "" || len(password) > maxPasswordBytes || safetext.BreaksCommand(password) {
+		return fmt.Errorf("%w: upstream password must be 1 to %d bytes without CR, LF or NUL", ErrInvalid, maxPasswordBytes)
 	}
 	_, err := s.modifyUser(ctx, name, Event{Kind: "user.upstream_password"}, func(_ kvTx, rec *userRecord) error {
 		sealed, err := s.seal.seal(s.opts.Rand, rec.ID, "upstream", []byte(password))

@@ -32,7 +32,7 @@ func TestCreateUser(t *testing.T) {
 		{"too long", NewUser{Name: strings.Repeat("a", maxUsernameLen+1)}, ErrInvalid, "", ""},
 		{"unknown role", NewUser{Name: "frank", Role: "root"}, ErrInvalid, "", ""},
 		{"short password", NewUser{Name: "gina", Password: "1234567"}, ErrInvalid, "", ""},
-		{"long password", NewUser{Name: "hank", Password: strings.Repeat("x", MaxPasswordBytes+1)}, ErrInvalid, "", ""},
+		{"long password", NewUser{Name: "hank", Password: strings.Repeat("x", maxPasswordBytes+1)}, ErrInvalid, "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,7 +144,7 @@ func TestSetRole(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(string(tc.role), func(t *testing.T) {
-			err := e.s.SetRole(bg, "alice", tc.role)
+			err := e.s.setRole(bg, "alice", tc.role)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}
@@ -189,9 +189,9 @@ func TestSetPassword(t *testing.T) {
 		wantRev    []Revocation
 	}{
 		{"too short", "1234567", false, ErrInvalid, nil},
-		{"too long", strings.Repeat("p", MaxPasswordBytes+1), false, ErrInvalid, nil},
+		{"too long", strings.Repeat("p", maxPasswordBytes+1), false, ErrInvalid, nil},
 		{"shortest", "12345678", false, nil, []Revocation{{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged}}},
-		{"longest", strings.Repeat("p", MaxPasswordBytes), false, nil, []Revocation{{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged}}},
+		{"longest", strings.Repeat("p", maxPasswordBytes), false, nil, []Revocation{{Username: "alice", PasswordOnly: true, Cause: CausePasswordChanged}}},
 		{"revoke app passwords", "new password 1", true, nil, []Revocation{{Username: "alice", Cause: CauseAppPasswordsRevoked}}},
 	}
 	for _, tc := range tests {
@@ -268,7 +268,7 @@ func TestUpstreamPassword(t *testing.T) {
 func TestUpstreamPasswordSetAndClear(t *testing.T) {
 	e := newTestStore(t)
 	e.addUser(t, "alice")
-	for _, bad := range []string{"", "line\r\nbreak", "nul\x00", strings.Repeat("p", MaxPasswordBytes+1)} {
+	for _, bad := range []string{"", "line\r\nbreak", "nul\x00", strings.Repeat("p", maxPasswordBytes+1)} {
 		if err := e.s.SetUpstreamPassword(bg, "alice", bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("SetUpstreamPassword(%q): %v, want ErrInvalid", bad, err)
 		}
@@ -276,7 +276,7 @@ func TestUpstreamPasswordSetAndClear(t *testing.T) {
 	if u, _ := e.s.GetUser(bg, "alice"); u.HasUpstreamPassword {
 		t.Fatal("a refused upstream password counts as set")
 	}
-	if err := e.s.SetUpstreamPassword(bg, "alice", strings.Repeat("p", MaxPasswordBytes)); err != nil {
+	if err := e.s.SetUpstreamPassword(bg, "alice", strings.Repeat("p", maxPasswordBytes)); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := e.s.GetUser(bg, "alice"); !u.HasUpstreamPassword {

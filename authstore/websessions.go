@@ -33,7 +33,7 @@ func (s *Store) webSessionKey(id string) string {
 // deletes the session it replaces (rotation at sign-in and re-verification:
 // the old cookie stops working the moment the new one exists).
 func (s *Store) PutWebSession(ctx context.Context, id string, ws WebSession, replaces string) error {
-	ws.Written = s.opts.Now().UTC()
+	ws.Written = s.opts.Clock.Now().UTC()
 	return s.update(func(tx kvTx) error {
 		if replaces != "" {
 			if err := tx.Delete(bWebSessions, s.webSessionKey(replaces)); err != nil {

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// DefaultReloadInterval is how often Watch polls when Options.ReloadInterval is zero.
-const DefaultReloadInterval = time.Minute
+// defaultReloadInterval is how often Watch polls when Options.ReloadInterval is zero.
+const defaultReloadInterval = time.Minute
 
 // expiryWarning is how far ahead a loaded certificate's expiry is logged, so
 // an operator whose renewal broke hears about it before clients do.
@@ -30,7 +30,7 @@ type Options struct {
 	// an IP address).
 	Pairs []Pair
 	// ReloadInterval is how often Watch polls file mtimes and sizes; 0 means
-	// DefaultReloadInterval.
+	// defaultReloadInterval.
 	ReloadInterval time.Duration
 	// Logger receives reload and expiry messages; nil discards them.
 	Logger *slog.Logger
@@ -43,7 +43,7 @@ type Manager struct {
 	interval time.Duration
 	log      *slog.Logger
 
-	// reloadMu serialises Reload so that a slow, older read can never
+	// reloadMu serialises reload so that a slow, older read can never
 	// replace the result of a newer one.
 	reloadMu sync.Mutex
 	current  atomic.Pointer[certSet]
@@ -78,7 +78,7 @@ func New(opts Options) (*Manager, error) {
 		log:      opts.Logger,
 	}
 	if m.interval == 0 {
-		m.interval = DefaultReloadInterval
+		m.interval = defaultReloadInterval
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -107,9 +107,9 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	return m.current.Load().lookup(hello.ServerName), nil
 }
 
-// Reload re-reads all pairs. On error the previously loaded pairs keep
+// reload re-reads all pairs. On error the previously loaded pairs keep
 // serving and the error names the offending file.
-func (m *Manager) Reload() error {
+func (m *Manager) reload() error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	set, err := m.load()

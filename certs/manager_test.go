@@ -130,8 +130,8 @@ func TestReloadServesNewCertificate(t *testing.T) {
 	}
 
 	renewed := rewritePair(t, p, "a.example.test", "renewed.example.test")
-	if err := m.Reload(); err != nil {
-		t.Fatalf("Reload: %v", err)
+	if err := m.reload(); err != nil {
+		t.Fatalf("reload: %v", err)
 	}
 	if got := servedLeaf(t, addr, "a.example.test"); !got.Equal(renewed) {
 		t.Fatalf("after reload served %v (serial %v), want the renewed certificate", got.DNSNames, got.SerialNumber)
@@ -183,9 +183,9 @@ func TestReloadWithBrokenFileKeepsOldCertificate(t *testing.T) {
 			addr := serve(t, m)
 
 			path := tt.bad(p)
-			err := m.Reload()
+			err := m.reload()
 			if err == nil {
-				t.Fatal("Reload succeeded on a broken file")
+				t.Fatal("reload succeeded on a broken file")
 			}
 			msg := err.Error()
 			if !strings.Contains(msg, path) || !strings.Contains(msg, tt.wants) {
@@ -199,8 +199,8 @@ func TestReloadWithBrokenFileKeepsOldCertificate(t *testing.T) {
 			}
 
 			fixed := rewritePair(t, p, "a.example.test")
-			if err := m.Reload(); err != nil {
-				t.Fatalf("Reload after fixing: %v", err)
+			if err := m.reload(); err != nil {
+				t.Fatalf("reload after fixing: %v", err)
 			}
 			if got := servedLeaf(t, addr, "a.example.test"); !got.Equal(fixed) {
 				t.Fatal("the fixed certificate is not served")
@@ -311,8 +311,8 @@ func TestReloadDuringHandshakes(t *testing.T) {
 		}
 	}()
 	for range handshakes {
-		if err := m.Reload(); err != nil {
-			t.Errorf("Reload: %v", err)
+		if err := m.reload(); err != nil {
+			t.Errorf("reload: %v", err)
 		}
 	}
 	for got := range results {

@@ -43,7 +43,7 @@ func (m *Manager) watch(ctx context.Context, hup <-chan os.Signal) {
 }
 
 func (m *Manager) reloadAndLog(reason string) {
-	if err := m.Reload(); err != nil {
+	if err := m.reload(); err != nil {
 		m.log.Error("certificate reload failed; keeping the previous certificates",
 			"reason", reason, "err", err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // validator collects problems; each check names the key it concerns so the
@@ -68,7 +70,7 @@ func (v *validator) duration(key string, d Duration, lo, hi time.Duration) {
 }
 
 func (v *validator) noControls(key, val string) {
-	if strings.ContainsFunc(val, isControl) {
+	if strings.ContainsFunc(val, safetext.Unsafe) {
 		v.add(key, "must not contain control characters")
 	}
 }
@@ -191,5 +193,5 @@ func isTokenRune(r rune) bool {
 }
 
 func isSpaceOrControl(r rune) bool {
-	return r == ' ' || isControl(r)
+	return r == ' ' || safetext.Unsafe(r)
 }

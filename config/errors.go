@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Error is one problem in a configuration.
@@ -37,10 +39,10 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)
-	return escapeControls(b.String())
+	return safetext.Show(b.String())
 }
 
-// Errors is every problem found in one configuration; Parse, Load and
+// Errors is every problem found in one configuration; Parse, load and
 // Validate return it (as *Errors) for anything wrong with the content.
 type Errors struct {
 	List []Error
@@ -78,26 +80,4 @@ func errorsOf(list []Error) error {
 		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Column, b.Column))
 	})
 	return &Errors{List: list}
-}
-
-func escapeControls(s string) string {
-	if !strings.ContainsFunc(s, isControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case isControl(r) && r < 0x100:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		case isControl(r):
-			fmt.Fprintf(&b, "\\u%04x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-func isControl(r rune) bool {
-	return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029'
 }

@@ -8,10 +8,12 @@ import (
 	"os"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
-// Load reads the file at path and parses it with Parse.
-func Load(path string) (*Config, error) {
+// load reads the file at path and parses it with Parse.
+func load(path string) (*Config, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, err
@@ -105,7 +107,7 @@ func decode(data []byte, name string) (*Config, []Error) {
 // it prints "ok" and returns 0, or prints each problem on its own line and
 // returns 1, the process's exit code.
 func CheckFile(path string, w io.Writer) int {
-	_, err := Load(path)
+	_, err := load(path)
 	if err == nil {
 		fmt.Fprintln(w, "ok")
 		return 0
@@ -117,6 +119,6 @@ func CheckFile(path string, w io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintln(w, escapeControls(err.Error()))
+	fmt.Fprintln(w, safetext.Show(err.Error()))
 	return 1
 }

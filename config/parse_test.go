@@ -254,19 +254,19 @@ func TestLoad(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Load(tt.path)
+			c, err := load(tt.path)
 			switch {
 			case tt.wantErr == "" && (err != nil || c == nil):
-				t.Fatalf("Load = %v, %v", c, err)
+				t.Fatalf("load = %v, %v", c, err)
 			case tt.wantErr != "" && (err == nil || !strings.HasPrefix(err.Error(), tt.wantErr)):
-				t.Fatalf("Load error = %v, want prefix %q", err, tt.wantErr)
+				t.Fatalf("load error = %v, want prefix %q", err, tt.wantErr)
 			case tt.wantErr != "" && c != nil:
-				t.Errorf("Load returned a Config with an error")
+				t.Errorf("load returned a Config with an error")
 			}
 		})
 	}
-	if _, err := Load(filepath.Join(t.TempDir(), "none.toml")); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("Load of a missing file: %v does not wrap os.ErrNotExist", err)
+	if _, err := load(filepath.Join(t.TempDir(), "none.toml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("load of a missing file: %v does not wrap os.ErrNotExist", err)
 	}
 }
 
@@ -287,8 +287,8 @@ func TestReadDecodesStrictlyWithoutValidating(t *testing.T) {
 	if err != nil || c.DataDir != "/srv/postern" || c.Limits.UserFailureBudget != 100 {
 		t.Fatalf("Read: %v, %+v", err, c)
 	}
-	if _, err := Load(incomplete); err == nil {
-		t.Fatal("Load accepted a configuration without certificates or master user")
+	if _, err := load(incomplete); err == nil {
+		t.Fatal("load accepted a configuration without certificates or master user")
 	}
 	misspelled := filepath.Join(dir, "misspelled.toml")
 	os.WriteFile(misspelled, []byte("data_dir = \"/x\"\ndata_dri = \"/y\"\n"), 0o600)

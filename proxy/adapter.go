@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"strings"
 	"time"
-	"unicode"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // Fallbacks for an adapter or server built with zero values (tests,
@@ -53,9 +53,9 @@ func (a Adapter) WithDefaults() Adapter {
 
 // FailureHint is the text of every front-end's answer to a failed login,
 // for the apps that use it ("Mail apps"): the same bytes whatever failed
-// (SECURITY.md A9), a hint at app passwords with or without an account
-// page, and the page's address when there is one. Control characters are
-// dropped from the address, so that it cannot end or split an answer.
+// (A9), a hint at app passwords with or without an account
+// page, and the page's address when there is one, stripped of what could
+// end, split or reorder an answer.
 func FailureHint(apps, accountURL string) string {
 	return "Authentication failed. " + AppPasswordHint(apps, accountURL)
 }
@@ -64,12 +64,7 @@ func FailureHint(apps, accountURL string) string {
 // an app password, made on the account page when there is one.
 func AppPasswordHint(apps, accountURL string) string {
 	text := apps + " need an app password"
-	url := strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, accountURL)
+	url := safetext.OneLine(accountURL, "")
 	if url == "" {
 		return text + "."
 	}
@@ -93,17 +88,10 @@ type UpstreamCredential struct {
 	UpstreamPassword func(ctx context.Context, user string) (string, error)
 }
 
-// HasControl reports whether s holds CR, LF or NUL: a name or secret with
-// one could end or split a command on the upstream side or forge a log
-// line, so it never reaches either (SECURITY.md P4).
-func HasControl(s string) bool {
-	return strings.ContainsAny(s, "\r\n\x00")
-}
-
 // ValidCredential reports whether s may be handed on as a user name or a
 // secret: non-empty and without CR, LF or NUL.
 func ValidCredential(s string) bool {
-	return s != "" && !HasControl(s)
+	return s != "" && !safetext.BreaksCommand(s)
 }
 
 // BindDeadline makes blocking I/O follow ctx through set, a connection's

@@ -7,23 +7,6 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-// Clock is where the registry reads the time and sets its one timer; tests
-// pass a clock they move by hand.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f in its own goroutine once d has passed; stop
-	// cancels that and reports whether it did.
-	AfterFunc(d time.Duration, f func()) (stop func() bool)
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-func (systemClock) AfterFunc(d time.Duration, f func()) func() bool {
-	return time.AfterFunc(d, f).Stop
-}
-
 // maxTimerWait bounds how long the registry's timer sleeps. Expiries are
 // wall-clock dates while a timer runs on the monotonic clock, so a step of
 // the system clock (NTP, a resumed VM) is noticed within this time.

@@ -9,7 +9,7 @@ import (
 // ClientAddr is the address an HTTP request came from: the socket's peer,
 // or, when the peer is one of trusted (reverse proxies in front), the
 // nearest X-Forwarded-For hop that is not trusted. A malformed hop, or a
-// chain of trusted hops only, leaves the peer (SECURITY.md P8: a client
+// chain of trusted hops only, leaves the peer (P8: a client
 // cannot pick its own address). A forwarded address has port 0.
 func ClientAddr(r *http.Request, trusted []netip.Prefix) netip.AddrPort {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/clock"
 	"github.com/postern-dev/postern/internal/linetest"
 	"github.com/postern-dev/postern/internal/testpeer"
 
@@ -330,9 +331,9 @@ type harnessOpt func(*ServerConfig, *harness)
 
 // withClock runs the registry on c and gives every app password the
 // expiry expires (zero: never).
-func withClock(c Clock, expires time.Time) harnessOpt {
+func withClock(c clock.Clock, expires time.Time) harnessOpt {
 	return func(cfg *ServerConfig, h *harness) {
-		h.reg = NewRegistryWithClock(c)
+		h.reg = newRegistryWithClock(c)
 		cfg.Registry = h.reg
 		h.auth.expires = expires
 	}

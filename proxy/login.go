@@ -7,27 +7,21 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 )
-
-// errUserControl refuses user names that could smuggle a second command to
-// the upstream (SECURITY.md P4).
-var errUserControl = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
 
 type dialResult struct {
 	conn *Conn
 	err  error
 }
 
-// login decides one attempt: authstore's verdict, the upstream dial (which
-// overlaps the verdict), the upstream login and the registration. It logs
-// the attempt; on success the session is registered and logged in upstream.
+// login decides one attempt through the login skeleton (Admit): authstore's
+// verdict, the upstream dial (which overlaps the verdict), the upstream
+// login and the registration. It logs the attempt; on success the session
+// is registered and logged in upstream.
 func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, error) {
 	start := time.Now()
 	up, res, grant, err := s.tryLogin(ctx, l)
@@ -36,7 +30,7 @@ func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, er
 	s.srv.cfg.Metrics.login(s.srv.proto, result)
 	user := grant.Username
 	if user == "" {
-		user = printableName(l.Username)
+		user = safetext.Raw(l.Username)
 	}
 	reason := ""
 	if err != nil {
@@ -50,20 +44,15 @@ func (s *session) login(ctx context.Context, l Login) (*Conn, UpstreamResult, er
 }
 
 func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult, authstore.Grant, error) {
-	var none authstore.Grant
-	if HasControl(l.Username) {
-		return nil, UpstreamResult{}, none, errUserControl
-	}
-	mark := s.srv.reg.mark()
-	up, grant, err := s.authenticate(ctx, l)
+	up, ad, err := s.authenticate(ctx, l)
 	if err != nil {
+		var grant authstore.Grant
+		if ad != nil {
+			grant = ad.Grant // granted, but the upstream could not be reached
+		}
 		return nil, UpstreamResult{}, grant, err
 	}
-	if HasControl(grant.Username) {
-		closeConn(up)
-		grant.Settle(errUserControl, auditReason(errUserControl))
-		return nil, UpstreamResult{}, none, errUserControl
-	}
+	grant := ad.Grant
 	if !s.setUpstream(rawConn(up)) {
 		return nil, UpstreamResult{}, grant, fmt.Errorf("session ended during login: %w", ErrUpstream)
 	}
@@ -79,22 +68,22 @@ func (s *session) tryLogin(ctx context.Context, l Login) (*Conn, UpstreamResult,
 		s.srv.cfg.LoginDone()
 	}
 	s.grant, s.client = grant, l.ClientName
-	if err := s.srv.reg.add(s, mark); err != nil {
+	if err := ad.register(s); err != nil {
 		closeConn(up)
-		return nil, UpstreamResult{}, grant, fmt.Errorf("%w: %w", authstore.ErrUnauthorized, err)
+		return nil, UpstreamResult{}, grant, err
 	}
 	s.srv.cfg.Metrics.sessionsLive(s.srv.proto, 1)
 	s.registered = true
 	return up, res, grant, nil
 }
 
-// authenticate asks authstore while the upstream is being dialed: the
+// authenticate admits the login while the upstream is being dialed: the
 // client then waits for the slower of the two, not for both in a row. The
 // dial starts when authstore admits the attempt past its rate limiter (or
 // after the verdict, for an authenticator that does not say), so a
 // throttled guess never costs the upstream a connection. A failed check
 // closes the fresh connection before a byte is sent on it.
-func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.Grant, error) {
+func (s *session) authenticate(ctx context.Context, l Login) (*Conn, *Admission, error) {
 	dialCtx, cancelDial := context.WithCancel(ctx)
 	defer cancelDial()
 	dialed := make(chan dialResult, 1)
@@ -108,7 +97,7 @@ func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.G
 			}()
 		}
 	}
-	grant, err := s.srv.cfg.Auth.Authenticate(ctx, authstore.Attempt{
+	ad, err := Admit(ctx, s.srv.reg, s.srv.cfg.Auth, authstore.Attempt{
 		Protocol: s.srv.cfg.Protocol.Name(),
 		Username: l.Username,
 		Secret:   l.Secret,
@@ -124,14 +113,14 @@ func (s *session) authenticate(ctx context.Context, l Login) (*Conn, authstore.G
 				closeConn(r.conn)
 			}
 		}
-		return nil, authstore.Grant{}, authError(err)
+		return nil, nil, err
 	}
 	startDial()
 	r := <-dialed
 	if r.err != nil {
-		return nil, grant, r.err
+		return nil, ad, r.err
 	}
-	return r.conn, grant, nil
+	return r.conn, ad, nil
 }
 
 // upstreamLogin runs the protocol's login under LoginTimeout, both as a
@@ -217,24 +206,6 @@ func auditReason(err error) string {
 		return "invalid_username"
 	}
 	return resultOf(err)
-}
-
-// maxLoggedName caps a raw user name in logs: it comes from the client.
-const maxLoggedName = 256
-
-// printableName returns a raw user name safe for one log record: quoted
-// with escapes when it holds anything but printable UTF-8, cut when long.
-func printableName(name string) string {
-	if len(name) > maxLoggedName {
-		name = name[:maxLoggedName]
-	}
-	clean := utf8.ValidString(name) && strings.IndexFunc(name, func(r rune) bool {
-		return !unicode.IsPrint(r)
-	}) < 0
-	if clean {
-		return name
-	}
-	return strconv.Quote(name)
 }
 
 // rawConn is the TCP connection under c: closing it never blocks on a TLS

@@ -9,18 +9,19 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/fakeclock"
 )
 
 // timedStore is a real authstore on the fake clock, wired to reg the way
 // serve wires it.
-func timedStore(t *testing.T, clk *fakeClock, reg *Registry) (*authstore.Store, context.Context) {
+func timedStore(t *testing.T, clk *fakeclock.Clock, reg *Registry) (*authstore.Store, context.Context) {
 	t.Helper()
 	keys, err := authstore.NewKeys(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	st, err := authstore.Open(filepath.Join(t.TempDir(), "postern.db"), authstore.Options{
-		Keys: keys, KDF: authstore.KDFParams{Memory: 1024, Time: 1, Threads: 1}, Now: clk.Now,
+		Keys: keys, KDF: authstore.KDFParams{Memory: 1024, Time: 1, Threads: 1}, Clock: clk,
 		OnRevoke: func(rv authstore.Revocation) { reg.Revoke(rv) }, OnPolicy: reg.ApplyPolicy,
 	})
 	if err != nil {
@@ -49,8 +50,8 @@ func appPassword(t *testing.T, ctx context.Context, st *authstore.Store, expires
 // app-password session goes on. A grace period extended meanwhile counts
 // from its new date.
 func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
-	clk := newFakeClock()
-	reg := NewRegistryWithClock(clk)
+	clk := fakeclock.New(testEpoch)
+	reg := newRegistryWithClock(clk)
 	st, ctx := timedStore(t, clk, reg)
 	grace := clk.Now().Add(24 * time.Hour)
 	if err := st.SetPolicy(ctx, authstore.Policy{MFARequired: true, GraceUntil: grace}); err != nil {
@@ -62,20 +63,20 @@ func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 	apSession := h.loggedIn("alice", ap)
 
 	// Extended while the session runs: the old date passes harmlessly.
-	clk.advance(time.Hour)
+	clk.Advance(time.Hour)
 	old := grace
 	grace = grace.Add(24 * time.Hour)
 	if err := st.SetPolicy(ctx, authstore.Policy{MFARequired: true, GraceUntil: grace}); err != nil {
 		t.Fatal(err)
 	}
-	clk.advance(old.Sub(clk.Now()))
+	clk.Advance(old.Sub(clk.Now()))
 	pwSession.Write("after the old date\r\n")
 	pwSession.ExpectLines("after the old date")
 
-	clk.advance(grace.Sub(clk.Now()) - time.Millisecond)
+	clk.Advance(grace.Sub(clk.Now()) - time.Millisecond)
 	pwSession.Write("still here\r\n")
 	pwSession.ExpectLines("still here")
-	clk.advance(time.Millisecond)
+	clk.Advance(time.Millisecond)
 	expectEnd(t, pwSession, reasonGraceEnded.Text, time.Now().Add(time.Second))
 	apSession.Write("ping\r\n")
 	apSession.ExpectLines("ping")
@@ -88,8 +89,8 @@ func TestA8_GraceDateEndsPasswordSessions(t *testing.T) {
 // TestP10_AppPasswordExpiryEndsSessions: an app password's expiry ends its
 // live session when it passes, and the next login with it fails.
 func TestP10_AppPasswordExpiryEndsSessions(t *testing.T) {
-	clk := newFakeClock()
-	reg := NewRegistryWithClock(clk)
+	clk := fakeclock.New(testEpoch)
+	reg := newRegistryWithClock(clk)
 	st, ctx := timedStore(t, clk, reg)
 	expires := clk.Now().Add(90 * 24 * time.Hour)
 	short := appPassword(t, ctx, st, expires)
@@ -98,7 +99,7 @@ func TestP10_AppPasswordExpiryEndsSessions(t *testing.T) {
 	shortSession := h.loggedIn("alice", short)
 	longSession := h.loggedIn("alice", long)
 
-	clk.advance(expires.Sub(clk.Now()))
+	clk.Advance(expires.Sub(clk.Now()))
 	expectEnd(t, shortSession, reasonExpired.Text, time.Now().Add(time.Second))
 	longSession.Write("ping\r\n")
 	longSession.ExpectLines("ping")

@@ -90,7 +90,7 @@ type Frontend interface {
 	// timeout); best effort. The session owns its deadline: before calling
 	// Bye it bounds the write to the client to 300 ms, so that a kick of a
 	// client that stops reading still closes well within the one-second
-	// promise (SECURITY.md P10). Bye must not move that deadline. The
+	// promise (P10). Bye must not move that deadline. The
 	// front-end words reason with Reason.Words and its account URL.
 	Bye(reason Reason)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/clock"
 )
 
 // SessionInfo describes one relayed session for listings and kicks.
@@ -16,7 +17,7 @@ type SessionInfo struct {
 	ID           string
 	Username     string // canonical
 	UserID       string
-	CredentialID string // app password id, or "password"
+	CredentialID string // app password id, or authstore.PasswordCredential
 	AppPassName  string // the app password's name; empty for the account password
 	Protocol     authstore.Protocol
 	Remote       netip.AddrPort
@@ -55,15 +56,11 @@ func (f Filter) matches(s SessionInfo) bool {
 		return false
 	case f.AppPassID != "" && f.AppPassID != s.CredentialID:
 		return false
-	case f.PasswordOnly && s.CredentialID != passwordCredential:
+	case f.PasswordOnly && s.CredentialID != authstore.PasswordCredential:
 		return false
 	}
 	return true
 }
-
-// passwordCredential is what authstore.Grant.CredentialID says for the
-// account password.
-const passwordCredential = "password"
 
 // entry is a live session as the registry sees it.
 type entry interface {
@@ -104,24 +101,25 @@ var errKickedDuringLogin = errors.New("session ended during login")
 // expires and, when the organisation's grace period runs out, every
 // account-password session.
 type Registry struct {
-	clock Clock
+	clock clock.Clock // where it reads the time and sets its one timer
 
 	mu       sync.Mutex
 	sessions map[string]*live
 	byUser   map[string]map[string]*live
-	byCred   map[string]map[string]*live // app password id, or "password"
+	byCred   map[string]map[string]*live // app password id, or authstore.PasswordCredential
 	seq      uint64                      // number of kicks so far
 	recent   []kickRecord
 	timed    // expiries, the grace date and the timer; guarded by mu
 }
 
 // NewRegistry returns an empty registry on the system clock.
-func NewRegistry() *Registry { return NewRegistryWithClock(systemClock{}) }
+func NewRegistry() *Registry { return newRegistryWithClock(clock.System) }
 
-// NewRegistryWithClock returns an empty registry that reads time from c.
-func NewRegistryWithClock(c Clock) *Registry {
+// newRegistryWithClock returns an empty registry that reads time from c
+// (nil: the system clock).
+func newRegistryWithClock(c clock.Clock) *Registry {
 	return &Registry{
-		clock:    c,
+		clock:    clock.Or(c),
 		sessions: make(map[string]*live),
 		byUser:   make(map[string]map[string]*live),
 		byCred:   make(map[string]map[string]*live),
@@ -172,7 +170,7 @@ func (r *Registry) matching(f Filter) []*live {
 	case f.Username != "":
 		pool = r.byUser[f.Username]
 	case f.PasswordOnly:
-		pool = r.byCred[passwordCredential]
+		pool = r.byCred[authstore.PasswordCredential]
 	default:
 		pool = r.sessions
 	}

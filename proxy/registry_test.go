@@ -135,8 +135,8 @@ func TestFilterMatches(t *testing.T) {
 			}
 		})
 	}
-	if want := (authstore.Grant{}).CredentialID(); passwordCredential != want {
-		t.Errorf("passwordCredential = %q, authstore says %q", passwordCredential, want)
+	if want := (authstore.Grant{}).CredentialID(); authstore.PasswordCredential != want {
+		t.Errorf("authstore.PasswordCredential = %q, authstore says %q", authstore.PasswordCredential, want)
 	}
 }
 

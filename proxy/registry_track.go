@@ -4,7 +4,9 @@ import "sync"
 
 // Mark returns a token for Track: kicks after it apply to the request being
 // authenticated, so that a revocation between the credential check and
-// Track is not missed.
+// Track is not missed. A front-end logs in through Admit, which marks for
+// it; Mark and Track serve what registers a session without a login (a
+// gateway's tests, tools).
 func (r *Registry) Mark() uint64 { return r.mark() }
 
 // Track registers a live request of a front-end that authenticates every
@@ -37,7 +39,3 @@ func (t *tracked) end(reason Reason) bool {
 	})
 	return ended
 }
-
-// ErrKicked reports a login or request ended by a kick while it was being
-// authenticated.
-var ErrKicked = errKickedDuringLogin

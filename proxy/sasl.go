@@ -10,8 +10,8 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-// ErrSASLEncoding marks a SASL response that is not strict base64.
-var ErrSASLEncoding = errors.New("sasl response is not valid base64")
+// errSASLEncoding marks a SASL response that is not strict base64.
+var errSASLEncoding = errors.New("sasl response is not valid base64")
 
 // DecodeSASL decodes one base64 SASL response, as IMAP AUTHENTICATE and
 // POP3 AUTH carry it (RFC 4422 section 3.3): the standard alphabet with
@@ -22,7 +22,7 @@ func DecodeSASL(s string) ([]byte, error) {
 	b, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil || len(s) != base64.StdEncoding.EncodedLen(len(b)) {
 		// EncodedLen catches the CR and LF that DecodeString skips.
-		return nil, ErrSASLEncoding
+		return nil, errSASLEncoding
 	}
 	return b, nil
 }
@@ -74,7 +74,7 @@ func (r SASLReplies[T]) For(err error) (reply T, ok bool) {
 		return r.Mechanism, true
 	case errors.Is(err, ErrSASLCanceled):
 		return r.Canceled, true
-	case errors.Is(err, ErrSASLEncoding):
+	case errors.Is(err, errSASLEncoding):
 		return r.Encoding, true
 	case errors.Is(err, authstore.ErrUnauthorized):
 		return r.Failure, true
@@ -93,7 +93,7 @@ type SASLDialogue struct {
 
 // Run runs mech (any case) from its initial response ir, which hasIR tells
 // apart from an absent one. It returns the credential, or Challenge's
-// error, ErrSASLCanceled, ErrSASLEncoding, ErrSASLMechanism, or
+// error, ErrSASLCanceled, errSASLEncoding, ErrSASLMechanism, or
 // authstore.ErrUnauthorized for what can never be a valid login: a
 // malformed PLAIN message, an authorization identity other than the user
 // (acting as someone else is not ours to grant), and an empty part or one

@@ -87,13 +87,13 @@ func TestSASLDialogue(t *testing.T) {
 		{name: "PLAIN one NUL", mech: "PLAIN", ir: b64("alice\x00secret"), hasIR: true, err: authstore.ErrUnauthorized},
 		{name: "PLAIN three NULs", mech: "PLAIN", ir: b64("\x00alice\x00sec\x00ret"), hasIR: true, err: authstore.ErrUnauthorized},
 		{name: "PLAIN CR in user", mech: "PLAIN", ir: b64("\x00ali\rce\x00secret"), hasIR: true, err: authstore.ErrUnauthorized},
-		{name: "PLAIN not base64", mech: "PLAIN", ir: "alice:secret", hasIR: true, err: ErrSASLEncoding},
-		{name: "PLAIN bad padding", mech: "PLAIN", ir: "YWxpY2U", hasIR: true, err: ErrSASLEncoding},
+		{name: "PLAIN not base64", mech: "PLAIN", ir: "alice:secret", hasIR: true, err: errSASLEncoding},
+		{name: "PLAIN bad padding", mech: "PLAIN", ir: "YWxpY2U", hasIR: true, err: errSASLEncoding},
 		{name: "PLAIN canceled", mech: "PLAIN", lines: []string{"*"}, asked: []string{""}, err: ErrSASLCanceled},
-		{name: "PLAIN star as initial response", mech: "PLAIN", ir: "*", hasIR: true, err: ErrSASLEncoding},
+		{name: "PLAIN star as initial response", mech: "PLAIN", ir: "*", hasIR: true, err: errSASLEncoding},
 		{name: "LOGIN", mech: "LOGIN", lines: []string{b64("alice"), b64("secret")}, user: "alice", pass: "secret", asked: []string{"VXNlcm5hbWU6", "UGFzc3dvcmQ6"}},
 		{name: "LOGIN initial response", mech: "login", ir: b64("alice"), hasIR: true, lines: []string{b64("secret")}, user: "alice", pass: "secret", asked: []string{"UGFzc3dvcmQ6"}},
-		{name: "LOGIN bad user encoding asks nothing more", mech: "LOGIN", ir: "!!", hasIR: true, err: ErrSASLEncoding},
+		{name: "LOGIN bad user encoding asks nothing more", mech: "LOGIN", ir: "!!", hasIR: true, err: errSASLEncoding},
 		{name: "LOGIN canceled at password", mech: "LOGIN", lines: []string{b64("alice"), "*"}, asked: []string{"VXNlcm5hbWU6", "UGFzc3dvcmQ6"}, err: ErrSASLCanceled},
 		{name: "LOGIN empty password", mech: "LOGIN", ir: b64("alice"), hasIR: true, lines: []string{"="}, asked: []string{"UGFzc3dvcmQ6"}, err: authstore.ErrUnauthorized},
 		{name: "LOGIN client leaves", mech: "LOGIN", asked: []string{"VXNlcm5hbWU6"}, err: io.EOF},
@@ -131,7 +131,7 @@ func FuzzSASLDialogue(f *testing.F) {
 		d, _ := scriptedDialogue(line, line)
 		user, pass, err := d.Run(mech, ir, hasIR)
 		if err != nil {
-			for _, known := range []error{ErrSASLMechanism, ErrSASLCanceled, ErrSASLEncoding, authstore.ErrUnauthorized, io.EOF} {
+			for _, known := range []error{ErrSASLMechanism, ErrSASLCanceled, errSASLEncoding, authstore.ErrUnauthorized, io.EOF} {
 				if errors.Is(err, known) {
 					return
 				}

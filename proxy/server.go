@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
 // Limits bounds what one listener lets clients hold.
@@ -222,7 +224,7 @@ func (s *Server) removeListener(ln net.Listener) {
 // admit starts a session for c, or closes c at once when a cap is reached.
 func (s *Server) admit(c net.Conn) {
 	remote := remoteAddr(c)
-	key := ipKey(remote.Addr())
+	key := authstore.SourcePrefix(remote.Addr())
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -280,20 +282,6 @@ func remoteAddr(c net.Conn) netip.AddrPort {
 	}
 	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	return ap
-}
-
-// ipKey groups IPv6 clients by /64: one subscriber usually holds a whole
-// /64, and counting single addresses would let it open 2^64 times the cap.
-func ipKey(a netip.Addr) netip.Prefix {
-	bits := 32
-	if a.Is6() {
-		bits = 64
-	}
-	p, err := a.Prefix(bits)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	return p
 }
 
 // dial connects to the upstream and counts how long it took.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -104,24 +103,4 @@ func TestS6_AcceptBackoff(t *testing.T) {
 			t.Error("the listener was left open")
 		}
 	})
-}
-
-func TestIPKey(t *testing.T) {
-	tests := []struct {
-		a, b string
-		same bool
-	}{
-		{"192.0.2.1", "192.0.2.1", true},
-		{"192.0.2.1", "192.0.2.2", false},
-		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9", true},
-		{"2001:db8:1:2::1", "2001:db8:1:3::1", false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.a+" "+tt.b, func(t *testing.T) {
-			ka, kb := ipKey(netip.MustParseAddr(tt.a)), ipKey(netip.MustParseAddr(tt.b))
-			if (ka == kb) != tt.same {
-				t.Errorf("ipKey(%s) = %v, ipKey(%s) = %v; same = %v", tt.a, ka, tt.b, kb, tt.same)
-			}
-		})
-	}
 }

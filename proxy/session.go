@@ -47,20 +47,15 @@ func newSession(srv *Server, c net.Conn, remote netip.AddrPort) *session {
 }
 
 func (s *session) info() SessionInfo {
-	return SessionInfo{
-		ID:           s.id,
-		Username:     s.grant.Username,
-		UserID:       s.grant.UserID,
-		CredentialID: s.grant.CredentialID(),
-		AppPassName:  s.grant.AppPassName,
-		Expires:      s.grant.Expires,
-		Protocol:     s.srv.cfg.Protocol.Name(),
-		Remote:       s.remote,
-		Client:       s.client,
-		Start:        s.start,
-		BytesIn:      s.bytesIn.Load(),
-		BytesOut:     s.bytesOut.Load(),
-	}
+	return withGrant(SessionInfo{
+		ID:       s.id,
+		Protocol: s.srv.cfg.Protocol.Name(),
+		Remote:   s.remote,
+		Client:   s.client,
+		Start:    s.start,
+		BytesIn:  s.bytesIn.Load(),
+		BytesOut: s.bytesOut.Load(),
+	}, s.grant)
 }
 
 // setUpstream records the upstream connection so that end can close it; it

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"github.com/postern-dev/postern/internal/safetext"
 	"strings"
 	"time"
 
@@ -12,12 +13,7 @@ import (
 // nothing can end the line early or forge another, and the ends are
 // trimmed.
 func SafeText(s string) string {
-	return strings.TrimSpace(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s))
+	return strings.TrimSpace(safetext.OneLine(s, " "))
 }
 
 // maxReason bounds a goodbye's reason in a reply line.
@@ -28,10 +24,7 @@ const maxReason = 200
 // forced onto one bounded line, and the account page where the owner makes
 // a new credential when that fits; the page is left out rather than cut.
 func ByeLine(r Reason, accountURL string, room int) string {
-	text := SafeText(r.Text)
-	if len(text) > maxReason {
-		text = strings.ToValidUTF8(text[:maxReason], "")
-	}
+	text := safetext.Clip(SafeText(r.Text), maxReason)
 	if text == "" {
 		text = "Session ended"
 	}

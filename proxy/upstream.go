@@ -85,7 +85,7 @@ func (u Upstream) Dial(ctx context.Context) (*Conn, error) {
 // protocol's UpstreamLogin, given it by whoever builds the protocol) alike:
 // a copy of TLS, at least TLS 1.2, the server named after Address when the
 // configuration does not name it, and verification on. A configuration
-// that switches verification off is refused (SECURITY.md P5).
+// that switches verification off is refused (P5).
 func (u Upstream) ClientTLS() (*tls.Config, error) {
 	var cfg *tls.Config
 	if u.TLS != nil {

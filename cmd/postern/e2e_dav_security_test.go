@@ -237,7 +237,7 @@ func isClosedErr(err error) bool {
 }
 
 // liveRequestEnds holds a slow PUT open with doomed, makes change, and
-// wants the request gone within a second (SECURITY.md P10, A8), the next
+// wants the request gone within a second (P10, A8), the next
 // request with doomed refused, and one with spared ("" for none) let in.
 func (e *davE2E) liveRequestEnds(t *testing.T, user, doomed, spared string, change func() error) {
 	t.Helper()

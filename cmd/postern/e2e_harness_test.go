@@ -43,7 +43,7 @@ import (
 const (
 	e2eIO   = 20 * time.Second // one read or write on a client socket
 	e2eWait = 10 * time.Second // polling for a state to appear
-	// kickLimit is the promise of SECURITY.md A8 and P10: a revoked
+	// kickLimit is the promise of A8 and P10: a revoked
 	// session is gone within one second.
 	kickLimit = time.Second
 )

@@ -234,7 +234,7 @@ func (s *served) imapTry(t *testing.T, user, secret string) string {
 // TestServe_ControlSocket: with `postern serve` running as its own process
 // in front of real Dovecot, the CLI works through the control socket and
 // its changes reach live sessions: `app-password revoke` ends an IMAP IDLE
-// session within a second (SECURITY.md P10) and the next login with it
+// session within a second (P10) and the next login with it
 // fails; `user add`, `sessions list` and `audit tail` work while serving.
 func TestServe_ControlSocket(t *testing.T) {
 	t.Parallel()

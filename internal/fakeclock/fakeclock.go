@@ -1,23 +1,39 @@
-// Package fakeclock is a clock that tests set and advance, and a stand-in
-// for a sleep function that records each delay asked for instead of
-// waiting. It serves the tests of the packages that take a clock and a
-// sleep function as options.
+// Package fakeclock is the one fake of clock.Clock: a clock that tests set
+// and advance, whose timers run as the time they wait for is passed; and a
+// stand-in for a sleep function that records each delay asked for instead
+// of waiting. It serves the tests of every package that takes a clock and
+// a sleep function as options.
 package fakeclock
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
+
+	"github.com/postern-dev/postern/internal/clock"
 )
+
+var _ clock.Clock = (*Clock)(nil)
 
 // Clock reads a time that moves only when told to.
 type Clock struct {
-	mu  sync.Mutex
-	now time.Time
+	mu     sync.Mutex
+	now    time.Time
+	timers []*timer
+	waits  chan time.Duration
+}
+
+type timer struct {
+	at time.Time
+	f  func()
 }
 
 // New returns a clock standing at t.
-func New(t time.Time) *Clock { return &Clock{now: t} }
+func New(t time.Time) *Clock { return &Clock{now: t, waits: make(chan time.Duration, maxWaits)} }
+
+// maxWaits is how many timers' waits Waits holds unread.
+const maxWaits = 64
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
@@ -26,18 +42,82 @@ func (c *Clock) Now() time.Time {
 	return c.now
 }
 
-// Set moves the clock to t.
-func (c *Clock) Set(t time.Time) {
+// AfterFunc sets a timer that calls f when the clock is moved to d from
+// now or past it, in the goroutine that moves it.
+func (c *Clock) AfterFunc(d time.Duration, f func()) func() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = t
+	t := &timer{at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	select {
+	case c.waits <- d:
+	default: // nobody reads them
+	}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		i := slices.Index(c.timers, t)
+		if i < 0 {
+			return false
+		}
+		c.timers = slices.Delete(c.timers, i, i+1)
+		return true
+	}
 }
 
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
+// Waits receives the wait of each timer as it is set (up to 64 unread; later
+// ones are dropped): a test learns from it that the code it drives is
+// waiting, and for how long.
+func (c *Clock) Waits() <-chan time.Duration { return c.waits }
+
+// Timers returns how long each timer set has left to wait, soonest first.
+func (c *Clock) Timers() []time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	out := make([]time.Duration, 0, len(c.timers))
+	for _, t := range c.timers {
+		out = append(out, t.at.Sub(c.now))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Set moves the clock to t. Moving forward runs the timers passed on the
+// way, as Advance does.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.moveTo(t)
+}
+
+// Advance moves the clock forward by d, running each timer that falls due
+// on the way at its own time, earliest first.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.moveTo(c.now.Add(d))
+}
+
+// moveTo is called with c.mu held and releases it. It lets go of the lock
+// only to run a timer, so that a timer may read the clock or set another.
+func (c *Clock) moveTo(target time.Time) {
+	for {
+		i := -1
+		for j, t := range c.timers {
+			if !t.at.After(target) && (i < 0 || t.at.Before(c.timers[i].at)) {
+				i = j
+			}
+		}
+		if i < 0 {
+			break
+		}
+		t := c.timers[i]
+		c.timers = slices.Delete(c.timers, i, i+1)
+		c.now = t.at
+		c.mu.Unlock()
+		t.f()
+		c.mu.Lock()
+	}
+	c.now = target
+	c.mu.Unlock()
 }
 
 // Sleeps records the delays asked of Sleep. With a clock, each sleep moves

@@ -47,3 +47,32 @@ func TestSleepsAdvanceUntilFrozen(t *testing.T) {
 		t.Error("a sleep on a cancelled context succeeded")
 	}
 }
+
+// TestTimers: a timer runs once the clock passes its time, at that time,
+// earliest first; a stopped one never runs.
+func TestTimers(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	c := New(t0)
+	var ran []time.Duration
+	note := func() { ran = append(ran, c.Now().Sub(t0)) }
+	c.AfterFunc(3*time.Second, note)
+	c.AfterFunc(time.Second, note)
+	stop := c.AfterFunc(2*time.Second, note)
+	if got := c.Timers(); !slices.Equal(got, []time.Duration{time.Second, 2 * time.Second, 3 * time.Second}) {
+		t.Errorf("Timers = %v", got)
+	}
+	if !stop() || stop() {
+		t.Error("stop should report true once, then false")
+	}
+	c.Advance(time.Second - time.Nanosecond)
+	if len(ran) != 0 {
+		t.Errorf("ran early: %v", ran)
+	}
+	c.Set(t0.Add(5 * time.Second))
+	if !slices.Equal(ran, []time.Duration{time.Second, 3 * time.Second}) {
+		t.Errorf("ran at %v", ran)
+	}
+	if n := len(c.Timers()); n != 0 {
+		t.Errorf("%d timers left", n)
+	}
+}

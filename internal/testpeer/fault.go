@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// FaultKind is a way an upstream can fail or misbehave (SECURITY.md S5).
+// FaultKind is a way an upstream can fail or misbehave (S5).
 type FaultKind int
 
 const (

@@ -74,7 +74,7 @@ func TestOwnAnswersReadTheBody(t *testing.T) {
 
 // TestUpstreamGetsCanonicalRequest: the upstream gets the checked path in
 // the default encoding, the query, and no client copy of a header it
-// trusts in any spelling (SECURITY.md P8, P11).
+// trusts in any spelling (P8, P11).
 func TestUpstreamGetsCanonicalRequest(t *testing.T) {
 	got := make(chan *http.Request, 1)
 	env := newTestEnv(t, &fakeAuth{user: "alice", secret: "s3cret"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // maxAuthorization caps the Authorization header: a user name and an app
@@ -18,7 +20,7 @@ var (
 	errBadAuthorization = errors.New("malformed Basic credentials")
 )
 
-// basicCredentials reads the one Basic credential of h (SECURITY.md P8):
+// basicCredentials reads the one Basic credential of h (P8):
 // exactly one Authorization header, the "Basic" scheme, one space, standard
 // base64 with padding and nothing else, UTF-8 without control characters,
 // a non-empty user name and password, and at most maxAuthorization bytes.
@@ -54,18 +56,8 @@ func parseBasic(v string) (user, password string, err error) {
 	}
 	s := string(raw)
 	user, password, ok := strings.Cut(s, ":")
-	if !ok || user == "" || password == "" || !utf8.ValidString(s) || hasControl(s) {
+	if !ok || user == "" || password == "" || !utf8.ValidString(s) || safetext.HasControl(s) {
 		return "", "", errBadAuthorization
 	}
 	return user, password, nil
-}
-
-// hasControl reports C0 controls and DEL, and the C1 controls as runes.
-func hasControl(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return true
-		}
-	}
-	return false
 }

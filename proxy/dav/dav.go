@@ -2,7 +2,7 @@
 // checks the Basic credential of every request with authstore and reverse
 // proxies the request, unchanged but for its authentication, to the
 // upstream DAV server. Paths are the upstream's own, in canonical form
-// only (SECURITY.md P8); bodies are streamed.
+// only (P8); bodies are streamed.
 package dav
 
 import (
@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -71,7 +72,7 @@ type Config struct {
 	CalDAVPrefixes, CardDAVPrefixes []string
 	// TrustedProxies are the peers whose X-Forwarded-For names the client.
 	// From any other peer the header is ignored and the socket's address
-	// counts (SECURITY.md P8).
+	// counts (P8).
 	TrustedProxies []netip.Prefix
 	// Realm names the Basic realm ("postern" when empty).
 	Realm string
@@ -135,7 +136,7 @@ func New(cfg Config) (*Handler, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		reg:       cfg.Registry,
-		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, strings.Map(printable, cfg.Realm)),
+		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, quotable(cfg.Realm)),
 		hint:      failureHint(cfg.AccountURL),
 		header:    http.CanonicalHeaderKey(cfg.UserHeader),
 	}
@@ -194,11 +195,11 @@ func failureHint(accountURL string) string {
 	return proxy.FailureHint("Calendar and contacts apps", accountURL) + "\n"
 }
 
-func printable(r rune) rune {
-	if r < 0x20 || r == 0x7f || r == '"' || r == '\\' {
-		return -1
-	}
-	return r
+// quotable is s for a quoted-string of a header (RFC 9110 §5.6.4): without
+// what could end or split the header, and without the quote and the
+// backslash, which would end or escape the string.
+func quotable(s string) string {
+	return strings.NewReplacer(`"`, "", `\`, "").Replace(safetext.OneLine(s, ""))
 }
 
 // ServeHTTP answers discovery itself, authenticates everything else and
@@ -223,7 +224,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	path, err := canonicalPath(r.URL)
 	if err != nil {
 		h.log.LogAttrs(r.Context(), slog.LevelInfo, "dav path refused",
-			slog.String("path", printableName(r.URL.EscapedPath())), slog.String("source", h.clientAddr(r).String()),
+			slog.String("path", safetext.Raw(r.URL.EscapedPath())), slog.String("source", h.clientAddr(r).String()),
 			slog.String("method", r.Method))
 		http.Error(w, pathRefusal, http.StatusBadRequest)
 		return
@@ -253,9 +254,8 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	source := h.clientAddr(r)
 	proto := h.protocolOf(path)
 	cs := connStateOf(r.Context())
-	mark := h.reg.Mark()
 	authStart := time.Now()
-	grant, err := h.cfg.Auth.Authenticate(r.Context(), authstore.Attempt{
+	ad, err := proxy.Admit(r.Context(), h.reg, h.cfg.Auth, authstore.Attempt{
 		Protocol: proto,
 		Username: user,
 		Secret:   secret,
@@ -265,10 +265,6 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		Upstream: true,
 	})
 	h.cfg.Metrics.auth(time.Since(authStart), err)
-	if err == nil && proxy.HasControl(grant.Username) {
-		err = fmt.Errorf("user name contains CR, LF or NUL: %w", authstore.ErrUnauthorized)
-		grant.Settle(err, "invalid_username")
-	}
 	cs.settle(user, secret, err == nil)
 	if err != nil {
 		h.authFailed(r, user, err)
@@ -279,12 +275,12 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		}
 		return
 	}
+	grant := ad.Grant
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
-	release, err := h.reg.Track(proxy.SessionInfo{
-		ID: h.newID(), Username: grant.Username, UserID: grant.UserID, CredentialID: grant.CredentialID(),
-		AppPassName: grant.AppPassName, Expires: grant.Expires, Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
-	}, mark, func(reason string) {
+	release, err := ad.Track(proxy.SessionInfo{
+		ID: h.newID(), Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
+	}, func(reason string) {
 		cancel(errors.New(reason))
 		// The upstream round trip ends only once its copy of the request
 		// body does, and a write to a client that stopped reading blocks:
@@ -293,8 +289,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		_ = rc.SetReadDeadline(time.Unix(1, 0))
 		_ = rc.SetWriteDeadline(time.Unix(1, 0))
 	})
-	if err != nil {
-		grant.Settle(authstore.ErrUnauthorized, "ended_during_login") // answered as a refused credential
+	if err != nil { // a kick during the login: a refused credential
 		h.authFailed(r, user, err)
 		h.unauthorized(w)
 		return
@@ -327,8 +322,8 @@ type upstreamUser struct {
 
 // rewrite builds the upstream request: the canonical path serve checked,
 // in Go's default encoding (never the client's RawPath), and the query;
-// every spelling of a header the upstream may trust removed (SECURITY.md
-// P11); the user named as the upstream expects.
+// every spelling of a header the upstream may trust removed (P11); the
+// user named as the upstream expects.
 func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL = &url.URL{Scheme: h.cfg.Upstream.Scheme, Host: h.cfg.Upstream.Host,
 		Path: pr.In.URL.Path, RawQuery: pr.In.URL.RawQuery}
@@ -398,20 +393,8 @@ func unavailable(w http.ResponseWriter) {
 // authFailed logs one failed authentication (never the secret).
 func (h *Handler) authFailed(r *http.Request, user string, err error) {
 	h.log.LogAttrs(r.Context(), slog.LevelInfo, "dav authentication failed",
-		slog.String("user", printableName(user)), slog.String("source", h.clientAddr(r).String()),
+		slog.String("user", safetext.Raw(user)), slog.String("source", h.clientAddr(r).String()),
 		slog.String("method", r.Method), slog.String("reason", err.Error()))
-}
-
-func printableName(s string) string {
-	if len(s) > 256 {
-		s = s[:256]
-	}
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 }
 
 // newID names one live request in the registry: a random prefix per

@@ -5,11 +5,13 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // errPathNotCanonical is why a request path was refused: the scope of an
 // app password is chosen by the path's segments, so they must be the ones
-// the upstream acts on (SECURITY.md P8).
+// the upstream acts on (P8).
 var errPathNotCanonical = errors.New("the request path is not in canonical form")
 
 // canonicalPath returns the path of a request target when it is in the one
@@ -36,7 +38,7 @@ func canonicalPath(u *url.URL) (string, error) {
 	if !strings.HasPrefix(p, "/") || hasEncodedSeparator(u.RawPath) {
 		return "", errPathNotCanonical
 	}
-	if !utf8.ValidString(p) || hasControl(p) || strings.ContainsAny(p, `\%;`) {
+	if !utf8.ValidString(p) || safetext.HasControl(p) || strings.ContainsAny(p, `\%;`) {
 		return "", errPathNotCanonical
 	}
 	for rest := p[1:]; ; {

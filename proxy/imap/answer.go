@@ -6,9 +6,9 @@ import (
 	"io"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -126,7 +126,7 @@ func graceAlert(until time.Time, accountURL string) status {
 // the reason's kind; the words are the proxy's own, stripped of anything
 // that could end the line early.
 func bye(reason proxy.Reason, accountURL string) status {
-	return status{"BYE", byeCode(reason.Kind), stripControls(reason.Words(accountURL))}
+	return status{"BYE", byeCode(reason.Kind), safetext.OneLine(reason.Words(accountURL), "")}
 }
 
 // byeCode: EXPIRED says the credential no longer works (get a new one),
@@ -144,26 +144,15 @@ func byeCode(k proxy.ReasonKind) string {
 	return ""
 }
 
-// stripControls drops control characters (CR and LF among them) from text
-// that goes into a response line or a log record.
-func stripControls(s string) string {
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-}
-
 // failureAnswer is the single answer for every credential problem; its bytes
-// must not depend on what went wrong (SECURITY.md A9).
+// must not depend on what went wrong (A9).
 func failureAnswer(accountURL string) status {
 	return status{"NO", "AUTHENTICATIONFAILED", proxy.FailureHint("Mail apps", accountURL)}
 }
 
 // answerFor is the one mapping from an error to what the client is told.
 // Credential problems share the failure answer; everything the proxy cannot
-// decide becomes UNAVAILABLE, never "wrong password" (SECURITY.md P6).
+// decide becomes UNAVAILABLE, never "wrong password" (P6).
 func (p *Protocol) answerFor(err error) status {
 	switch {
 	case errors.Is(err, authstore.ErrUnauthorized):

@@ -4,7 +4,7 @@ import "strings"
 
 // capabilities lists what this front-end really supports before login
 // (RFC 9051 section 6.1.1). Without TLS it offers no way to send a
-// credential (LOGINDISABLED, no AUTH=; SECURITY.md P1); with TLS it
+// credential (LOGINDISABLED, no AUTH=; P1); with TLS it
 // advertises IMAP4rev2 only when the upstream last said it speaks it, since
 // the client will talk to the upstream after login.
 func (p *Protocol) capabilities(secure, canStartTLS bool) string {

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -360,21 +361,10 @@ func (f *frontend) idPair(fields map[string]string) error {
 // clientName is what sessions and audit records show of the client: its
 // name and version, without control characters, each part bounded.
 func clientName(name, version string) string {
-	name = truncate(strings.TrimSpace(stripControls(name)), maxClientPart)
-	version = truncate(strings.TrimSpace(stripControls(version)), maxClientPart)
+	name = safetext.Clip(strings.TrimSpace(safetext.OneLine(name, "")), maxClientPart)
+	version = safetext.Clip(strings.TrimSpace(safetext.OneLine(version, "")), maxClientPart)
 	if name == "" || version == "" {
 		return name
 	}
 	return name + " " + version
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"strconv"
 
-	"github.com/postern-dev/postern/proxy"
+	"github.com/postern-dev/postern/internal/safetext"
 )
 
 // errUnencodable refuses a string that must never reach an upstream: CR,
 // LF or NUL would let a client end the proxy's command and start its own
-// (SECURITY.md P4), and atoms are only ever the proxy's own words.
+// (P4), and atoms are only ever the proxy's own words.
 var errUnencodable = errors.New("imap: value cannot be sent upstream")
 
 // chunk is a piece of a command written to the upstream. After a chunk
@@ -66,7 +66,7 @@ func (e *encoder) special(b byte) *encoder {
 // str writes s as a quoted string, or as a literal when it holds 8-bit
 // bytes, which a quoted string may not carry before IMAP4rev2.
 func (e *encoder) str(s string) *encoder {
-	if proxy.HasControl(s) {
+	if safetext.BreaksCommand(s) {
 		e.fail()
 		return e
 	}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -40,7 +41,7 @@ func New(cfg Config) *Protocol {
 	cfg.Adapter = cfg.Adapter.WithDefaults()
 	// The URL goes verbatim into a response line; a control character in
 	// it would end the line early.
-	cfg.AccountURL = stripControls(cfg.AccountURL)
+	cfg.AccountURL = safetext.OneLine(cfg.AccountURL, "")
 	return &Protocol{cfg: cfg, log: cfg.Logger, failure: failureAnswer(cfg.AccountURL)}
 }
 

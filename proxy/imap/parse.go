@@ -14,10 +14,10 @@ const maxNonSyncLiteral = 4096
 // decoder reads the pre-auth grammar straight from the connection's buffered
 // reader, one byte at a time, so that nothing beyond the current command is
 // ever consumed: bytes a client pipelines after STARTTLS stay in the buffer
-// the TLS upgrade throws away (SECURITY.md P2).
+// the TLS upgrade throws away (P2).
 //
 // Every read is bounded: a line (the bytes between literals) by maxLine, a
-// literal by maxLine, a whole command by maxCommand (SECURITY.md P3).
+// literal by maxLine, a whole command by maxCommand (P3).
 type decoder struct {
 	r          *bufio.Reader
 	maxLine    int

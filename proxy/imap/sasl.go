@@ -53,7 +53,7 @@ func decodePlain(msg []byte) (user, secret string, err error) {
 
 // checkCredential refuses what can never be a valid login before anyone
 // verifies it: empty parts and CR, LF or NUL, which must never reach an
-// upstream or a log line (SECURITY.md P4).
+// upstream or a log line (P4).
 func checkCredential(user, secret string) error {
 	if !proxy.ValidCredential(user) || !proxy.ValidCredential(secret) {
 		return authstore.ErrUnauthorized

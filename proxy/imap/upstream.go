@@ -13,11 +13,12 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
 // Bounds on what an upstream may send before login: a hostile or broken
-// server must cost bounded memory (a 10 MB line is an error, SECURITY.md S5).
+// server must cost bounded memory (a 10 MB line is an error, S5).
 const (
 	maxUpstreamLine      = 64 << 10
 	maxUntaggedResponses = 1000
@@ -138,7 +139,7 @@ func (p *Protocol) login(ctx context.Context, u *upstreamConn, user string) erro
 // initial response when the server takes one (RFC 4959).
 func (u *upstreamConn) authenticatePlain(user, master, password string) ([]chunk, error) {
 	for _, s := range []string{master, password} {
-		if proxy.HasControl(s) {
+		if safetext.BreaksCommand(s) {
 			return nil, fmt.Errorf("master credential: %w", errUnencodable)
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/postern-dev/postern/proxy"
 )
 
-// Fixed replies. None of them quotes what the client sent (SECURITY.md P7:
+// Fixed replies. None of them quotes what the client sent (P7:
 // an echoed request lets a cross-protocol attacker script the answer).
 const (
 	replyGreeting    = "+OK postern ready"
@@ -59,8 +59,8 @@ func capabilities(secure, canSTLS bool) []string {
 	return append(caps, "RESP-CODES", "AUTH-RESP-CODE", "IMPLEMENTATION postern")
 }
 
-// failureReply is the one answer for every credential problem (SECURITY.md
-// A9): unknown user, wrong or malformed secret, throttling, refused authzid.
+// failureReply is the one answer for every credential problem (A9):
+// unknown user, wrong or malformed secret, throttling, refused authzid.
 func failureReply(accountURL string) string {
 	return "-ERR [AUTH] " + proxy.FailureHint("Mail apps", accountURL)
 }

@@ -27,11 +27,11 @@ type Config struct {
 }
 
 var (
-	// ErrQuit is returned by ReadLogin after the client sent QUIT.
-	ErrQuit = errors.New("pop3: client quit")
-	// ErrTooManyBadCommands is returned by ReadLogin when the client used up
+	// errQuit is returned by ReadLogin after the client sent QUIT.
+	errQuit = errors.New("pop3: client quit")
+	// errTooManyBadCommands is returned by ReadLogin when the client used up
 	// its bad-command allowance.
-	ErrTooManyBadCommands = errors.New("pop3: too many bad commands")
+	errTooManyBadCommands = errors.New("pop3: too many bad commands")
 )
 
 // Protocol is the POP3 implementation of proxy.Protocol.
@@ -123,7 +123,7 @@ func (f *frontend) canSTLS() bool { return !f.secure() && f.tlsConfig != nil }
 
 func (f *frontend) readLine() ([]byte, error) {
 	line, err := readLine(f.c.R, f.p.maxLine)
-	if errors.Is(err, ErrLineTooLong) {
+	if errors.Is(err, errLineTooLong) {
 		f.p.log.Debug("pop3 client line too long", "limit", f.p.maxLine)
 		// The connection closes either way; the reply is a courtesy.
 		_ = f.reply(replyLineTooLong)
@@ -137,14 +137,14 @@ func (f *frontend) readLine() ([]byte, error) {
 
 func (f *frontend) quit() error {
 	if err := f.reply(replyBye); err != nil {
-		return fmt.Errorf("%w: %w", ErrQuit, err)
+		return fmt.Errorf("%w: %w", errQuit, err)
 	}
-	return ErrQuit
+	return errQuit
 }
 
 // stls upgrades the connection (RFC 2595 §4). proxy.Conn discards whatever
 // the client pipelined behind STLS, so no plaintext command is ever answered
-// inside TLS (SECURITY.md P2).
+// inside TLS (P2).
 func (f *frontend) stls(ctx context.Context) error {
 	if f.secure() {
 		return f.badCommand(replyHaveTLS)
@@ -162,7 +162,7 @@ func (f *frontend) stls(ctx context.Context) error {
 	return nil
 }
 
-// userCommand accepts any name (SECURITY.md A9: USER must not reveal which
+// userCommand accepts any name (A9: USER must not reveal which
 // accounts exist); the name is judged with the password.
 func (f *frontend) userCommand(arg string) error {
 	if !f.secure() {
@@ -224,7 +224,7 @@ func (f *frontend) challenge(text string) ([]byte, error) {
 
 // login hands a complete credential to the session. Control characters are
 // refused here with the generic failure, so they never reach the store, a
-// log line or the upstream (SECURITY.md P4).
+// log line or the upstream (P4).
 func (f *frontend) login(user, secret string) (*proxy.Login, error) {
 	if !proxy.ValidCredential(user) || !proxy.ValidCredential(secret) {
 		return nil, f.badCommand(f.p.failure)
@@ -237,9 +237,9 @@ func (f *frontend) badCommand(reply string) error {
 	if f.bad >= f.p.maxBad {
 		f.p.log.Debug("pop3 too many bad commands", "count", f.bad)
 		if err := f.reply(replyTooManyBad); err != nil {
-			return fmt.Errorf("%w: %w", ErrTooManyBadCommands, err)
+			return fmt.Errorf("%w: %w", errTooManyBadCommands, err)
 		}
-		return ErrTooManyBadCommands
+		return errTooManyBadCommands
 	}
 	return f.reply(reply)
 }

@@ -171,10 +171,10 @@ func TestP3_LineLimit(t *testing.T) {
 		want    []string
 		wantErr error
 	}{
-		{name: "default limit, terminated", write: strings.Repeat("A", 9000) + "\r\n", want: []string{replyLineTooLong}, wantErr: ErrLineTooLong},
-		{name: "default limit, never terminated", write: strings.Repeat("A", 9000), want: []string{replyLineTooLong}, wantErr: ErrLineTooLong},
-		{name: "exactly at limit", maxLine: 64, write: "NOOP " + strings.Repeat("x", 57) + "\r\nQUIT\r\n", want: []string{"+OK", "+OK bye"}, wantErr: ErrQuit},
-		{name: "one over limit", maxLine: 64, write: "NOOP " + strings.Repeat("x", 58) + "\r\nQUIT\r\n", want: []string{replyLineTooLong}, wantErr: ErrLineTooLong},
+		{name: "default limit, terminated", write: strings.Repeat("A", 9000) + "\r\n", want: []string{replyLineTooLong}, wantErr: errLineTooLong},
+		{name: "default limit, never terminated", write: strings.Repeat("A", 9000), want: []string{replyLineTooLong}, wantErr: errLineTooLong},
+		{name: "exactly at limit", maxLine: 64, write: "NOOP " + strings.Repeat("x", 57) + "\r\nQUIT\r\n", want: []string{"+OK", "+OK bye"}, wantErr: errQuit},
+		{name: "one over limit", maxLine: 64, write: "NOOP " + strings.Repeat("x", 58) + "\r\nQUIT\r\n", want: []string{replyLineTooLong}, wantErr: errLineTooLong},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -232,8 +232,8 @@ func TestP3_TooManyBadCommands(t *testing.T) {
 			if rest := c.Rest(); rest != "" {
 				t.Errorf("bytes after the last reply: %q", rest)
 			}
-			if err := s.Result(t); !errors.Is(err, ErrTooManyBadCommands) {
-				t.Errorf("ReadLogin error = %v, want ErrTooManyBadCommands", err)
+			if err := s.Result(t); !errors.Is(err, errTooManyBadCommands) {
+				t.Errorf("ReadLogin error = %v, want errTooManyBadCommands", err)
 			}
 		})
 	}
@@ -259,8 +259,8 @@ func TestP7_HTTPRequest(t *testing.T) {
 			}
 		}
 	}
-	if err := s.Result(t); !errors.Is(err, ErrTooManyBadCommands) {
-		t.Errorf("ReadLogin error = %v, want ErrTooManyBadCommands", err)
+	if err := s.Result(t); !errors.Is(err, errTooManyBadCommands) {
+		t.Errorf("ReadLogin error = %v, want errTooManyBadCommands", err)
 	}
 }
 

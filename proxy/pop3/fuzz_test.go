@@ -53,7 +53,7 @@ func FuzzParseCommand(f *testing.F) {
 
 // FuzzUpstreamEncoder: the AUTH PLAIN line is refused exactly when a field
 // is unsafe, and otherwise an independent parse of it is one command that
-// gives back exactly the three fields (SECURITY.md P4).
+// gives back exactly the three fields (P4).
 func FuzzUpstreamEncoder(f *testing.F) {
 	f.Add("alice", "master", "pw")
 	f.Add("", "alice", "p a s s")

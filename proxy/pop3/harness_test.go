@@ -48,8 +48,8 @@ func startSessionContext(ctx context.Context, t *testing.T, cfg Config, mode fro
 // quit asserts the client ended pre-auth with QUIT.
 func quit(t *testing.T, s *fronttest.Session) {
 	t.Helper()
-	if err := s.Result(t); !errors.Is(err, ErrQuit) {
-		t.Errorf("ReadLogin error = %v, want ErrQuit", err)
+	if err := s.Result(t); !errors.Is(err, errQuit) {
+		t.Errorf("ReadLogin error = %v, want errQuit", err)
 	}
 }
 

@@ -6,9 +6,9 @@ import (
 	"github.com/postern-dev/postern/proxy"
 )
 
-// ErrLineTooLong reports a line longer than Config.MaxLine, from the client
+// errLineTooLong reports a line longer than Config.MaxLine, from the client
 // or from the upstream.
-var ErrLineTooLong = proxy.ErrLineTooLong
+var errLineTooLong = proxy.ErrLineTooLong
 
 // maxKeyword bounds a command keyword.
 const maxKeyword = proxy.MaxKeyword

@@ -23,8 +23,8 @@ func TestReadLine(t *testing.T) {
 		{name: "inner CR kept", input: "PASS a\rb\r\n", max: 64, want: []string{"PASS a\rb"}, wantErr: io.EOF},
 		{name: "empty line", input: "\r\n", max: 64, want: []string{""}, wantErr: io.EOF},
 		{name: "line across buffer refills", input: strings.Repeat("x", 100) + "\r\n", bufSize: 16, max: 102, want: []string{strings.Repeat("x", 100)}, wantErr: io.EOF},
-		{name: "limit counts the terminator", input: strings.Repeat("x", 100) + "\r\n", bufSize: 16, max: 101, wantErr: ErrLineTooLong},
-		{name: "unterminated over limit", input: strings.Repeat("x", 200), bufSize: 16, max: 64, wantErr: ErrLineTooLong},
+		{name: "limit counts the terminator", input: strings.Repeat("x", 100) + "\r\n", bufSize: 16, max: 101, wantErr: errLineTooLong},
+		{name: "unterminated over limit", input: strings.Repeat("x", 200), bufSize: 16, max: 64, wantErr: errLineTooLong},
 		{name: "unterminated at EOF", input: "QUIT", max: 64, wantErr: io.EOF},
 	}
 	for _, tc := range cases {
@@ -58,8 +58,8 @@ func TestReadLine(t *testing.T) {
 func TestReadLineStopsAtLimit(t *testing.T) {
 	src := &countingReader{r: strings.NewReader(strings.Repeat("x", 1<<20))}
 	r := bufio.NewReaderSize(src, 16)
-	if _, err := readLine(r, 100); !errors.Is(err, ErrLineTooLong) {
-		t.Fatalf("error = %v, want ErrLineTooLong", err)
+	if _, err := readLine(r, 100); !errors.Is(err, errLineTooLong) {
+		t.Fatalf("error = %v, want errLineTooLong", err)
 	}
 	if src.n > 100+16 {
 		t.Errorf("read %d bytes for a 100-byte limit", src.n)

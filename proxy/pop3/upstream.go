@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -100,7 +101,7 @@ func (p *Protocol) authCommand(ctx context.Context, user string) ([]byte, error)
 }
 
 // upstreamSTLS upgrades the upstream connection (RFC 2595 §4). A refusal is
-// an error, never a reason to continue in plaintext (SECURITY.md P5).
+// an error, never a reason to continue in plaintext (P5).
 func (p *Protocol) upstreamSTLS(ctx context.Context, up *proxy.Conn) error {
 	if err := send(up, []byte("STLS\r\n")); err != nil {
 		return err
@@ -253,7 +254,7 @@ func send(up *proxy.Conn, b []byte) error {
 // RFC 4616). base64 alone would hide CR or LF from the line, but the
 // upstream would still see them inside the name, so they are refused here.
 func encodeAuthPlain(authzid, authcid, password string) ([]byte, error) {
-	if proxy.HasControl(authzid) || !proxy.ValidCredential(authcid) || !proxy.ValidCredential(password) {
+	if safetext.BreaksCommand(authzid) || !proxy.ValidCredential(authcid) || !proxy.ValidCredential(password) {
 		return nil, errUnsafeArgument
 	}
 	msg := authzid + "\x00" + authcid + "\x00" + password
@@ -263,7 +264,7 @@ func encodeAuthPlain(authzid, authcid, password string) ([]byte, error) {
 // encodeCommand is the only way upstream commands are built: keyword and
 // arguments joined by single spaces and one CRLF. Each part must be
 // non-empty and free of space, CR, LF and NUL, so the result is exactly one
-// command with exactly these arguments (SECURITY.md P4).
+// command with exactly these arguments (P4).
 func encodeCommand(keyword string, args ...string) ([]byte, error) {
 	var b bytes.Buffer
 	for i, part := range append([]string{keyword}, args...) {

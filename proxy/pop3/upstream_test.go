@@ -24,7 +24,7 @@ const (
 
 // fakeUpstream is a scripted POP3 server that records every line it gets.
 type fakeUpstream struct {
-	greeting string              // sent as is, CRLF added unless rawGreeting
+	greeting string              // sent as is, CRLF added unless raw
 	raw      bool                // greeting without CRLF
 	replies  map[string][]string // keyword → reply lines; default -ERR
 	tls      *tls.Config         // for STLS
@@ -222,7 +222,7 @@ func TestUpstreamLogin(t *testing.T) {
 		{name: "greeting -ERR", up: fakeUpstream{greeting: "-ERR [SYS/TEMP] busy"}, cfg: master, wantErr: []error{proxy.ErrUpstream}},
 		{name: "greeting missing", up: fakeUpstream{hangUp: true}, cfg: master, wantErr: []error{proxy.ErrUpstream, io.EOF}},
 		{name: "PREAUTH-like greeting", up: fakeUpstream{greeting: "+OKAY logged in already", replies: loggedIn}, cfg: master, wantErr: []error{proxy.ErrUpstream}},
-		{name: "huge greeting", up: fakeUpstream{greeting: "+OK " + strings.Repeat("x", 1<<20), raw: true}, cfg: master, wantErr: []error{proxy.ErrUpstream, ErrLineTooLong}},
+		{name: "huge greeting", up: fakeUpstream{greeting: "+OK " + strings.Repeat("x", 1<<20), raw: true}, cfg: master, wantErr: []error{proxy.ErrUpstream, errLineTooLong}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/postern-dev/postern/internal/clock"
+	"github.com/postern-dev/postern/internal/safetext"
 	"github.com/postern-dev/postern/proxy"
 )
 
@@ -62,8 +64,8 @@ type Target struct {
 	URL *url.URL
 }
 
-// Result is the outcome of the last probe of a target.
-type Result struct {
+// result is the outcome of the last probe of a target.
+type result struct {
 	Key     string
 	Address string
 	OK      bool
@@ -86,9 +88,9 @@ type Config struct {
 	// default 5 s. A server that greets later than this is broken for mail
 	// clients anyway.
 	Timeout time.Duration
-	Now     func() time.Time
-	// After waits between probes (default time.After); tests replace it.
-	After func(time.Duration) <-chan time.Time
+	// Clock dates results and times the waits between probes; nil: the
+	// system clock.
+	Clock clock.Clock
 }
 
 // Prober probes every target at start, then every Interval while it
@@ -98,7 +100,7 @@ type Prober struct {
 	log *slog.Logger
 
 	mu       sync.Mutex
-	results  map[string]Result
+	results  map[string]result
 	warned   map[string]time.Time // last warning per key
 	refusals map[string]time.Time // last master-login error per key
 }
@@ -120,20 +122,15 @@ func New(cfg Config) *Prober {
 	if cfg.RetryMax < cfg.RetryMin {
 		cfg.RetryMax = max(5*time.Second, cfg.RetryMin)
 	}
-	if cfg.After == nil {
-		cfg.After = time.After
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Prober{cfg: cfg, log: log, results: map[string]Result{}, warned: map[string]time.Time{},
+	return &Prober{cfg: cfg, log: log, results: map[string]result{}, warned: map[string]time.Time{},
 		refusals: map[string]time.Time{}}
 }
 
@@ -165,11 +162,22 @@ func (p *Prober) watch(ctx context.Context, t Target) {
 		} else {
 			wait, retry = retry, min(2*retry, p.cfg.RetryMax)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, p.cfg.Clock, wait) {
 			return
-		case <-p.cfg.After(wait):
 		}
+	}
+}
+
+// sleep waits d on c, or until ctx ends; it reports whether d passed.
+func sleep(ctx context.Context, c clock.Clock, d time.Duration) bool {
+	passed := make(chan struct{})
+	stop := c.AfterFunc(d, func() { close(passed) })
+	defer stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-passed:
+		return true
 	}
 }
 
@@ -179,16 +187,16 @@ func (p *Prober) watch(ctx context.Context, t Target) {
 func (p *Prober) Answered(key string) {
 	for _, t := range p.cfg.Targets {
 		if t.Key == key {
-			p.record(Result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Now()})
+			p.record(result{Key: key, Address: t.Upstream.Address, OK: true, At: p.cfg.Clock.Now()})
 			return
 		}
 	}
 }
 
-// ProbeAll probes every target once, at the same time, and logs what
+// probeAll probes every target once, at the same time, and logs what
 // failed.
-func (p *Prober) ProbeAll(ctx context.Context) []Result {
-	out := make([]Result, len(p.cfg.Targets))
+func (p *Prober) probeAll(ctx context.Context) []result {
+	out := make([]result, len(p.cfg.Targets))
 	var wg sync.WaitGroup
 	for i, t := range p.cfg.Targets {
 		wg.Go(func() { out[i] = p.probe(ctx, t) })
@@ -217,11 +225,11 @@ func (p *Prober) Ready() (bool, []string) {
 	return len(failing) == 0, failing
 }
 
-// Results returns the last result of each target, in configuration order.
-func (p *Prober) Results() []Result {
+// lastResults returns the last result of each target, in configuration order.
+func (p *Prober) lastResults() []result {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]Result, 0, len(p.cfg.Targets))
+	out := make([]result, 0, len(p.cfg.Targets))
 	for _, t := range p.cfg.Targets {
 		if r, ok := p.results[t.Key]; ok {
 			out = append(out, r)
@@ -232,7 +240,7 @@ func (p *Prober) Results() []Result {
 
 // record stores r and logs a failure when it is new, changed, or has
 // not been logged for warnEvery; a recovery is logged once.
-func (p *Prober) record(r Result) {
+func (p *Prober) record(r result) {
 	p.mu.Lock()
 	prev, seen := p.results[r.Key]
 	p.results[r.Key] = r
@@ -263,7 +271,7 @@ func (p *Prober) LoginRefused(key string) {
 	if target == nil || !target.MasterLogin {
 		return
 	}
-	now := p.cfg.Now()
+	now := p.cfg.Clock.Now()
 	p.mu.Lock()
 	last, seen := p.refusals[key]
 	if seen && now.Sub(last) < refusalEvery {
@@ -277,8 +285,8 @@ func (p *Prober) LoginRefused(key string) {
 }
 
 // probe runs one target's dialogue under the timeouts.
-func (p *Prober) probe(ctx context.Context, t Target) Result {
-	r := Result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Now()}
+func (p *Prober) probe(ctx context.Context, t Target) result {
+	r := result{Key: t.Key, Address: t.Upstream.Address, At: p.cfg.Clock.Now()}
 	err := p.dialogue(ctx, t)
 	if err != nil {
 		r.Problem = err.Error()
@@ -462,9 +470,10 @@ func bound(ctx context.Context, conn net.Conn, timeout time.Duration) (stop func
 
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
+// clip bounds an upstream's line in an error, marking the cut.
 func clip(s string) string {
 	if len(s) > 80 {
-		return s[:80] + "…"
+		return safetext.Clip(s, 80) + "…"
 	}
 	return s
 }

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/internal/fakeclock"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -56,7 +57,7 @@ func TestProbeAnswersForAGoodConfiguration(t *testing.T) {
 	if ok, failing := p.Ready(); ok || len(failing) != 5 {
 		t.Errorf("before any probe: Ready() = %v, %v; want not ready, all five", ok, failing)
 	}
-	for _, r := range p.ProbeAll(context.Background()) {
+	for _, r := range p.probeAll(context.Background()) {
 		if !r.OK {
 			t.Errorf("%s: %s", r.Key, r.Problem)
 		}
@@ -101,7 +102,7 @@ func TestProbeNamesTheKey(t *testing.T) {
 			var logs logBuffer
 			p := New(Config{Targets: []Target{tt.t}, Logger: logs.logger(), Timeout: time.Second})
 			start := time.Now()
-			r := p.ProbeAll(context.Background())[0]
+			r := p.probeAll(context.Background())[0]
 			if r.OK {
 				t.Fatal("probe passed")
 			}
@@ -117,7 +118,7 @@ func TestProbeNamesTheKey(t *testing.T) {
 			if ok, failing := p.Ready(); ok || !slices.Equal(failing, []string{tt.t.Key}) {
 				t.Errorf("Ready() = %v, %v", ok, failing)
 			}
-			p.ProbeAll(context.Background())
+			p.probeAll(context.Background())
 			if n := strings.Count(logs.String(), "upstream probe failed"); n != 1 {
 				t.Errorf("%d warnings after two probes with the same problem:\n%s", n, logs.String())
 			}
@@ -143,7 +144,7 @@ func TestProbeBadGreetings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", tt.addr, proxy.None, nil)}, Timeout: 300 * time.Millisecond})
-			r := p.ProbeAll(context.Background())[0]
+			r := p.probeAll(context.Background())[0]
 			if r.OK || !strings.Contains(r.Problem, tt.want) {
 				t.Errorf("problem %q, want it to say %q", r.Problem, tt.want)
 			}
@@ -153,17 +154,17 @@ func TestProbeBadGreetings(t *testing.T) {
 
 func TestLoginRefusedLoggedAtMostOnceAMinute(t *testing.T) {
 	var logs logBuffer
-	now := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := fakeclock.New(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
 	master := target(IMAP(), "upstream.imap", "127.0.0.1:1", proxy.StartTLS, nil)
 	master.MasterLogin = true
 	stored := target(POP3(), "upstream.pop3", "127.0.0.1:2", proxy.StartTLS, nil)
-	p := New(Config{Targets: []Target{master, stored}, Logger: logs.logger(), Now: func() time.Time { return now }})
+	p := New(Config{Targets: []Target{master, stored}, Logger: logs.logger(), Clock: clk})
 	for range 10 {
 		p.LoginRefused("upstream.imap")
 		p.LoginRefused("upstream.pop3") // a stored password: the user's, not the configuration's
-		now = now.Add(5 * time.Second)
+		clk.Advance(5 * time.Second)
 	}
-	now = now.Add(15 * time.Second)
+	clk.Advance(15 * time.Second)
 	p.LoginRefused("upstream.imap")
 	out := logs.String()
 	if n := strings.Count(out, "level=ERROR"); n != 2 {
@@ -236,7 +237,7 @@ func TestProbeDAV(t *testing.T) {
 			}
 			p := New(Config{Targets: []Target{{Key: "upstream.dav", URL: u, Upstream: proxy.Upstream{Address: u.Host, TLS: tt.tc}}},
 				Timeout: 5 * time.Second})
-			r := p.ProbeAll(context.Background())[0]
+			r := p.probeAll(context.Background())[0]
 			if r.OK != (tt.problem == nil) {
 				t.Fatalf("OK = %v, problem %q", r.OK, r.Problem)
 			}
@@ -252,35 +253,30 @@ func TestProbeDAV(t *testing.T) {
 	}
 }
 
-// waits stands in for time.After: it hands each wait asked for to the
-// test, which decides when it is over.
+// waits follows the prober's waits on a fake clock: the test decides when
+// each is over.
 type waits struct {
-	asked chan time.Duration
-	over  chan time.Time
+	clk *fakeclock.Clock
+	cur time.Duration
 }
 
 func newWaits() *waits {
-	return &waits{asked: make(chan time.Duration), over: make(chan time.Time)}
-}
-
-func (w *waits) after(d time.Duration) <-chan time.Time {
-	w.asked <- d
-	return w.over
+	return &waits{clk: fakeclock.New(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))}
 }
 
 // next ends the current wait and returns the one asked for after the
 // probe that follows.
 func (w *waits) next(t *testing.T) time.Duration {
 	t.Helper()
-	w.over <- time.Time{}
+	w.clk.Advance(w.cur)
 	return w.first(t)
 }
 
 func (w *waits) first(t *testing.T) time.Duration {
 	t.Helper()
 	select {
-	case d := <-w.asked:
-		return d
+	case w.cur = <-w.clk.Waits():
+		return w.cur
 	case <-time.After(30 * time.Second):
 		t.Fatal("no probe asked to wait")
 		return 0
@@ -301,7 +297,7 @@ func TestFailingUpstreamIsProbedSooner(t *testing.T) {
 	u, _ := url.Parse(up.URL + "/")
 	w := newWaits()
 	p := New(Config{Targets: []Target{{Key: "upstream.dav", URL: u, Upstream: proxy.Upstream{Address: u.Host}}},
-		Interval: 30 * time.Second, After: w.after})
+		Interval: 30 * time.Second, Clock: w.clk})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -340,7 +336,7 @@ func TestFailingUpstreamIsProbedSooner(t *testing.T) {
 func TestAnsweredMakesReady(t *testing.T) {
 	refused := testpeer.Fault(t, testpeer.FaultDown)
 	p := New(Config{Targets: []Target{target(IMAP(), "upstream.imap", refused, proxy.None, nil)}})
-	p.ProbeAll(context.Background())
+	p.probeAll(context.Background())
 	p.Answered("upstream.pop3")
 	if ok, _ := p.Ready(); ok {
 		t.Fatal("ready after another upstream answered")

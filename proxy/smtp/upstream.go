@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/postern-dev/postern/internal/safetext"
 	"strings"
 
 	"github.com/emersion/go-sasl"
@@ -141,7 +142,7 @@ func (u *upstreamConn) authMaster(user, master, password string, ext Extensions)
 	if !hasWord(ext["AUTH"], "PLAIN") {
 		return errNoAuthPlain
 	}
-	if proxy.HasControl(master) || proxy.HasControl(password) {
+	if safetext.BreaksCommand(master) || safetext.BreaksCommand(password) {
 		return fmt.Errorf("master credential: %w", errUnsafeArgument)
 	}
 	_, msg, err := sasl.NewPlainClient(user, master, password).Start()

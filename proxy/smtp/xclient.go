@@ -2,6 +2,7 @@ package smtp
 
 import (
 	"errors"
+	"github.com/postern-dev/postern/internal/safetext"
 	"strconv"
 	"strings"
 
@@ -77,7 +78,7 @@ func encodeXClient(attrs []xclientAttr) ([]byte, error) {
 	var b strings.Builder
 	b.WriteString("XCLIENT")
 	for _, a := range attrs {
-		if !validAttrName(a.name) || a.value == "" || proxy.HasControl(a.value) {
+		if !validAttrName(a.name) || a.value == "" || safetext.BreaksCommand(a.value) {
 			return nil, errUnsafeArgument
 		}
 		b.WriteString(" " + a.name + "=" + xtext(a.value))

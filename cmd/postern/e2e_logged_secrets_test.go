@@ -103,7 +103,7 @@ func w6Forms(s w6Secret) map[string]string {
 }
 
 // checkW6 searches every recorded gateway log and audit log for every
-// secret used in any test, in every form (SECURITY.md W6). It returns a
+// secret used in any test, in every form (W6). It returns a
 // report, "" when no gateway ran.
 func checkW6() string {
 	w6Seen.mu.Lock()
