@@ -111,3 +111,24 @@ func LoadKeyFile(path string) (*Keys, error) {
 	}
 	return k, nil
 }
+
+// keyCheckKey holds a digest under the pepper that names the key file a
+// store was made with. Open writes it when missing and does not judge it
+// (a store opened under the wrong keys fails closed, login by login); a
+// restore compares it, so a backup restored beside the wrong key file is
+// refused with words instead of locking every user out.
+const keyCheckKey = "key_check"
+
+func (s *Store) keyCheck() string { return s.mac.hexDigest("postern key check") }
+
+func (s *Store) noteKeyCheck() error {
+	return s.db.Update(func(tx kvTx) error {
+		if tx.Get(bMeta, keyCheckKey) != nil {
+			return nil
+		}
+		return tx.Put(bMeta, keyCheckKey, []byte(s.keyCheck()))
+	})
+}
+
+// ErrOtherKeys means a backup was made with another key file.
+var ErrOtherKeys = errors.New("the backup was made with another key file")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"runtime/debug"
 	"time"
@@ -18,6 +19,10 @@ import (
 type kv interface {
 	View(fn func(kvTx) error) error
 	Update(fn func(kvTx) error) error
+	// Copy writes a consistent copy of the whole database to w, as of one
+	// read transaction, in which inspect runs first (to learn what the
+	// copy holds). Writers are not blocked while it runs.
+	Copy(w io.Writer, inspect func(kvTx) error) (int64, error)
 	Close() error
 }
 
@@ -29,6 +34,11 @@ type kvTx interface {
 	// returning errStopScan.
 	Scan(bucket, prefix string, fn func(key string, value []byte) error) error
 	NextSequence(bucket string) (uint64, error)
+	// SetSequence moves the bucket's sequence (a restore carrying audit
+	// events over keeps their numbers).
+	SetSequence(bucket string, n uint64) error
+	// Last returns the bucket's last key and value; "" and nil when empty.
+	Last(bucket string) (string, []byte)
 }
 
 var errStopScan = errors.New("stop scan")
@@ -185,6 +195,19 @@ func (b *boltKV) Update(fn func(kvTx) error) error {
 	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
+func (b *boltKV) Copy(w io.Writer, inspect func(kvTx) error) (int64, error) {
+	var n int64
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if err := inspect(boltTx{tx}); err != nil {
+			return err
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
 func (b *boltKV) Close() error { return b.db.Close() }
 
 type boltTx struct{ tx *bolt.Tx }
@@ -245,4 +268,21 @@ func (t boltTx) NextSequence(bucket string) (uint64, error) {
 		return 0, err
 	}
 	return bk.NextSequence()
+}
+
+func (t boltTx) SetSequence(bucket string, n uint64) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.SetSequence(n)
+}
+
+func (t boltTx) Last(bucket string) (string, []byte) {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return "", nil
+	}
+	k, v := bk.Cursor().Last()
+	return string(k), v
 }
