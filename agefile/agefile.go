@@ -7,6 +7,8 @@ package agefile
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -201,4 +203,17 @@ func ReadPassphraseFile(path string) (string, error) {
 		return "", fmt.Errorf("%s: the first line is empty", path)
 	}
 	return line, nil
+}
+
+// Fingerprint names a set of recipients, in any order, by the first 12 hex
+// digits of the SHA-256 of the sorted list: scheduled backups carry it in
+// their file names, so those made for an older set can be found.
+func Fingerprint(recipients []string) string {
+	list := make([]string, len(recipients))
+	for i, r := range recipients {
+		list[i] = strings.TrimSpace(r)
+	}
+	slices.Sort(list)
+	sum := sha256.Sum256([]byte(strings.Join(list, "\n")))
+	return hex.EncodeToString(sum[:6])
 }
