@@ -28,7 +28,7 @@ const MinPassphrase = 12
 // Errors a caller can tell apart with errors.Is.
 var (
 	// ErrWrongKey: the passphrase or identities given do not open the file.
-	ErrWrongKey = errors.New("the passphrase or identity does not open this file")
+	ErrWrongKey = errors.New("wrong passphrase or identity: it does not open this file")
 	// ErrDamaged: the file is not a whole, unaltered age file.
 	ErrDamaged = errors.New("the file is damaged or is not an age file")
 )
@@ -216,4 +216,43 @@ func Fingerprint(recipients []string) string {
 	slices.Sort(list)
 	sum := sha256.Sum256([]byte(strings.Join(list, "\n")))
 	return hex.EncodeToString(sum[:6])
+}
+
+// OneTime makes a fresh X25519 key pair that lives only in this process:
+// a CLI asks a server for a backup encrypted to the public half, opens the
+// stream with the private half in memory, and re-encrypts it under a
+// passphrase, so the passphrase never leaves the CLI and no plaintext
+// touches a disk or a socket.
+func OneTime() (recipient string, key Key, err error) {
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		return "", Key{}, err
+	}
+	return id.Recipient().String(), Key{Identities: []byte(id.String())}, nil
+}
+
+// WriteNew writes a new private file (mode 0600) at path through fill: it
+// refuses an existing path, writes beside it, syncs, and links it into
+// place, so a failed write never leaves a partial file under the name.
+func WriteNew(path string, fill func(w io.Writer) error) error {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("%s exists; choose another name or remove it first", path)
+	}
+	tmp := path + ".partial"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	err = fill(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, path) // unlike a rename, never replaces a file made meanwhile
+	}
+	os.Remove(tmp)
+	return err
 }

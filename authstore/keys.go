@@ -96,10 +96,17 @@ func LoadKeyFile(path string) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrKeyFile, path, err)
 	}
+	return ParseKeyFile(data, path)
+}
+
+// ParseKeyFile reads keys from a key file's contents; name is what errors
+// call it.
+func ParseKeyFile(data []byte, path string) (*Keys, error) {
 	var kf keyFile
 	if err := json.Unmarshal(data, &kf); err != nil || kf.Format != keyFileFormat {
 		return nil, fmt.Errorf("%w %s: not a postern key file", ErrKeyFile, path)
 	}
+	var err error
 	k := &Keys{Version: kf.Version}
 	k.Pepper, err = base64.StdEncoding.DecodeString(kf.Pepper)
 	if err != nil || len(k.Pepper) != 32 {
