@@ -64,6 +64,17 @@ var ErrCorrupt = errors.New("store file is corrupt")
 type boltKV struct{ db *bolt.DB }
 
 func openBolt(path string, timeout time.Duration) (kv, error) {
+	return openBoltMode(path, timeout, false)
+}
+
+// openBoltReadOnly opens a file only to read it (a shared lock, no write
+// at all): a store being replaced by a restore stays byte for byte as it
+// was until the moment it is replaced.
+func openBoltReadOnly(path string, timeout time.Duration) (kv, error) {
+	return openBoltMode(path, timeout, true)
+}
+
+func openBoltMode(path string, timeout time.Duration, readOnly bool) (kv, error) {
 	// A file cut short inside its two meta pages gets a bare error from
 	// bbolt; name it as the damage it is.
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 && st.Size() < 2*int64(os.Getpagesize()) {
@@ -71,7 +82,9 @@ func openBolt(path string, timeout time.Duration) (kv, error) {
 	}
 	var db *bolt.DB
 	err := guard(func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+		// Check, run at open, needs the free list, which bbolt loads by
+		// itself only for writers.
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly, PreLoadFreelist: readOnly})
 		return err
 	})
 	var damaged *damageError
@@ -89,6 +102,9 @@ func openBolt(path string, timeout time.Duration) (kv, error) {
 	if err := b.check(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if readOnly {
+		return b, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {

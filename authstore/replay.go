@@ -26,7 +26,7 @@ type replay struct {
 
 // newReplay reads what it needs from the replaced store, and sets
 // rep.Old to say whether there is anything to re-apply from.
-func (s *Store) newReplay(ctx context.Context, old *Store, oldErr error, rep *RestoreReport) (*replay, error) {
+func (s *Store) newReplay(ctx context.Context, old kv, oldErr error, rep *RestoreReport) (*replay, error) {
 	r := &replay{s: s, ctx: ctx, rep: rep}
 	switch {
 	case old == nil && oldErr == nil:
@@ -54,9 +54,9 @@ func (r *replay) related() bool { return r.rep.Old == OldReplayed || r.rep.Old =
 // load reads the replaced store's events after the backup's last one, its
 // users and its policy. found is false when its log does not hold the
 // backup's last event.
-func (r *replay) load(old *Store) (found bool, err error) {
+func (r *replay) load(old kv) (found bool, err error) {
 	b := r.rep.Backup
-	err = old.view(func(tx kvTx) error {
+	err = old.View(func(tx kvTx) error {
 		var last Event
 		if ok, err := getJSON(tx, bAudit, auditKey(b.Seq), &last); err != nil || !ok || last.Hash != b.Head {
 			return err

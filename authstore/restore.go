@@ -83,13 +83,9 @@ var ErrInUse = errors.New("the store is in use: stop `postern serve` first")
 // "store.restore" event links the two chains. Only then is the old file
 // kept beside and the new one renamed over it.
 func Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
-	old, oldErr := openOld(o)
-	if old != nil {
-		defer old.Close()
-	}
-	if errors.Is(oldErr, ErrLocked) {
-		return nil, fmt.Errorf("%w (%v)", ErrInUse, oldErr)
-	}
+	// The backup is read, opened and checked before the store being
+	// replaced is even opened: a wrong key or a damaged file leaves it as
+	// it was, byte for byte.
 	tmp, err := writeBeside(o.Path, o.Backup)
 	if err != nil {
 		return nil, err
@@ -103,6 +99,14 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
 	st, err := Open(tmp, o.Options)
 	if err != nil {
 		return nil, fmt.Errorf("the backup's store: %w", err)
+	}
+	defer st.Close()
+	old, oldErr := openOld(o)
+	if old != nil {
+		defer old.Close()
+	}
+	if errors.Is(oldErr, ErrLocked) {
+		return nil, fmt.Errorf("%w (%v)", ErrInUse, oldErr)
 	}
 	rep, err := st.restoreFrom(ctx, old, oldErr, o.NoReplay)
 	if cerr := st.Close(); err == nil {
@@ -123,15 +127,26 @@ func Restore(ctx context.Context, o RestoreOptions) (*RestoreReport, error) {
 	return rep, nil
 }
 
-// openOld opens the store being replaced; nil and no error when there is
-// none.
-func openOld(o RestoreOptions) (*Store, error) {
+// openOld opens the store being replaced to read it only; nil and no
+// error when there is none.
+func openOld(o RestoreOptions) (kv, error) {
 	if _, err := os.Stat(o.Path); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	opts := o.Options
-	opts.LockTimeout = 500 * time.Millisecond
-	return Open(o.Path, opts)
+	db, err := openBoltReadOnly(o.Path, 500*time.Millisecond)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.View(func(tx kvTx) error {
+		if v := tx.Get(bMeta, "schema"); string(v) != fmt.Sprint(schemaVersion) {
+			return fmt.Errorf("%w %q (this build reads %d)", ErrSchema, v, schemaVersion)
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
 }
 
 // writeBeside copies r into a new private file next to path and syncs it.
@@ -180,7 +195,7 @@ func replace(path, tmp string) (kept string, err error) {
 }
 
 // restoreFrom runs on the store opened from the backup.
-func (s *Store) restoreFrom(ctx context.Context, old *Store, oldErr error, noReplay bool) (*RestoreReport, error) {
+func (s *Store) restoreFrom(ctx context.Context, old kv, oldErr error, noReplay bool) (*RestoreReport, error) {
 	if _, err := s.VerifyAudit(ctx); err != nil {
 		return nil, fmt.Errorf("the backup's audit log: %w", err)
 	}
