@@ -350,7 +350,7 @@ func (c *cli) printRestore(rep *authstore.RestoreReport, path string) {
 		fmt.Fprintf(w, "--no-replay: brought back %d change(s) taken away after the backup (listed above)\n", len(rep.Reapplied))
 	default:
 		why := map[string]string{authstore.OldNone: "there was no store to replace",
-			authstore.OldUnread: "the store being replaced could not be read: " + rep.OldError,
+			authstore.OldUnread:    "the store being replaced could not be read: " + rep.OldError,
 			authstore.OldUnrelated: "the store being replaced " + rep.OldError}[rep.Old]
 		fmt.Fprintf(w, "nothing could be re-applied: %s\n", safetext.Show(why))
 		c.printBackupAppPasswords(rep)
