@@ -178,9 +178,17 @@ func writeBeside(path string, r io.Reader) (string, error) {
 // rename below is still atomic) and renames tmp over path.
 func replace(path, tmp string) (kept string, err error) {
 	if _, err := os.Stat(path); err == nil {
-		kept = path + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
-		if err := os.Link(path, kept); err != nil {
-			return "", fmt.Errorf("keep the replaced store: %w", err)
+		base := path + ".replaced-" + time.Now().UTC().Format("20060102T150405Z")
+		kept = base
+		for i := 2; ; i++ {
+			err := os.Link(path, kept)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, fs.ErrExist) || i > 100 {
+				return "", fmt.Errorf("keep the replaced store: %w", err)
+			}
+			kept = fmt.Sprintf("%s-%d", base, i)
 		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
