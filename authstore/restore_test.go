@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -186,4 +190,53 @@ func mustJSON(t *testing.T, v any) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestS4_BackupUnderLoad: backups taken while app passwords are created
+// and used and events recorded each open clean (every page walked) and
+// verify their audit chain.
+func TestS4_BackupUnderLoad(t *testing.T) {
+	e := newTestStore(t)
+	e.addUser(t, "ann")
+	_, secret := e.addAppPassword(t, "ann")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				switch w {
+				case 0:
+					e.s.CreateAppPassword(bg, "ann", NewAppPassword{Name: "load"})
+				case 1:
+					e.login("ann", secret, IMAP, "192.0.2.1")
+				default:
+					e.s.Record(bg, Event{Kind: "test.load"})
+				}
+			}
+		})
+	}
+	dir := t.TempDir()
+	for i := range 2 {
+		var buf bytes.Buffer
+		if _, err := e.s.Backup(bg, &buf, "load"); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, fmt.Sprint(i, ".db"))
+		os.WriteFile(path, buf.Bytes(), 0o600)
+		st, err := Open(path, e.opts)
+		if err != nil {
+			t.Fatalf("backup %d under load does not open: %v", i, err)
+		}
+		if _, err := st.VerifyAudit(bg); err != nil {
+			t.Errorf("backup %d under load: %v", i, err)
+		}
+		st.Close()
+	}
+	close(stop)
+	wg.Wait()
 }
