@@ -24,21 +24,20 @@ const (
 	BackupInfo   = "Postern-Backup-Info"
 )
 
-// backupRoutes serve the hot backup to the control socket only: a copy of
-// the store holds every password hash, so no web session or API token may
-// pull one, even encrypted to a key of its choosing.
+// backupRoutes serve the hot backup to administrators: the CLI over the
+// control socket, admin tokens (an off-host backup job), and admin web
+// sessions within their re-verification window. A copy holds every
+// password hash, but an administrator can already set any password; what
+// it cannot do is decrypt a copy without the identity it names.
 func (s *Server) backupRoutes() []Route {
 	return []Route{
 		{Method: "POST", Path: "/api/v1/store/backup", Access: Admin, Reauth: true, Handle: s.backup,
 			In: typeOf[BackupRequest](), Produces: "application/octet-stream",
-			Summary: "A consistent copy of the store as an age file for the given recipients (control socket only)"},
+			Summary: "A consistent copy of the store as an age file for the given recipients"},
 	}
 }
 
 func (s *Server) backup(c *Call) (any, error) {
-	if c.P.Kind != KindCLI {
-		return nil, newError(http.StatusForbidden, "forbidden", "backups are taken over the control socket only")
-	}
 	in := c.In.(*BackupRequest)
 	lock := agefile.Lock{Recipients: in.Recipients}
 	if err := lock.Check(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -290,9 +291,12 @@ func (c *cli) openKey(identity, passFile string) (agefile.Key, error) {
 }
 
 func (c *cli) restore(ctx context.Context, cfg *config.Config, in string, key agefile.Key, noReplay bool) (*authstore.RestoreReport, error) {
+	if _, err := os.Stat(cfg.KeyFile); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("the key file %s is missing: put back the one the backup was made with (`postern key import --in FILE`); a new one cannot open it", cfg.KeyFile)
+	}
 	keys, err := authstore.LoadKeyFile(cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("%w (restore the key file first: `postern key import`)", err)
+		return nil, err
 	}
 	f, err := os.Open(in)
 	if err != nil {
