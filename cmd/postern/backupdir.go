@@ -29,6 +29,20 @@ func backupName(t time.Time, fingerprint string) string {
 	return "postern-" + t.UTC().Format(backupTimeLayout) + "-" + fingerprint + ".age"
 }
 
+// newBackupPath names a backup made now in dir, a second later per
+// backup already there under the name: names are by the second, and two
+// backups within one (a rotate right after a start) must both be kept.
+func newBackupPath(dir, fingerprint string) string {
+	t := time.Now()
+	for {
+		p := filepath.Join(dir, backupName(t, fingerprint))
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			return p
+		}
+		t = t.Add(time.Second)
+	}
+}
+
 // dirBackup is one scheduled backup found in the directory.
 type dirBackup struct {
 	path        string
@@ -154,7 +168,7 @@ func (b *backupSchedule) run(ctx context.Context) {
 // once writes one backup and prunes the old ones.
 func (b *backupSchedule) once(ctx context.Context) {
 	fp := agefile.Fingerprint(b.cfg.Recipients)
-	path := filepath.Join(b.cfg.Dir, backupName(time.Now(), fp))
+	path := newBackupPath(b.cfg.Dir, fp)
 	var info authstore.BackupInfo
 	var size int64
 	err := agefile.WriteNew(path, func(w io.Writer) error {

@@ -40,7 +40,7 @@ func (c *cli) storeRotate(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(cfg.Backup.Dir, 0o700); err != nil {
 		return err
 	}
-	path := filepath.Join(cfg.Backup.Dir, backupName(time.Now(), fp))
+	path := newBackupPath(cfg.Backup.Dir, fp)
 	if _, err := writeBackup(ctx, cfg, path, lk); err != nil {
 		return err
 	}
@@ -69,7 +69,7 @@ func (c *cli) deleteOtherBackups(dir, fp string, yes bool) error {
 	}
 	if !yes {
 		if !c.isTerminal() {
-			return fmt.Errorf("%w: kept them; run again with --yes to delete them", errUsage)
+			return errors.New("kept them; run again with --yes to delete them")
 		}
 		answer, err := c.readSecret(fmt.Sprintf("Type yes to delete these %d backup(s): ", len(old)))
 		if err != nil || strings.TrimSpace(answer) != "yes" {
