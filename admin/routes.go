@@ -8,5 +8,6 @@ func (s *Server) apiRoutes() []Route {
 	rs = append(rs, s.userRoutes()...)
 	rs = append(rs, s.upstreamRoutes()...)
 	rs = append(rs, s.opsRoutes()...)
+	rs = append(rs, s.backupRoutes()...)
 	return rs
 }

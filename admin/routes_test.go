@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -183,6 +184,12 @@ func TestEveryRoute(t *testing.T) {
 				t.Errorf("verify: %s", r.body)
 			}
 		}},
+		{who: root, method: "POST", path: p("/api/v1/store/backup"), body: map[string]any{"recipients": []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}},
+			want: 200, kinds: []string{"store.backup"}, after: func(r *resp) {
+				if !bytes.HasPrefix(r.body, []byte("age-encryption.org/v1\n")) || r.header.Get(BackupStatus) != "ok" {
+					t.Errorf("backup: %q… status %q", r.body[:min(40, len(r.body))], r.header.Get(BackupStatus))
+				}
+			}},
 		{who: alice, method: "DELETE", path: p("/api/v1/me/mfa"), want: 409}, // already off
 		{who: alice, method: "DELETE", path: p("/api/v1/session"), want: 204, kinds: []string{"web.signout"}},
 	}
@@ -240,7 +247,7 @@ func checkEvents(t *testing.T, s step, actor string, evs []authstore.Event, secr
 		if ev.Source != "192.0.2.10" {
 			t.Errorf("%s %s: %s event source %q", s.method, s.path(), ev.Kind, ev.Source)
 		}
-		if ev.User == "" && ev.Kind != "policy.mfa" {
+		if ev.User == "" && ev.Kind != "policy.mfa" && ev.Kind != "store.backup" { // organisation-wide events
 			t.Errorf("%s %s: %s event without a user", s.method, s.path(), ev.Kind)
 		}
 		if (ev.Kind == "login" || ev.Kind == "second_factor") && (ev.Protocol != authstore.Web || ev.Result == "" || (ev.Reason == "" && ev.Result != "denied")) {

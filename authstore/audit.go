@@ -222,13 +222,18 @@ func (s *Store) AuditTail(ctx context.Context, n int) ([]Event, error) {
 	return all, err
 }
 
-// VerifyAudit walks the whole chain and reports the first broken link as
-// ErrAuditChain (a finding, not ErrUnavailable).
+// VerifyAudit walks the whole chain, from the pruning checkpoint when
+// there is one, and reports the first broken link as ErrAuditChain (a
+// finding, not ErrUnavailable).
 func (s *Store) VerifyAudit(ctx context.Context) (int, error) {
 	n := 0
 	err := s.view(func(tx kvTx) error {
-		prev := ""
-		err := tx.Scan(bAudit, "", func(k string, v []byte) error {
+		cp, err := auditCheckpoint(tx)
+		if err != nil {
+			return domainError{fmt.Errorf("%w: unreadable checkpoint: %v", ErrAuditChain, err)}
+		}
+		prev := cp.Hash // "" when nothing was ever pruned
+		err = tx.Scan(bAudit, "", func(k string, v []byte) error {
 			var ev Event
 			if err := json.Unmarshal(v, &ev); err != nil {
 				return domainError{fmt.Errorf("%w at %s: %v", ErrAuditChain, k, err)}

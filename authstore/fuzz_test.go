@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -262,4 +263,21 @@ func (t memTx) NextSequence(bucket string) (uint64, error) {
 	n, _ := strconv.ParseUint(string(seqs[bucket]), 10, 64)
 	seqs[bucket] = []byte(strconv.FormatUint(n+1, 10))
 	return n + 1, nil
+}
+
+func (m *memKV) Copy(io.Writer, func(kvTx) error) (int64, error) {
+	return 0, errors.New("memKV: no copies")
+}
+
+func (t memTx) SetSequence(bucket string, n uint64) error {
+	t.data[memSeqs][bucket] = []byte(strconv.FormatUint(n, 10))
+	return nil
+}
+
+func (t memTx) Last(bucket string) (string, []byte) {
+	keys := slices.Sorted(maps.Keys(t.data[bucket]))
+	if len(keys) == 0 {
+		return "", nil
+	}
+	return keys[len(keys)-1], t.data[bucket][keys[len(keys)-1]]
 }

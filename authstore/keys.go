@@ -96,10 +96,17 @@ func LoadKeyFile(path string) (*Keys, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrKeyFile, path, err)
 	}
+	return ParseKeyFile(data, path)
+}
+
+// ParseKeyFile reads keys from a key file's contents; name is what errors
+// call it.
+func ParseKeyFile(data []byte, path string) (*Keys, error) {
 	var kf keyFile
 	if err := json.Unmarshal(data, &kf); err != nil || kf.Format != keyFileFormat {
 		return nil, fmt.Errorf("%w %s: not a postern key file", ErrKeyFile, path)
 	}
+	var err error
 	k := &Keys{Version: kf.Version}
 	k.Pepper, err = base64.StdEncoding.DecodeString(kf.Pepper)
 	if err != nil || len(k.Pepper) != 32 {
@@ -111,3 +118,24 @@ func LoadKeyFile(path string) (*Keys, error) {
 	}
 	return k, nil
 }
+
+// keyCheckKey holds a digest under the pepper that names the key file a
+// store was made with. Open writes it when missing and does not judge it
+// (a store opened under the wrong keys fails closed, login by login); a
+// restore compares it, so a backup restored beside the wrong key file is
+// refused with words instead of locking every user out.
+const keyCheckKey = "key_check"
+
+func (s *Store) keyCheck() string { return s.mac.hexDigest("postern key check") }
+
+func (s *Store) noteKeyCheck() error {
+	return s.db.Update(func(tx kvTx) error {
+		if tx.Get(bMeta, keyCheckKey) != nil {
+			return nil
+		}
+		return tx.Put(bMeta, keyCheckKey, []byte(s.keyCheck()))
+	})
+}
+
+// ErrOtherKeys means a backup was made with another key file.
+var ErrOtherKeys = errors.New("the backup was made with another key file")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"runtime/debug"
 	"time"
@@ -18,6 +19,10 @@ import (
 type kv interface {
 	View(fn func(kvTx) error) error
 	Update(fn func(kvTx) error) error
+	// Copy writes a consistent copy of the whole database to w, as of one
+	// read transaction, in which inspect runs first (to learn what the
+	// copy holds). Writers are not blocked while it runs.
+	Copy(w io.Writer, inspect func(kvTx) error) (int64, error)
 	Close() error
 }
 
@@ -29,6 +34,11 @@ type kvTx interface {
 	// returning errStopScan.
 	Scan(bucket, prefix string, fn func(key string, value []byte) error) error
 	NextSequence(bucket string) (uint64, error)
+	// SetSequence moves the bucket's sequence (a restore carrying audit
+	// events over keeps their numbers).
+	SetSequence(bucket string, n uint64) error
+	// Last returns the bucket's last key and value; "" and nil when empty.
+	Last(bucket string) (string, []byte)
 }
 
 var errStopScan = errors.New("stop scan")
@@ -54,6 +64,17 @@ var ErrCorrupt = errors.New("store file is corrupt")
 type boltKV struct{ db *bolt.DB }
 
 func openBolt(path string, timeout time.Duration) (kv, error) {
+	return openBoltMode(path, timeout, false)
+}
+
+// openBoltReadOnly opens a file only to read it (a shared lock, no write
+// at all): a store being replaced by a restore stays byte for byte as it
+// was until the moment it is replaced.
+func openBoltReadOnly(path string, timeout time.Duration) (kv, error) {
+	return openBoltMode(path, timeout, true)
+}
+
+func openBoltMode(path string, timeout time.Duration, readOnly bool) (kv, error) {
 	// A file cut short inside its two meta pages gets a bare error from
 	// bbolt; name it as the damage it is.
 	if st, err := os.Stat(path); err == nil && st.Size() > 0 && st.Size() < 2*int64(os.Getpagesize()) {
@@ -61,7 +82,9 @@ func openBolt(path string, timeout time.Duration) (kv, error) {
 	}
 	var db *bolt.DB
 	err := guard(func() (err error) {
-		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+		// Check, run at open, needs the free list, which bbolt loads by
+		// itself only for writers.
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly, PreLoadFreelist: readOnly})
 		return err
 	})
 	var damaged *damageError
@@ -79,6 +102,9 @@ func openBolt(path string, timeout time.Duration) (kv, error) {
 	if err := b.check(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, err)
+	}
+	if readOnly {
+		return b, nil
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
@@ -185,6 +211,19 @@ func (b *boltKV) Update(fn func(kvTx) error) error {
 	return b.db.Update(func(tx *bolt.Tx) error { return fn(boltTx{tx}) })
 }
 
+func (b *boltKV) Copy(w io.Writer, inspect func(kvTx) error) (int64, error) {
+	var n int64
+	err := b.db.View(func(tx *bolt.Tx) error {
+		if err := inspect(boltTx{tx}); err != nil {
+			return err
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
 func (b *boltKV) Close() error { return b.db.Close() }
 
 type boltTx struct{ tx *bolt.Tx }
@@ -245,4 +284,21 @@ func (t boltTx) NextSequence(bucket string) (uint64, error) {
 		return 0, err
 	}
 	return bk.NextSequence()
+}
+
+func (t boltTx) SetSequence(bucket string, n uint64) error {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return err
+	}
+	return bk.SetSequence(n)
+}
+
+func (t boltTx) Last(bucket string) (string, []byte) {
+	bk, err := t.bucket(bucket)
+	if err != nil {
+		return "", nil
+	}
+	k, v := bk.Cursor().Last()
+	return string(k), v
 }

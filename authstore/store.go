@@ -99,6 +99,10 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	s := &Store{db: db, opts: opts, hash: newHasher(opts.KDF), seal: seal, mac: newMacPool(opts.Keys.Pepper),
 		limit: newLimiter(opts.Limits, opts.Clock.Now), stop: make(chan struct{})}
+	if err := s.noteKeyCheck(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
 	s.usage = newUsageTracker()
 	s.hot = newDecisionCache()
 	s.audit = newAuditWriter(db, opts.Clock.Now, opts.Logger)

@@ -29,6 +29,8 @@ type Config struct {
 	Upstream Upstream `toml:"upstream"`
 	Policy   Policy   `toml:"policy"`
 	Limits   Limits   `toml:"limits"`
+	Backup   Backup   `toml:"backup"`
+	Audit    Audit    `toml:"audit"`
 
 	// src remembers where each key was in the file, so that Validate can
 	// point at it; nil for a Config built in code.
@@ -266,6 +268,29 @@ type Limits struct {
 	LastUsedFlush     Duration `toml:"lastused_flush"`
 }
 
+// Backup configures the backups the server writes on its own. They are
+// encrypted to Recipients only: a passphrase would have to be stored.
+type Backup struct {
+	// Dir is where scheduled backups go; empty turns them off.
+	Dir string `toml:"dir"`
+	// Every is the time between two scheduled backups.
+	Every Duration `toml:"every"`
+	// Keep is how many scheduled backups for the current recipients are
+	// kept; older ones are deleted after each new one.
+	Keep int `toml:"keep"`
+	// Recipients are age public keys ("age1…"); the matching identities
+	// live elsewhere, so the server holds nothing that decrypts a backup.
+	// `postern store backup` also uses them when given no other lock.
+	Recipients []string `toml:"recipients"`
+}
+
+// Audit configures the audit log's retention.
+type Audit struct {
+	// Keep is how long events are kept; older ones are pruned daily
+	// (`postern audit export` archives them first if wanted).
+	Keep Duration `toml:"keep"`
+}
+
 // Default returns a Config holding every default. It is the one place
 // defaults are set: Parse decodes the file on top of it.
 func Default() *Config {
@@ -306,6 +331,8 @@ func Default() *Config {
 			StaleSecretWindow:       Duration{15 * time.Minute},
 			LastUsedFlush:           Duration{30 * time.Second},
 		},
+		Backup: Backup{Every: Duration{24 * time.Hour}, Keep: 14, Recipients: []string{}},
+		Audit:  Audit{Keep: Duration{400 * 24 * time.Hour}},
 	}
 }
 

@@ -41,6 +41,9 @@ func (c *Config) validate() []Error {
 	v.davUpstream(c.Upstream.DAV, c.DAV.Listen != "")
 	v.policy(c.Policy)
 	v.limits(c.Limits)
+	v.backup(c)
+	// A year and a month keeps a year's events through a monthly archive.
+	v.duration("audit.keep", c.Audit.Keep, 24*time.Hour, 100*365*24*time.Hour)
 	return v.errs
 }
 
@@ -220,4 +223,35 @@ func (v *validator) limits(l Limits) {
 	}
 	v.duration("limits.stale_secret_window", l.StaleSecretWindow, time.Minute, 24*time.Hour)
 	v.duration("limits.lastused_flush", l.LastUsedFlush, time.Second, time.Hour)
+}
+
+func (v *validator) backup(c *Config) {
+	b := c.Backup
+	v.duration("backup.every", b.Every, time.Minute, 90*24*time.Hour)
+	v.between("backup.keep", b.Keep, 1, 10000)
+	for i, r := range b.Recipients {
+		if !ageRecipient(r) {
+			v.add(fmt.Sprintf("backup.recipients[%d]", i), fmt.Sprintf("%q is not an age public key (age1 followed by 58 lowercase letters and digits)", r))
+		}
+	}
+	if b.Dir == "" {
+		return
+	}
+	if !filepath.IsAbs(b.Dir) {
+		v.add("backup.dir", fmt.Sprintf("must be an absolute path; got %q", b.Dir))
+	}
+	if len(b.Recipients) == 0 {
+		v.add("backup.recipients", "required when backup.dir is set: the server encrypts its scheduled backups to public keys only")
+	}
+	if c.DataDir != "" && within(b.Dir, c.DataDir) {
+		v.add("backup.dir", "must be outside data_dir: a backup kept beside the store is lost with it")
+	}
+}
+
+// ageRecipient checks the form of an age X25519 public key: "age1" and 58
+// characters of the Bech32 alphabet.
+func ageRecipient(s string) bool {
+	const bech32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+	rest, ok := strings.CutPrefix(s, "age1")
+	return ok && len(rest) == 58 && !strings.ContainsFunc(rest, func(r rune) bool { return !strings.ContainsRune(bech32, r) })
 }

@@ -44,6 +44,8 @@ type backend interface {
 
 	AuditTail(ctx context.Context, n int) ([]authstore.Event, error)
 	VerifyAudit(ctx context.Context) (int, error)
+	// ExportAudit calls fn for every event f matches, oldest first.
+	ExportAudit(ctx context.Context, f authstore.AuditFilter, fn func(authstore.Event) error) error
 
 	CreateToken(ctx context.Context, in authstore.NewToken) (authstore.Token, string, error)
 	ListTokens(ctx context.Context) ([]authstore.Token, error)

@@ -118,7 +118,10 @@ func (g *gateway) start(cfg *config.Config) (err error) {
 		return err
 	}
 	g.wg.Go(func() { g.probes.Run(watchCtx) })
-	return g.startAdmin(cfg, promReg)
+	if err := g.startAdmin(cfg, promReg); err != nil {
+		return err
+	}
+	return g.startMaintenance(watchCtx, cfg, promReg)
 }
 
 func loadCerts(cfg *config.Config, log *slog.Logger) (*certs.Manager, error) {

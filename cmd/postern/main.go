@@ -43,8 +43,10 @@ func (c *cli) commands() []command {
 		{"mfa", "status|reset|disable USER", "manage a user's two-step verification", c.mfaCmd},
 		{"backup-code", "issue USER [--ttl 72h]", "issue one single-use code for a locked-out user", c.backupCodeCmd},
 		{"policy", "mfa on|off [--grace-until DATE] | show", "the organisation's two-step policy", c.policyCmd},
-		{"audit", "tail [-n N] [--json] | verify", "read and check the audit log", c.auditCmd},
+		{"audit", "tail [-n N] [--json] | verify | export [--since T]", "read, check and archive the audit log", c.auditCmd},
 		{"sessions", "list [--json] | kill ID | kill --user USER", "live sessions of the running server", c.sessionsCmd},
+		{"store", "backup --out FILE | restore --in FILE | rotate", "encrypted backups of the store, and restoring one", c.storeCmd},
+		{"key", "export --out FILE | import --in FILE", "the key file, encrypted on its own", c.keyCmd},
 		{"token", "create NAME [--role R] [--user U] [--expires 90d] | list | revoke ID", "admin API tokens", c.tokenCmd},
 	}
 }

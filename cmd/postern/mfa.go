@@ -152,6 +152,7 @@ func (c *cli) auditCmd(ctx context.Context, _ *cli, args []string) error {
 				return tw.Flush()
 			})
 		},
+		"export": func(a []string) error { return c.auditExport(ctx, a) },
 		"verify": func(a []string) error {
 			fs := newFlags("audit verify")
 			load := configFlag(fs)
