@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -129,21 +130,21 @@ func TestEnrollOnlySession(t *testing.T) {
 	}
 	c := e.client()
 	r := c.must(200, "POST", "/api/v1/session", map[string]string{"username": "alice", "password": "alice-password"})
-	var st signInResponse
+	var st api.SignInResponse
 	r.decode(t, &st)
 	if st.State != StateEnroll {
 		t.Fatalf("state %q", st.State)
 	}
 	expectEach(t, "enroll-only", c, routesWith(e.srv, Self, Admin), http.StatusForbidden, "forbidden")
 	c.must(200, "GET", "/api/v1/me/mfa", nil)
-	var enr totpEnrollment
+	var enr api.TOTPEnrollment
 	c.must(200, "POST", "/api/v1/me/mfa/totp", nil).decode(t, &enr)
 	png := c.must(200, "GET", "/api/v1/me/mfa/totp/qr.png", nil)
 	if png.header.Get("Content-Type") != "image/png" || len(png.body) < 100 {
 		t.Errorf("qr: %q %d bytes", png.header.Get("Content-Type"), len(png.body))
 	}
 	before := c.cookie
-	var conf confirmResponse
+	var conf api.ConfirmResponse
 	c.must(200, "POST", "/api/v1/me/mfa/totp/confirm", map[string]string{"code": e.code(enr.Secret)}).decode(t, &conf)
 	if len(conf.BackupCodes) != 5 || c.cookie == before {
 		t.Errorf("confirm: %d codes, cookie rotated %t", len(conf.BackupCodes), c.cookie != before)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -46,8 +47,8 @@ func FuzzDecodeRequests(f *testing.F) {
 		for _, typ := range types {
 			v := reflect.New(typ).Interface()
 			err := decodeJSON(bytes.NewReader(data), v)
-			var ae *apiError
-			if err != nil && (!errors.As(err, &ae) || ae.Status != 400) {
+			var ae *api.Error
+			if err != nil && (!errors.As(err, &ae) || statusOf(ae.Code) != 400) {
 				t.Fatalf("%s: %v is not a 400", typ, err)
 			}
 			if len(data) > MaxBody && (ae == nil || ae.Code != "too_large") {
@@ -87,7 +88,7 @@ func TestDecodeJSON(t *testing.T) {
 		err := decodeJSON(strings.NewReader(c.body), &v)
 		got := ""
 		if err != nil {
-			got = asAPIError(err).Code
+			got = string(asAPIError(err).Code)
 		}
 		if got != c.code {
 			t.Errorf("%.40q: %q, want %q", c.body, got, c.code)

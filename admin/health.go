@@ -4,41 +4,29 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/postern-dev/postern/admin/api"
 )
-
-type healthResponse struct {
-	Status string `json:"status"`
-}
-
-type readyResponse struct {
-	Ready bool `json:"ready"`
-	// Store is false when the store could not be read.
-	Store bool `json:"store"`
-	// Failing names the upstreams whose last probe failed.
-	Failing []string `json:"failing"`
-}
-
-type openAPIResponse map[string]any
 
 // openRoutes need no credential: health, readiness, metrics and the API
 // document.
 func (s *Server) openRoutes() []Route {
 	return []Route{
-		{Method: "GET", Path: "/healthz", Access: Open, Handle: s.healthz, Out: typeOf[healthResponse](),
+		{Method: "GET", Path: "/healthz", Access: Open, Handle: s.healthz, Out: typeOf[api.HealthResponse](),
 			Summary: "The process is up"},
-		{Method: "GET", Path: "/readyz", Access: Open, Handle: s.readyz, Out: typeOf[readyResponse](),
+		{Method: "GET", Path: "/readyz", Access: Open, Handle: s.readyz, Out: typeOf[api.ReadyResponse](),
 			Summary: "The store is readable and every upstream answered its last probe (503 otherwise)"},
 		{Method: "GET", Path: "/metrics", Access: Open, Handle: s.metrics, Produces: "text/plain",
 			Summary: "Prometheus metrics"},
-		{Method: "GET", Path: "/api/v1/openapi.json", Access: Open, Handle: s.openAPI, Out: typeOf[openAPIResponse](),
+		{Method: "GET", Path: "/api/v1/openapi.json", Access: Open, Handle: s.openAPI, Out: typeOf[api.OpenAPIResponse](),
 			Summary: "This API's OpenAPI 3.1 document"},
 	}
 }
 
-func (s *Server) healthz(c *Call) (any, error) { return healthResponse{Status: "ok"}, nil }
+func (s *Server) healthz(c *Call) (any, error) { return api.HealthResponse{Status: "ok"}, nil }
 
 func (s *Server) readyz(c *Call) (any, error) {
-	res := readyResponse{Ready: true, Store: true, Failing: []string{}}
+	res := api.ReadyResponse{Ready: true, Store: true, Failing: []string{}}
 	if _, err := s.store.Policy(c.R.Context()); err != nil {
 		res.Ready, res.Store = false, false
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/internal/fakeclock"
 	"github.com/postern-dev/postern/proxy"
@@ -194,9 +195,9 @@ func (r *resp) decode(t *testing.T, v any) {
 }
 
 func (r *resp) errCode() string {
-	var b errorBody
+	var b api.ErrorBody
 	json.Unmarshal(r.body, &b)
-	return b.Error.Code
+	return string(b.Error.Code)
 }
 
 // do sends one request, follows the session cookie and CSRF token, and
@@ -291,7 +292,7 @@ func (c *client) signIn(user, password, totpSecret string) {
 	if totpSecret == "" {
 		return
 	}
-	var st signInResponse
+	var st api.SignInResponse
 	r.decode(c.e.t, &st)
 	if st.State != StateSecondFactor {
 		c.e.t.Fatalf("state %q, want second_factor", st.State)

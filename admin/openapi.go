@@ -9,13 +9,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 // The OpenAPI document is built from the route table and the Go types of
 // its request and response bodies, so it cannot drift from the router.
 
 type schemaSet struct {
-	defs map[string]any
+	defs  map[string]any
+	types map[string]reflect.Type
+	err   error // two types of one name (api.X and authstore.X) would share a schema
 }
 
 var timeType = reflect.TypeFor[time.Time]()
@@ -37,6 +41,10 @@ func (s *schemaSet) schema(t reflect.Type) any {
 		return map[string]any{"type": "object", "additionalProperties": s.schema(t.Elem())}
 	case t.Kind() == reflect.Struct:
 		name := t.Name()
+		if other, ok := s.types[name]; ok && other != t && s.err == nil {
+			s.err = fmt.Errorf("schema %s: both %s and %s", name, other, t)
+		}
+		s.types[name] = t
 		if _, done := s.defs[name]; !done {
 			s.defs[name] = nil // recursion guard
 			s.defs[name] = s.object(t)
@@ -109,7 +117,7 @@ var errorStatuses = map[Access][]int{
 }
 
 func (s *Server) openAPIDocument() ([]byte, error) {
-	set := &schemaSet{defs: map[string]any{}}
+	set := &schemaSet{defs: map[string]any{}, types: map[string]reflect.Type{}}
 	errRef := map[string]any{"$ref": "#/components/responses/Error"}
 	paths := map[string]map[string]any{}
 	for _, rt := range s.routes {
@@ -176,7 +184,7 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 		}
 		paths[rt.Path][strings.ToLower(rt.Method)] = op
 	}
-	errSchema := set.schema(reflect.TypeFor[errorBody]())
+	errSchema := set.schema(reflect.TypeFor[api.ErrorBody]())
 	doc := map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "postern admin API", "version": "1",
@@ -193,6 +201,9 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 				"headers": map[string]any{"Retry-After": map[string]any{"description": "seconds, on 429 and 503", "schema": map[string]any{"type": "integer"}}},
 				"content": map[string]any{"application/json": map[string]any{"schema": errSchema}}}},
 		},
+	}
+	if set.err != nil {
+		return nil, set.err
 	}
 	return json.MarshalIndent(doc, "", "  ")
 }

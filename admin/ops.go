@@ -4,115 +4,57 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/proxy"
 )
-
-type policyResponse struct {
-	MFARequired bool       `json:"mfa_required"`
-	GraceUntil  *time.Time `json:"grace_until"`
-	NotEnrolled int        `json:"not_enrolled"` // users without a second factor
-}
-
-type policyRequest struct {
-	MFARequired bool       `json:"mfa_required"`
-	GraceUntil  *time.Time `json:"grace_until,omitempty"`
-}
-
-// LiveSession is one live mail or calendar session as GET /api/v1/sessions
-// lists it; the CLI reads the same type.
-type LiveSession struct {
-	ID              string             `json:"id"`
-	User            string             `json:"user"`
-	Protocol        authstore.Protocol `json:"protocol"`
-	AppPasswordID   string             `json:"app_password_id,omitempty"` // empty: the account password
-	AppPasswordName string             `json:"app_password_name,omitempty"`
-	Remote          string             `json:"remote"`
-	Client          string             `json:"client,omitempty"`
-	Started         time.Time          `json:"started"`
-	BytesIn         int64              `json:"bytes_in"`
-	BytesOut        int64              `json:"bytes_out"`
-}
-
-// SessionList is the answer of GET /api/v1/sessions.
-type SessionList struct {
-	Sessions []LiveSession `json:"sessions"`
-}
-
-// EndedSessions is the answer of DELETE /api/v1/users/{user}/sessions.
-type EndedSessions struct {
-	Ended int `json:"ended"`
-}
-
-type verifyResponse struct {
-	OK     bool   `json:"ok"`
-	Events int    `json:"events"`
-	Error  string `json:"error,omitempty"`
-}
-
-type tokenList struct {
-	Tokens []authstore.Token `json:"tokens"`
-}
-
-type newTokenRequest struct {
-	Name      string         `json:"name"`
-	Role      authstore.Role `json:"role"`
-	User      string         `json:"user,omitempty"`
-	ExpiresAt *time.Time     `json:"expires_at,omitempty"`
-}
-
-type newTokenResponse struct {
-	Token  authstore.Token `json:"token"`
-	Secret string          `json:"secret"` // pst_…, shown once
-}
 
 var auditQuery = []string{"user", "kind", "result", "since", "until", "cursor", "limit"}
 
 // opsRoutes are the admins' organisation-wide routes.
 func (s *Server) opsRoutes() []Route {
 	return []Route{
-		{Method: "GET", Path: "/api/v1/policy", Access: Admin, Handle: s.getPolicy, Out: typeOf[policyResponse](),
+		{Method: "GET", Path: "/api/v1/policy", Access: Admin, Handle: s.getPolicy, Out: typeOf[api.PolicyResponse](),
 			Summary: "The organisation's two-step policy"},
 		{Method: "PUT", Path: "/api/v1/policy", Access: Admin, Reauth: true, Handle: s.putPolicy,
-			In: typeOf[policyRequest](), Out: typeOf[policyResponse](),
+			In: typeOf[api.PolicyRequest](), Out: typeOf[api.PolicyResponse](),
 			Summary: "Require two-step verification (with an optional grace date) or not"},
-		{Method: "GET", Path: "/api/v1/sessions", Access: Admin, Handle: s.listSessions, Out: typeOf[SessionList](),
+		{Method: "GET", Path: "/api/v1/sessions", Access: Admin, Handle: s.listSessions, Out: typeOf[api.SessionList](),
 			Query: []string{"user"}, Summary: "Live mail sessions"},
 		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Access: Admin, Handle: s.endLiveSession,
 			Summary: "End one live session"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/sessions", Access: Admin, Handle: s.endUserSessions,
-			Out: typeOf[EndedSessions](), Summary: "End every live session of a user"},
-		{Method: "GET", Path: "/api/v1/audit", Access: Admin, Handle: s.listAudit, Out: typeOf[eventList](),
+			Out: typeOf[api.EndedSessions](), Summary: "End every live session of a user"},
+		{Method: "GET", Path: "/api/v1/audit", Access: Admin, Handle: s.listAudit, Out: typeOf[api.EventList](),
 			Query: auditQuery, Summary: "Audit events, newest first, with filters and a cursor"},
 		{Method: "GET", Path: "/api/v1/audit/export", Access: Admin, Handle: s.exportAudit, Produces: "application/x-ndjson",
 			Query: auditQuery[:5], Summary: "Audit events as JSON Lines, oldest first"},
-		{Method: "POST", Path: "/api/v1/audit/verify", Access: Admin, Handle: s.verifyAudit, Out: typeOf[verifyResponse](),
+		{Method: "POST", Path: "/api/v1/audit/verify", Access: Admin, Handle: s.verifyAudit, Out: typeOf[api.VerifyResponse](),
 			Summary: "Check the audit log's hash chain"},
-		{Method: "GET", Path: "/api/v1/tokens", Access: Admin, Handle: s.listTokens, Out: typeOf[tokenList](),
+		{Method: "GET", Path: "/api/v1/tokens", Access: Admin, Handle: s.listTokens, Out: typeOf[api.TokenList](),
 			Summary: "API tokens (never their secrets)"},
 		{Method: "POST", Path: "/api/v1/tokens", Access: Admin, Reauth: true, Handle: s.createToken,
-			In: typeOf[newTokenRequest](), Out: typeOf[newTokenResponse](),
+			In: typeOf[api.NewTokenRequest](), Out: typeOf[api.NewTokenResponse](),
 			Summary: "Create an API token (the secret is in this answer only)"},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Access: Admin, Handle: s.revokeToken,
 			Summary: "Revoke an API token"},
 	}
 }
 
-func (s *Server) policy(c *Call) (policyResponse, error) {
+func (s *Server) policy(c *Call) (api.PolicyResponse, error) {
 	ctx := c.R.Context()
 	p, err := s.store.Policy(ctx)
 	if err != nil {
-		return policyResponse{}, err
+		return api.PolicyResponse{}, err
 	}
 	us, err := s.store.ListUsers(ctx)
 	if err != nil {
-		return policyResponse{}, err
+		return api.PolicyResponse{}, err
 	}
-	res := policyResponse{MFARequired: p.MFARequired}
+	res := api.PolicyResponse{MFARequired: p.MFARequired}
 	if !p.GraceUntil.IsZero() {
 		g := p.GraceUntil.UTC()
 		res.GraceUntil = &g
@@ -128,7 +70,7 @@ func (s *Server) policy(c *Call) (policyResponse, error) {
 func (s *Server) getPolicy(c *Call) (any, error) { return s.policy(c) }
 
 func (s *Server) putPolicy(c *Call) (any, error) {
-	in := c.In.(*policyRequest)
+	in := c.In.(*api.PolicyRequest)
 	p := authstore.Policy{MFARequired: in.MFARequired}
 	if in.GraceUntil != nil {
 		if !in.MFARequired {
@@ -147,27 +89,27 @@ func (s *Server) listSessions(c *Call) (any, error) {
 	if user := c.R.URL.Query().Get("user"); user != "" {
 		cu, err := authstore.CanonicalUsername(user)
 		if err != nil {
-			return SessionList{Sessions: []LiveSession{}}, nil
+			return api.SessionList{Sessions: []api.LiveSession{}}, nil
 		}
 		f = proxy.Filter{Username: cu}
 	}
-	out := []LiveSession{}
+	out := []api.LiveSession{}
 	for _, si := range s.cfg.Sessions.Find(f) {
-		ls := LiveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
+		ls := api.LiveSession{ID: si.ID, User: si.Username, Protocol: si.Protocol, Remote: si.Remote.String(),
 			Client: si.Client, Started: si.Start.UTC(), BytesIn: si.BytesIn, BytesOut: si.BytesOut}
 		if si.CredentialID != "password" {
 			ls.AppPasswordID, ls.AppPasswordName = si.CredentialID, si.AppPassName
 		}
 		out = append(out, ls)
 	}
-	return SessionList{Sessions: out}, nil
+	return api.SessionList{Sessions: out}, nil
 }
 
 func (s *Server) endLiveSession(c *Call) (any, error) {
 	id := c.R.PathValue("id")
 	si, ok := s.cfg.Sessions.KickSession(id, "session ended by an administrator")
 	if !ok {
-		return nil, newError(http.StatusNotFound, "not_found", "no such live session")
+		return nil, refuse(api.NotFound, "no such live session")
 	}
 	return nil, s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end", User: si.Username, Result: "ok", Detail: "id=" + id})
 }
@@ -180,7 +122,7 @@ func (s *Server) endUserSessions(c *Call) (any, error) {
 	n := s.cfg.Sessions.Kick(proxy.Filter{Username: name}, "session ended by an administrator")
 	err = s.store.Record(c.R.Context(), authstore.Event{Kind: "session.end_all", User: name, Result: "ok",
 		Detail: "ended=" + strconv.Itoa(n)})
-	return EndedSessions{Ended: n}, err
+	return api.EndedSessions{Ended: n}, err
 }
 
 // auditFilter reads the filter query parameters; since and until are
@@ -243,7 +185,7 @@ func (s *Server) queryAudit(c *Call, f authstore.AuditFilter) (any, error) {
 	if evs == nil {
 		evs = []authstore.Event{}
 	}
-	return eventList{Events: evs, NextCursor: authstore.FormatCursor(next)}, nil
+	return api.EventList{Events: evs, NextCursor: authstore.FormatCursor(next)}, nil
 }
 
 func (s *Server) exportAudit(c *Call) (any, error) {
@@ -277,11 +219,11 @@ func (s *Server) verifyAudit(c *Call) (any, error) {
 	n, err := s.store.VerifyAudit(c.R.Context())
 	switch {
 	case errors.Is(err, authstore.ErrAuditChain):
-		return verifyResponse{OK: false, Events: n, Error: err.Error()}, nil
+		return api.VerifyResponse{OK: false, Events: n, Error: err.Error()}, nil
 	case err != nil:
 		return nil, err
 	}
-	return verifyResponse{OK: true, Events: n}, nil
+	return api.VerifyResponse{OK: true, Events: n}, nil
 }
 
 func (s *Server) listTokens(c *Call) (any, error) {
@@ -289,11 +231,11 @@ func (s *Server) listTokens(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tokenList{Tokens: ts}, nil
+	return api.TokenList{Tokens: ts}, nil
 }
 
 func (s *Server) createToken(c *Call) (any, error) {
-	in := c.In.(*newTokenRequest)
+	in := c.In.(*api.NewTokenRequest)
 	nt := authstore.NewToken{Name: in.Name, Role: in.Role, User: in.User}
 	if nt.Role == "" {
 		nt.Role = authstore.RoleAdmin
@@ -305,7 +247,7 @@ func (s *Server) createToken(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newTokenResponse{Token: tok, Secret: secret}, nil
+	return api.NewTokenResponse{Token: tok, Secret: secret}, nil
 }
 
 func (s *Server) revokeToken(c *Call) (any, error) {

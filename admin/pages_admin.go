@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 func (p *Pages) adminRoutes() []pageRoute {
@@ -46,7 +48,7 @@ func (c *pageCall) console() {
 	var users struct {
 		Users []apiUser `json:"users"`
 	}
-	var sessions SessionList
+	var sessions api.SessionList
 	if !c.getAll(apiGet{"/users", &users}, apiGet{"/policy", &d.Policy}, apiGet{"/sessions", &sessions}) {
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -88,7 +89,7 @@ func (c *pageCall) adminUser() {
 		return
 	}
 	var d userPage
-	var sessions SessionList
+	var sessions api.SessionList
 	if !c.getAll(apiGet{c.userPath(), &d.User}, apiGet{c.userPath() + "/mfa", &d.MFA},
 		apiGet{"/sessions?user=" + url.QueryEscape(c.r.PathValue("user")), &sessions}) {
 		return

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 func (p *Pages) appPasswordRoutes() []pageRoute {
@@ -106,7 +108,7 @@ type appPasswordsShown struct {
 
 // appPasswords reads the app passwords at an API path.
 func (c *pageCall) appPasswords(path string) (appPasswordsShown, error) {
-	var aps appPasswordList
+	var aps api.AppPasswordList
 	var out appPasswordsShown
 	if err := c.api(http.MethodGet, path, nil, &aps); err != nil {
 		return out, err

@@ -64,13 +64,13 @@ func (c *pageCall) audit() {
 	for _, k := range auditFilters {
 		d.Filter[k] = q.Get(k)
 	}
-	api := auditAPIQuery(q, q.Get("cursor"))
-	api.Set("limit", "50")
+	query := auditAPIQuery(q, q.Get("cursor"))
+	query.Set("limit", "50")
 	var out struct {
 		Events     []apiEvent `json:"events"`
 		NextCursor string     `json:"next_cursor"`
 	}
-	if err := c.api(http.MethodGet, "/audit?"+api.Encode(), nil, &out); err != nil {
+	if err := c.api(http.MethodGet, "/audit?"+query.Encode(), nil, &out); err != nil {
 		c.apiFailed(err)
 		return
 	}

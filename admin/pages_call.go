@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 // pageCall is one page request: the browser's request, the answer being
@@ -55,16 +57,10 @@ func (a *apiAnswer) WriteHeader(status int) {
 }
 
 // errorCode is the API's error code of err, "" when err is no API answer.
-func errorCode(err error) string {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Code
-	}
-	return ""
-}
+func errorCode(err error) string { return string(api.CodeOf(err)) }
 
 // api calls the JSON API as the browser would, decoding a 2xx answer into
-// out (when not nil); any other answer is an *apiError.
+// out (when not nil); any other answer is an *api.Error.
 func (c *pageCall) api(method, path string, in, out any) error {
 	var body io.Reader = http.NoBody
 	if in != nil {
@@ -101,9 +97,9 @@ func (c *pageCall) api(method, path string, in, out any) error {
 	}
 	c.takeCookies(ans.header)
 	if ans.status >= 300 {
-		ae := &apiError{Status: ans.status}
+		ae := &api.Error{Status: ans.status}
 		ae.RetryAfter, _ = strconv.Atoi(ans.header.Get("Retry-After"))
-		var body errorBody
+		var body api.ErrorBody
 		if json.Unmarshal(ans.body.Bytes(), &body) == nil {
 			ae.Code, ae.Message = body.Error.Code, body.Error.Message
 		}
@@ -193,7 +189,7 @@ func (c *pageCall) signedIn() bool {
 
 // apiFailed turns an API refusal into the page that says what to do.
 func (c *pageCall) apiFailed(err error) {
-	var ae *apiError
+	var ae *api.Error
 	if !errors.As(err, &ae) {
 		c.p.log.Error("page: API call", "path", c.r.URL.Path, "err", err)
 		c.fail(http.StatusInternalServerError, "internal", "")

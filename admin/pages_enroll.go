@@ -82,7 +82,7 @@ func (c *pageCall) enrollConfirm() {
 		BackupCodes []string `json:"backup_codes"`
 	}
 	if err := c.api(http.MethodPost, "/me/mfa/totp/confirm", map[string]string{"code": c.r.PostFormValue("code")}, &out); err != nil {
-		if refused(err) && statusOf(err) != http.StatusUnauthorized {
+		if refused(err) && answerStatus(err) != http.StatusUnauthorized {
 			// Show the same secret again: the enrollment is still open.
 			e := enrollment{Secret: c.r.PostFormValue("secret"), URI: c.r.PostFormValue("uri")}
 			c.signedIn()

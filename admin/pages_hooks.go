@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 // What the pages rely on from the API's session machinery.
@@ -24,7 +26,7 @@ func (c *pageCall) csrf() string {
 // refused reports whether the API turned down what the person typed (a
 // code, a password, a form field), as opposed to the session or the server.
 func refused(err error) bool {
-	switch statusOf(err) {
+	switch answerStatus(err) {
 	case http.StatusUnauthorized, http.StatusUnprocessableEntity, http.StatusBadRequest, http.StatusConflict:
 		return true
 	}
@@ -32,8 +34,8 @@ func refused(err error) bool {
 }
 
 // statusOf is the HTTP status of an API refusal, 0 for other errors.
-func statusOf(err error) int {
-	var ae *apiError
+func answerStatus(err error) int {
+	var ae *api.Error
 	if errors.As(err, &ae) {
 		return ae.Status
 	}

@@ -144,7 +144,7 @@ func (c *pageCall) code() {
 func (c *pageCall) halfSignedIn() bool { return c.cookies[sessionCookie] != "" }
 
 func (c *pageCall) logout() {
-	if err := c.api(http.MethodDelete, "/session", nil, nil); err != nil && statusOf(err) != http.StatusUnauthorized {
+	if err := c.api(http.MethodDelete, "/session", nil, nil); err != nil && answerStatus(err) != http.StatusUnauthorized {
 		c.apiFailed(err)
 		return
 	}

@@ -79,7 +79,7 @@ func (c *pageCall) reauth() {
 		in = map[string]string{"password": pw}
 	}
 	if err := c.api(http.MethodPost, "/session/reauth", in, nil); err != nil {
-		if errorCode(err) == "reauth_required" || refused(err) && statusOf(err) != http.StatusUnauthorized {
+		if errorCode(err) == "reauth_required" || refused(err) && answerStatus(err) != http.StatusUnauthorized {
 			c.errMsg = "That did not work. Check it and try again."
 			c.askReauth(action, form, http.StatusUnauthorized)
 			return

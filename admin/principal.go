@@ -72,7 +72,7 @@ func (p *Principal) allowed(a Access) error {
 	switch a {
 	case Browser:
 		if p.Session == nil {
-			return newError(http.StatusForbidden, "forbidden", "only web sessions re-verify")
+			return errBrowserOnly
 		}
 	case Enroll:
 	case Self:

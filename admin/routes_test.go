@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -89,14 +90,14 @@ func TestEveryRoute(t *testing.T) {
 		{who: ops, method: "DELETE", path: p("/api/v1/users/bob/upstream-password"), want: 204, kinds: []string{"user.upstream_password"}},
 		{who: ops, method: "POST", path: p("/api/v1/users/bob/app-passwords"), body: map[string]any{"name": "laptop", "scopes": []string{"imap"}},
 			want: 200, kinds: []string{"apppw.create"}, after: func(r *resp) {
-				var out newAppPasswordResponse
+				var out api.NewAppPasswordResponse
 				r.decode(t, &out)
 				appPwID = out.AppPassword.ID
 				secrets = append(secrets, out.Secret, strings.ReplaceAll(out.Secret, " ", ""))
 			}},
 		{who: ops, method: "GET", path: p("/api/v1/users/bob/app-passwords"), want: 200},
 		{who: ops, method: "GET", path: p("/api/v1/sessions?user=bob"), want: 200, after: func(r *resp) {
-			var out SessionList
+			var out api.SessionList
 			r.decode(t, &out)
 			if len(out.Sessions) != 3 || out.Sessions[0].Remote != "198.51.100.7:50000" {
 				t.Errorf("sessions: %s", r.body)
@@ -115,7 +116,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: ops, method: "PUT", path: p("/api/v1/policy"), body: map[string]any{"mfa_required": false}, want: 200, kinds: []string{"policy.mfa"}},
 		{who: ops, method: "POST", path: p("/api/v1/tokens"), body: map[string]any{"name": "ci", "role": "user", "user": "alice"},
 			want: 200, kinds: []string{"token.create"}, after: func(r *resp) {
-				var out newTokenResponse
+				var out api.NewTokenResponse
 				r.decode(t, &out)
 				tokenID = out.Token.ID
 				secrets = append(secrets, out.Secret)
@@ -132,7 +133,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: alice, method: "GET", path: p("/api/v1/me"), want: 200},
 		{who: alice, method: "GET", path: p("/api/v1/me/mfa"), want: 200},
 		{who: alice, method: "POST", path: p("/api/v1/me/mfa/totp"), want: 200, kinds: []string{"mfa.enroll_begin"}, after: func(r *resp) {
-			var out totpEnrollment
+			var out api.TOTPEnrollment
 			r.decode(t, &out)
 			totpSecret = out.Secret
 			secrets = append(secrets, out.Secret)
@@ -143,7 +144,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: alice, method: "POST", path: p("/api/v1/me/backup-codes"), want: 200, kinds: []string{"mfa.backup_codes"}, after: keepCodes(&secrets)},
 		{who: alice, method: "POST", path: p("/api/v1/me/app-passwords"), body: map[string]any{"name": "phone"}, want: 200, kinds: []string{"apppw.create"},
 			after: func(r *resp) {
-				var out newAppPasswordResponse
+				var out api.NewAppPasswordResponse
 				r.decode(t, &out)
 				appPwID = out.AppPassword.ID
 				secrets = append(secrets, out.Secret)
@@ -154,7 +155,7 @@ func TestEveryRoute(t *testing.T) {
 			want: 204, kinds: []string{"login", "user.password"}},
 		{who: alice, method: "POST", path: p("/api/v1/session/reauth"), body: func() any { return map[string]string{"code": e.code(totpSecret)} }, want: 200, kinds: []string{"second_factor"}},
 		{who: alice, method: "GET", path: p("/api/v1/me/activity?limit=3"), want: 200, after: func(r *resp) {
-			var out eventList
+			var out api.EventList
 			r.decode(t, &out)
 			if len(out.Events) != 3 || out.NextCursor == "" || out.Events[0].User != "alice" {
 				t.Errorf("activity: %s", r.body)
@@ -167,7 +168,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: alice, method: "DELETE", path: p("/api/v1/me/mfa"), want: 204, kinds: []string{"mfa.disable"}},
 		{who: root, method: "DELETE", path: p("/api/v1/users/carol/mfa"), want: 204, kinds: []string{"mfa.disable"}},
 		{who: root, method: "GET", path: p("/api/v1/audit?user=alice&kind=mfa.&limit=2"), want: 200, after: func(r *resp) {
-			var out eventList
+			var out api.EventList
 			r.decode(t, &out)
 			if len(out.Events) != 2 || out.Events[0].Kind != "mfa.disable" || out.NextCursor == "" {
 				t.Errorf("audit: %s", r.body)

@@ -2,50 +2,17 @@ package admin
 
 import (
 	"errors"
-	"net/http"
-	"time"
-
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
-
-type signInRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-type signInResponse struct {
-	State     string `json:"state"` // second_factor, enroll or signed_in
-	CSRFToken string `json:"csrf_token"`
-}
-
-type codeRequest struct {
-	Code string `json:"code"`
-}
-
-type secondFactorResponse struct {
-	State           string `json:"state"`
-	UsedBackupCode  bool   `json:"used_backup_code"`
-	BackupCodesLeft int    `json:"backup_codes_left"`
-	CSRFToken       string `json:"csrf_token"`
-}
-
-type reauthRequest struct {
-	Code     string `json:"code,omitempty"`
-	Password string `json:"password,omitempty"`
-}
-
-type reauthResponse struct {
-	ReauthUntil time.Time `json:"reauth_until"`
-	CSRFToken   string    `json:"csrf_token"`
-}
 
 // errSignInFailed is the one answer to every failed sign-in step: unknown
 // user, wrong password or code, disabled user, throttled (A9). The bytes
 // are fixed; only a store failure answers differently (503).
-var errSignInFailed = newError(http.StatusUnauthorized, "unauthenticated", "sign-in failed")
+var errSignInFailed = refuse(api.Unauthenticated, "sign-in failed")
 
 // errReauthFailed is the one answer to every failed re-verification.
-var errReauthFailed = newError(http.StatusForbidden, "reauth_required", "verification failed")
+var errReauthFailed = refuse(api.ReauthRequired, "verification failed")
 
 func oneAnswer(err, answer error) error {
 	if errors.Is(err, authstore.ErrUnavailable) || !errors.Is(err, authstore.ErrUnauthorized) {
@@ -57,13 +24,13 @@ func oneAnswer(err, answer error) error {
 func (s *Server) signInRoutes() []Route {
 	return []Route{
 		{Method: "POST", Path: "/api/v1/session", Access: SignIn, Guesses: true, Handle: s.signIn,
-			In: typeOf[signInRequest](), Out: typeOf[signInResponse](),
+			In: typeOf[api.SignInRequest](), Out: typeOf[api.SignInResponse](),
 			Summary: "Sign in with username and password; a second step may follow"},
 		{Method: "POST", Path: "/api/v1/session/second-factor", Access: Pending, Guesses: true, Handle: s.secondFactor,
-			In: typeOf[codeRequest](), Out: typeOf[secondFactorResponse](),
+			In: typeOf[api.CodeRequest](), Out: typeOf[api.SecondFactorResponse](),
 			Summary: "Finish signing in with an authenticator, backup or admin-issued code"},
 		{Method: "POST", Path: "/api/v1/session/reauth", Access: Browser, Guesses: true, Handle: s.reauth,
-			In: typeOf[reauthRequest](), Out: typeOf[reauthResponse](),
+			In: typeOf[api.ReauthRequest](), Out: typeOf[api.ReauthResponse](),
 			Summary: "Re-verify (code, or password without a second factor) before a security change"},
 		{Method: "DELETE", Path: "/api/v1/session", Access: AnySession, Handle: s.signOut,
 			Summary: "Sign out (the session ends on the server)"},
@@ -77,12 +44,12 @@ func (s *Server) attempt(c *Call, user, secret string) authstore.Attempt {
 
 // signIn is the JSON step of SignIn.
 func (s *Server) signIn(c *Call) (any, error) {
-	in := c.In.(*signInRequest)
+	in := c.In.(*api.SignInRequest)
 	sess, err := s.SignIn(c, in.Username, in.Password)
 	if err != nil {
 		return nil, err
 	}
-	return signInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
+	return api.SignInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
 }
 
 // SignIn checks a password through the same decision and limiter as the
@@ -130,11 +97,11 @@ func (s *Server) stateAfterPassword(c *Call, user string) (string, error) {
 }
 
 func (s *Server) secondFactor(c *Call) (any, error) {
-	sess, res, err := s.SecondFactor(c, c.In.(*codeRequest).Code)
+	sess, res, err := s.SecondFactor(c, c.In.(*api.CodeRequest).Code)
 	if err != nil {
 		return nil, err
 	}
-	return secondFactorResponse{State: StateSignedIn, UsedBackupCode: res.Method != "totp",
+	return api.SecondFactorResponse{State: StateSignedIn, UsedBackupCode: res.Method != "totp",
 		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}, nil
 }
 
@@ -151,12 +118,12 @@ func (s *Server) SecondFactor(c *Call, code string) (*Session, authstore.FactorR
 }
 
 func (s *Server) reauth(c *Call) (any, error) {
-	in := c.In.(*reauthRequest)
+	in := c.In.(*api.ReauthRequest)
 	sess, err := s.Reauth(c, in.Code, in.Password)
 	if err != nil {
 		return nil, err
 	}
-	return reauthResponse{ReauthUntil: s.ReauthUntil(sess), CSRFToken: sess.CSRF}, nil
+	return api.ReauthResponse{ReauthUntil: s.ReauthUntil(sess), CSRFToken: sess.CSRF}, nil
 }
 
 // Reauth re-verifies the person at the keyboard: their code when they

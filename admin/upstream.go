@@ -1,19 +1,13 @@
 package admin
 
-// upstreamPasswordRequest carries the password postern logs in upstream
-// with for a user when the upstream's login is "stored". It is written
-// once: no answer, listing or log shows it again (an account only says
-// has_upstream_password).
-type upstreamPasswordRequest struct {
-	Password string `json:"password"`
-}
+import "github.com/postern-dev/postern/admin/api"
 
 // upstreamRoutes set and clear a user's stored upstream password. They
 // change a credential, so a browser must have re-verified (W1).
 func (s *Server) upstreamRoutes() []Route {
 	return []Route{
 		{Method: "PUT", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true, Handle: s.setUpstreamPassword,
-			In:      typeOf[upstreamPasswordRequest](),
+			In:      typeOf[api.UpstreamPasswordRequest](),
 			Summary: "Set the password postern logs in upstream with for this user (login = \"stored\"); never shown again"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true, Handle: s.clearUpstreamPassword,
 			Summary: "Forget a user's stored upstream password"},
@@ -25,7 +19,7 @@ func (s *Server) setUpstreamPassword(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nil, s.store.SetUpstreamPassword(c.R.Context(), name, c.In.(*upstreamPasswordRequest).Password)
+	return nil, s.store.SetUpstreamPassword(c.R.Context(), name, c.In.(*api.UpstreamPasswordRequest).Password)
 }
 
 func (s *Server) clearUpstreamPassword(c *Call) (any, error) {

@@ -2,84 +2,46 @@ package admin
 
 import (
 	"crypto/rand"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
-
-type userList struct {
-	Users []authstore.User `json:"users"`
-}
-
-type newUserRequest struct {
-	Username    string         `json:"username"`
-	Password    string         `json:"password,omitempty"` // empty: one is generated and answered once
-	DisplayName string         `json:"display_name,omitempty"`
-	Email       string         `json:"email,omitempty"`
-	Role        authstore.Role `json:"role,omitempty"`
-}
-
-type newUserResponse struct {
-	User     authstore.User `json:"user"`
-	Password string         `json:"password,omitempty"` // the generated password, shown once
-}
-
-type updateUserRequest struct {
-	DisplayName *string         `json:"display_name,omitempty"`
-	Email       *string         `json:"email,omitempty"`
-	Role        *authstore.Role `json:"role,omitempty"`
-	Disabled    *bool           `json:"disabled,omitempty"`
-}
-
-type setPasswordRequest struct {
-	Password           string `json:"password"`
-	RevokeAppPasswords bool   `json:"revoke_app_passwords"`
-}
-
-type adminCodeRequest struct {
-	TTL string `json:"ttl,omitempty"` // "72h", "3d"; default policy.admin_code_ttl
-}
-
-type adminCodeResponse struct {
-	Code      string    `json:"code"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
 
 // userRoutes are the admins' account management.
 func (s *Server) userRoutes() []Route {
 	return []Route{
-		{Method: "GET", Path: "/api/v1/users", Access: Admin, Handle: s.listUsers, Out: typeOf[userList](),
+		{Method: "GET", Path: "/api/v1/users", Access: Admin, Handle: s.listUsers, Out: typeOf[api.UserList](),
 			Summary: "List accounts"},
 		{Method: "POST", Path: "/api/v1/users", Access: Admin, Reauth: true, Handle: s.createUser,
-			In: typeOf[newUserRequest](), Out: typeOf[newUserResponse](),
+			In: typeOf[api.NewUserRequest](), Out: typeOf[api.NewUserResponse](),
 			Summary: "Create an account (a generated password is answered once)"},
 		{Method: "GET", Path: "/api/v1/users/{user}", Access: Admin, Handle: s.getUser, Out: typeOf[authstore.User](),
 			Summary: "Show an account with its two-step state"},
 		{Method: "PATCH", Path: "/api/v1/users/{user}", Access: Admin, Reauth: true, Handle: s.updateUser,
-			In: typeOf[updateUserRequest](), Out: typeOf[authstore.User](),
+			In: typeOf[api.UpdateUserRequest](), Out: typeOf[authstore.User](),
 			Summary: "Change display name, email, role or disabled (disabling ends sessions)"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}", Access: Admin, Reauth: true, Handle: s.deleteUser,
 			Summary: "Delete an account and its credentials"},
 		{Method: "PUT", Path: "/api/v1/users/{user}/password", Access: Admin, Reauth: true, Handle: s.setPassword,
-			In: typeOf[setPasswordRequest](), Summary: "Set an account password"},
+			In: typeOf[api.SetPasswordRequest](), Summary: "Set an account password"},
 		{Method: "GET", Path: "/api/v1/users/{user}/app-passwords", Access: Admin, Handle: s.userAppPasswords,
-			Out: typeOf[appPasswordList](), Summary: "List a user's app passwords"},
+			Out: typeOf[api.AppPasswordList](), Summary: "List a user's app passwords"},
 		{Method: "POST", Path: "/api/v1/users/{user}/app-passwords", Access: Admin, Reauth: true, Handle: s.userCreateAppPassword,
-			In: typeOf[newAppPasswordRequest](), Out: typeOf[newAppPasswordResponse](),
+			In: typeOf[api.NewAppPasswordRequest](), Out: typeOf[api.NewAppPasswordResponse](),
 			Summary: "Create an app password for a user (the secret is in this answer only)"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/app-passwords/{id}", Access: Admin, Handle: s.userRevokeAppPassword,
 			Summary: "Revoke a user's app password (its live sessions end)"},
-		{Method: "GET", Path: "/api/v1/users/{user}/mfa", Access: Admin, Handle: s.userMFA, Out: typeOf[mfaResponse](),
+		{Method: "GET", Path: "/api/v1/users/{user}/mfa", Access: Admin, Handle: s.userMFA, Out: typeOf[api.MFAResponse](),
 			Summary: "A user's two-step status"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/mfa", Access: Admin, Reauth: true, Handle: s.userDisableMFA,
 			Summary: "Turn off a user's self-enabled two-step verification"},
 		{Method: "POST", Path: "/api/v1/users/{user}/mfa/reset", Access: Admin, Reauth: true, Handle: s.userResetMFA,
 			Summary: "Reset a user's two-step verification (lost phone); sessions end"},
 		{Method: "POST", Path: "/api/v1/users/{user}/backup-code", Access: Admin, Reauth: true, Handle: s.userAdminCode,
-			In: typeOf[adminCodeRequest](), Out: typeOf[adminCodeResponse](),
+			In: typeOf[api.AdminCodeRequest](), Out: typeOf[api.AdminCodeResponse](),
 			Summary: "Issue one single-use code for a locked-out user"},
 	}
 }
@@ -92,12 +54,12 @@ func (s *Server) listUsers(c *Call) (any, error) {
 	if us == nil {
 		us = []authstore.User{}
 	}
-	return userList{Users: us}, nil
+	return api.UserList{Users: us}, nil
 }
 
 func (s *Server) createUser(c *Call) (any, error) {
-	in := c.In.(*newUserRequest)
-	res := newUserResponse{}
+	in := c.In.(*api.NewUserRequest)
+	res := api.NewUserResponse{}
 	pw := in.Password
 	if pw == "" {
 		pw = rand.Text() // 26 base32 characters, 130 bits
@@ -121,7 +83,7 @@ func (s *Server) getUser(c *Call) (any, error) {
 }
 
 func (s *Server) updateUser(c *Call) (any, error) {
-	in := c.In.(*updateUserRequest)
+	in := c.In.(*api.UpdateUserRequest)
 	name, err := target(c)
 	if err != nil {
 		return nil, err
@@ -152,7 +114,7 @@ func (s *Server) deleteUser(c *Call) (any, error) {
 }
 
 func (s *Server) setPassword(c *Call) (any, error) {
-	in := c.In.(*setPasswordRequest)
+	in := c.In.(*api.SetPasswordRequest)
 	name, err := target(c)
 	if err != nil {
 		return nil, err
@@ -179,7 +141,7 @@ func (s *Server) userCreateAppPassword(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.createAppPassword(c.R.Context(), name, c.In.(*newAppPasswordRequest))
+	return s.createAppPassword(c.R.Context(), name, c.In.(*api.NewAppPasswordRequest))
 }
 
 func (s *Server) userRevokeAppPassword(c *Call) (any, error) {
@@ -210,7 +172,7 @@ func (s *Server) userDisableMFA(c *Call) (any, error) {
 		return nil, err
 	}
 	if u.MFA.Enabled && u.MFA.Source != "self" {
-		return nil, newError(http.StatusConflict, "conflict", "the factor was added under the organisation's policy; reset it instead")
+		return nil, refuse(api.Conflict, "the factor was added under the organisation's policy; reset it instead")
 	}
 	return nil, s.store.DisableMFA(c.R.Context(), name)
 }
@@ -227,7 +189,7 @@ func (s *Server) userResetMFA(c *Call) (any, error) {
 }
 
 func (s *Server) userAdminCode(c *Call) (any, error) {
-	in := c.In.(*adminCodeRequest)
+	in := c.In.(*api.AdminCodeRequest)
 	name, err := target(c)
 	if err != nil {
 		return nil, err
@@ -242,7 +204,7 @@ func (s *Server) userAdminCode(c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return adminCodeResponse{Code: code, ExpiresAt: s.cfg.Now().Add(ttl).UTC()}, nil
+	return api.AdminCodeResponse{Code: code, ExpiresAt: s.cfg.Now().Add(ttl).UTC()}, nil
 }
 
 // parseTTL reads "72h", "30m" or "3d", between a minute and 30 days.
