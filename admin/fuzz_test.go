@@ -18,9 +18,9 @@ func requestTypes(t testing.TB) []reflect.Type {
 	var out []reflect.Type
 	s := &Server{}
 	for _, rt := range s.table() {
-		if rt.In != nil && !seen[rt.In] {
-			seen[rt.In] = true
-			out = append(out, rt.In)
+		if in := rt.Handle.in; in != nil && !seen[in] {
+			seen[in] = true
+			out = append(out, in)
 		}
 	}
 	if len(out) < 10 {

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net/http"
+	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -12,22 +13,22 @@ import (
 // document.
 func (s *Server) openRoutes() []Route {
 	return []Route{
-		{Method: "GET", Path: "/healthz", Access: Open, Handle: s.healthz, Out: typeOf[api.HealthResponse](),
-			Summary: "The process is up"},
-		{Method: "GET", Path: "/readyz", Access: Open, Handle: s.readyz, Out: typeOf[api.ReadyResponse](),
+		{Method: "GET", Path: "/healthz", Access: Open, Summary: "The process is up",
+			Handle: jsonOut(func(*Call) (api.HealthResponse, error) { return api.HealthResponse{Status: "ok"}, nil })},
+		{Method: "GET", Path: "/readyz", Access: Open,
+			Handle:  endpoint{out: reflect.TypeFor[api.ReadyResponse](), call: s.readyz},
 			Summary: "The store is readable and every upstream answered its last probe (503 otherwise)"},
-		{Method: "GET", Path: "/metrics", Access: Open, Handle: s.metrics, Produces: "text/plain",
+		{Method: "GET", Path: "/metrics", Access: Open, Handle: writes(s.metrics), Produces: "text/plain",
 			Summary: "Prometheus metrics"},
-		{Method: "GET", Path: "/api/v1/openapi.json", Access: Open, Handle: s.openAPI, Out: typeOf[api.OpenAPIResponse](),
-			Summary: "This API's OpenAPI 3.1 document"},
+		{Method: "GET", Path: "/api/v1/openapi.json", Access: Open, Summary: "This API's OpenAPI 3.1 document",
+			Handle: endpoint{out: reflect.TypeFor[api.OpenAPIResponse](), call: s.openAPI}},
 	}
 }
 
-func (s *Server) healthz(c *Call) (any, error) { return api.HealthResponse{Status: "ok"}, nil }
-
+// readyz answers its document with 200, or with 503 when not ready.
 func (s *Server) readyz(c *Call) (any, error) {
 	res := api.ReadyResponse{Ready: true, Store: true, Failing: []string{}}
-	if _, err := s.store.Policy(c.R.Context()); err != nil {
+	if _, err := s.store.Policy(c.ctx()); err != nil {
 		res.Ready, res.Store = false, false
 	}
 	if s.cfg.Ready != nil {
@@ -43,14 +44,15 @@ func (s *Server) readyz(c *Call) (any, error) {
 	return res, nil
 }
 
-func (s *Server) metrics(c *Call) (any, error) {
+func (s *Server) metrics(c *Call) error {
 	if s.cfg.Metrics == nil {
-		return nil, errNotFound
+		return errNotFound
 	}
 	promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{}).ServeHTTP(c.W, c.R)
-	return handled, nil
+	return nil
 }
 
+// openAPI serves the document built at New.
 func (s *Server) openAPI(c *Call) (any, error) {
 	c.W.Header().Set("Content-Type", "application/json")
 	c.W.Write(s.openapi)

@@ -140,9 +140,9 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 		if params != nil {
 			op["parameters"] = params
 		}
-		if rt.In != nil {
+		if rt.Handle.in != nil {
 			op["requestBody"] = map[string]any{"required": false, "content": map[string]any{
-				"application/json": map[string]any{"schema": set.schema(rt.In)}}}
+				"application/json": map[string]any{"schema": set.schema(rt.Handle.in)}}}
 		}
 		responses := map[string]any{}
 		status := rt.Status
@@ -153,12 +153,12 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			}
 			responses[fmt.Sprint(status)] = map[string]any{"description": rt.Summary,
 				"content": map[string]any{rt.Produces: map[string]any{"schema": map[string]any{"type": "string"}}}}
-		case rt.Out != nil:
+		case rt.Handle.out != nil:
 			if status == 0 {
 				status = http.StatusOK
 			}
 			responses[fmt.Sprint(status)] = map[string]any{"description": rt.Summary,
-				"content": map[string]any{"application/json": map[string]any{"schema": set.schema(rt.Out)}}}
+				"content": map[string]any{"application/json": map[string]any{"schema": set.schema(rt.Handle.out)}}}
 		default:
 			responses["204"] = map[string]any{"description": rt.Summary}
 		}

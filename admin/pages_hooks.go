@@ -9,10 +9,7 @@ import (
 )
 
 // What the pages rely on from the API's session machinery.
-const (
-	sessionCookie = CookieName
-	csrfHeader    = CSRFHeader
-)
+const csrfHeader = CSRFHeader
 
 // csrf is the CSRF token the forms of this page carry: the one bound to the
 // session cookie as it is now (it changes when the cookie rotates).
@@ -20,7 +17,7 @@ func (c *pageCall) csrf() string {
 	if c.p.cfg.CSRFToken == nil {
 		return ""
 	}
-	return c.p.cfg.CSRFToken(c.r.Context(), c.cookies[sessionCookie])
+	return c.p.cfg.CSRFToken(c.r.Context(), c.cookies[CookieName])
 }
 
 // refused reports whether the API turned down what the person typed (a

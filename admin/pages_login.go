@@ -141,7 +141,7 @@ func (c *pageCall) code() {
 
 // halfSignedIn reports whether the browser still holds a session cookie
 // (the password step happened and has not expired).
-func (c *pageCall) halfSignedIn() bool { return c.cookies[sessionCookie] != "" }
+func (c *pageCall) halfSignedIn() bool { return c.cookies[CookieName] != "" }
 
 func (c *pageCall) logout() {
 	if err := c.api(http.MethodDelete, "/session", nil, nil); err != nil && answerStatus(err) != http.StatusUnauthorized {

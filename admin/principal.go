@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/postern-dev/postern/authstore"
@@ -16,9 +17,10 @@ const (
 	KindCLI     = "cli"     // the control socket
 )
 
-// Principal is who makes a request.
+// Principal is who makes a request, and from where: every operation
+// takes the principal it acts for.
 type Principal struct {
-	Kind string
+	Kind string // "" for a caller without a credential (sign-in, open routes)
 	// User is the canonical user the principal acts as on /me routes;
 	// empty for the CLI and for admin tokens made without a user.
 	User string
@@ -27,6 +29,21 @@ type Principal struct {
 	// sessions, the token's name, or "cli:<uid>".
 	Name    string
 	Session *Session // cookie principals only
+	// Source is the client's address (see clientAddr), Client its
+	// User-Agent: what a sign-in attempt records.
+	Source netip.Addr
+	Client string
+}
+
+// anonymous is the caller of r before any credential is looked at.
+func (s *Server) anonymous(r *http.Request) *Principal {
+	return &Principal{Source: s.clientAddr(r), Client: r.UserAgent()}
+}
+
+// auditing is ctx with the principal as the audit actor of what it changes
+// through a route of access a.
+func (p *Principal) auditing(ctx context.Context, a Access) context.Context {
+	return authstore.WithActor(ctx, authstore.Actor{Name: p.actor(a), Source: p.Source})
 }
 
 // actor is the audit actor: "admin:alice" or "self:alice" for a session
@@ -99,22 +116,36 @@ func (p *Principal) allowed(a Access) error {
 // half-done sign-in; check with the route's access level). It answers
 // errUnauthenticated when there is none.
 func (s *Server) Principal(r *http.Request) (*Principal, error) {
+	p := s.anonymous(r)
 	ctx := r.Context()
 	if uid, ok := controlPeer(ctx); ok {
-		return &Principal{Kind: KindCLI, Role: authstore.RoleAdmin, Name: "cli:" + uid}, nil
+		p.Kind, p.Role, p.Name = KindCLI, authstore.RoleAdmin, "cli:"+uid
+		return p, nil
 	}
+	var err error
 	if h := r.Header.Values("Authorization"); len(h) > 0 {
-		return s.tokenPrincipal(ctx, h)
+		err = s.tokenPrincipal(ctx, h, p)
+	} else {
+		err = s.sessionPrincipal(r, p)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// sessionPrincipal makes p the principal of r's cookie session.
+func (s *Server) sessionPrincipal(r *http.Request, p *Principal) error {
 	sess, err := s.sessionOf(r)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	u, err := s.activeUser(ctx, sess.User)
+	u, err := s.activeUser(r.Context(), sess.User)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &Principal{Kind: KindSession, User: u.Name, Role: u.Role, Name: u.Name, Session: sess}, nil
+	p.Kind, p.User, p.Role, p.Name, p.Session = KindSession, u.Name, u.Role, u.Name, sess
+	return nil
 }
 
 // activeUser is the account a credential acts as: a deleted or disabled
@@ -128,23 +159,24 @@ func (s *Server) activeUser(ctx context.Context, name string) (authstore.User, e
 	return u, err
 }
 
-func (s *Server) tokenPrincipal(ctx context.Context, h []string) (*Principal, error) {
+// tokenPrincipal makes p the principal of a bearer token.
+func (s *Server) tokenPrincipal(ctx context.Context, h []string, p *Principal) error {
 	secret, ok := strings.CutPrefix(h[0], "Bearer ")
 	if len(h) != 1 || !ok {
-		return nil, errUnauthenticated
+		return errUnauthenticated
 	}
 	tok, err := s.store.VerifyToken(ctx, strings.TrimSpace(secret))
 	if err != nil {
 		if errors.Is(err, authstore.ErrUnauthorized) {
-			return nil, errUnauthenticated
+			return errUnauthenticated
 		}
-		return nil, err
+		return err
 	}
-	p := &Principal{Kind: KindToken, Role: tok.Role, Name: tok.Name, User: tok.User}
 	if tok.User != "" {
 		if _, err := s.activeUser(ctx, tok.User); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return p, nil
+	p.Kind, p.Role, p.Name, p.User = KindToken, tok.Role, tok.Name, tok.User
+	return nil
 }

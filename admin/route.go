@@ -1,8 +1,8 @@
 package admin
 
 import (
+	"context"
 	"net/http"
-	"net/netip"
 	"reflect"
 
 	"github.com/postern-dev/postern/authstore"
@@ -40,9 +40,11 @@ var accessNames = map[Access]string{Open: "open", SignIn: "sign-in", Pending: "p
 
 func (a Access) String() string { return accessNames[a] }
 
-// Route is one entry of the route table. The router, the access checks
-// and the OpenAPI document are all built from the table, so they cannot
-// disagree.
+// Route is one entry of the route table: how a request reaches one
+// operation, and the declaration the operation is held to. The router, the
+// access checks and the OpenAPI document are all built from the table, so
+// they cannot disagree; a page that performs the operation names the entry
+// and is held to the same declaration.
 type Route struct {
 	Method string
 	Path   string // a net/http pattern path: "/api/v1/users/{user}"
@@ -54,14 +56,9 @@ type Route struct {
 	// a guess: at most maxGuessesPerSource run at once per address (A2).
 	Guesses bool
 	Summary string
-	// Handle does the work. It returns the JSON answer, nil for 204, or
-	// handled when it wrote the answer itself.
-	Handle func(c *Call) (any, error)
-	// In is the JSON request body type (decoded before Handle, strictly);
-	// nil means the route takes no body.
-	In reflect.Type
-	// Out is the JSON answer type; nil with Produces empty means 204.
-	Out reflect.Type
+	// Handle calls the operation: it decodes the JSON body, calls, and
+	// encodes the answer.
+	Handle endpoint
 	// Status is the success status when not 200 or 204.
 	Status int
 	// Produces names a non-JSON answer's content type.
@@ -70,18 +67,70 @@ type Route struct {
 	Query []string
 }
 
-// handled is what a Handle returns after writing its own answer.
+// endpoint is how a route calls its operation: the JSON body type it
+// decodes (in, nil for none), the answer type (out, nil for 204 unless the
+// route Produces another type), and the call. The types come from the
+// call's signature (jsonIO and its kin), so the document cannot describe
+// a body other than the one the call takes.
+type endpoint struct {
+	in, out reflect.Type
+	call    func(c *Call) (any, error)
+}
+
+// jsonIO calls f with the decoded body and answers its result.
+func jsonIO[In, Out any](f func(c *Call, in *In) (Out, error)) endpoint {
+	return endpoint{in: reflect.TypeFor[In](), out: reflect.TypeFor[Out](), call: func(c *Call) (any, error) {
+		return f(c, c.In.(*In))
+	}}
+}
+
+// jsonOut calls f, which takes no body, and answers its result.
+func jsonOut[Out any](f func(c *Call) (Out, error)) endpoint {
+	return endpoint{out: reflect.TypeFor[Out](), call: func(c *Call) (any, error) { return f(c) }}
+}
+
+// jsonIn calls f with the decoded body and answers 204.
+func jsonIn[In any](f func(c *Call, in *In) error) endpoint {
+	return endpoint{in: reflect.TypeFor[In](), call: func(c *Call) (any, error) { return nil, f(c, c.In.(*In)) }}
+}
+
+// noContent calls f, which takes no body, and answers 204.
+func noContent(f func(c *Call) error) endpoint {
+	return endpoint{call: func(c *Call) (any, error) { return nil, f(c) }}
+}
+
+// writes calls f, which writes its own answer (of the route's Produces
+// type).
+func writes(f func(c *Call) error) endpoint {
+	return endpoint{call: func(c *Call) (any, error) { return handled, f(c) }}
+}
+
+// handled is what a call returns after writing its own answer.
 var handled = &struct{ handled bool }{true}
 
 // Call is one request being served by a route.
 type Call struct {
-	W      http.ResponseWriter
-	R      *http.Request
-	Route  *Route
-	P      *Principal // nil on Open and SignIn routes
-	Source netip.Addr // the client (see clientAddr)
-	In     any        // *Route.In, decoded
-	srv    *Server
+	W     http.ResponseWriter
+	R     *http.Request
+	Route *Route
+	P     *Principal // the caller; without a credential on Open and SignIn routes
+	In    any        // *In of the route's endpoint, decoded
+	srv   *Server
+}
+
+// ctx is the request's context, carrying the audit actor.
+func (c *Call) ctx() context.Context { return c.R.Context() }
+
+// param is a wildcard of the route's path.
+func (c *Call) param(name string) string { return c.R.PathValue(name) }
+
+// subject is the account the route acts on: the path's {user}, or the
+// caller's own under /api/v1/me.
+func (c *Call) subject() string {
+	if u := c.R.PathValue("user"); u != "" {
+		return u
+	}
+	return c.P.User
 }
 
 // Enforce is the route-entry middleware: it resolves the caller and checks
@@ -90,25 +139,24 @@ type Call struct {
 // answers it in the error format, pages render their own.
 func (s *Server) Enforce(rt *Route, next func(c *Call), fail func(c *Call, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &Call{W: w, R: r, Route: rt, srv: s, Source: s.clientAddr(r)}
+		c := &Call{W: w, R: r, Route: rt, srv: s}
 		if err := s.Authorize(c); err != nil {
-			s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.Source, "answer", asAPIError(err).Code)
+			s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.P.Source, "answer", asAPIError(err).Code)
 			fail(c, err)
 			return
 		}
 		if rt.Guesses {
-			release, ok := s.guesses.enter(c.Source)
+			release, ok := s.guesses.enter(c.P.Source)
 			if !ok {
-				s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.Source, "answer", "busy")
+				s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.P.Source, "answer", "busy")
 				fail(c, errBusy)
 				return
 			}
 			defer release()
 		}
-		if c.P != nil {
-			s.log.Debug("admin request", "method", r.Method, "route", rt.Path, "source", c.Source, "actor", c.P.actor(rt.Access))
-			ctx := authstore.WithActor(r.Context(), authstore.Actor{Name: c.P.actor(rt.Access), Source: c.Source})
-			c.R = r.WithContext(ctx)
+		if c.P.Kind != "" {
+			s.log.Debug("admin request", "method", r.Method, "route", rt.Path, "source", c.P.Source, "actor", c.P.actor(rt.Access))
+			c.R = r.WithContext(c.P.auditing(r.Context(), rt.Access))
 		}
 		next(c)
 	})
@@ -118,15 +166,15 @@ func (s *Server) Enforce(rt *Route, next func(c *Call), fail func(c *Call, err e
 // (400), then the handler's answer.
 func (s *Server) handle(rt *Route) http.Handler {
 	return s.Enforce(rt, func(c *Call) {
-		if rt.In != nil {
-			in := reflect.New(rt.In).Interface()
+		if rt.Handle.in != nil {
+			in := reflect.New(rt.Handle.in).Interface()
 			if err := decodeJSON(c.R.Body, in); err != nil {
 				writeError(c.W, err)
 				return
 			}
 			c.In = in
 		}
-		out, err := rt.Handle(c)
+		out, err := rt.Handle.call(c)
 		switch {
 		case err != nil:
 			s.fail(c.W, err)
@@ -148,6 +196,7 @@ func (s *Server) handle(rt *Route) http.Handler {
 // (401/403), re-verification (403 reauth_required). It sets c.P.
 func (s *Server) Authorize(c *Call) error {
 	rt := c.Route
+	c.P = s.anonymous(c.R)
 	switch rt.Access {
 	case Open:
 		return nil
@@ -179,6 +228,3 @@ func (s *Server) Authorize(c *Call) error {
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
-
-// typeOf is reflect.TypeFor for route entries.
-func typeOf[T any]() reflect.Type { return reflect.TypeFor[T]() }

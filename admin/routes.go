@@ -3,10 +3,11 @@ package admin
 // apiRoutes is the /api/v1 table.
 func (s *Server) apiRoutes() []Route {
 	var rs []Route
-	rs = append(rs, s.signInRoutes()...)
-	rs = append(rs, s.selfRoutes()...)
-	rs = append(rs, s.userRoutes()...)
-	rs = append(rs, s.upstreamRoutes()...)
-	rs = append(rs, s.opsRoutes()...)
+	for _, group := range [][]Route{
+		s.signInRoutes(), s.userRoutes(), s.appPasswordRoutes(), s.mfaRoutes(), s.upstreamRoutes(),
+		s.policyRoutes(), s.liveSessionRoutes(), s.auditRoutes(), s.tokenRoutes(),
+	} {
+		rs = append(rs, group...)
+	}
 	return rs
 }

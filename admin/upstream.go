@@ -1,31 +1,38 @@
 package admin
 
-import "github.com/postern-dev/postern/admin/api"
+import (
+	"context"
+
+	"github.com/postern-dev/postern/admin/api"
+)
 
 // upstreamRoutes set and clear a user's stored upstream password. They
 // change a credential, so a browser must have re-verified (W1).
 func (s *Server) upstreamRoutes() []Route {
 	return []Route{
-		{Method: "PUT", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true, Handle: s.setUpstreamPassword,
-			In:      typeOf[api.UpstreamPasswordRequest](),
+		{Method: "PUT", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true,
+			Handle: jsonIn(func(c *Call, in *api.UpstreamPasswordRequest) error {
+				return s.setUpstreamPassword(c.ctx(), c.P, c.subject(), in.Password)
+			}),
 			Summary: "Set the password postern logs in upstream with for this user (login = \"stored\"); never shown again"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true, Handle: s.clearUpstreamPassword,
+		{Method: "DELETE", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true,
+			Handle:  noContent(func(c *Call) error { return s.clearUpstreamPassword(c.ctx(), c.P, c.subject()) }),
 			Summary: "Forget a user's stored upstream password"},
 	}
 }
 
-func (s *Server) setUpstreamPassword(c *Call) (any, error) {
-	name, err := target(c)
+func (s *Server) setUpstreamPassword(ctx context.Context, _ *Principal, user, password string) error {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return nil, s.store.SetUpstreamPassword(c.R.Context(), name, c.In.(*api.UpstreamPasswordRequest).Password)
+	return s.store.SetUpstreamPassword(ctx, name, password)
 }
 
-func (s *Server) clearUpstreamPassword(c *Call) (any, error) {
-	name, err := target(c)
+func (s *Server) clearUpstreamPassword(ctx context.Context, _ *Principal, user string) error {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return nil, s.store.ClearUpstreamPassword(c.R.Context(), name)
+	return s.store.ClearUpstreamPassword(ctx, name)
 }

@@ -144,9 +144,9 @@ func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 }
 
 // issue starts a session (or its next state) for user with a fresh id
-// and CSRF token, replacing the session old (rotation), and sets the
-// cookie. reauth marks the caller as just verified.
-func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (*Session, error) {
+// and CSRF token, replacing the session old (rotation). reauth marks the
+// caller as just verified. The caller sends the new cookie (setSessionCookie).
+func (s *Server) issue(ctx context.Context, user, state string, old *Session, reauth bool) (*Session, error) {
 	id, err := randomToken(s.cfg.Rand)
 	if err != nil {
 		return nil, err
@@ -176,7 +176,7 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 		l.reauth = now
 		ws.ReauthAt = now.UTC()
 	}
-	if err := s.store.PutWebSession(c.R.Context(), id, ws, replaces); err != nil {
+	if err := s.store.PutWebSession(ctx, id, ws, replaces); err != nil {
 		return nil, err
 	}
 	if old != nil {
@@ -184,9 +184,14 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 	}
 	s.live.sweep(now, s.cfg.IdleTimeout)
 	s.live.put(id, l)
-	http.SetCookie(c.W, &http.Cookie{Name: CookieName, Value: id, Path: "/", Secure: true, HttpOnly: true,
-		SameSite: http.SameSiteStrictMode})
 	return &Session{ID: id, WebSession: ws}, nil
+}
+
+// setSessionCookie gives the browser a session's cookie: after every sign-in
+// step and re-verification, which rotate the id.
+func setSessionCookie(w http.ResponseWriter, sess *Session) {
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: sess.ID, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode})
 }
 
 // Close saves the last activity of the sessions seen since the start, so
@@ -221,9 +226,9 @@ func (s *Server) reauthFresh(sess *Session) bool {
 	return ok && !l.reauth.IsZero() && s.cfg.Now().Sub(l.reauth) < s.cfg.ReauthWindow
 }
 
-// ReauthUntil is when the session's re-verification window closes (zero
+// reauthUntil is when the session's re-verification window closes (zero
 // when it is closed).
-func (s *Server) ReauthUntil(sess *Session) time.Time {
+func (s *Server) reauthUntil(sess *Session) time.Time {
 	l, ok := s.live.get(sess.ID)
 	if !ok || l.reauth.IsZero() {
 		return time.Time{}
