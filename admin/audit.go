@@ -21,9 +21,7 @@ var auditQuery = []string{"user", "kind", "result", "since", "until", "cursor", 
 func (s *Server) auditRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/api/v1/me/activity", Access: Self, Query: []string{"cursor", "limit"},
-			Handle: jsonOut(func(c *Call) (api.EventList, error) {
-				return s.queryAudit(c.ctx(), c.P, authstore.AuditFilter{User: c.P.User}, c.R.URL.Query())
-			}),
+			Handle:  jsonOut(func(c *Call) (api.EventList, error) { return s.activity(c.ctx(), c.P, c.R.URL.Query()) }),
 			Summary: "Own audit events, newest first"},
 		{Method: "GET", Path: "/api/v1/audit", Access: Admin, Query: auditQuery,
 			Handle:  jsonOut(func(c *Call) (api.EventList, error) { return s.listAudit(c.ctx(), c.P, c.R.URL.Query()) }),
@@ -61,6 +59,12 @@ func auditFilter(q url.Values) (authstore.AuditFilter, error) {
 		}
 	}
 	return f, nil
+}
+
+// activity pages through who's own events with the cursor and limit query
+// parameters.
+func (s *Server) activity(ctx context.Context, who *Principal, q url.Values) (api.EventList, error) {
+	return s.queryAudit(ctx, who, authstore.AuditFilter{User: who.User}, q)
 }
 
 // listAudit pages through the events the query's filter selects.

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -248,6 +249,29 @@ func (c *client) do(method, path string, body any) *resp {
 	}
 	c.e.checkAgainstDoc(req, r)
 	return r
+}
+
+// page sends one page request as c; form is nil for a GET.
+func (c *client) page(method, path string, form url.Values, header http.Header) *httptest.ResponseRecorder {
+	c.e.t.Helper()
+	var req *http.Request
+	if form == nil {
+		req = httptest.NewRequest(method, "https://postern.test"+path, nil)
+	} else {
+		req = httptest.NewRequest(method, "https://postern.test"+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.RemoteAddr = c.remote
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if c.cookie != "" {
+		req.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
+	}
+	rec := httptest.NewRecorder()
+	c.e.srv.Handler().ServeHTTP(rec, req)
+	return rec
 }
 
 // checkAgainstDoc validates a real answer against the OpenAPI document

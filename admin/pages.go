@@ -2,22 +2,26 @@ package admin
 
 import (
 	"bytes"
-	"context"
 	"embed"
+	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
+
+	"github.com/postern-dev/postern/authstore"
 )
 
-// The web pages are server-rendered views over the JSON API: every page
-// handler turns its form into an API call, made in-process through the same
-// handler the API serves (with the browser's cookie, origin headers and
-// CSRF token), and renders the answer. Sessions, CSRF and re-verification
-// therefore exist once, in the API; the pages only speak to people.
+// The web pages are server-rendered views over the operations the JSON
+// API calls. Every page route names the API route whose declaration it
+// performs (Access, Reauth, Guesses); the page's request is admitted
+// through that declaration once (admit, with the session cookie and the
+// form's CSRF token), and the handler then calls the operations directly
+// with the admitted caller. Sessions, CSRF, roles and re-verification are
+// therefore declared once, in the route table; the pages only speak to
+// people.
 
 //go:embed templates/*.html
 var templateFS embed.FS
@@ -34,42 +38,34 @@ type MailSetting struct {
 	Security string // "SSL/TLS", "STARTTLS"
 }
 
-// PagesConfig is what the pages need from the server around them.
-type PagesConfig struct {
-	// API serves /api/v1/…; the pages call it in-process.
-	API http.Handler
-	// Mail lists the client settings shown with a new app password.
-	Mail []MailSetting
-	// CSRFToken is the token bound to a session cookie's value.
-	CSRFToken func(ctx context.Context, session string) string
-	// AdminCodeTTL is how long an admin-issued code stays valid when the
-	// console does not choose (default authstore.DefaultAdminCodeTTL).
-	AdminCodeTTL time.Duration
-	// TLS reports whether the pages are served over HTTPS (HSTS).
-	TLS    bool
-	Logger *slog.Logger
-}
-
 // Pages serves the sign-in, account and admin pages.
 type Pages struct {
-	cfg   PagesConfig
+	srv   *Server
+	mail  []MailSetting // the client settings shown with a new app password
 	pages map[string]*template.Template
 	mux   *http.ServeMux
 	log   *slog.Logger
+	table []pageRoute
 }
 
 // pageRoute is one row of the page route table.
 type pageRoute struct {
 	pattern string // "GET /account"
-	handle  func(*pageCall)
+	// use names the API route ("DELETE /api/v1/me/app-passwords/{id}")
+	// whose declaration the page is held to: for an action the route that
+	// does the same, for a view the one of the data it shows that needs
+	// the most. "" is a page open to anyone, which changes nothing.
+	use    string
+	handle func(*pageCall)
+	// refused renders a refusal of the admission; nil: actionFailed for a
+	// POST, failed for a GET.
+	refused func(*pageCall, error)
+	as      *Route // use, found in the route table
 }
 
-// NewPages parses the templates and builds the page router.
-func NewPages(cfg PagesConfig) (*Pages, error) {
-	p := &Pages{cfg: cfg, pages: map[string]*template.Template{}, mux: http.NewServeMux(), log: cfg.Logger}
-	if p.log == nil {
-		p.log = slog.New(slog.DiscardHandler)
-	}
+// newPages parses the templates and builds the page router.
+func newPages(s *Server, mail []MailSetting) (*Pages, error) {
+	p := &Pages{srv: s, mail: mail, pages: map[string]*template.Template{}, mux: http.NewServeMux(), log: s.log}
 	if err := p.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -78,10 +74,12 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 		return nil, err
 	}
 	p.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	for _, r := range p.routes() {
-		p.mux.HandleFunc(r.pattern, func(w http.ResponseWriter, req *http.Request) {
-			r.handle(p.newCall(w, req))
-		})
+	if p.table, err = p.declaredRoutes(); err != nil {
+		return nil, err
+	}
+	for i := range p.table {
+		rt := &p.table[i]
+		p.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { p.newCall(w, r).serve(rt, nil) })
 	}
 	p.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		c := p.newCall(w, req)
@@ -92,6 +90,22 @@ func NewPages(cfg PagesConfig) (*Pages, error) {
 		c.fail(http.StatusNotFound, "notfound", "")
 	})
 	return p, nil
+}
+
+// declaredRoutes is the page route table with each row's API route found.
+func (p *Pages) declaredRoutes() ([]pageRoute, error) {
+	byKey := map[string]*Route{"": {Access: Open}}
+	for i := range p.srv.routes {
+		rt := &p.srv.routes[i]
+		byKey[rt.Method+" "+rt.Path] = rt
+	}
+	table := p.routes()
+	for i := range table {
+		if table[i].as = byKey[table[i].use]; table[i].as == nil {
+			return nil, fmt.Errorf("admin: page %s names %q, which is no API route", table[i].pattern, table[i].use)
+		}
+	}
+	return table, nil
 }
 
 // routes is the page route table; forms post to these and work without
@@ -122,7 +136,7 @@ func (p *Pages) headers(h http.Header) {
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Language", "en")
 	h.Set("Cache-Control", "no-store")
-	if p.cfg.TLS {
+	if !p.srv.cfg.Plain {
 		h.Set("Strict-Transport-Security", "max-age=63072000")
 	}
 }
@@ -165,7 +179,7 @@ func (c *pageCall) brokenPage() {
 type view struct {
 	Title string
 	Page  string
-	Me    *apiUser // nil before sign-in
+	Me    *authstore.User // nil before sign-in
 	CSRF  string
 	Flash string
 	Error string

@@ -33,11 +33,21 @@ type Principal struct {
 	// User-Agent: what a sign-in attempt records.
 	Source netip.Addr
 	Client string
+	// account is the session's user as the request found it.
+	account authstore.User
 }
 
 // anonymous is the caller of r before any credential is looked at.
 func (s *Server) anonymous(r *http.Request) *Principal {
 	return &Principal{Source: s.clientAddr(r), Client: r.UserAgent()}
+}
+
+// rotated is p acting through its session's successor (a sign-in step
+// or a re-verification rotated the id).
+func (p *Principal) rotated(sess *Session) *Principal {
+	next := *p
+	next.Session = sess
+	return &next
 }
 
 // auditing is ctx with the principal as the audit actor of what it changes
@@ -116,19 +126,26 @@ func (p *Principal) allowed(a Access) error {
 // half-done sign-in; check with the route's access level). It answers
 // errUnauthenticated when there is none.
 func (s *Server) Principal(r *http.Request) (*Principal, error) {
+	h := r.Header.Values("Authorization")
+	if _, cli := controlPeer(r.Context()); cli || len(h) == 0 {
+		return s.pagePrincipal(r)
+	}
 	p := s.anonymous(r)
-	ctx := r.Context()
-	if uid, ok := controlPeer(ctx); ok {
+	if err := s.tokenPrincipal(r.Context(), h, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// pagePrincipal is the caller of a page: the control socket's peer, or
+// the session of the cookie. Pages take no bearer token.
+func (s *Server) pagePrincipal(r *http.Request) (*Principal, error) {
+	p := s.anonymous(r)
+	if uid, ok := controlPeer(r.Context()); ok {
 		p.Kind, p.Role, p.Name = KindCLI, authstore.RoleAdmin, "cli:"+uid
 		return p, nil
 	}
-	var err error
-	if h := r.Header.Values("Authorization"); len(h) > 0 {
-		err = s.tokenPrincipal(ctx, h, p)
-	} else {
-		err = s.sessionPrincipal(r, p)
-	}
-	if err != nil {
+	if err := s.sessionPrincipal(r, p); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -144,7 +161,7 @@ func (s *Server) sessionPrincipal(r *http.Request, p *Principal) error {
 	if err != nil {
 		return err
 	}
-	p.Kind, p.User, p.Role, p.Name, p.Session = KindSession, u.Name, u.Role, u.Name, sess
+	p.Kind, p.User, p.Role, p.Name, p.Session, p.account = KindSession, u.Name, u.Role, u.Name, sess, u
 	return nil
 }
 

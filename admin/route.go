@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"reflect"
-
-	"github.com/postern-dev/postern/authstore"
 )
 
 // Access is who may call a route.
@@ -133,96 +131,47 @@ func (c *Call) subject() string {
 	return c.P.User
 }
 
-// Enforce is the route-entry middleware: it resolves the caller and checks
-// it against rt (Authorize), puts the audit actor into the request's
-// context, then calls next. A refusal goes to fail instead; the JSON API
-// answers it in the error format, pages render their own.
-func (s *Server) Enforce(rt *Route, next func(c *Call), fail func(c *Call, err error)) http.Handler {
+// handle serves a JSON route: admission (admit), then the strict body
+// decoder (400), then the call's answer.
+func (s *Server) handle(rt *Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := &Call{W: w, R: r, Route: rt, srv: s}
-		if err := s.Authorize(c); err != nil {
-			s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.P.Source, "answer", asAPIError(err).Code)
-			fail(c, err)
+		p, ctx, release, err := s.admit(rt, r, s.Principal, func() string { return csrfOf(r) })
+		c.P = p
+		if err != nil {
+			s.fail(w, err)
 			return
 		}
-		if rt.Guesses {
-			release, ok := s.guesses.enter(c.P.Source)
-			if !ok {
-				s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", c.P.Source, "answer", "busy")
-				fail(c, errBusy)
-				return
-			}
-			defer release()
-		}
-		if c.P.Kind != "" {
-			s.log.Debug("admin request", "method", r.Method, "route", rt.Path, "source", c.P.Source, "actor", c.P.actor(rt.Access))
-			c.R = r.WithContext(c.P.auditing(r.Context(), rt.Access))
-		}
-		next(c)
+		defer release()
+		c.R = r.WithContext(ctx)
+		s.serveJSON(c)
 	})
 }
 
-// handle serves a JSON route: Enforce, then the strict body decoder
-// (400), then the handler's answer.
-func (s *Server) handle(rt *Route) http.Handler {
-	return s.Enforce(rt, func(c *Call) {
-		if rt.Handle.in != nil {
-			in := reflect.New(rt.Handle.in).Interface()
-			if err := decodeJSON(c.R.Body, in); err != nil {
-				writeError(c.W, err)
-				return
-			}
-			c.In = in
-		}
-		out, err := rt.Handle.call(c)
-		switch {
-		case err != nil:
-			s.fail(c.W, err)
-		case out == handled:
-		case out == nil:
-			c.W.WriteHeader(http.StatusNoContent)
-		default:
-			status := rt.Status
-			if status == 0 {
-				status = http.StatusOK
-			}
-			writeJSON(c.W, status, out)
-		}
-	}, func(c *Call, err error) { s.fail(c.W, err) })
-}
-
-// Authorize resolves the caller of c and enforces c.Route's entry, in
-// order: credential (401), CSRF for cookie state changes (403 csrf), access
-// (401/403), re-verification (403 reauth_required). It sets c.P.
-func (s *Server) Authorize(c *Call) error {
+func (s *Server) serveJSON(c *Call) {
 	rt := c.Route
-	c.P = s.anonymous(c.R)
-	switch rt.Access {
-	case Open:
-		return nil
-	case SignIn:
-		return s.checkOrigin(c.R)
-	}
-	p, err := s.Principal(c.R)
-	if err != nil {
-		return err
-	}
-	c.P = p
-	if p.Session != nil && !safeMethod(c.R.Method) {
-		if err := s.checkCSRF(c.R, p.Session); err != nil {
-			return err
+	if rt.Handle.in != nil {
+		in := reflect.New(rt.Handle.in).Interface()
+		if err := decodeJSON(c.R.Body, in); err != nil {
+			writeError(c.W, err)
+			return
 		}
+		c.In = in
 	}
-	if err := p.allowed(rt.Access); err != nil {
-		return err
+	out, err := rt.Handle.call(c)
+	switch {
+	case err != nil:
+		s.fail(c.W, err)
+	case out == handled:
+	case out == nil:
+		c.W.WriteHeader(http.StatusNoContent)
+	default:
+		status := rt.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		writeJSON(c.W, status, out)
 	}
-	if rt.Reauth && p.Session != nil && !s.reauthFresh(p.Session) {
-		return errReauthRequired
-	}
-	if rt.Reauth && p.Kind == KindToken && p.Role != authstore.RoleAdmin { // secret-compare: ok (kinds and roles)
-		return errReauthRequired // a user token cannot re-verify; only the operator's tokens skip it
-	}
-	return nil
 }
 
 func safeMethod(m string) bool {

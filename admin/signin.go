@@ -54,8 +54,13 @@ func (s *Server) postSecondFactor(c *Call, in *api.CodeRequest) (api.SecondFacto
 		return api.SecondFactorResponse{}, err
 	}
 	setSessionCookie(c.W, sess)
+	return secondFactorAnswer(sess, res), nil
+}
+
+// secondFactorAnswer says how the second step went.
+func secondFactorAnswer(sess *Session, res authstore.FactorResult) api.SecondFactorResponse {
 	return api.SecondFactorResponse{State: StateSignedIn, UsedBackupCode: res.Method != "totp",
-		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}, nil
+		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}
 }
 
 func (s *Server) postReauth(c *Call, in *api.ReauthRequest) (api.ReauthResponse, error) {

@@ -33,6 +33,10 @@ const (
 	StateSignedIn     = "signed_in"
 )
 
+// sessionIDLen is the length of a session id: 128 random bits in
+// base64url (randomToken).
+const sessionIDLen = 22
+
 // pendingTimeout bounds a half-done sign-in.
 const pendingTimeout = 10 * time.Minute
 
@@ -111,7 +115,7 @@ func randomToken(r io.Reader) (string, error) {
 // past its idle or absolute timeout (server-side) and notes activity.
 func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	ck, err := r.Cookie(CookieName)
-	if err != nil || len(ck.Value) != 22 {
+	if err != nil || len(ck.Value) != sessionIDLen {
 		return nil, errUnauthenticated
 	}
 	ws, err := s.store.GetWebSession(r.Context(), ck.Value)
@@ -241,21 +245,27 @@ func (s *Server) reauthUntil(sess *Session) time.Time {
 }
 
 // checkCSRF guards a cookie session's state change: the session's CSRF
-// token (header or form field) and, when the browser says where the
-// request comes from, the same origin.
-func (s *Server) checkCSRF(r *http.Request, sess *Session) error {
+// token, which the request carries as tok, and, when the browser says
+// where the request comes from, the same origin.
+func (s *Server) checkCSRF(r *http.Request, sess *Session, tok string) error {
 	if err := s.checkOrigin(r); err != nil {
 		return err
-	}
-	tok := r.Header.Get(CSRFHeader)
-	if tok == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		r.Body = http.MaxBytesReader(nil, r.Body, MaxBody)
-		tok = r.PostFormValue(CSRFField)
 	}
 	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) != 1 {
 		return errCSRF
 	}
 	return nil
+}
+
+// csrfOf is the CSRF token a JSON request carries: the header, or an HTML
+// form's field.
+func csrfOf(r *http.Request) string {
+	tok := r.Header.Get(CSRFHeader)
+	if tok == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		r.Body = http.MaxBytesReader(nil, r.Body, MaxBody)
+		tok = r.PostFormValue(CSRFField)
+	}
+	return tok
 }
 
 // checkOrigin refuses a state change a browser marks as cross-site:

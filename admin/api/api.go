@@ -51,10 +51,10 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
+	if msg := e.Message; msg != "" {
+		return msg
 	}
-	return e.Message
+	return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
 }
 
 // Is maps the codes onto the store's errors, so a caller tests an answer
