@@ -9,9 +9,9 @@ import (
 )
 
 // routesWith returns the routes whose access is one of as.
-func routesWith(s *Server, as ...Access) []Route {
-	var out []Route
-	for _, rt := range s.Routes() {
+func routesWith(s *Server, as ...access) []route {
+	var out []route
+	for _, rt := range s.routes {
 		for _, a := range as {
 			if rt.Access == a {
 				out = append(out, rt)
@@ -33,7 +33,7 @@ func TestRouteTableNeedsCredentials(t *testing.T) {
 		"wrong token":  e.tokenClient("pst_" + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
 		"junk token":   e.tokenClient("hello"),
 	}
-	rts := routesWith(e.srv, Pending, AnySession, Browser, Enroll, Self, Admin)
+	rts := routesWith(e.srv, accessPending, accessAnySession, accessBrowser, accessEnroll, accessSelf, accessAdmin)
 	if len(rts) < 35 {
 		t.Fatalf("only %d protected routes", len(rts))
 	}
@@ -43,7 +43,7 @@ func TestRouteTableNeedsCredentials(t *testing.T) {
 }
 
 // expectEach calls every route of rts as c and wants status and code.
-func expectEach(t *testing.T, name string, c *client, rts []Route, status int, code string) {
+func expectEach(t *testing.T, name string, c *client, rts []route, status int, code string) {
 	t.Helper()
 	for _, rt := range rts {
 		if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != status || (code != "" && r.errCode() != code) {
@@ -61,7 +61,7 @@ func TestW4_PlainUserOnAdminRoutes(t *testing.T) {
 	browser := e.client()
 	browser.signIn("bob", "bob-password", "")
 	callers := map[string]*client{"session": browser, "user token": e.tokenClient(e.token("bobs", authstore.RoleUser, "bob"))}
-	rts := routesWith(e.srv, Admin)
+	rts := routesWith(e.srv, accessAdmin)
 	if len(rts) < 20 {
 		t.Fatalf("only %d admin routes", len(rts))
 	}
@@ -92,8 +92,8 @@ func TestW3_CSRFOnEveryStateChange(t *testing.T) {
 	}
 	n := 0
 	for name, mod := range cases {
-		for _, rt := range e.srv.Routes() {
-			if rt.Access < Pending || safeMethod(rt.Method) {
+		for _, rt := range e.srv.routes {
+			if rt.Access < accessPending || safeMethod(rt.Method) {
 				continue
 			}
 			n++
@@ -132,10 +132,10 @@ func TestEnrollOnlySession(t *testing.T) {
 	r := c.must(200, "POST", "/api/v1/session", map[string]string{"username": "alice", "password": "alice-password"})
 	var st api.SignInResponse
 	r.decode(t, &st)
-	if st.State != StateEnroll {
+	if st.State != stateEnroll {
 		t.Fatalf("state %q", st.State)
 	}
-	expectEach(t, "enroll-only", c, routesWith(e.srv, Self, Admin), http.StatusForbidden, "forbidden")
+	expectEach(t, "enroll-only", c, routesWith(e.srv, accessSelf, accessAdmin), http.StatusForbidden, "forbidden")
 	c.must(200, "GET", "/api/v1/me/mfa", nil)
 	var enr api.TOTPEnrollment
 	c.must(200, "POST", "/api/v1/me/mfa/totp", nil).decode(t, &enr)

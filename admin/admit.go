@@ -15,8 +15,8 @@ import (
 // can do nothing the route it names would refuse. The caller calls release
 // when the request is done. On a refusal p is still the caller as far as
 // it was resolved (at least its address).
-func (s *Server) admit(rt *Route, r *http.Request, resolve func(*http.Request) (*Principal, error),
-	csrf func() string) (p *Principal, ctx context.Context, release func(), err error) {
+func (s *Server) admit(rt *route, r *http.Request, resolve func(*http.Request) (*principal, error),
+	csrf func() string) (p *principal, ctx context.Context, release func(), err error) {
 	p, err = s.authorize(rt, r, resolve, csrf)
 	if err != nil {
 		s.log.Debug("admin request refused", "method", r.Method, "route", rt.Path, "source", p.Source, "answer", asAPIError(err).Code)
@@ -42,12 +42,12 @@ func (s *Server) admit(rt *Route, r *http.Request, resolve func(*http.Request) (
 // credential (401), CSRF for cookie state changes (403 csrf; csrf is the
 // token the request carries), access (401/403), re-verification (403
 // reauth_required).
-func (s *Server) authorize(rt *Route, r *http.Request, resolve func(*http.Request) (*Principal, error), csrf func() string) (*Principal, error) {
+func (s *Server) authorize(rt *route, r *http.Request, resolve func(*http.Request) (*principal, error), csrf func() string) (*principal, error) {
 	anon := s.anonymous(r)
 	switch rt.Access {
-	case Open:
+	case accessOpen:
 		return anon, nil
-	case SignIn:
+	case accessSignIn:
 		return anon, s.checkOrigin(r)
 	}
 	p, err := resolve(r)
@@ -65,7 +65,7 @@ func (s *Server) authorize(rt *Route, r *http.Request, resolve func(*http.Reques
 	if rt.Reauth && p.Session != nil && !s.reauthFresh(p.Session) {
 		return p, errReauthRequired
 	}
-	if rt.Reauth && p.Kind == KindToken && p.Role != authstore.RoleAdmin { // secret-compare: ok (kinds and roles)
+	if rt.Reauth && p.Kind == kindToken && p.Role != authstore.RoleAdmin { // secret-compare: ok (kinds and roles)
 		return p, errReauthRequired // a user token cannot re-verify; only the operator's tokens skip it
 	}
 	return p, nil

@@ -10,31 +10,31 @@ import (
 // appPasswordRoutes manage app passwords: one's own under /me, a user's
 // as an admin under /users/{user}. Both call the same operations on the
 // route's subject.
-func (s *Server) appPasswordRoutes() []Route {
-	list := jsonOut(func(c *Call) (api.AppPasswordList, error) { return s.listAppPasswords(c.ctx(), c.P, c.subject()) })
-	create := jsonIO(func(c *Call, in *api.NewAppPasswordRequest) (api.NewAppPasswordResponse, error) {
+func (s *Server) appPasswordRoutes() []route {
+	list := jsonOut(func(c *call) (api.AppPasswordList, error) { return s.listAppPasswords(c.ctx(), c.P, c.subject()) })
+	create := jsonIO(func(c *call, in *api.NewAppPasswordRequest) (api.NewAppPasswordResponse, error) {
 		return s.createAppPassword(c.ctx(), c.P, c.subject(), *in)
 	})
-	revoke := noContent(func(c *Call) error { return s.revokeAppPassword(c.ctx(), c.P, c.subject(), c.param("id")) })
-	return []Route{
-		{Method: "GET", Path: "/api/v1/me/app-passwords", Access: Self, Handle: list,
+	revoke := noContent(func(c *call) error { return s.revokeAppPassword(c.ctx(), c.P, c.subject(), c.param("id")) })
+	return []route{
+		{Method: "GET", Path: "/api/v1/me/app-passwords", Access: accessSelf, Handle: list,
 			Summary: "List own app passwords"},
-		{Method: "POST", Path: "/api/v1/me/app-passwords", Access: Self, Reauth: true, Handle: create,
+		{Method: "POST", Path: "/api/v1/me/app-passwords", Access: accessSelf, Reauth: true, Handle: create,
 			Summary: "Create an app password (the secret is in this answer only)"},
-		{Method: "DELETE", Path: "/api/v1/me/app-passwords/{id}", Access: Self, Handle: revoke,
+		{Method: "DELETE", Path: "/api/v1/me/app-passwords/{id}", Access: accessSelf, Handle: revoke,
 			Summary: "Revoke an own app password (its live sessions end)"},
-		{Method: "GET", Path: "/api/v1/users/{user}/app-passwords", Access: Admin, Handle: list,
+		{Method: "GET", Path: "/api/v1/users/{user}/app-passwords", Access: accessAdmin, Handle: list,
 			Summary: "List a user's app passwords"},
-		{Method: "POST", Path: "/api/v1/users/{user}/app-passwords", Access: Admin, Reauth: true, Handle: create,
+		{Method: "POST", Path: "/api/v1/users/{user}/app-passwords", Access: accessAdmin, Reauth: true, Handle: create,
 			Summary: "Create an app password for a user (the secret is in this answer only)"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/app-passwords/{id}", Access: Admin, Handle: revoke,
+		{Method: "DELETE", Path: "/api/v1/users/{user}/app-passwords/{id}", Access: accessAdmin, Handle: revoke,
 			Summary: "Revoke a user's app password (its live sessions end)"},
 	}
 }
 
 // listAppPasswords lists user's app passwords, each with how many live
 // sessions use it now.
-func (s *Server) listAppPasswords(ctx context.Context, _ *Principal, user string) (api.AppPasswordList, error) {
+func (s *Server) listAppPasswords(ctx context.Context, _ *principal, user string) (api.AppPasswordList, error) {
 	name, err := named(user)
 	if err != nil {
 		return api.AppPasswordList{}, err
@@ -50,7 +50,7 @@ func (s *Server) listAppPasswords(ctx context.Context, _ *Principal, user string
 	return api.AppPasswordList{AppPasswords: out}, nil
 }
 
-func (s *Server) createAppPassword(ctx context.Context, _ *Principal, user string, in api.NewAppPasswordRequest) (api.NewAppPasswordResponse, error) {
+func (s *Server) createAppPassword(ctx context.Context, _ *principal, user string, in api.NewAppPasswordRequest) (api.NewAppPasswordResponse, error) {
 	name, err := named(user)
 	if err != nil {
 		return api.NewAppPasswordResponse{}, err
@@ -68,7 +68,7 @@ func (s *Server) createAppPassword(ctx context.Context, _ *Principal, user strin
 
 // revokeAppPassword revokes one of user's app passwords; the store ends
 // the live sessions that use it.
-func (s *Server) revokeAppPassword(ctx context.Context, _ *Principal, user, id string) error {
+func (s *Server) revokeAppPassword(ctx context.Context, _ *principal, user, id string) error {
 	name, err := named(user)
 	if err != nil {
 		return err

@@ -18,19 +18,19 @@ var auditQuery = []string{"user", "kind", "result", "since", "until", "cursor", 
 
 // auditRoutes read the audit log: one's own events, and an admin's view
 // of all of them.
-func (s *Server) auditRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/api/v1/me/activity", Access: Self, Query: []string{"cursor", "limit"},
-			Handle:  jsonOut(func(c *Call) (api.EventList, error) { return s.activity(c.ctx(), c.P, c.R.URL.Query()) }),
+func (s *Server) auditRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/api/v1/me/activity", Access: accessSelf, Query: []string{"cursor", "limit"},
+			Handle:  jsonOut(func(c *call) (api.EventList, error) { return s.activity(c.ctx(), c.P, c.R.URL.Query()) }),
 			Summary: "Own audit events, newest first"},
-		{Method: "GET", Path: "/api/v1/audit", Access: Admin, Query: auditQuery,
-			Handle:  jsonOut(func(c *Call) (api.EventList, error) { return s.listAudit(c.ctx(), c.P, c.R.URL.Query()) }),
+		{Method: "GET", Path: "/api/v1/audit", Access: accessAdmin, Query: auditQuery,
+			Handle:  jsonOut(func(c *call) (api.EventList, error) { return s.listAudit(c.ctx(), c.P, c.R.URL.Query()) }),
 			Summary: "Audit events, newest first, with filters and a cursor"},
-		{Method: "GET", Path: "/api/v1/audit/export", Access: Admin, Query: auditQuery[:5], Produces: "application/x-ndjson",
+		{Method: "GET", Path: "/api/v1/audit/export", Access: accessAdmin, Query: auditQuery[:5], Produces: "application/x-ndjson",
 			Handle:  writes(s.getAuditExport),
 			Summary: "Audit events as JSON Lines, oldest first"},
-		{Method: "POST", Path: "/api/v1/audit/verify", Access: Admin,
-			Handle:  jsonOut(func(c *Call) (api.VerifyResponse, error) { return s.verifyAudit(c.ctx(), c.P) }),
+		{Method: "POST", Path: "/api/v1/audit/verify", Access: accessAdmin,
+			Handle:  jsonOut(func(c *call) (api.VerifyResponse, error) { return s.verifyAudit(c.ctx(), c.P) }),
 			Summary: "Check the audit log's hash chain"},
 	}
 }
@@ -63,12 +63,12 @@ func auditFilter(q url.Values) (authstore.AuditFilter, error) {
 
 // activity pages through who's own events with the cursor and limit query
 // parameters.
-func (s *Server) activity(ctx context.Context, who *Principal, q url.Values) (api.EventList, error) {
+func (s *Server) activity(ctx context.Context, who *principal, q url.Values) (api.EventList, error) {
 	return s.queryAudit(ctx, who, authstore.AuditFilter{User: who.User}, q)
 }
 
 // listAudit pages through the events the query's filter selects.
-func (s *Server) listAudit(ctx context.Context, who *Principal, q url.Values) (api.EventList, error) {
+func (s *Server) listAudit(ctx context.Context, who *principal, q url.Values) (api.EventList, error) {
 	f, err := auditFilter(q)
 	if err != nil {
 		return api.EventList{}, err
@@ -78,7 +78,7 @@ func (s *Server) listAudit(ctx context.Context, who *Principal, q url.Values) (a
 
 // queryAudit pages through events matching f with the cursor and limit
 // query parameters.
-func (s *Server) queryAudit(ctx context.Context, _ *Principal, f authstore.AuditFilter, q url.Values) (api.EventList, error) {
+func (s *Server) queryAudit(ctx context.Context, _ *principal, f authstore.AuditFilter, q url.Values) (api.EventList, error) {
 	before, ok := authstore.ParseCursor(q.Get("cursor"))
 	if !ok {
 		return api.EventList{}, invalid("cursor: not a cursor from next_cursor")
@@ -103,7 +103,7 @@ func (s *Server) queryAudit(ctx context.Context, _ *Principal, f authstore.Audit
 	return api.EventList{Events: evs, NextCursor: authstore.FormatCursor(next)}, nil
 }
 
-func (s *Server) getAuditExport(c *Call) error {
+func (s *Server) getAuditExport(c *call) error {
 	evs, err := s.exportAudit(c.ctx(), c.P, c.R.URL.Query())
 	if err != nil {
 		return err
@@ -113,7 +113,7 @@ func (s *Server) getAuditExport(c *Call) error {
 }
 
 // exportAudit is every event the query's filter selects, oldest first.
-func (s *Server) exportAudit(ctx context.Context, _ *Principal, q url.Values) ([]authstore.Event, error) {
+func (s *Server) exportAudit(ctx context.Context, _ *principal, q url.Values) ([]authstore.Event, error) {
 	f, err := auditFilter(q)
 	if err != nil {
 		return nil, err
@@ -141,7 +141,7 @@ func writeJSONLines(w http.ResponseWriter, evs []authstore.Event) {
 	bw.Flush()
 }
 
-func (s *Server) verifyAudit(ctx context.Context, _ *Principal) (api.VerifyResponse, error) {
+func (s *Server) verifyAudit(ctx context.Context, _ *principal) (api.VerifyResponse, error) {
 	s.store.FlushAudit()
 	n, err := s.store.VerifyAudit(ctx)
 	switch {

@@ -116,8 +116,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(data, '\n'))
 }
 
-// MaxBody is the largest JSON request body accepted.
-const MaxBody = 64 << 10
+// maxBody is the largest JSON request body accepted.
+const maxBody = 64 << 10
 
 var (
 	errTooLarge = refuse(api.TooLarge, "request body over 64 KiB")
@@ -128,11 +128,11 @@ var (
 // every key exactly a field's name and none twice (checkKeys), nothing
 // after the value. An empty body is {}.
 func decodeJSON(r io.Reader, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+	data, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
 		return errBadJSON
 	}
-	if len(data) > MaxBody {
+	if len(data) > maxBody {
 		return errTooLarge
 	}
 	if len(bytes.TrimSpace(data)) == 0 {

@@ -51,7 +51,7 @@ func FuzzDecodeRequests(f *testing.F) {
 			if err != nil && (!errors.As(err, &ae) || statusOf(ae.Code) != 400) {
 				t.Fatalf("%s: %v is not a 400", typ, err)
 			}
-			if len(data) > MaxBody && (ae == nil || ae.Code != "too_large") {
+			if len(data) > maxBody && (ae == nil || ae.Code != "too_large") {
 				t.Fatalf("%s: %d bytes accepted", typ, len(data))
 			}
 			if err == nil {
@@ -80,8 +80,8 @@ func TestDecodeJSON(t *testing.T) {
 		{strings.Repeat("[", 20) + strings.Repeat("]", 20), "bad_json"},
 		{`{"name":"a"} {"name":"b"}`, "bad_json"},
 		{`{"name":1}`, "bad_json"},
-		{`{"name":"` + strings.Repeat("a", MaxBody) + `"}`, "too_large"},
-		{`{"name":"` + strings.Repeat("a", MaxBody-20) + `"}`, ""},
+		{`{"name":"` + strings.Repeat("a", maxBody) + `"}`, "too_large"},
+		{`{"name":"` + strings.Repeat("a", maxBody-20) + `"}`, ""},
 	}
 	for _, c := range cases {
 		var v req
@@ -101,7 +101,7 @@ func TestDecodeJSON(t *testing.T) {
 	if r := c.do("POST", "/api/v1/users", `{"username":"x","is_admin":true}`); r.code != 400 || r.errCode() != "unknown_field" {
 		t.Errorf("unknown field: %d %s", r.code, r.body)
 	}
-	if r := c.do("POST", "/api/v1/users", strings.Repeat(" ", MaxBody+1)); r.code != 400 || r.errCode() != "too_large" {
+	if r := c.do("POST", "/api/v1/users", strings.Repeat(" ", maxBody+1)); r.code != 400 || r.errCode() != "too_large" {
 		t.Errorf("too large: %d %s", r.code, r.body)
 	}
 }

@@ -11,22 +11,22 @@ import (
 
 // openRoutes need no credential: health, readiness, metrics and the API
 // document.
-func (s *Server) openRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/healthz", Access: Open, Summary: "The process is up",
-			Handle: jsonOut(func(*Call) (api.HealthResponse, error) { return api.HealthResponse{Status: "ok"}, nil })},
-		{Method: "GET", Path: "/readyz", Access: Open,
+func (s *Server) openRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/healthz", Access: accessOpen, Summary: "The process is up",
+			Handle: jsonOut(func(*call) (api.HealthResponse, error) { return api.HealthResponse{Status: "ok"}, nil })},
+		{Method: "GET", Path: "/readyz", Access: accessOpen,
 			Handle:  endpoint{out: reflect.TypeFor[api.ReadyResponse](), call: s.readyz},
 			Summary: "The store is readable and every upstream answered its last probe (503 otherwise)"},
-		{Method: "GET", Path: "/metrics", Access: Open, Handle: writes(s.metrics), Produces: "text/plain",
+		{Method: "GET", Path: "/metrics", Access: accessOpen, Handle: writes(s.metrics), Produces: "text/plain",
 			Summary: "Prometheus metrics"},
-		{Method: "GET", Path: "/api/v1/openapi.json", Access: Open, Summary: "This API's OpenAPI 3.1 document",
+		{Method: "GET", Path: "/api/v1/openapi.json", Access: accessOpen, Summary: "This API's OpenAPI 3.1 document",
 			Handle: endpoint{out: reflect.TypeFor[api.OpenAPIResponse](), call: s.openAPI}},
 	}
 }
 
 // readyz answers its document with 200, or with 503 when not ready.
-func (s *Server) readyz(c *Call) (any, error) {
+func (s *Server) readyz(c *call) (any, error) {
 	res := api.ReadyResponse{Ready: true, Store: true, Failing: []string{}}
 	if _, err := s.store.Policy(c.ctx()); err != nil {
 		res.Ready, res.Store = false, false
@@ -44,7 +44,7 @@ func (s *Server) readyz(c *Call) (any, error) {
 	return res, nil
 }
 
-func (s *Server) metrics(c *Call) error {
+func (s *Server) metrics(c *call) error {
 	if s.cfg.Metrics == nil {
 		return errNotFound
 	}
@@ -53,7 +53,7 @@ func (s *Server) metrics(c *Call) error {
 }
 
 // openAPI serves the document built at New.
-func (s *Server) openAPI(c *Call) (any, error) {
+func (s *Server) openAPI(c *call) (any, error) {
 	c.W.Header().Set("Content-Type", "application/json")
 	c.W.Write(s.openapi)
 	return handled, nil

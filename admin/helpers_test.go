@@ -225,7 +225,7 @@ func (c *client) do(method, path string, body any) *resp {
 		req.Header[k] = v
 	}
 	if c.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: c.cookie})
 	}
 	if c.csrf != "" && !safeMethod(method) {
 		req.Header.Set(CSRFHeader, c.csrf)
@@ -237,7 +237,7 @@ func (c *client) do(method, path string, body any) *resp {
 	c.e.srv.Handler().ServeHTTP(rec, req)
 	r := &resp{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 	for _, ck := range rec.Result().Cookies() {
-		if ck.Name == CookieName {
+		if ck.Name == cookieName {
 			c.cookie = ck.Value
 		}
 	}
@@ -267,7 +267,7 @@ func (c *client) page(method, path string, form url.Values, header http.Header) 
 		req.Header[k] = v
 	}
 	if c.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: c.cookie})
 	}
 	rec := httptest.NewRecorder()
 	c.e.srv.Handler().ServeHTTP(rec, req)
@@ -318,7 +318,7 @@ func (c *client) signIn(user, password, totpSecret string) {
 	}
 	var st api.SignInResponse
 	r.decode(c.e.t, &st)
-	if st.State != StateSecondFactor {
+	if st.State != stateSecondFactor {
 		c.e.t.Fatalf("state %q, want second_factor", st.State)
 	}
 	c.must(200, "POST", "/api/v1/session/second-factor", map[string]string{"code": c.e.code(totpSecret)})

@@ -64,7 +64,7 @@ func TestHTTPSWithACookieJar(t *testing.T) {
 	res := post("/api/v1/session", `{"username":"alice","password":"alice-password"}`, "")
 	var st api.SignInResponse
 	decodeBody(t, res, &st)
-	if res.StatusCode != 200 || st.State != StateSignedIn || res.Header.Get("Strict-Transport-Security") == "" {
+	if res.StatusCode != 200 || st.State != stateSignedIn || res.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("sign-in: %d %+v", res.StatusCode, st)
 	}
 	me, err := hc.Get(base + "/api/v1/me")

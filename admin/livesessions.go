@@ -11,16 +11,16 @@ import (
 
 // liveSessionRoutes show and end live mail and calendar sessions, which
 // the proxy's registry holds.
-func (s *Server) liveSessionRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/api/v1/sessions", Access: Admin, Query: []string{"user"},
-			Handle:  jsonOut(func(c *Call) (api.SessionList, error) { return s.liveSessions(c.P, c.R.URL.Query().Get("user")), nil }),
+func (s *Server) liveSessionRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/api/v1/sessions", Access: accessAdmin, Query: []string{"user"},
+			Handle:  jsonOut(func(c *call) (api.SessionList, error) { return s.liveSessions(c.P, c.R.URL.Query().Get("user")), nil }),
 			Summary: "Live mail sessions"},
-		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Access: Admin,
-			Handle:  noContent(func(c *Call) error { return s.endLiveSession(c.ctx(), c.P, c.param("id")) }),
+		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Access: accessAdmin,
+			Handle:  noContent(func(c *call) error { return s.endLiveSession(c.ctx(), c.P, c.param("id")) }),
 			Summary: "End one live session"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/sessions", Access: Admin,
-			Handle:  jsonOut(func(c *Call) (api.EndedSessions, error) { return s.endUserSessions(c.ctx(), c.P, c.subject()) }),
+		{Method: "DELETE", Path: "/api/v1/users/{user}/sessions", Access: accessAdmin,
+			Handle:  jsonOut(func(c *call) (api.EndedSessions, error) { return s.endUserSessions(c.ctx(), c.P, c.subject()) }),
 			Summary: "End every live session of a user"},
 	}
 }
@@ -30,7 +30,7 @@ const kickReason = "session ended by an administrator"
 
 // liveSessions lists the live sessions of user, or of everyone when user
 // is "".
-func (s *Server) liveSessions(_ *Principal, user string) api.SessionList {
+func (s *Server) liveSessions(_ *principal, user string) api.SessionList {
 	f := proxy.Filter{All: true}
 	if user != "" {
 		cu, err := authstore.CanonicalUsername(user)
@@ -51,7 +51,7 @@ func (s *Server) liveSessions(_ *Principal, user string) api.SessionList {
 	return api.SessionList{Sessions: out}
 }
 
-func (s *Server) endLiveSession(ctx context.Context, _ *Principal, id string) error {
+func (s *Server) endLiveSession(ctx context.Context, _ *principal, id string) error {
 	si, ok := s.cfg.Sessions.KickSession(id, kickReason)
 	if !ok {
 		return refuse(api.NotFound, "no such live session")
@@ -59,7 +59,7 @@ func (s *Server) endLiveSession(ctx context.Context, _ *Principal, id string) er
 	return s.store.Record(ctx, authstore.Event{Kind: "session.end", User: si.Username, Result: "ok", Detail: "id=" + id})
 }
 
-func (s *Server) endUserSessions(ctx context.Context, _ *Principal, user string) (api.EndedSessions, error) {
+func (s *Server) endUserSessions(ctx context.Context, _ *principal, user string) (api.EndedSessions, error) {
 	name, err := named(user)
 	if err != nil {
 		return api.EndedSessions{}, err

@@ -12,41 +12,41 @@ import (
 
 // mfaRoutes are two-step verification: one's own enrollment under /me,
 // and an admin's help for a user who lost a phone.
-func (s *Server) mfaRoutes() []Route {
-	status := jsonOut(func(c *Call) (api.MFAResponse, error) { return s.mfaStatus(c.ctx(), c.P, c.subject()) })
-	return []Route{
-		{Method: "GET", Path: "/api/v1/me/mfa", Access: Enroll, Handle: status,
+func (s *Server) mfaRoutes() []route {
+	status := jsonOut(func(c *call) (api.MFAResponse, error) { return s.mfaStatus(c.ctx(), c.P, c.subject()) })
+	return []route{
+		{Method: "GET", Path: "/api/v1/me/mfa", Access: accessEnroll, Handle: status,
 			Summary: "Own two-step verification status"},
-		{Method: "POST", Path: "/api/v1/me/mfa/totp", Access: Enroll, Reauth: true,
-			Handle:  jsonOut(func(c *Call) (api.TOTPEnrollment, error) { return s.beginTOTP(c.ctx(), c.P) }),
+		{Method: "POST", Path: "/api/v1/me/mfa/totp", Access: accessEnroll, Reauth: true,
+			Handle:  jsonOut(func(c *call) (api.TOTPEnrollment, error) { return s.beginTOTP(c.ctx(), c.P) }),
 			Summary: "Begin authenticator enrollment"},
-		{Method: "GET", Path: "/api/v1/me/mfa/totp/qr.png", Access: Enroll, Handle: writes(s.getQR), Produces: "image/png",
+		{Method: "GET", Path: "/api/v1/me/mfa/totp/qr.png", Access: accessEnroll, Handle: writes(s.getQR), Produces: "image/png",
 			Summary: "The enrollment QR code (only the session that began enrollment)"},
-		{Method: "POST", Path: "/api/v1/me/mfa/totp/confirm", Access: Enroll, Handle: jsonIO(s.postConfirmTOTP),
+		{Method: "POST", Path: "/api/v1/me/mfa/totp/confirm", Access: accessEnroll, Handle: jsonIO(s.postConfirmTOTP),
 			Summary: "Turn two-step verification on with a first code; answers the first backup codes"},
-		{Method: "DELETE", Path: "/api/v1/me/mfa", Access: Self, Reauth: true,
-			Handle:  noContent(func(c *Call) error { return s.disableOwnMFA(c.ctx(), c.P) }),
+		{Method: "DELETE", Path: "/api/v1/me/mfa", Access: accessSelf, Reauth: true,
+			Handle:  noContent(func(c *call) error { return s.disableOwnMFA(c.ctx(), c.P) }),
 			Summary: "Turn own two-step verification off (refused while the organisation requires it)"},
-		{Method: "POST", Path: "/api/v1/me/backup-codes", Access: Self, Reauth: true,
-			Handle:  jsonOut(func(c *Call) (api.BackupCodesResponse, error) { return s.newBackupCodes(c.ctx(), c.P) }),
+		{Method: "POST", Path: "/api/v1/me/backup-codes", Access: accessSelf, Reauth: true,
+			Handle:  jsonOut(func(c *call) (api.BackupCodesResponse, error) { return s.newBackupCodes(c.ctx(), c.P) }),
 			Summary: "Replace own backup codes (answered once)"},
-		{Method: "GET", Path: "/api/v1/users/{user}/mfa", Access: Admin, Handle: status,
+		{Method: "GET", Path: "/api/v1/users/{user}/mfa", Access: accessAdmin, Handle: status,
 			Summary: "A user's two-step status"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/mfa", Access: Admin, Reauth: true,
-			Handle:  noContent(func(c *Call) error { return s.disableUserMFA(c.ctx(), c.P, c.subject()) }),
+		{Method: "DELETE", Path: "/api/v1/users/{user}/mfa", Access: accessAdmin, Reauth: true,
+			Handle:  noContent(func(c *call) error { return s.disableUserMFA(c.ctx(), c.P, c.subject()) }),
 			Summary: "Turn off a user's self-enabled two-step verification"},
-		{Method: "POST", Path: "/api/v1/users/{user}/mfa/reset", Access: Admin, Reauth: true,
-			Handle:  noContent(func(c *Call) error { return s.resetMFA(c.ctx(), c.P, c.subject()) }),
+		{Method: "POST", Path: "/api/v1/users/{user}/mfa/reset", Access: accessAdmin, Reauth: true,
+			Handle:  noContent(func(c *call) error { return s.resetMFA(c.ctx(), c.P, c.subject()) }),
 			Summary: "Reset a user's two-step verification (lost phone); sessions end"},
-		{Method: "POST", Path: "/api/v1/users/{user}/backup-code", Access: Admin, Reauth: true,
-			Handle: jsonIO(func(c *Call, in *api.AdminCodeRequest) (api.AdminCodeResponse, error) {
+		{Method: "POST", Path: "/api/v1/users/{user}/backup-code", Access: accessAdmin, Reauth: true,
+			Handle: jsonIO(func(c *call, in *api.AdminCodeRequest) (api.AdminCodeResponse, error) {
 				return s.issueAdminCode(c.ctx(), c.P, c.subject(), *in)
 			}),
 			Summary: "Issue one single-use code for a locked-out user"},
 	}
 }
 
-func (s *Server) getQR(c *Call) error {
+func (s *Server) getQR(c *call) error {
 	png, err := s.enrollmentQR(c.P)
 	if err != nil {
 		return err
@@ -56,7 +56,7 @@ func (s *Server) getQR(c *Call) error {
 	return nil
 }
 
-func (s *Server) postConfirmTOTP(c *Call, in *api.CodeRequest) (api.ConfirmResponse, error) {
+func (s *Server) postConfirmTOTP(c *call, in *api.CodeRequest) (api.ConfirmResponse, error) {
 	res, next, err := s.confirmTOTP(c.ctx(), c.P, in.Code)
 	if next != nil {
 		setSessionCookie(c.W, next)
@@ -64,7 +64,7 @@ func (s *Server) postConfirmTOTP(c *Call, in *api.CodeRequest) (api.ConfirmRespo
 	return res, err
 }
 
-func (s *Server) mfaStatus(ctx context.Context, _ *Principal, user string) (api.MFAResponse, error) {
+func (s *Server) mfaStatus(ctx context.Context, _ *principal, user string) (api.MFAResponse, error) {
 	name, err := named(user)
 	if err != nil {
 		return api.MFAResponse{}, err
@@ -92,7 +92,7 @@ func utcOrNil(t time.Time) *time.Time {
 
 // beginTOTP starts an authenticator enrollment for who; a web session
 // keeps the QR code to serve it (enrollmentQR).
-func (s *Server) beginTOTP(ctx context.Context, who *Principal) (api.TOTPEnrollment, error) {
+func (s *Server) beginTOTP(ctx context.Context, who *principal) (api.TOTPEnrollment, error) {
 	enr, err := s.store.BeginTOTP(ctx, who.User)
 	if err != nil {
 		return api.TOTPEnrollment{}, err
@@ -104,7 +104,7 @@ func (s *Server) beginTOTP(ctx context.Context, who *Principal) (api.TOTPEnrollm
 }
 
 // enrollmentQR is the QR code of the enrollment who's session began.
-func (s *Server) enrollmentQR(who *Principal) ([]byte, error) {
+func (s *Server) enrollmentQR(who *principal) ([]byte, error) {
 	if who.Session == nil {
 		return nil, errNotFound
 	}
@@ -117,7 +117,7 @@ func (s *Server) enrollmentQR(who *Principal) ([]byte, error) {
 
 // confirmTOTP turns the factor on; an enrollment-only session becomes a
 // full one under a new id (next), whose cookie the caller sends.
-func (s *Server) confirmTOTP(ctx context.Context, who *Principal, code string) (res api.ConfirmResponse, next *Session, err error) {
+func (s *Server) confirmTOTP(ctx context.Context, who *principal, code string) (res api.ConfirmResponse, next *session, err error) {
 	codes, err := s.store.ConfirmTOTP(ctx, who.User, code)
 	if err != nil {
 		return res, nil, err
@@ -125,8 +125,8 @@ func (s *Server) confirmTOTP(ctx context.Context, who *Principal, code string) (
 	res.BackupCodes = codes
 	if sess := who.Session; sess != nil {
 		s.live.update(sess.ID, func(l *liveState) { l.qr = nil })
-		if sess.State == StateEnroll {
-			if next, err = s.issue(ctx, sess.User, StateSignedIn, sess, false); err != nil {
+		if sess.State == stateEnroll {
+			if next, err = s.issue(ctx, sess.User, stateSignedIn, sess, false); err != nil {
 				return api.ConfirmResponse{}, nil, err
 			}
 			res.CSRFToken = next.CSRF
@@ -135,18 +135,18 @@ func (s *Server) confirmTOTP(ctx context.Context, who *Principal, code string) (
 	return res, next, nil
 }
 
-func (s *Server) disableOwnMFA(ctx context.Context, who *Principal) error {
+func (s *Server) disableOwnMFA(ctx context.Context, who *principal) error {
 	return s.store.DisableMFA(ctx, who.User)
 }
 
-func (s *Server) newBackupCodes(ctx context.Context, who *Principal) (api.BackupCodesResponse, error) {
+func (s *Server) newBackupCodes(ctx context.Context, who *principal) (api.BackupCodesResponse, error) {
 	codes, err := s.store.GenerateBackupCodes(ctx, who.User)
 	return api.BackupCodesResponse{BackupCodes: codes}, err
 }
 
 // disableUserMFA is for a factor the user turned on themselves; one the
 // organisation's policy made them add is reset, not switched off.
-func (s *Server) disableUserMFA(ctx context.Context, who *Principal, user string) error {
+func (s *Server) disableUserMFA(ctx context.Context, who *principal, user string) error {
 	u, err := s.getUser(ctx, who, user)
 	if err != nil {
 		return err
@@ -159,7 +159,7 @@ func (s *Server) disableUserMFA(ctx context.Context, who *Principal, user string
 
 // resetMFA is for a lost phone: the factor goes and the user's sessions
 // end.
-func (s *Server) resetMFA(ctx context.Context, who *Principal, user string) error {
+func (s *Server) resetMFA(ctx context.Context, who *principal, user string) error {
 	name, err := named(user)
 	if err != nil {
 		return err
@@ -172,7 +172,7 @@ func (s *Server) resetMFA(ctx context.Context, who *Principal, user string) erro
 
 // issueAdminCode issues one single-use code for a locked-out user, valid
 // for in.TTL or the configured time.
-func (s *Server) issueAdminCode(ctx context.Context, _ *Principal, user string, in api.AdminCodeRequest) (api.AdminCodeResponse, error) {
+func (s *Server) issueAdminCode(ctx context.Context, _ *principal, user string, in api.AdminCodeRequest) (api.AdminCodeResponse, error) {
 	name, err := named(user)
 	if err != nil {
 		return api.AdminCodeResponse{}, err

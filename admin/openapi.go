@@ -105,15 +105,15 @@ func (s *schemaSet) fields(t reflect.Type, props map[string]any, required *[]str
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
-var errorStatuses = map[Access][]int{
-	Open:       {},
-	SignIn:     {400, 401, 403, 429, 503},
-	Pending:    {400, 401, 403, 429, 503},
-	AnySession: {401, 403, 503},
-	Browser:    {400, 401, 403, 429, 503},
-	Enroll:     {400, 401, 403, 404, 409, 422, 503},
-	Self:       {400, 401, 403, 404, 409, 422, 503},
-	Admin:      {400, 401, 403, 404, 409, 422, 429, 503},
+var errorStatuses = map[access][]int{
+	accessOpen:       {},
+	accessSignIn:     {400, 401, 403, 429, 503},
+	accessPending:    {400, 401, 403, 429, 503},
+	accessAnySession: {401, 403, 503},
+	accessBrowser:    {400, 401, 403, 429, 503},
+	accessEnroll:     {400, 401, 403, 404, 409, 422, 503},
+	accessSelf:       {400, 401, 403, 404, 409, 422, 503},
+	accessAdmin:      {400, 401, 403, 404, 409, 422, 429, 503},
 }
 
 func (s *Server) openAPIDocument() ([]byte, error) {
@@ -127,7 +127,7 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			"x-access":    rt.Access.String(),
 			"x-reauth":    rt.Reauth,
 		}
-		if rt.Access == Open || rt.Access == SignIn {
+		if rt.Access == accessOpen || rt.Access == accessSignIn {
 			op["security"] = []any{}
 		}
 		var params []any
@@ -195,7 +195,7 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			"schemas": set.defs,
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "API token pst_…"},
-				"cookie": map[string]any{"type": "apiKey", "in": "cookie", "name": CookieName},
+				"cookie": map[string]any{"type": "apiKey", "in": "cookie", "name": cookieName},
 			},
 			"responses": map[string]any{"Error": map[string]any{"description": "An error",
 				"headers": map[string]any{"Retry-After": map[string]any{"description": "seconds, on 429 and 503", "schema": map[string]any{"type": "integer"}}},
@@ -209,7 +209,7 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 }
 
 // operationID is a stable name for a route: method plus path words.
-func operationID(rt Route) string {
+func operationID(rt route) string {
 	words := []string{strings.ToLower(rt.Method)}
 	for _, part := range strings.Split(strings.TrimPrefix(rt.Path, "/api/v1"), "/") {
 		part = strings.Trim(part, "{}")

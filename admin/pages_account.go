@@ -7,15 +7,6 @@ import (
 	"github.com/postern-dev/postern/admin/api"
 )
 
-func (p *Pages) accountRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "GET /account", use: "GET /api/v1/me/app-passwords", handle: (*pageCall).account},
-		{pattern: "POST /account/password", use: "PUT /api/v1/me/password", handle: (*pageCall).changePassword},
-		{pattern: "GET /account/mfa/off", use: "GET /api/v1/me", handle: (*pageCall).mfaOffConfirm},
-		{pattern: "POST /account/mfa/off", use: "DELETE /api/v1/me/mfa", handle: (*pageCall).mfaOff},
-	}
-}
-
 // accountPage is the self-service page.
 type accountPage struct {
 	MFA          api.MFAResponse

@@ -55,7 +55,7 @@ func byWhom(actor, user string) string {
 }
 
 // describeEvents turns the first n events the owner has words for into
-// sentences, in the order given: the API answers newest first.
+// sentences, in the order given: the audit log lists newest first.
 func describeEvents(evs []authstore.Event, n int) []activityLine {
 	var out []activityLine
 	for _, ev := range evs {

@@ -9,15 +9,6 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-func (p *Pages) adminRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "GET /admin", use: "GET /api/v1/users", handle: (*pageCall).console},
-		{pattern: "POST /admin/users", use: "POST /api/v1/users", handle: (*pageCall).createUser},
-		{pattern: "POST /admin/policy", use: "PUT /api/v1/policy", handle: (*pageCall).setPolicy},
-		{pattern: "POST /admin/sessions/{id}/end", use: "DELETE /api/v1/sessions/{id}", handle: (*pageCall).endSession},
-	}
-}
-
 // consolePage is the admin console's front page.
 type consolePage struct {
 	Query    string

@@ -11,28 +11,6 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-func (p *Pages) adminUserRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "GET /admin/users/{user}", use: "GET /api/v1/users/{user}", handle: (*pageCall).adminUser},
-		{pattern: "POST /admin/users/{user}/disable", use: "PATCH /api/v1/users/{user}", handle: func(c *pageCall) { c.setDisabled(true) }},
-		{pattern: "POST /admin/users/{user}/enable", use: "PATCH /api/v1/users/{user}", handle: func(c *pageCall) { c.setDisabled(false) }},
-		{pattern: "GET /admin/users/{user}/delete", use: "GET /api/v1/users/{user}", handle: (*pageCall).deleteUserConfirm},
-		{pattern: "POST /admin/users/{user}/delete", use: "DELETE /api/v1/users/{user}", handle: (*pageCall).deleteUser},
-		{pattern: "POST /admin/users/{user}/password", use: "PUT /api/v1/users/{user}/password", handle: (*pageCall).setUserPassword},
-		{pattern: "POST /admin/users/{user}/mfa/reset", use: "POST /api/v1/users/{user}/mfa/reset",
-			handle: func(c *pageCall) { c.userAction(c.p.srv.resetMFA, "mfareset") }},
-		{pattern: "POST /admin/users/{user}/mfa/off", use: "DELETE /api/v1/users/{user}/mfa",
-			handle: func(c *pageCall) { c.userAction(c.p.srv.disableUserMFA, "mfaoff") }},
-		{pattern: "POST /admin/users/{user}/code", use: "POST /api/v1/users/{user}/backup-code", handle: (*pageCall).issueCode},
-		{pattern: "POST /admin/users/{user}/app-passwords/{id}/revoke", use: "DELETE /api/v1/users/{user}/app-passwords/{id}",
-			handle: func(c *pageCall) {
-				c.userAction(func(ctx context.Context, who *Principal, user string) error {
-					return c.p.srv.revokeAppPassword(ctx, who, user, c.param("id"))
-				}, "revoked")
-			}},
-	}
-}
-
 // userPage is one user in the console.
 type userPage struct {
 	User         authstore.User
@@ -47,7 +25,7 @@ type userPage struct {
 type codeTTL struct{ Value, Label string }
 
 // codeTTLs are the choices the console offers, the standard time first.
-func (p *Pages) codeTTLs() []codeTTL {
+func (p *webPages) codeTTLs() []codeTTL {
 	std := p.srv.cfg.AdminCodeTTL
 	if std <= 0 {
 		std = authstore.DefaultAdminCodeTTL
@@ -108,6 +86,9 @@ func (c *pageCall) adminUser() {
 	c.render(http.StatusOK, "admin-user", d.User.Name, d)
 }
 
+func (c *pageCall) disableUser() { c.setDisabled(true) }
+func (c *pageCall) enableUser()  { c.setDisabled(false) }
+
 func (c *pageCall) setDisabled(disabled bool) {
 	if _, err := c.p.srv.updateUser(c.ctx, c.who, c.user(), api.UpdateUserRequest{Disabled: &disabled}); err != nil {
 		c.actionFailed(err)
@@ -117,12 +98,21 @@ func (c *pageCall) setDisabled(disabled bool) {
 }
 
 // userAction runs one change on the user and returns to the user's page.
-func (c *pageCall) userAction(op func(ctx context.Context, who *Principal, user string) error, flash string) {
+func (c *pageCall) userAction(op func(ctx context.Context, who *principal, user string) error, flash string) {
 	if err := op(c.ctx, c.who, c.user()); err != nil {
 		c.actionFailed(err)
 		return
 	}
 	c.done(c.userPagePath(), flash)
+}
+
+func (c *pageCall) resetUserMFA()   { c.userAction(c.p.srv.resetMFA, "mfareset") }
+func (c *pageCall) disableUserMFA() { c.userAction(c.p.srv.disableUserMFA, "mfaoff") }
+
+func (c *pageCall) revokeUserAppPassword() {
+	c.userAction(func(ctx context.Context, who *principal, user string) error {
+		return c.p.srv.revokeAppPassword(ctx, who, user, c.param("id"))
+	}, "revoked")
 }
 
 func (c *pageCall) deleteUserConfirm() {
@@ -144,7 +134,7 @@ func (c *pageCall) deleteUser() {
 
 func (c *pageCall) setUserPassword() {
 	in := api.SetPasswordRequest{Password: c.form.Get("password"), RevokeAppPasswords: c.form.Get("revoke_app_passwords") == "on"}
-	c.userAction(func(ctx context.Context, who *Principal, user string) error {
+	c.userAction(func(ctx context.Context, who *principal, user string) error {
 		return c.p.srv.setPassword(ctx, who, user, in)
 	}, "userpassword")
 }

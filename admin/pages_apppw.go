@@ -9,14 +9,6 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-func (p *Pages) appPasswordRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "POST /account/app-passwords", use: "POST /api/v1/me/app-passwords", handle: (*pageCall).createAppPassword},
-		{pattern: "GET /account/app-passwords/{id}/revoke", use: "GET /api/v1/me/app-passwords", handle: (*pageCall).revokeAppPasswordConfirm},
-		{pattern: "POST /account/app-passwords/{id}/revoke", use: "DELETE /api/v1/me/app-passwords/{id}", handle: (*pageCall).revokeAppPassword},
-	}
-}
-
 // appPasswordScopes are the protocols an app password may be limited to.
 var appPasswordScopes = []string{"imap", "pop3", "caldav", "carddav"}
 

@@ -10,16 +10,6 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-func (p *Pages) auditRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "GET /admin/audit", use: "GET /api/v1/audit", handle: (*pageCall).audit},
-		{pattern: "GET /admin/audit/export", use: "GET /api/v1/audit/export", handle: (*pageCall).auditExport},
-		{pattern: "GET /admin/tokens", use: "GET /api/v1/tokens", handle: func(c *pageCall) { c.renderTokens(tokensPage{}) }},
-		{pattern: "POST /admin/tokens", use: "POST /api/v1/tokens", handle: (*pageCall).createToken},
-		{pattern: "POST /admin/tokens/{id}/revoke", use: "DELETE /api/v1/tokens/{id}", handle: (*pageCall).revokeToken},
-	}
-}
-
 // auditFilters are the query parameters the audit page passes on.
 var auditFilters = []string{"user", "kind", "result", "since", "until", "cursor"}
 
@@ -46,7 +36,7 @@ func auditFilterQuery(q url.Values, cursor string) url.Values {
 	return out
 }
 
-// auditAPIQuery is the filter as the API's query takes it: the form's
+// auditAPIQuery is the filter as the audit query takes it: the form's
 // days become RFC 3339 times, "until" a day including its whole.
 func auditAPIQuery(q url.Values, cursor string) url.Values {
 	out := auditFilterQuery(q, cursor)

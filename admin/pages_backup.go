@@ -5,13 +5,6 @@ import (
 	"strings"
 )
 
-func (p *Pages) backupCodeRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "POST /account/backup-codes", use: "POST /api/v1/me/backup-codes", handle: (*pageCall).backupGenerate},
-		{pattern: "POST /account/backup-codes.txt", handle: (*pageCall).backupDownload},
-	}
-}
-
 // backupCodes is a set of codes shown once.
 type backupCodes struct {
 	Codes []string

@@ -14,7 +14,7 @@ import (
 // pageCall is one page request: the browser's request, the answer being
 // written, and the caller as its page route admitted it.
 type pageCall struct {
-	p    *Pages
+	p    *webPages
 	w    http.ResponseWriter
 	r    *http.Request
 	ctx  context.Context // r's, with the caller as the audit actor once admitted
@@ -24,18 +24,18 @@ type pageCall struct {
 	// params are the path's wildcards when the call is a replayed action;
 	// nil: the request's own.
 	params  map[string]string
-	who     *Principal      // the caller; without a credential on open pages
+	who     *principal      // the caller; without a credential on open pages
 	me      *authstore.User // the signed-in user, for the layout; nil before sign-in
 	flash   string
 	errMsg  string
 	release func() // frees the guess slot the admission took
 }
 
-func (p *Pages) newCall(w http.ResponseWriter, r *http.Request) *pageCall {
+func (p *webPages) newCall(w http.ResponseWriter, r *http.Request) *pageCall {
 	c := &pageCall{p: p, w: w, r: r, ctx: r.Context(), path: r.URL.EscapedPath(), uri: r.URL.RequestURI(),
 		who: p.srv.anonymous(r), release: func() {}}
 	if r.Method == http.MethodPost {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		r.ParseForm() // a malformed body leaves the form empty, which every handler refuses
 		c.form = r.PostForm
 	}
@@ -46,12 +46,12 @@ func (p *Pages) newCall(w http.ResponseWriter, r *http.Request) *pageCall {
 // serve admits the call through its route's declaration, then runs the
 // page. who, when not nil, is the caller already known (a replayed
 // action); otherwise the request's cookie names it.
-func (c *pageCall) serve(rt *pageRoute, who *Principal) {
+func (c *pageCall) serve(rt *pageRoute, who *principal) {
 	resolve := c.p.srv.pagePrincipal
 	if who != nil {
-		resolve = func(*http.Request) (*Principal, error) { return who, nil }
+		resolve = func(*http.Request) (*principal, error) { return who, nil }
 	}
-	p, ctx, release, err := c.p.srv.admit(rt.as, c.r, resolve, func() string { return c.form.Get(CSRFField) })
+	p, ctx, release, err := c.p.srv.admit(rt.as, c.r, resolve, func() string { return c.form.Get(csrfField) })
 	c.as(p)
 	if err != nil {
 		switch {
@@ -71,9 +71,9 @@ func (c *pageCall) serve(rt *pageRoute, who *Principal) {
 
 // as makes who the caller the page acts for and shows: a signed-in
 // session gets the navigation.
-func (c *pageCall) as(who *Principal) {
+func (c *pageCall) as(who *principal) {
 	c.who, c.me = who, nil
-	if who.Session != nil && who.Session.State != StateSecondFactor {
+	if who.Session != nil && who.Session.State != stateSecondFactor {
 		c.me = &who.account
 	}
 }

@@ -34,7 +34,7 @@ func TestW1_EveryReauthPageOfTheTable(t *testing.T) {
 			e.clock.Advance(20 * time.Minute) // the sign-in's window long closed, the session not idle
 			admin.must(200, "GET", "/api/v1/me", nil)
 			admin.must(200, "POST", "/api/v1/session/reauth", map[string]string{"password": "root-password-1"})
-			form := func() url.Values { return url.Values{CSRFField: {admin.csrf}} }
+			form := func() url.Values { return url.Values{csrfField: {admin.csrf}} }
 
 			e.clock.Advance(4*time.Minute + 59*time.Second)
 			if rec := admin.page(method, concrete(path), form(), nil); strings.Contains(rec.Body.String(), `data-page="reauth"`) {

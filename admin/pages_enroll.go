@@ -8,15 +8,6 @@ import (
 	"github.com/postern-dev/postern/admin/api"
 )
 
-func (p *Pages) enrollRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "GET /enroll", use: "GET /api/v1/me/mfa", handle: (*pageCall).enrollIntro},
-		{pattern: "POST /enroll", use: "POST /api/v1/me/mfa/totp", handle: (*pageCall).enrollBegin},
-		{pattern: "GET /enroll/qr.png", use: "GET /api/v1/me/mfa/totp/qr.png", handle: (*pageCall).enrollQR},
-		{pattern: "POST /enroll/confirm", use: "POST /api/v1/me/mfa/totp/confirm", handle: (*pageCall).enrollConfirm},
-	}
-}
-
 // enrollView is an enrollment ready for the template: the secret grouped
 // in fours for reading, the link only when it is an otpauth URI (which
 // html/template would otherwise neutralise as an unknown scheme).

@@ -10,18 +10,6 @@ import (
 	"github.com/postern-dev/postern/admin/api"
 )
 
-func (p *Pages) loginRoutes() []pageRoute {
-	return []pageRoute{
-		{pattern: "GET /login", handle: (*pageCall).loginForm},
-		{pattern: "POST /login", use: "POST /api/v1/session", handle: (*pageCall).login},
-		{pattern: "GET /login/code", handle: (*pageCall).codeForm},
-		{pattern: "POST /login/code", use: "POST /api/v1/session/second-factor", handle: (*pageCall).code,
-			refused: (*pageCall).codeFailed},
-		{pattern: "POST /logout", use: "DELETE /api/v1/session", handle: (*pageCall).logout,
-			refused: (*pageCall).logoutRefused},
-	}
-}
-
 // loginData fills the sign-in and second-step forms.
 type loginData struct {
 	Username string
@@ -82,15 +70,15 @@ func (c *pageCall) login() {
 }
 
 // afterLogin sends the browser to the step the new session is at.
-func (c *pageCall) afterLogin(sess *Session, next string) {
+func (c *pageCall) afterLogin(sess *session, next string) {
 	switch sess.State {
-	case StateSecondFactor:
+	case stateSecondFactor:
 		path := "/login/code"
 		if next != "" {
 			path += "?next=" + url.QueryEscape(next)
 		}
 		c.redirect(path)
-	case StateEnroll:
+	case stateEnroll:
 		c.redirect("/enroll")
 	default:
 		// Under the organisation's policy, a user without a second factor

@@ -14,10 +14,6 @@ import (
 // without a second factor) right there, keeping the action's form in
 // hidden fields, and runs the action once the verification is accepted.
 
-func (p *Pages) reauthRoutes() []pageRoute {
-	return []pageRoute{{pattern: "POST /reauth", use: "POST /api/v1/session/reauth", handle: (*pageCall).reauth}}
-}
-
 // reauthForm is the prompt and the action it completes.
 type reauthForm struct {
 	Action      string
@@ -36,7 +32,7 @@ func (c *pageCall) askReauth(action string, form url.Values, status int) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if name == CSRFField || name == "reauth_code" || name == "reauth_password" {
+		if name == csrfField || name == "reauth_code" || name == "reauth_password" {
 			continue
 		}
 		for _, v := range form[name] {
@@ -81,7 +77,7 @@ func (c *pageCall) reauth() {
 // and may follow a re-verification: a local path (W7, the same check as
 // the sign-in's next) of a POST page other than the sign-in and the
 // re-verification itself.
-func (p *Pages) replayable(action string) (*pageRoute, map[string]string, bool) {
+func (p *webPages) replayable(action string) (*pageRoute, map[string]string, bool) {
 	if !localPath(action) || action == "/reauth" || strings.HasPrefix(action, "/login") {
 		return nil, nil, false
 	}
@@ -99,7 +95,7 @@ func (p *Pages) replayable(action string) (*pageRoute, map[string]string, bool) 
 // match finds the page route of method and an escaped path with its
 // wildcards, as the page router would. A path with an empty, "." or ".."
 // segment, which the router would first clean, matches none.
-func (p *Pages) match(method, path string) (*pageRoute, map[string]string, bool) {
+func (p *webPages) match(method, path string) (*pageRoute, map[string]string, bool) {
 	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	for i, seg := range segs {
 		s, err := url.PathUnescape(seg)
@@ -140,9 +136,9 @@ func matchSegments(pattern, segs []string) (map[string]string, bool) {
 // replay runs the page action with its original form, as the caller after
 // the re-verification (whose session rotated), held to the action's own
 // declaration.
-func (c *pageCall) replay(rt *pageRoute, action string, params map[string]string, form url.Values, who *Principal) {
+func (c *pageCall) replay(rt *pageRoute, action string, params map[string]string, form url.Values, who *principal) {
 	c.endGuess()
-	form.Set(CSRFField, who.Session.CSRF)
+	form.Set(csrfField, who.Session.CSRF)
 	u, _ := url.Parse(action) // replayable parsed it already
 	next := &pageCall{p: c.p, w: c.w, r: c.r, ctx: c.r.Context(), path: u.EscapedPath(), uri: action,
 		form: form, params: params, release: func() {}}

@@ -52,7 +52,7 @@ func TestW4_ConsolePagesAsPlainUser(t *testing.T) {
 			before := e.auditCount()
 			var form url.Values
 			if method == http.MethodPost {
-				form = url.Values{CSRFField: {plain.csrf}, "mfa_required": {"on"}, "username": {"mallory"}, "password": {"mallory-password-1"}}
+				form = url.Values{csrfField: {plain.csrf}, "mfa_required": {"on"}, "username": {"mallory"}, "password": {"mallory-password-1"}}
 			}
 			rec := plain.page(method, path, form, nil)
 			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "Not allowed") {
@@ -98,7 +98,7 @@ func TestW3_PageFormsNeedTheirTokenAndTheirSite(t *testing.T) {
 }
 
 func withToken(f url.Values, token string) url.Values {
-	out := url.Values{CSRFField: {token}}
+	out := url.Values{csrfField: {token}}
 	for k, v := range f {
 		out[k] = v
 	}
@@ -158,7 +158,7 @@ func TestDescribeEvent(t *testing.T) {
 // user's, not "your", password.
 func TestAdminSetPasswordNoticeNamesTheUser(t *testing.T) {
 	_, admin, _ := pageEnv(t)
-	rec := admin.page("POST", "/admin/users/alice/password", url.Values{CSRFField: {admin.csrf}, "password": {"alice-new-password-2"}}, nil)
+	rec := admin.page("POST", "/admin/users/alice/password", url.Values{csrfField: {admin.csrf}, "password": {"alice-new-password-2"}}, nil)
 	loc := rec.Header().Get("Location")
 	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "done=userpassword") {
 		t.Fatalf("set password: %d, Location %q", rec.Code, loc)

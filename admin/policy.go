@@ -8,13 +8,13 @@ import (
 )
 
 // policyRoutes are the organisation's two-step policy.
-func (s *Server) policyRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/api/v1/policy", Access: Admin,
-			Handle:  jsonOut(func(c *Call) (api.PolicyResponse, error) { return s.policy(c.ctx(), c.P) }),
+func (s *Server) policyRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/api/v1/policy", Access: accessAdmin,
+			Handle:  jsonOut(func(c *call) (api.PolicyResponse, error) { return s.policy(c.ctx(), c.P) }),
 			Summary: "The organisation's two-step policy"},
-		{Method: "PUT", Path: "/api/v1/policy", Access: Admin, Reauth: true,
-			Handle: jsonIO(func(c *Call, in *api.PolicyRequest) (api.PolicyResponse, error) {
+		{Method: "PUT", Path: "/api/v1/policy", Access: accessAdmin, Reauth: true,
+			Handle: jsonIO(func(c *call, in *api.PolicyRequest) (api.PolicyResponse, error) {
 				return s.setPolicy(c.ctx(), c.P, *in)
 			}),
 			Summary: "Require two-step verification (with an optional grace date) or not"},
@@ -23,7 +23,7 @@ func (s *Server) policyRoutes() []Route {
 
 // policy is the two-step policy with how many active users have no second
 // factor yet.
-func (s *Server) policy(ctx context.Context, _ *Principal) (api.PolicyResponse, error) {
+func (s *Server) policy(ctx context.Context, _ *principal) (api.PolicyResponse, error) {
 	p, err := s.store.Policy(ctx)
 	if err != nil {
 		return api.PolicyResponse{}, err
@@ -41,7 +41,7 @@ func (s *Server) policy(ctx context.Context, _ *Principal) (api.PolicyResponse, 
 	return res, nil
 }
 
-func (s *Server) setPolicy(ctx context.Context, who *Principal, in api.PolicyRequest) (api.PolicyResponse, error) {
+func (s *Server) setPolicy(ctx context.Context, who *principal, in api.PolicyRequest) (api.PolicyResponse, error) {
 	p := authstore.Policy{MFARequired: in.MFARequired}
 	if in.GraceUntil != nil {
 		if !in.MFARequired {

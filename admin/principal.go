@@ -12,14 +12,14 @@ import (
 
 // Principal kinds.
 const (
-	KindSession = "session" // a browser's cookie session
-	KindToken   = "token"   // Authorization: Bearer pst_…
-	KindCLI     = "cli"     // the control socket
+	kindSession = "session" // a browser's cookie session
+	kindToken   = "token"   // Authorization: Bearer pst_…
+	kindCLI     = "cli"     // the control socket
 )
 
-// Principal is who makes a request, and from where: every operation
+// principal is who makes a request, and from where: every operation
 // takes the principal it acts for.
-type Principal struct {
+type principal struct {
 	Kind string // "" for a caller without a credential (sign-in, open routes)
 	// User is the canonical user the principal acts as on /me routes;
 	// empty for the CLI and for admin tokens made without a user.
@@ -28,7 +28,7 @@ type Principal struct {
 	// Name is what the audit log calls the principal: the user for
 	// sessions, the token's name, or "cli:<uid>".
 	Name    string
-	Session *Session // cookie principals only
+	Session *session // cookie principals only
 	// Source is the client's address (see clientAddr), Client its
 	// User-Agent: what a sign-in attempt records.
 	Source netip.Addr
@@ -38,13 +38,13 @@ type Principal struct {
 }
 
 // anonymous is the caller of r before any credential is looked at.
-func (s *Server) anonymous(r *http.Request) *Principal {
-	return &Principal{Source: s.clientAddr(r), Client: r.UserAgent()}
+func (s *Server) anonymous(r *http.Request) *principal {
+	return &principal{Source: s.clientAddr(r), Client: r.UserAgent()}
 }
 
 // rotated is p acting through its session's successor (a sign-in step
 // or a re-verification rotated the id).
-func (p *Principal) rotated(sess *Session) *Principal {
+func (p *principal) rotated(sess *session) *principal {
 	next := *p
 	next.Session = sess
 	return &next
@@ -52,20 +52,20 @@ func (p *Principal) rotated(sess *Session) *Principal {
 
 // auditing is ctx with the principal as the audit actor of what it changes
 // through a route of access a.
-func (p *Principal) auditing(ctx context.Context, a Access) context.Context {
+func (p *principal) auditing(ctx context.Context, a access) context.Context {
 	return authstore.WithActor(ctx, authstore.Actor{Name: p.actor(a), Source: p.Source})
 }
 
 // actor is the audit actor: "admin:alice" or "self:alice" for a session
 // (by the route acted through), "token:<name>", "cli:<uid>".
-func (p *Principal) actor(a Access) string {
+func (p *principal) actor(a access) string {
 	switch p.Kind {
-	case KindToken:
+	case kindToken:
 		return "token:" + p.Name
-	case KindCLI:
+	case kindCLI:
 		return p.Name
-	case KindSession:
-		if a == Admin {
+	case kindSession:
+		if a == accessAdmin {
 			return "admin:" + p.Name
 		}
 		return "self:" + p.Name
@@ -76,38 +76,38 @@ func (p *Principal) actor(a Access) string {
 // allowed checks the principal against a route's access level. A
 // half-done sign-in is no credential at all for anything but its next step
 // and sign-out (W2).
-func (p *Principal) allowed(a Access) error {
+func (p *principal) allowed(a access) error {
 	var state string
 	if p.Session != nil {
 		state = p.Session.State
 	}
 	switch a {
-	case Pending:
-		if state != StateSecondFactor {
+	case accessPending:
+		if state != stateSecondFactor {
 			return errUnauthenticated
 		}
 		return nil
-	case AnySession:
+	case accessAnySession:
 		if p.Session == nil {
 			return errUnauthenticated
 		}
 		return nil
 	}
-	if state == StateSecondFactor {
+	if state == stateSecondFactor {
 		return errUnauthenticated
 	}
 	switch a {
-	case Browser:
+	case accessBrowser:
 		if p.Session == nil {
 			return errBrowserOnly
 		}
-	case Enroll:
-	case Self:
-		if state == StateEnroll {
+	case accessEnroll:
+	case accessSelf:
+		if state == stateEnroll {
 			return errEnrollFirst
 		}
-	case Admin:
-		if state == StateEnroll {
+	case accessAdmin:
+		if state == stateEnroll {
 			return errEnrollFirst
 		}
 		if p.Role != authstore.RoleAdmin {
@@ -115,17 +115,17 @@ func (p *Principal) allowed(a Access) error {
 		}
 		return nil
 	}
-	if p.User == "" && a != Browser {
+	if p.User == "" && a != accessBrowser {
 		return errNoUser
 	}
 	return nil
 }
 
-// Principal returns the signed-in principal of a request: a bearer token,
+// apiPrincipal returns the signed-in principal of a request: a bearer token,
 // the control socket's peer, or a live cookie session (which may be a
 // half-done sign-in; check with the route's access level). It answers
 // errUnauthenticated when there is none.
-func (s *Server) Principal(r *http.Request) (*Principal, error) {
+func (s *Server) apiPrincipal(r *http.Request) (*principal, error) {
 	h := r.Header.Values("Authorization")
 	if _, cli := controlPeer(r.Context()); cli || len(h) == 0 {
 		return s.pagePrincipal(r)
@@ -139,10 +139,10 @@ func (s *Server) Principal(r *http.Request) (*Principal, error) {
 
 // pagePrincipal is the caller of a page: the control socket's peer, or
 // the session of the cookie. Pages take no bearer token.
-func (s *Server) pagePrincipal(r *http.Request) (*Principal, error) {
+func (s *Server) pagePrincipal(r *http.Request) (*principal, error) {
 	p := s.anonymous(r)
 	if uid, ok := controlPeer(r.Context()); ok {
-		p.Kind, p.Role, p.Name = KindCLI, authstore.RoleAdmin, "cli:"+uid
+		p.Kind, p.Role, p.Name = kindCLI, authstore.RoleAdmin, "cli:"+uid
 		return p, nil
 	}
 	if err := s.sessionPrincipal(r, p); err != nil {
@@ -152,7 +152,7 @@ func (s *Server) pagePrincipal(r *http.Request) (*Principal, error) {
 }
 
 // sessionPrincipal makes p the principal of r's cookie session.
-func (s *Server) sessionPrincipal(r *http.Request, p *Principal) error {
+func (s *Server) sessionPrincipal(r *http.Request, p *principal) error {
 	sess, err := s.sessionOf(r)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func (s *Server) sessionPrincipal(r *http.Request, p *Principal) error {
 	if err != nil {
 		return err
 	}
-	p.Kind, p.User, p.Role, p.Name, p.Session, p.account = KindSession, u.Name, u.Role, u.Name, sess, u
+	p.Kind, p.User, p.Role, p.Name, p.Session, p.account = kindSession, u.Name, u.Role, u.Name, sess, u
 	return nil
 }
 
@@ -177,7 +177,7 @@ func (s *Server) activeUser(ctx context.Context, name string) (authstore.User, e
 }
 
 // tokenPrincipal makes p the principal of a bearer token.
-func (s *Server) tokenPrincipal(ctx context.Context, h []string, p *Principal) error {
+func (s *Server) tokenPrincipal(ctx context.Context, h []string, p *principal) error {
 	secret, ok := strings.CutPrefix(h[0], "Bearer ")
 	if len(h) != 1 || !ok {
 		return errUnauthenticated
@@ -194,6 +194,6 @@ func (s *Server) tokenPrincipal(ctx context.Context, h []string, p *Principal) e
 			return err
 		}
 	}
-	p.Kind, p.Role, p.Name, p.User = KindToken, tok.Role, tok.Name, tok.User
+	p.Kind, p.Role, p.Name, p.User = kindToken, tok.Role, tok.Name, tok.User
 	return nil
 }

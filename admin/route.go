@@ -6,47 +6,47 @@ import (
 	"reflect"
 )
 
-// Access is who may call a route.
-type Access int
+// access is who may call a route.
+type access int
 
 const (
-	// Open routes look at no credential (health, metrics, the document).
-	Open Access = iota
-	// SignIn routes start a sign-in: no credential, but a browser's
+	// accessOpen routes look at no credential (health, metrics, the document).
+	accessOpen access = iota
+	// accessSignIn routes start a sign-in: no credential, but a browser's
 	// cross-site POST is refused (login CSRF).
-	SignIn
-	// Pending routes need a half-done sign-in: password accepted, second
+	accessSignIn
+	// accessPending routes need a half-done sign-in: password accepted, second
 	// factor not yet given.
-	Pending
-	// AnySession routes take any cookie session, half-done or not
+	accessPending
+	// accessAnySession routes take any cookie session, half-done or not
 	// (sign-out).
-	AnySession
-	// Browser routes need a cookie session that finished signing in,
+	accessAnySession
+	// accessBrowser routes need a cookie session that finished signing in,
 	// including an enrollment-only one (re-verification).
-	Browser
-	// Enroll routes are what an enrollment-only session may do (two-step
+	accessBrowser
+	// accessEnroll routes are what an enrollment-only session may do (two-step
 	// set-up); full sessions, tokens and the CLI may call them too.
-	Enroll
-	// Self routes need a signed-in user, or a token acting as one.
-	Self
-	// Admin routes need role admin.
-	Admin
+	accessEnroll
+	// accessSelf routes need a signed-in user, or a token acting as one.
+	accessSelf
+	// accessAdmin routes need role admin.
+	accessAdmin
 )
 
-var accessNames = map[Access]string{Open: "open", SignIn: "sign-in", Pending: "pending", AnySession: "any-session",
-	Browser: "browser", Enroll: "enroll", Self: "user", Admin: "admin"}
+var accessNames = map[access]string{accessOpen: "open", accessSignIn: "sign-in", accessPending: "pending", accessAnySession: "any-session",
+	accessBrowser: "browser", accessEnroll: "enroll", accessSelf: "user", accessAdmin: "admin"}
 
-func (a Access) String() string { return accessNames[a] }
+func (a access) String() string { return accessNames[a] }
 
-// Route is one entry of the route table: how a request reaches one
+// route is one entry of the route table: how a request reaches one
 // operation, and the declaration the operation is held to. The router, the
 // access checks and the OpenAPI document are all built from the table, so
 // they cannot disagree; a page that performs the operation names the entry
 // and is held to the same declaration.
-type Route struct {
+type route struct {
 	Method string
 	Path   string // a net/http pattern path: "/api/v1/users/{user}"
-	Access Access
+	Access access
 	// Reauth requires a re-verification within policy.reauth_window for
 	// cookie sessions (W1).
 	Reauth bool
@@ -72,59 +72,59 @@ type Route struct {
 // a body other than the one the call takes.
 type endpoint struct {
 	in, out reflect.Type
-	call    func(c *Call) (any, error)
+	call    func(c *call) (any, error)
 }
 
 // jsonIO calls f with the decoded body and answers its result.
-func jsonIO[In, Out any](f func(c *Call, in *In) (Out, error)) endpoint {
-	return endpoint{in: reflect.TypeFor[In](), out: reflect.TypeFor[Out](), call: func(c *Call) (any, error) {
+func jsonIO[In, Out any](f func(c *call, in *In) (Out, error)) endpoint {
+	return endpoint{in: reflect.TypeFor[In](), out: reflect.TypeFor[Out](), call: func(c *call) (any, error) {
 		return f(c, c.In.(*In))
 	}}
 }
 
 // jsonOut calls f, which takes no body, and answers its result.
-func jsonOut[Out any](f func(c *Call) (Out, error)) endpoint {
-	return endpoint{out: reflect.TypeFor[Out](), call: func(c *Call) (any, error) { return f(c) }}
+func jsonOut[Out any](f func(c *call) (Out, error)) endpoint {
+	return endpoint{out: reflect.TypeFor[Out](), call: func(c *call) (any, error) { return f(c) }}
 }
 
 // jsonIn calls f with the decoded body and answers 204.
-func jsonIn[In any](f func(c *Call, in *In) error) endpoint {
-	return endpoint{in: reflect.TypeFor[In](), call: func(c *Call) (any, error) { return nil, f(c, c.In.(*In)) }}
+func jsonIn[In any](f func(c *call, in *In) error) endpoint {
+	return endpoint{in: reflect.TypeFor[In](), call: func(c *call) (any, error) { return nil, f(c, c.In.(*In)) }}
 }
 
 // noContent calls f, which takes no body, and answers 204.
-func noContent(f func(c *Call) error) endpoint {
-	return endpoint{call: func(c *Call) (any, error) { return nil, f(c) }}
+func noContent(f func(c *call) error) endpoint {
+	return endpoint{call: func(c *call) (any, error) { return nil, f(c) }}
 }
 
 // writes calls f, which writes its own answer (of the route's Produces
 // type).
-func writes(f func(c *Call) error) endpoint {
-	return endpoint{call: func(c *Call) (any, error) { return handled, f(c) }}
+func writes(f func(c *call) error) endpoint {
+	return endpoint{call: func(c *call) (any, error) { return handled, f(c) }}
 }
 
 // handled is what a call returns after writing its own answer.
 var handled = &struct{ handled bool }{true}
 
-// Call is one request being served by a route.
-type Call struct {
+// call is one request being served by a route.
+type call struct {
 	W     http.ResponseWriter
 	R     *http.Request
-	Route *Route
-	P     *Principal // the caller; without a credential on Open and SignIn routes
+	Route *route
+	P     *principal // the caller; without a credential on Open and SignIn routes
 	In    any        // *In of the route's endpoint, decoded
 	srv   *Server
 }
 
 // ctx is the request's context, carrying the audit actor.
-func (c *Call) ctx() context.Context { return c.R.Context() }
+func (c *call) ctx() context.Context { return c.R.Context() }
 
 // param is a wildcard of the route's path.
-func (c *Call) param(name string) string { return c.R.PathValue(name) }
+func (c *call) param(name string) string { return c.R.PathValue(name) }
 
 // subject is the account the route acts on: the path's {user}, or the
 // caller's own under /api/v1/me.
-func (c *Call) subject() string {
+func (c *call) subject() string {
 	if u := c.R.PathValue("user"); u != "" {
 		return u
 	}
@@ -133,10 +133,10 @@ func (c *Call) subject() string {
 
 // handle serves a JSON route: admission (admit), then the strict body
 // decoder (400), then the call's answer.
-func (s *Server) handle(rt *Route) http.Handler {
+func (s *Server) handle(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &Call{W: w, R: r, Route: rt, srv: s}
-		p, ctx, release, err := s.admit(rt, r, s.Principal, func() string { return csrfOf(r) })
+		c := &call{W: w, R: r, Route: rt, srv: s}
+		p, ctx, release, err := s.admit(rt, r, s.apiPrincipal, func() string { return csrfOf(r) })
 		c.P = p
 		if err != nil {
 			s.fail(w, err)
@@ -148,7 +148,7 @@ func (s *Server) handle(rt *Route) http.Handler {
 	})
 }
 
-func (s *Server) serveJSON(c *Call) {
+func (s *Server) serveJSON(c *call) {
 	rt := c.Route
 	if rt.Handle.in != nil {
 		in := reflect.New(rt.Handle.in).Interface()

@@ -1,9 +1,9 @@
 package admin
 
 // apiRoutes is the /api/v1 table.
-func (s *Server) apiRoutes() []Route {
-	var rs []Route
-	for _, group := range [][]Route{
+func (s *Server) apiRoutes() []route {
+	var rs []route
+	for _, group := range [][]route{
 		s.signInRoutes(), s.userRoutes(), s.appPasswordRoutes(), s.mfaRoutes(), s.upstreamRoutes(),
 		s.policyRoutes(), s.liveSessionRoutes(), s.auditRoutes(), s.tokenRoutes(),
 	} {

@@ -78,10 +78,10 @@ func TestW2_HalfDoneSignIn(t *testing.T) {
 	c := e.client()
 	var st api.SignInResponse
 	c.must(200, "POST", "/api/v1/session", map[string]string{"username": "root", "password": "root-password"}).decode(t, &st)
-	if st.State != StateSecondFactor || c.cookie == "" {
+	if st.State != stateSecondFactor || c.cookie == "" {
 		t.Fatalf("state %q cookie %q", st.State, c.cookie)
 	}
-	expectEach(t, "half-done", c, routesWith(e.srv, Browser, Enroll, Self, Admin), http.StatusUnauthorized, "unauthenticated")
+	expectEach(t, "half-done", c, routesWith(e.srv, accessBrowser, accessEnroll, accessSelf, accessAdmin), http.StatusUnauthorized, "unauthenticated")
 	c.must(401, "POST", "/api/v1/me/app-passwords", map[string]string{"name": "x"})
 	// Steps in order: no second step without a first.
 	fresh := e.client()
@@ -102,7 +102,7 @@ func setCookie(t *testing.T, r *resp) *http.Cookie {
 	t.Helper()
 	rec := httptest.ResponseRecorder{HeaderMap: r.header}
 	for _, ck := range rec.Result().Cookies() {
-		if ck.Name == CookieName {
+		if ck.Name == cookieName {
 			return ck
 		}
 	}

@@ -26,20 +26,20 @@ func oneAnswer(err, answer error) error {
 
 // signInRoutes are the steps of a web sign-in. Each step that succeeds
 // rotates the session, so its route sends the new cookie.
-func (s *Server) signInRoutes() []Route {
-	return []Route{
-		{Method: "POST", Path: "/api/v1/session", Access: SignIn, Guesses: true, Handle: jsonIO(s.postSession),
+func (s *Server) signInRoutes() []route {
+	return []route{
+		{Method: "POST", Path: "/api/v1/session", Access: accessSignIn, Guesses: true, Handle: jsonIO(s.postSession),
 			Summary: "Sign in with username and password; a second step may follow"},
-		{Method: "POST", Path: "/api/v1/session/second-factor", Access: Pending, Guesses: true, Handle: jsonIO(s.postSecondFactor),
+		{Method: "POST", Path: "/api/v1/session/second-factor", Access: accessPending, Guesses: true, Handle: jsonIO(s.postSecondFactor),
 			Summary: "Finish signing in with an authenticator, backup or admin-issued code"},
-		{Method: "POST", Path: "/api/v1/session/reauth", Access: Browser, Guesses: true, Handle: jsonIO(s.postReauth),
+		{Method: "POST", Path: "/api/v1/session/reauth", Access: accessBrowser, Guesses: true, Handle: jsonIO(s.postReauth),
 			Summary: "Re-verify (code, or password without a second factor) before a security change"},
-		{Method: "DELETE", Path: "/api/v1/session", Access: AnySession, Handle: noContent(s.deleteSession),
+		{Method: "DELETE", Path: "/api/v1/session", Access: accessAnySession, Handle: noContent(s.deleteSession),
 			Summary: "Sign out (the session ends on the server)"},
 	}
 }
 
-func (s *Server) postSession(c *Call, in *api.SignInRequest) (api.SignInResponse, error) {
+func (s *Server) postSession(c *call, in *api.SignInRequest) (api.SignInResponse, error) {
 	sess, err := s.signIn(c.ctx(), c.P, sessionCookie(c.R), in.Username, in.Password)
 	if err != nil {
 		return api.SignInResponse{}, err
@@ -48,7 +48,7 @@ func (s *Server) postSession(c *Call, in *api.SignInRequest) (api.SignInResponse
 	return api.SignInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
 }
 
-func (s *Server) postSecondFactor(c *Call, in *api.CodeRequest) (api.SecondFactorResponse, error) {
+func (s *Server) postSecondFactor(c *call, in *api.CodeRequest) (api.SecondFactorResponse, error) {
 	sess, res, err := s.secondFactor(c.ctx(), c.P, in.Code)
 	if err != nil {
 		return api.SecondFactorResponse{}, err
@@ -58,12 +58,12 @@ func (s *Server) postSecondFactor(c *Call, in *api.CodeRequest) (api.SecondFacto
 }
 
 // secondFactorAnswer says how the second step went.
-func secondFactorAnswer(sess *Session, res authstore.FactorResult) api.SecondFactorResponse {
-	return api.SecondFactorResponse{State: StateSignedIn, UsedBackupCode: res.Method != "totp",
+func secondFactorAnswer(sess *session, res authstore.FactorResult) api.SecondFactorResponse {
+	return api.SecondFactorResponse{State: stateSignedIn, UsedBackupCode: res.Method != "totp",
 		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}
 }
 
-func (s *Server) postReauth(c *Call, in *api.ReauthRequest) (api.ReauthResponse, error) {
+func (s *Server) postReauth(c *call, in *api.ReauthRequest) (api.ReauthResponse, error) {
 	sess, err := s.reauth(c.ctx(), c.P, in.Code, in.Password)
 	if err != nil {
 		return api.ReauthResponse{}, err
@@ -72,7 +72,7 @@ func (s *Server) postReauth(c *Call, in *api.ReauthRequest) (api.ReauthResponse,
 	return api.ReauthResponse{ReauthUntil: s.reauthUntil(sess), CSRFToken: sess.CSRF}, nil
 }
 
-func (s *Server) deleteSession(c *Call) error {
+func (s *Server) deleteSession(c *call) error {
 	if err := s.signOut(c.ctx(), c.P); err != nil {
 		return err
 	}
@@ -82,13 +82,13 @@ func (s *Server) deleteSession(c *Call) error {
 
 // sessionCookie is the session id r's cookie names, "" without one.
 func sessionCookie(r *http.Request) string {
-	if ck, err := r.Cookie(CookieName); err == nil {
+	if ck, err := r.Cookie(cookieName); err == nil {
 		return ck.Value
 	}
 	return ""
 }
 
-func attempt(who *Principal, user, secret string) authstore.Attempt {
+func attempt(who *principal, user, secret string) authstore.Attempt {
 	return authstore.Attempt{Protocol: authstore.Web, Username: user, Secret: secret, Source: who.Source, Client: who.Client}
 }
 
@@ -96,7 +96,7 @@ func attempt(who *Principal, user, secret string) authstore.Attempt {
 // mail protocols and starts a session whose State says what comes next.
 // The session the browser had (old, its cookie's id) ends first. Every
 // credential failure is the same error (A9).
-func (s *Server) signIn(ctx context.Context, who *Principal, old, username, password string) (*Session, error) {
+func (s *Server) signIn(ctx context.Context, who *principal, old, username, password string) (*session, error) {
 	if old != "" {
 		if err := s.endSession(ctx, old); err != nil {
 			return nil, err
@@ -110,7 +110,7 @@ func (s *Server) signIn(ctx context.Context, who *Principal, old, username, pass
 	if err != nil {
 		return nil, err
 	}
-	return s.issue(ctx, g.Username, state, nil, state != StateSecondFactor)
+	return s.issue(ctx, g.Username, state, nil, state != stateSecondFactor)
 }
 
 // stateAfterPassword: a second step when the user has a factor; only
@@ -122,34 +122,34 @@ func (s *Server) stateAfterPassword(ctx context.Context, user string) (string, e
 		return "", err
 	}
 	if u.MFA.Enabled {
-		return StateSecondFactor, nil
+		return stateSecondFactor, nil
 	}
 	p, err := s.store.Policy(ctx)
 	if err != nil {
 		return "", err
 	}
 	if p.MFARequired && !s.cfg.Now().Before(p.GraceUntil) {
-		return StateEnroll, nil
+		return stateEnroll, nil
 	}
-	return StateSignedIn, nil
+	return stateSignedIn, nil
 }
 
 // secondFactor finishes the half-done sign-in of who's session with a
 // code and rotates the session.
-func (s *Server) secondFactor(ctx context.Context, who *Principal, code string) (*Session, authstore.FactorResult, error) {
+func (s *Server) secondFactor(ctx context.Context, who *principal, code string) (*session, authstore.FactorResult, error) {
 	old := who.Session
 	res, err := s.store.VerifySecondFactor(ctx, old.User, code, attempt(who, old.User, ""))
 	if err != nil {
 		return nil, res, oneAnswer(err, errSignInFailed)
 	}
-	sess, err := s.issue(ctx, old.User, StateSignedIn, old, true)
+	sess, err := s.issue(ctx, old.User, stateSignedIn, old, true)
 	return sess, res, err
 }
 
 // reauth re-verifies the person at the keyboard: their code when they
 // have a second factor, else their password. It charges the same limiter
 // as a sign-in and rotates the session.
-func (s *Server) reauth(ctx context.Context, who *Principal, code, password string) (*Session, error) {
+func (s *Server) reauth(ctx context.Context, who *principal, code, password string) (*session, error) {
 	old := who.Session
 	u, err := s.store.GetUser(ctx, old.User)
 	if err != nil {
@@ -167,7 +167,7 @@ func (s *Server) reauth(ctx context.Context, who *Principal, code, password stri
 }
 
 // signOut ends who's session on the server; the caller clears the cookie.
-func (s *Server) signOut(ctx context.Context, who *Principal) error {
+func (s *Server) signOut(ctx context.Context, who *principal) error {
 	sess := who.Session
 	if err := s.endSession(ctx, sess.ID); err != nil {
 		return err

@@ -10,38 +10,38 @@ import (
 
 // userRoutes are the accounts: one's own under /me, and the admins'
 // account management under /users.
-func (s *Server) userRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/api/v1/me", Access: Enroll, Handle: jsonOut(s.getUserRoute),
+func (s *Server) userRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/api/v1/me", Access: accessEnroll, Handle: jsonOut(s.getUserRoute),
 			Summary: "The signed-in user"},
-		{Method: "PUT", Path: "/api/v1/me/password", Access: Self, Reauth: true, Guesses: true,
-			Handle:  jsonIn(func(c *Call, in *api.ChangePasswordRequest) error { return s.changePassword(c.ctx(), c.P, *in) }),
+		{Method: "PUT", Path: "/api/v1/me/password", Access: accessSelf, Reauth: true, Guesses: true,
+			Handle:  jsonIn(func(c *call, in *api.ChangePasswordRequest) error { return s.changePassword(c.ctx(), c.P, *in) }),
 			Summary: "Change the account password (ends other sessions)"},
-		{Method: "GET", Path: "/api/v1/users", Access: Admin,
-			Handle:  jsonOut(func(c *Call) (api.UserList, error) { return s.listUsers(c.ctx(), c.P) }),
+		{Method: "GET", Path: "/api/v1/users", Access: accessAdmin,
+			Handle:  jsonOut(func(c *call) (api.UserList, error) { return s.listUsers(c.ctx(), c.P) }),
 			Summary: "List accounts"},
-		{Method: "POST", Path: "/api/v1/users", Access: Admin, Reauth: true,
-			Handle: jsonIO(func(c *Call, in *api.NewUserRequest) (api.NewUserResponse, error) {
+		{Method: "POST", Path: "/api/v1/users", Access: accessAdmin, Reauth: true,
+			Handle: jsonIO(func(c *call, in *api.NewUserRequest) (api.NewUserResponse, error) {
 				return s.createUser(c.ctx(), c.P, *in)
 			}),
 			Summary: "Create an account (a generated password is answered once)"},
-		{Method: "GET", Path: "/api/v1/users/{user}", Access: Admin, Handle: jsonOut(s.getUserRoute),
+		{Method: "GET", Path: "/api/v1/users/{user}", Access: accessAdmin, Handle: jsonOut(s.getUserRoute),
 			Summary: "Show an account with its two-step state"},
-		{Method: "PATCH", Path: "/api/v1/users/{user}", Access: Admin, Reauth: true,
-			Handle: jsonIO(func(c *Call, in *api.UpdateUserRequest) (authstore.User, error) {
+		{Method: "PATCH", Path: "/api/v1/users/{user}", Access: accessAdmin, Reauth: true,
+			Handle: jsonIO(func(c *call, in *api.UpdateUserRequest) (authstore.User, error) {
 				return s.updateUser(c.ctx(), c.P, c.subject(), *in)
 			}),
 			Summary: "Change display name, email, role or disabled (disabling ends sessions)"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}", Access: Admin, Reauth: true,
-			Handle:  noContent(func(c *Call) error { return s.deleteUser(c.ctx(), c.P, c.subject()) }),
+		{Method: "DELETE", Path: "/api/v1/users/{user}", Access: accessAdmin, Reauth: true,
+			Handle:  noContent(func(c *call) error { return s.deleteUser(c.ctx(), c.P, c.subject()) }),
 			Summary: "Delete an account and its credentials"},
-		{Method: "PUT", Path: "/api/v1/users/{user}/password", Access: Admin, Reauth: true,
-			Handle:  jsonIn(func(c *Call, in *api.SetPasswordRequest) error { return s.setPassword(c.ctx(), c.P, c.subject(), *in) }),
+		{Method: "PUT", Path: "/api/v1/users/{user}/password", Access: accessAdmin, Reauth: true,
+			Handle:  jsonIn(func(c *call, in *api.SetPasswordRequest) error { return s.setPassword(c.ctx(), c.P, c.subject(), *in) }),
 			Summary: "Set an account password"},
 	}
 }
 
-func (s *Server) getUserRoute(c *Call) (authstore.User, error) {
+func (s *Server) getUserRoute(c *call) (authstore.User, error) {
 	return s.getUser(c.ctx(), c.P, c.subject())
 }
 
@@ -55,7 +55,7 @@ func named(name string) (string, error) {
 	return cu, nil
 }
 
-func (s *Server) getUser(ctx context.Context, _ *Principal, user string) (authstore.User, error) {
+func (s *Server) getUser(ctx context.Context, _ *principal, user string) (authstore.User, error) {
 	name, err := named(user)
 	if err != nil {
 		return authstore.User{}, err
@@ -63,7 +63,7 @@ func (s *Server) getUser(ctx context.Context, _ *Principal, user string) (authst
 	return s.store.GetUser(ctx, name)
 }
 
-func (s *Server) listUsers(ctx context.Context, _ *Principal) (api.UserList, error) {
+func (s *Server) listUsers(ctx context.Context, _ *principal) (api.UserList, error) {
 	us, err := s.store.ListUsers(ctx)
 	if us == nil {
 		us = []authstore.User{}
@@ -71,7 +71,7 @@ func (s *Server) listUsers(ctx context.Context, _ *Principal) (api.UserList, err
 	return api.UserList{Users: us}, err
 }
 
-func (s *Server) createUser(ctx context.Context, _ *Principal, in api.NewUserRequest) (api.NewUserResponse, error) {
+func (s *Server) createUser(ctx context.Context, _ *principal, in api.NewUserRequest) (api.NewUserResponse, error) {
 	res := api.NewUserResponse{}
 	pw := in.Password
 	if pw == "" {
@@ -87,7 +87,7 @@ func (s *Server) createUser(ctx context.Context, _ *Principal, in api.NewUserReq
 	return res, nil
 }
 
-func (s *Server) updateUser(ctx context.Context, who *Principal, user string, in api.UpdateUserRequest) (authstore.User, error) {
+func (s *Server) updateUser(ctx context.Context, who *principal, user string, in api.UpdateUserRequest) (authstore.User, error) {
 	name, err := named(user)
 	if err != nil {
 		return authstore.User{}, err
@@ -106,7 +106,7 @@ func (s *Server) updateUser(ctx context.Context, who *Principal, user string, in
 	return u, nil
 }
 
-func (s *Server) deleteUser(ctx context.Context, who *Principal, user string) error {
+func (s *Server) deleteUser(ctx context.Context, who *principal, user string) error {
 	name, err := named(user)
 	if err != nil {
 		return err
@@ -119,7 +119,7 @@ func (s *Server) deleteUser(ctx context.Context, who *Principal, user string) er
 
 // changePassword is the user's own change: the current password is
 // checked like a sign-in first.
-func (s *Server) changePassword(ctx context.Context, who *Principal, in api.ChangePasswordRequest) error {
+func (s *Server) changePassword(ctx context.Context, who *principal, in api.ChangePasswordRequest) error {
 	if _, err := s.store.Authenticate(ctx, attempt(who, who.User, in.CurrentPassword)); err != nil {
 		return oneAnswer(err, invalid("the current password was not accepted"))
 	}
@@ -130,7 +130,7 @@ func (s *Server) changePassword(ctx context.Context, who *Principal, in api.Chan
 }
 
 // setPassword is an administrator's.
-func (s *Server) setPassword(ctx context.Context, who *Principal, user string, in api.SetPasswordRequest) error {
+func (s *Server) setPassword(ctx context.Context, who *principal, user string, in api.SetPasswordRequest) error {
 	name, err := named(user)
 	if err != nil {
 		return err
@@ -144,7 +144,7 @@ func (s *Server) setPassword(ctx context.Context, who *Principal, user string, i
 // afterCredentialChange signs the user's other web sessions out: a
 // password change, reset or disable is "sign out everywhere" for the web
 // too (the store already ends the mail sessions).
-func (s *Server) afterCredentialChange(ctx context.Context, who *Principal, user string) error {
+func (s *Server) afterCredentialChange(ctx context.Context, who *principal, user string) error {
 	keep := ""
 	if who.Session != nil && who.User == user {
 		keep = who.Session.ID
