@@ -11,11 +11,11 @@ import (
 // as an admin under /users/{user}. Both call the same operations on the
 // route's subject.
 func (s *Server) appPasswordRoutes() []route {
-	list := jsonOut(func(c *call) (api.AppPasswordList, error) { return s.listAppPasswords(c.ctx(), c.P, c.subject()) })
-	create := jsonIO(func(c *call, in *api.NewAppPasswordRequest) (api.NewAppPasswordResponse, error) {
+	list := jsonOut(func(c *apiCall) (api.AppPasswordList, error) { return s.listAppPasswords(c.ctx(), c.P, c.subject()) })
+	create := jsonIO(func(c *apiCall, in *api.NewAppPasswordRequest) (api.NewAppPasswordResponse, error) {
 		return s.createAppPassword(c.ctx(), c.P, c.subject(), *in)
 	})
-	revoke := noContent(func(c *call) error { return s.revokeAppPassword(c.ctx(), c.P, c.subject(), c.param("id")) })
+	revoke := noContent(func(c *apiCall) error { return s.revokeAppPassword(c.ctx(), c.P, c.subject(), c.param("id")) })
 	return []route{
 		{Method: "GET", Path: "/api/v1/me/app-passwords", Access: accessSelf, Handle: list,
 			Summary: "List own app passwords"},

@@ -21,16 +21,16 @@ var auditQuery = []string{"user", "kind", "result", "since", "until", "cursor", 
 func (s *Server) auditRoutes() []route {
 	return []route{
 		{Method: "GET", Path: "/api/v1/me/activity", Access: accessSelf, Query: []string{"cursor", "limit"},
-			Handle:  jsonOut(func(c *call) (api.EventList, error) { return s.activity(c.ctx(), c.P, c.R.URL.Query()) }),
+			Handle:  jsonOut(func(c *apiCall) (api.EventList, error) { return s.activity(c.ctx(), c.P, c.R.URL.Query()) }),
 			Summary: "Own audit events, newest first"},
 		{Method: "GET", Path: "/api/v1/audit", Access: accessAdmin, Query: auditQuery,
-			Handle:  jsonOut(func(c *call) (api.EventList, error) { return s.listAudit(c.ctx(), c.P, c.R.URL.Query()) }),
+			Handle:  jsonOut(func(c *apiCall) (api.EventList, error) { return s.listAudit(c.ctx(), c.P, c.R.URL.Query()) }),
 			Summary: "Audit events, newest first, with filters and a cursor"},
 		{Method: "GET", Path: "/api/v1/audit/export", Access: accessAdmin, Query: auditQuery[:5], Produces: "application/x-ndjson",
 			Handle:  writes(s.getAuditExport),
 			Summary: "Audit events as JSON Lines, oldest first"},
 		{Method: "POST", Path: "/api/v1/audit/verify", Access: accessAdmin,
-			Handle:  jsonOut(func(c *call) (api.VerifyResponse, error) { return s.verifyAudit(c.ctx(), c.P) }),
+			Handle:  jsonOut(func(c *apiCall) (api.VerifyResponse, error) { return s.verifyAudit(c.ctx(), c.P) }),
 			Summary: "Check the audit log's hash chain"},
 	}
 }
@@ -103,7 +103,7 @@ func (s *Server) queryAudit(ctx context.Context, _ *principal, f authstore.Audit
 	return api.EventList{Events: evs, NextCursor: authstore.FormatCursor(next)}, nil
 }
 
-func (s *Server) getAuditExport(c *call) error {
+func (s *Server) getAuditExport(c *apiCall) error {
 	evs, err := s.exportAudit(c.ctx(), c.P, c.R.URL.Query())
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 func (s *Server) openRoutes() []route {
 	return []route{
 		{Method: "GET", Path: "/healthz", Access: accessOpen, Summary: "The process is up",
-			Handle: jsonOut(func(*call) (api.HealthResponse, error) { return api.HealthResponse{Status: "ok"}, nil })},
+			Handle: jsonOut(func(*apiCall) (api.HealthResponse, error) { return api.HealthResponse{Status: "ok"}, nil })},
 		{Method: "GET", Path: "/readyz", Access: accessOpen,
 			Handle:  endpoint{out: reflect.TypeFor[api.ReadyResponse](), call: s.readyz},
 			Summary: "The store is readable and every upstream answered its last probe (503 otherwise)"},
@@ -26,7 +26,7 @@ func (s *Server) openRoutes() []route {
 }
 
 // readyz answers its document with 200, or with 503 when not ready.
-func (s *Server) readyz(c *call) (any, error) {
+func (s *Server) readyz(c *apiCall) (any, error) {
 	res := api.ReadyResponse{Ready: true, Store: true, Failing: []string{}}
 	if _, err := s.store.Policy(c.ctx()); err != nil {
 		res.Ready, res.Store = false, false
@@ -44,7 +44,7 @@ func (s *Server) readyz(c *call) (any, error) {
 	return res, nil
 }
 
-func (s *Server) metrics(c *call) error {
+func (s *Server) metrics(c *apiCall) error {
 	if s.cfg.Metrics == nil {
 		return errNotFound
 	}
@@ -53,7 +53,7 @@ func (s *Server) metrics(c *call) error {
 }
 
 // openAPI serves the document built at New.
-func (s *Server) openAPI(c *call) (any, error) {
+func (s *Server) openAPI(c *apiCall) (any, error) {
 	c.W.Header().Set("Content-Type", "application/json")
 	c.W.Write(s.openapi)
 	return handled, nil

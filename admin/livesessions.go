@@ -14,13 +14,15 @@ import (
 func (s *Server) liveSessionRoutes() []route {
 	return []route{
 		{Method: "GET", Path: "/api/v1/sessions", Access: accessAdmin, Query: []string{"user"},
-			Handle:  jsonOut(func(c *call) (api.SessionList, error) { return s.liveSessions(c.P, c.R.URL.Query().Get("user")), nil }),
+			Handle: jsonOut(func(c *apiCall) (api.SessionList, error) {
+				return s.liveSessions(c.P, c.R.URL.Query().Get("user")), nil
+			}),
 			Summary: "Live mail sessions"},
 		{Method: "DELETE", Path: "/api/v1/sessions/{id}", Access: accessAdmin,
-			Handle:  noContent(func(c *call) error { return s.endLiveSession(c.ctx(), c.P, c.param("id")) }),
+			Handle:  noContent(func(c *apiCall) error { return s.endLiveSession(c.ctx(), c.P, c.param("id")) }),
 			Summary: "End one live session"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/sessions", Access: accessAdmin,
-			Handle:  jsonOut(func(c *call) (api.EndedSessions, error) { return s.endUserSessions(c.ctx(), c.P, c.subject()) }),
+			Handle:  jsonOut(func(c *apiCall) (api.EndedSessions, error) { return s.endUserSessions(c.ctx(), c.P, c.subject()) }),
 			Summary: "End every live session of a user"},
 	}
 }

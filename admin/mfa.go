@@ -13,40 +13,40 @@ import (
 // mfaRoutes are two-step verification: one's own enrollment under /me,
 // and an admin's help for a user who lost a phone.
 func (s *Server) mfaRoutes() []route {
-	status := jsonOut(func(c *call) (api.MFAResponse, error) { return s.mfaStatus(c.ctx(), c.P, c.subject()) })
+	status := jsonOut(func(c *apiCall) (api.MFAResponse, error) { return s.mfaStatus(c.ctx(), c.P, c.subject()) })
 	return []route{
 		{Method: "GET", Path: "/api/v1/me/mfa", Access: accessEnroll, Handle: status,
 			Summary: "Own two-step verification status"},
 		{Method: "POST", Path: "/api/v1/me/mfa/totp", Access: accessEnroll, Reauth: true,
-			Handle:  jsonOut(func(c *call) (api.TOTPEnrollment, error) { return s.beginTOTP(c.ctx(), c.P) }),
+			Handle:  jsonOut(func(c *apiCall) (api.TOTPEnrollment, error) { return s.beginTOTP(c.ctx(), c.P) }),
 			Summary: "Begin authenticator enrollment"},
 		{Method: "GET", Path: "/api/v1/me/mfa/totp/qr.png", Access: accessEnroll, Handle: writes(s.getQR), Produces: "image/png",
 			Summary: "The enrollment QR code (only the session that began enrollment)"},
 		{Method: "POST", Path: "/api/v1/me/mfa/totp/confirm", Access: accessEnroll, Handle: jsonIO(s.postConfirmTOTP),
 			Summary: "Turn two-step verification on with a first code; answers the first backup codes"},
 		{Method: "DELETE", Path: "/api/v1/me/mfa", Access: accessSelf, Reauth: true,
-			Handle:  noContent(func(c *call) error { return s.disableOwnMFA(c.ctx(), c.P) }),
+			Handle:  noContent(func(c *apiCall) error { return s.disableOwnMFA(c.ctx(), c.P) }),
 			Summary: "Turn own two-step verification off (refused while the organisation requires it)"},
 		{Method: "POST", Path: "/api/v1/me/backup-codes", Access: accessSelf, Reauth: true,
-			Handle:  jsonOut(func(c *call) (api.BackupCodesResponse, error) { return s.newBackupCodes(c.ctx(), c.P) }),
+			Handle:  jsonOut(func(c *apiCall) (api.BackupCodesResponse, error) { return s.newBackupCodes(c.ctx(), c.P) }),
 			Summary: "Replace own backup codes (answered once)"},
 		{Method: "GET", Path: "/api/v1/users/{user}/mfa", Access: accessAdmin, Handle: status,
 			Summary: "A user's two-step status"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/mfa", Access: accessAdmin, Reauth: true,
-			Handle:  noContent(func(c *call) error { return s.disableUserMFA(c.ctx(), c.P, c.subject()) }),
+			Handle:  noContent(func(c *apiCall) error { return s.disableUserMFA(c.ctx(), c.P, c.subject()) }),
 			Summary: "Turn off a user's self-enabled two-step verification"},
 		{Method: "POST", Path: "/api/v1/users/{user}/mfa/reset", Access: accessAdmin, Reauth: true,
-			Handle:  noContent(func(c *call) error { return s.resetMFA(c.ctx(), c.P, c.subject()) }),
+			Handle:  noContent(func(c *apiCall) error { return s.resetMFA(c.ctx(), c.P, c.subject()) }),
 			Summary: "Reset a user's two-step verification (lost phone); sessions end"},
 		{Method: "POST", Path: "/api/v1/users/{user}/backup-code", Access: accessAdmin, Reauth: true,
-			Handle: jsonIO(func(c *call, in *api.AdminCodeRequest) (api.AdminCodeResponse, error) {
+			Handle: jsonIO(func(c *apiCall, in *api.AdminCodeRequest) (api.AdminCodeResponse, error) {
 				return s.issueAdminCode(c.ctx(), c.P, c.subject(), *in)
 			}),
 			Summary: "Issue one single-use code for a locked-out user"},
 	}
 }
 
-func (s *Server) getQR(c *call) error {
+func (s *Server) getQR(c *apiCall) error {
 	png, err := s.enrollmentQR(c.P)
 	if err != nil {
 		return err
@@ -56,7 +56,7 @@ func (s *Server) getQR(c *call) error {
 	return nil
 }
 
-func (s *Server) postConfirmTOTP(c *call, in *api.CodeRequest) (api.ConfirmResponse, error) {
+func (s *Server) postConfirmTOTP(c *apiCall, in *api.CodeRequest) (api.ConfirmResponse, error) {
 	res, next, err := s.confirmTOTP(c.ctx(), c.P, in.Code)
 	if next != nil {
 		setSessionCookie(c.W, next)

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,28 +85,16 @@ func TestA2_ParallelPageSignInsFromOneAddress(t *testing.T) {
 	g.mu.Unlock()
 	before := e.auditCount()
 
-	answered := make(chan int, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() { answered <- signIn(fmt.Sprintf("burst-%d", i)) })
-	}
-	inFlight, refused := 0, 0
-	for inFlight+refused < n {
-		select {
-		case <-g.entered:
-			inFlight++
-		case code := <-answered:
-			refused++
-			if code != http.StatusTooManyRequests {
-				t.Errorf("an answer while the delays are held: %d", code)
-			}
+	inFlight, refused, release := holdBurst(g, n, func(i int) int { return signIn(fmt.Sprintf("burst-%d", i)) })
+	for _, code := range refused {
+		if code != http.StatusTooManyRequests {
+			t.Errorf("an answer while the delays are held: %d", code)
 		}
 	}
 	if inFlight > maxGuessesPerSource {
 		t.Errorf("%d page sign-ins from one address in flight at once, want at most %d", inFlight, maxGuessesPerSource)
 	}
-	close(g.open)
-	wg.Wait()
+	release()
 	verified := 0
 	for _, ev := range e.eventsSince(before) {
 		if ev.User == "alice" && ev.Result == "denied" {

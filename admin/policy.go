@@ -11,10 +11,10 @@ import (
 func (s *Server) policyRoutes() []route {
 	return []route{
 		{Method: "GET", Path: "/api/v1/policy", Access: accessAdmin,
-			Handle:  jsonOut(func(c *call) (api.PolicyResponse, error) { return s.policy(c.ctx(), c.P) }),
+			Handle:  jsonOut(func(c *apiCall) (api.PolicyResponse, error) { return s.policy(c.ctx(), c.P) }),
 			Summary: "The organisation's two-step policy"},
 		{Method: "PUT", Path: "/api/v1/policy", Access: accessAdmin, Reauth: true,
-			Handle: jsonIO(func(c *call, in *api.PolicyRequest) (api.PolicyResponse, error) {
+			Handle: jsonIO(func(c *apiCall, in *api.PolicyRequest) (api.PolicyResponse, error) {
 				return s.setPolicy(c.ctx(), c.P, *in)
 			}),
 			Summary: "Require two-step verification (with an optional grace date) or not"},

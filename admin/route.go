@@ -72,59 +72,58 @@ type route struct {
 // a body other than the one the call takes.
 type endpoint struct {
 	in, out reflect.Type
-	call    func(c *call) (any, error)
+	call    func(c *apiCall) (any, error)
 }
 
 // jsonIO calls f with the decoded body and answers its result.
-func jsonIO[In, Out any](f func(c *call, in *In) (Out, error)) endpoint {
-	return endpoint{in: reflect.TypeFor[In](), out: reflect.TypeFor[Out](), call: func(c *call) (any, error) {
+func jsonIO[In, Out any](f func(c *apiCall, in *In) (Out, error)) endpoint {
+	return endpoint{in: reflect.TypeFor[In](), out: reflect.TypeFor[Out](), call: func(c *apiCall) (any, error) {
 		return f(c, c.In.(*In))
 	}}
 }
 
 // jsonOut calls f, which takes no body, and answers its result.
-func jsonOut[Out any](f func(c *call) (Out, error)) endpoint {
-	return endpoint{out: reflect.TypeFor[Out](), call: func(c *call) (any, error) { return f(c) }}
+func jsonOut[Out any](f func(c *apiCall) (Out, error)) endpoint {
+	return endpoint{out: reflect.TypeFor[Out](), call: func(c *apiCall) (any, error) { return f(c) }}
 }
 
 // jsonIn calls f with the decoded body and answers 204.
-func jsonIn[In any](f func(c *call, in *In) error) endpoint {
-	return endpoint{in: reflect.TypeFor[In](), call: func(c *call) (any, error) { return nil, f(c, c.In.(*In)) }}
+func jsonIn[In any](f func(c *apiCall, in *In) error) endpoint {
+	return endpoint{in: reflect.TypeFor[In](), call: func(c *apiCall) (any, error) { return nil, f(c, c.In.(*In)) }}
 }
 
 // noContent calls f, which takes no body, and answers 204.
-func noContent(f func(c *call) error) endpoint {
-	return endpoint{call: func(c *call) (any, error) { return nil, f(c) }}
+func noContent(f func(c *apiCall) error) endpoint {
+	return endpoint{call: func(c *apiCall) (any, error) { return nil, f(c) }}
 }
 
 // writes calls f, which writes its own answer (of the route's Produces
 // type).
-func writes(f func(c *call) error) endpoint {
-	return endpoint{call: func(c *call) (any, error) { return handled, f(c) }}
+func writes(f func(c *apiCall) error) endpoint {
+	return endpoint{call: func(c *apiCall) (any, error) { return handled, f(c) }}
 }
 
 // handled is what a call returns after writing its own answer.
 var handled = &struct{ handled bool }{true}
 
-// call is one request being served by a route.
-type call struct {
+// apiCall is one request being served by a route.
+type apiCall struct {
 	W     http.ResponseWriter
 	R     *http.Request
 	Route *route
-	P     *principal // the caller; without a credential on Open and SignIn routes
+	P     *principal // the caller; without a credential on accessOpen and accessSignIn routes
 	In    any        // *In of the route's endpoint, decoded
-	srv   *Server
 }
 
 // ctx is the request's context, carrying the audit actor.
-func (c *call) ctx() context.Context { return c.R.Context() }
+func (c *apiCall) ctx() context.Context { return c.R.Context() }
 
 // param is a wildcard of the route's path.
-func (c *call) param(name string) string { return c.R.PathValue(name) }
+func (c *apiCall) param(name string) string { return c.R.PathValue(name) }
 
 // subject is the account the route acts on: the path's {user}, or the
 // caller's own under /api/v1/me.
-func (c *call) subject() string {
+func (c *apiCall) subject() string {
 	if u := c.R.PathValue("user"); u != "" {
 		return u
 	}
@@ -135,7 +134,7 @@ func (c *call) subject() string {
 // decoder (400), then the call's answer.
 func (s *Server) handle(rt *route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := &call{W: w, R: r, Route: rt, srv: s}
+		c := &apiCall{W: w, R: r, Route: rt}
 		p, ctx, release, err := s.admit(rt, r, s.apiPrincipal, func() string { return csrfOf(r) })
 		c.P = p
 		if err != nil {
@@ -148,7 +147,7 @@ func (s *Server) handle(rt *route) http.Handler {
 	})
 }
 
-func (s *Server) serveJSON(c *call) {
+func (s *Server) serveJSON(c *apiCall) {
 	rt := c.Route
 	if rt.Handle.in != nil {
 		in := reflect.New(rt.Handle.in).Interface()

@@ -39,7 +39,7 @@ func (s *Server) signInRoutes() []route {
 	}
 }
 
-func (s *Server) postSession(c *call, in *api.SignInRequest) (api.SignInResponse, error) {
+func (s *Server) postSession(c *apiCall, in *api.SignInRequest) (api.SignInResponse, error) {
 	sess, err := s.signIn(c.ctx(), c.P, sessionCookie(c.R), in.Username, in.Password)
 	if err != nil {
 		return api.SignInResponse{}, err
@@ -48,7 +48,7 @@ func (s *Server) postSession(c *call, in *api.SignInRequest) (api.SignInResponse
 	return api.SignInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
 }
 
-func (s *Server) postSecondFactor(c *call, in *api.CodeRequest) (api.SecondFactorResponse, error) {
+func (s *Server) postSecondFactor(c *apiCall, in *api.CodeRequest) (api.SecondFactorResponse, error) {
 	sess, res, err := s.secondFactor(c.ctx(), c.P, in.Code)
 	if err != nil {
 		return api.SecondFactorResponse{}, err
@@ -63,7 +63,7 @@ func secondFactorAnswer(sess *session, res authstore.FactorResult) api.SecondFac
 		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}
 }
 
-func (s *Server) postReauth(c *call, in *api.ReauthRequest) (api.ReauthResponse, error) {
+func (s *Server) postReauth(c *apiCall, in *api.ReauthRequest) (api.ReauthResponse, error) {
 	sess, err := s.reauth(c.ctx(), c.P, in.Code, in.Password)
 	if err != nil {
 		return api.ReauthResponse{}, err
@@ -72,7 +72,7 @@ func (s *Server) postReauth(c *call, in *api.ReauthRequest) (api.ReauthResponse,
 	return api.ReauthResponse{ReauthUntil: s.reauthUntil(sess), CSRFToken: sess.CSRF}, nil
 }
 
-func (s *Server) deleteSession(c *call) error {
+func (s *Server) deleteSession(c *apiCall) error {
 	if err := s.signOut(c.ctx(), c.P); err != nil {
 		return err
 	}

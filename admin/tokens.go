@@ -11,15 +11,15 @@ import (
 func (s *Server) tokenRoutes() []route {
 	return []route{
 		{Method: "GET", Path: "/api/v1/tokens", Access: accessAdmin,
-			Handle:  jsonOut(func(c *call) (api.TokenList, error) { return s.listTokens(c.ctx(), c.P) }),
+			Handle:  jsonOut(func(c *apiCall) (api.TokenList, error) { return s.listTokens(c.ctx(), c.P) }),
 			Summary: "API tokens (never their secrets)"},
 		{Method: "POST", Path: "/api/v1/tokens", Access: accessAdmin, Reauth: true,
-			Handle: jsonIO(func(c *call, in *api.NewTokenRequest) (api.NewTokenResponse, error) {
+			Handle: jsonIO(func(c *apiCall, in *api.NewTokenRequest) (api.NewTokenResponse, error) {
 				return s.createToken(c.ctx(), c.P, *in)
 			}),
 			Summary: "Create an API token (the secret is in this answer only)"},
 		{Method: "DELETE", Path: "/api/v1/tokens/{id}", Access: accessAdmin,
-			Handle:  noContent(func(c *call) error { return s.revokeToken(c.ctx(), c.P, c.param("id")) }),
+			Handle:  noContent(func(c *apiCall) error { return s.revokeToken(c.ctx(), c.P, c.param("id")) }),
 			Summary: "Revoke an API token"},
 	}
 }

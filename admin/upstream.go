@@ -11,12 +11,12 @@ import (
 func (s *Server) upstreamRoutes() []route {
 	return []route{
 		{Method: "PUT", Path: "/api/v1/users/{user}/upstream-password", Access: accessAdmin, Reauth: true,
-			Handle: jsonIn(func(c *call, in *api.UpstreamPasswordRequest) error {
+			Handle: jsonIn(func(c *apiCall, in *api.UpstreamPasswordRequest) error {
 				return s.setUpstreamPassword(c.ctx(), c.P, c.subject(), in.Password)
 			}),
 			Summary: "Set the password postern logs in upstream with for this user (login = \"stored\"); never shown again"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}/upstream-password", Access: accessAdmin, Reauth: true,
-			Handle:  noContent(func(c *call) error { return s.clearUpstreamPassword(c.ctx(), c.P, c.subject()) }),
+			Handle:  noContent(func(c *apiCall) error { return s.clearUpstreamPassword(c.ctx(), c.P, c.subject()) }),
 			Summary: "Forget a user's stored upstream password"},
 	}
 }

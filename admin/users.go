@@ -15,33 +15,35 @@ func (s *Server) userRoutes() []route {
 		{Method: "GET", Path: "/api/v1/me", Access: accessEnroll, Handle: jsonOut(s.getUserRoute),
 			Summary: "The signed-in user"},
 		{Method: "PUT", Path: "/api/v1/me/password", Access: accessSelf, Reauth: true, Guesses: true,
-			Handle:  jsonIn(func(c *call, in *api.ChangePasswordRequest) error { return s.changePassword(c.ctx(), c.P, *in) }),
+			Handle:  jsonIn(func(c *apiCall, in *api.ChangePasswordRequest) error { return s.changePassword(c.ctx(), c.P, *in) }),
 			Summary: "Change the account password (ends other sessions)"},
 		{Method: "GET", Path: "/api/v1/users", Access: accessAdmin,
-			Handle:  jsonOut(func(c *call) (api.UserList, error) { return s.listUsers(c.ctx(), c.P) }),
+			Handle:  jsonOut(func(c *apiCall) (api.UserList, error) { return s.listUsers(c.ctx(), c.P) }),
 			Summary: "List accounts"},
 		{Method: "POST", Path: "/api/v1/users", Access: accessAdmin, Reauth: true,
-			Handle: jsonIO(func(c *call, in *api.NewUserRequest) (api.NewUserResponse, error) {
+			Handle: jsonIO(func(c *apiCall, in *api.NewUserRequest) (api.NewUserResponse, error) {
 				return s.createUser(c.ctx(), c.P, *in)
 			}),
 			Summary: "Create an account (a generated password is answered once)"},
 		{Method: "GET", Path: "/api/v1/users/{user}", Access: accessAdmin, Handle: jsonOut(s.getUserRoute),
 			Summary: "Show an account with its two-step state"},
 		{Method: "PATCH", Path: "/api/v1/users/{user}", Access: accessAdmin, Reauth: true,
-			Handle: jsonIO(func(c *call, in *api.UpdateUserRequest) (authstore.User, error) {
+			Handle: jsonIO(func(c *apiCall, in *api.UpdateUserRequest) (authstore.User, error) {
 				return s.updateUser(c.ctx(), c.P, c.subject(), *in)
 			}),
 			Summary: "Change display name, email, role or disabled (disabling ends sessions)"},
 		{Method: "DELETE", Path: "/api/v1/users/{user}", Access: accessAdmin, Reauth: true,
-			Handle:  noContent(func(c *call) error { return s.deleteUser(c.ctx(), c.P, c.subject()) }),
+			Handle:  noContent(func(c *apiCall) error { return s.deleteUser(c.ctx(), c.P, c.subject()) }),
 			Summary: "Delete an account and its credentials"},
 		{Method: "PUT", Path: "/api/v1/users/{user}/password", Access: accessAdmin, Reauth: true,
-			Handle:  jsonIn(func(c *call, in *api.SetPasswordRequest) error { return s.setPassword(c.ctx(), c.P, c.subject(), *in) }),
+			Handle: jsonIn(func(c *apiCall, in *api.SetPasswordRequest) error {
+				return s.setPassword(c.ctx(), c.P, c.subject(), *in)
+			}),
 			Summary: "Set an account password"},
 	}
 }
 
-func (s *Server) getUserRoute(c *call) (authstore.User, error) {
+func (s *Server) getUserRoute(c *apiCall) (authstore.User, error) {
 	return s.getUser(c.ctx(), c.P, c.subject())
 }
 
