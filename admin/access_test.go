@@ -4,13 +4,14 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
 // routesWith returns the routes whose access is one of as.
-func routesWith(s *Server, as ...Access) []Route {
-	var out []Route
-	for _, rt := range s.Routes() {
+func routesWith(s *Server, as ...access) []route {
+	var out []route
+	for _, rt := range s.routes {
 		for _, a := range as {
 			if rt.Access == a {
 				out = append(out, rt)
@@ -32,7 +33,7 @@ func TestRouteTableNeedsCredentials(t *testing.T) {
 		"wrong token":  e.tokenClient("pst_" + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
 		"junk token":   e.tokenClient("hello"),
 	}
-	rts := routesWith(e.srv, Pending, AnySession, Browser, Enroll, Self, Admin)
+	rts := routesWith(e.srv, accessPending, accessAnySession, accessBrowser, accessEnroll, accessSelf, accessAdmin)
 	if len(rts) < 35 {
 		t.Fatalf("only %d protected routes", len(rts))
 	}
@@ -42,7 +43,7 @@ func TestRouteTableNeedsCredentials(t *testing.T) {
 }
 
 // expectEach calls every route of rts as c and wants status and code.
-func expectEach(t *testing.T, name string, c *client, rts []Route, status int, code string) {
+func expectEach(t *testing.T, name string, c *client, rts []route, status int, code string) {
 	t.Helper()
 	for _, rt := range rts {
 		if r := c.do(rt.Method, concrete(rt.Path), nil); r.code != status || (code != "" && r.errCode() != code) {
@@ -60,7 +61,7 @@ func TestW4_PlainUserOnAdminRoutes(t *testing.T) {
 	browser := e.client()
 	browser.signIn("bob", "bob-password", "")
 	callers := map[string]*client{"session": browser, "user token": e.tokenClient(e.token("bobs", authstore.RoleUser, "bob"))}
-	rts := routesWith(e.srv, Admin)
+	rts := routesWith(e.srv, accessAdmin)
 	if len(rts) < 20 {
 		t.Fatalf("only %d admin routes", len(rts))
 	}
@@ -91,8 +92,8 @@ func TestW3_CSRFOnEveryStateChange(t *testing.T) {
 	}
 	n := 0
 	for name, mod := range cases {
-		for _, rt := range e.srv.Routes() {
-			if rt.Access < Pending || safeMethod(rt.Method) {
+		for _, rt := range e.srv.routes {
+			if rt.Access < accessPending || safeMethod(rt.Method) {
 				continue
 			}
 			n++
@@ -129,21 +130,21 @@ func TestEnrollOnlySession(t *testing.T) {
 	}
 	c := e.client()
 	r := c.must(200, "POST", "/api/v1/session", map[string]string{"username": "alice", "password": "alice-password"})
-	var st signInResponse
+	var st api.SignInResponse
 	r.decode(t, &st)
-	if st.State != StateEnroll {
+	if st.State != stateEnroll {
 		t.Fatalf("state %q", st.State)
 	}
-	expectEach(t, "enroll-only", c, routesWith(e.srv, Self, Admin), http.StatusForbidden, "forbidden")
+	expectEach(t, "enroll-only", c, routesWith(e.srv, accessSelf, accessAdmin), http.StatusForbidden, "forbidden")
 	c.must(200, "GET", "/api/v1/me/mfa", nil)
-	var enr totpEnrollment
+	var enr api.TOTPEnrollment
 	c.must(200, "POST", "/api/v1/me/mfa/totp", nil).decode(t, &enr)
 	png := c.must(200, "GET", "/api/v1/me/mfa/totp/qr.png", nil)
 	if png.header.Get("Content-Type") != "image/png" || len(png.body) < 100 {
 		t.Errorf("qr: %q %d bytes", png.header.Get("Content-Type"), len(png.body))
 	}
 	before := c.cookie
-	var conf confirmResponse
+	var conf api.ConfirmResponse
 	c.must(200, "POST", "/api/v1/me/mfa/totp/confirm", map[string]string{"code": e.code(enr.Secret)}).decode(t, &conf)
 	if len(conf.BackupCodes) != 5 || c.cookie == before {
 		t.Errorf("confirm: %d codes, cookie rotated %t", len(conf.BackupCodes), c.cookie != before)

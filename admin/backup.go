@@ -5,23 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/agefile"
-)
-
-// BackupRequest asks for a hot backup encrypted to age recipients. There
-// is no passphrase field: the server must never hold what decrypts its
-// backups. A CLI backing up under a passphrase sends a one-time recipient
-// of its own and re-encrypts the stream in its memory.
-type BackupRequest struct {
-	Recipients []string `json:"recipients"`
-}
-
-// Trailers of a backup answer: the stream is only whole when BackupStatus
-// says "ok" after the last byte, and BackupInfo then holds the
-// authstore.BackupInfo as JSON.
-const (
-	BackupStatus = "Postern-Backup-Status"
-	BackupInfo   = "Postern-Backup-Info"
 )
 
 // backupRoutes serve the hot backup to administrators: the CLI over the
@@ -29,33 +14,33 @@ const (
 // sessions within their re-verification window. A copy holds every
 // password hash, but an administrator can already set any password; what
 // it cannot do is decrypt a copy without the identity it names.
-func (s *Server) backupRoutes() []Route {
-	return []Route{
-		{Method: "POST", Path: "/api/v1/store/backup", Access: Admin, Reauth: true, Handle: s.backup,
-			In: typeOf[BackupRequest](), Produces: "application/octet-stream",
+func (s *Server) backupRoutes() []route {
+	return []route{
+		{Method: "POST", Path: "/api/v1/store/backup", Access: accessAdmin, Reauth: true, Produces: "application/octet-stream",
+			Handle:  writesIn(func(c *apiCall, in *api.BackupRequest) error { return s.backup(c.W, c.R, in) }),
 			Summary: "A consistent copy of the store as an age file for the given recipients"},
 	}
 }
 
-func (s *Server) backup(c *Call) (any, error) {
-	in := c.In.(*BackupRequest)
+// backup streams the copy; the answer's trailer says whether it is whole.
+func (s *Server) backup(w http.ResponseWriter, r *http.Request, in *api.BackupRequest) error {
 	lock := agefile.Lock{Recipients: in.Recipients}
 	if err := lock.Check(); err != nil {
-		return nil, invalid(err.Error())
+		return invalid(err.Error())
 	}
-	c.W.Header().Set("Content-Type", "application/octet-stream")
-	c.W.Header().Set("Trailer", BackupStatus+", "+BackupInfo)
-	c.W.WriteHeader(http.StatusOK)
-	enc, err := agefile.Encrypt(c.W, lock)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Trailer", api.BackupStatus+", "+api.BackupInfo)
+	w.WriteHeader(http.StatusOK)
+	enc, err := agefile.Encrypt(w, lock)
 	if err == nil {
 		detail := fmt.Sprintf("recipients=%s", agefile.Fingerprint(in.Recipients))
-		info, berr := s.store.Backup(c.R.Context(), enc, detail)
+		info, berr := s.store.Backup(r.Context(), enc, detail)
 		if err = berr; err == nil {
 			err = enc.Close()
 		}
 		if err == nil {
 			data, _ := json.Marshal(info)
-			c.W.Header().Set(BackupInfo, string(data))
+			w.Header().Set(api.BackupInfo, string(data))
 		}
 	}
 	status := "ok"
@@ -63,6 +48,6 @@ func (s *Server) backup(c *Call) (any, error) {
 		s.log.Error("backup failed", "err", err)
 		status = "failed"
 	}
-	c.W.Header().Set(BackupStatus, status)
-	return handled, nil
+	w.Header().Set(api.BackupStatus, status)
+	return nil
 }

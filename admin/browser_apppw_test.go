@@ -15,7 +15,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// kickLimit is SECURITY.md P10's promise: a revoked app password's
+// kickLimit is P10's promise: a revoked app password's
 // sessions are gone within one second.
 const kickLimit = time.Second
 

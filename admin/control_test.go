@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 func unixClient(path string) *http.Client {
@@ -80,7 +82,7 @@ func TestControlSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tok newTokenResponse
+	var tok api.NewTokenResponse
 	json.NewDecoder(res.Body).Decode(&tok)
 	res.Body.Close()
 	if res.StatusCode != 200 || tok.Secret == "" {

@@ -10,53 +10,63 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
-// apiError is an answer of the error format
-// {"error":{"code":"…","message":"…"}}.
-type apiError struct {
-	Status     int
-	Code       string
-	Message    string
-	RetryAfter int // seconds, for 429 and 503
-}
+// The errors of the API are *api.Error values with a code; the JSON
+// handlers answer each code with its status (statusOf), the pages with
+// their own words. Nothing decides by an error's message.
 
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+// codeEnrollFirst refuses an enrollment-only session anything but setting
+// up two-step verification. The pages send the browser to the enrollment
+// for it; the API answers it as forbidden, as it always has.
+const codeEnrollFirst api.Code = "enroll_first"
 
-// errorBody is the error format on the wire.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func newError(status int, code, msg string) *apiError {
-	return &apiError{Status: status, Code: code, Message: msg}
-}
+func refuse(code api.Code, msg string) *api.Error { return &api.Error{Code: code, Message: msg} }
 
 var (
-	errUnauthenticated = newError(http.StatusUnauthorized, "unauthenticated", "sign in or send an API token")
-	errForbidden       = newError(http.StatusForbidden, "forbidden", "not allowed for this account")
-	errEnrollFirst     = newError(http.StatusForbidden, "forbidden", "set up two-step verification first")
-	errNoUser          = newError(http.StatusForbidden, "forbidden", "this credential acts as no user")
-	errReauthRequired  = newError(http.StatusForbidden, "reauth_required", "confirm it is you again (POST /api/v1/session/reauth)")
-	errCSRF            = newError(http.StatusForbidden, "csrf", "missing or wrong CSRF token, or a cross-site request")
-	errNotFound        = newError(http.StatusNotFound, "not_found", "no such resource")
-	errUnavailable     = &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "the store is unavailable; try again later", RetryAfter: 5}
-	errThrottled       = &apiError{Status: http.StatusTooManyRequests, Code: "throttled", Message: "too many attempts; try again later", RetryAfter: 15}
+	errUnauthenticated = refuse(api.Unauthenticated, "sign in or send an API token")
+	errForbidden       = refuse(api.Forbidden, "not allowed for this account")
+	errEnrollFirst     = refuse(codeEnrollFirst, "set up two-step verification first")
+	errNoUser          = refuse(api.Forbidden, "this credential acts as no user")
+	errBrowserOnly     = refuse(api.Forbidden, "only web sessions re-verify")
+	errReauthRequired  = refuse(api.ReauthRequired, "confirm it is you again (POST /api/v1/session/reauth)")
+	errCSRF            = refuse(api.CSRF, "missing or wrong CSRF token, or a cross-site request")
+	errNotFound        = refuse(api.NotFound, "no such resource")
+	errUnavailable     = &api.Error{Code: api.Unavailable, Message: "the store is unavailable; try again later", RetryAfter: 5}
+	errThrottled       = &api.Error{Code: api.Throttled, Message: "too many attempts; try again later", RetryAfter: 15}
 )
 
-func invalid(msg string) *apiError { return newError(http.StatusUnprocessableEntity, "invalid", msg) }
+func invalid(msg string) *api.Error { return refuse(api.Invalid, msg) }
+
+// statusOf is the HTTP status the API answers a code with.
+func statusOf(code api.Code) int {
+	switch code {
+	case api.Unauthenticated:
+		return http.StatusUnauthorized
+	case api.Forbidden, codeEnrollFirst, api.ReauthRequired, api.CSRF:
+		return http.StatusForbidden
+	case api.NotFound:
+		return http.StatusNotFound
+	case api.Conflict:
+		return http.StatusConflict
+	case api.Invalid:
+		return http.StatusUnprocessableEntity
+	case api.Throttled:
+		return http.StatusTooManyRequests
+	case api.TooLarge, api.BadJSON, api.UnknownField, api.DuplicateField:
+		return http.StatusBadRequest
+	}
+	return http.StatusServiceUnavailable
+}
 
 // asAPIError maps an error to its answer: domain errors of the store to
-// 404/409/422, ErrThrottled to 429, anything else to 503 (fail closed: an
-// unknown failure is never reported as success or as the caller's fault).
-func asAPIError(err error) *apiError {
-	var ae *apiError
+// not_found, conflict and invalid, ErrThrottled to throttled, anything
+// else to unavailable (fail closed: an unknown failure is never reported
+// as success or as the caller's fault).
+func asAPIError(err error) *api.Error {
+	var ae *api.Error
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -65,11 +75,9 @@ func asAPIError(err error) *apiError {
 	case errors.Is(err, authstore.ErrUnavailable):
 		return errUnavailable
 	case errors.Is(err, authstore.ErrNotFound):
-		return newError(http.StatusNotFound, "not_found", err.Error())
-	case errors.Is(err, authstore.ErrExists):
-		return newError(http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, authstore.ErrState):
-		return newError(http.StatusConflict, "conflict", err.Error())
+		return refuse(api.NotFound, err.Error())
+	case errors.Is(err, authstore.ErrExists), errors.Is(err, authstore.ErrState):
+		return refuse(api.Conflict, err.Error())
 	case errors.Is(err, authstore.ErrInvalid):
 		return invalid(err.Error())
 	case errors.Is(err, authstore.ErrUnauthorized):
@@ -91,7 +99,11 @@ func writeError(w http.ResponseWriter, err error) {
 	if ae.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
-	writeJSON(w, ae.Status, errorBody{errorDetail{Code: ae.Code, Message: ae.Message}})
+	code := ae.Code
+	if code == codeEnrollFirst {
+		code = api.Forbidden
+	}
+	writeJSON(w, statusOf(ae.Code), api.ErrorBody{Error: api.Error{Code: code, Message: ae.Message}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -104,23 +116,23 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(data, '\n'))
 }
 
-// MaxBody is the largest JSON request body accepted.
-const MaxBody = 64 << 10
+// maxBody is the largest JSON request body accepted.
+const maxBody = 64 << 10
 
 var (
-	errTooLarge = newError(http.StatusBadRequest, "too_large", "request body over 64 KiB")
-	errBadJSON  = newError(http.StatusBadRequest, "bad_json", "request body is not one JSON object of the expected shape")
+	errTooLarge = refuse(api.TooLarge, "request body over 64 KiB")
+	errBadJSON  = refuse(api.BadJSON, "request body is not one JSON object of the expected shape")
 )
 
 // decodeJSON reads one JSON value into v strictly: at most MaxBody bytes,
 // every key exactly a field's name and none twice (checkKeys), nothing
 // after the value. An empty body is {}.
 func decodeJSON(r io.Reader, v any) error {
-	data, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+	data, err := io.ReadAll(io.LimitReader(r, maxBody+1))
 	if err != nil {
 		return errBadJSON
 	}
-	if len(data) > MaxBody {
+	if len(data) > maxBody {
 		return errTooLarge
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
@@ -133,7 +145,7 @@ func decodeJSON(r io.Reader, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-			return newError(http.StatusBadRequest, "unknown_field", "unknown field "+clipField(msg))
+			return refuse(api.UnknownField, "unknown field "+clipField(msg))
 		}
 		return errBadJSON
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -17,9 +18,9 @@ func requestTypes(t testing.TB) []reflect.Type {
 	var out []reflect.Type
 	s := &Server{}
 	for _, rt := range s.table() {
-		if rt.In != nil && !seen[rt.In] {
-			seen[rt.In] = true
-			out = append(out, rt.In)
+		if in := rt.Handle.in; in != nil && !seen[in] {
+			seen[in] = true
+			out = append(out, in)
 		}
 	}
 	if len(out) < 10 {
@@ -46,11 +47,11 @@ func FuzzDecodeRequests(f *testing.F) {
 		for _, typ := range types {
 			v := reflect.New(typ).Interface()
 			err := decodeJSON(bytes.NewReader(data), v)
-			var ae *apiError
-			if err != nil && (!errors.As(err, &ae) || ae.Status != 400) {
+			var ae *api.Error
+			if err != nil && (!errors.As(err, &ae) || statusOf(ae.Code) != 400) {
 				t.Fatalf("%s: %v is not a 400", typ, err)
 			}
-			if len(data) > MaxBody && (ae == nil || ae.Code != "too_large") {
+			if len(data) > maxBody && (ae == nil || ae.Code != "too_large") {
 				t.Fatalf("%s: %d bytes accepted", typ, len(data))
 			}
 			if err == nil {
@@ -79,15 +80,15 @@ func TestDecodeJSON(t *testing.T) {
 		{strings.Repeat("[", 20) + strings.Repeat("]", 20), "bad_json"},
 		{`{"name":"a"} {"name":"b"}`, "bad_json"},
 		{`{"name":1}`, "bad_json"},
-		{`{"name":"` + strings.Repeat("a", MaxBody) + `"}`, "too_large"},
-		{`{"name":"` + strings.Repeat("a", MaxBody-20) + `"}`, ""},
+		{`{"name":"` + strings.Repeat("a", maxBody) + `"}`, "too_large"},
+		{`{"name":"` + strings.Repeat("a", maxBody-20) + `"}`, ""},
 	}
 	for _, c := range cases {
 		var v req
 		err := decodeJSON(strings.NewReader(c.body), &v)
 		got := ""
 		if err != nil {
-			got = asAPIError(err).Code
+			got = string(asAPIError(err).Code)
 		}
 		if got != c.code {
 			t.Errorf("%.40q: %q, want %q", c.body, got, c.code)
@@ -100,7 +101,7 @@ func TestDecodeJSON(t *testing.T) {
 	if r := c.do("POST", "/api/v1/users", `{"username":"x","is_admin":true}`); r.code != 400 || r.errCode() != "unknown_field" {
 		t.Errorf("unknown field: %d %s", r.code, r.body)
 	}
-	if r := c.do("POST", "/api/v1/users", strings.Repeat(" ", MaxBody+1)); r.code != 400 || r.errCode() != "too_large" {
+	if r := c.do("POST", "/api/v1/users", strings.Repeat(" ", maxBody+1)); r.code != 400 || r.errCode() != "too_large" {
 		t.Errorf("too large: %d %s", r.code, r.body)
 	}
 }

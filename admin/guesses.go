@@ -1,10 +1,10 @@
 package admin
 
 import (
-	"net/http"
 	"net/netip"
 	"sync"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -23,8 +23,8 @@ const maxGuessesPerSource = 4
 
 // errBusy answers a guess over the cap. It says nothing about the account
 // or the secret, only about the address, so it is no oracle (A9).
-var errBusy = &apiError{Status: http.StatusTooManyRequests, Code: "throttled",
-	Message: "too many sign-ins from this address at once; try again in a moment", RetryAfter: 2}
+var errBusy = &api.Error{Code: api.Throttled, Message: "too many sign-ins from this address at once; try again in a moment",
+	RetryAfter: 2}
 
 // guessGate counts the guess-spending requests in flight per source.
 type guessGate struct {

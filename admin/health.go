@@ -2,44 +2,33 @@ package admin
 
 import (
 	"net/http"
+	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/postern-dev/postern/admin/api"
 )
-
-type healthResponse struct {
-	Status string `json:"status"`
-}
-
-type readyResponse struct {
-	Ready bool `json:"ready"`
-	// Store is false when the store could not be read.
-	Store bool `json:"store"`
-	// Failing names the upstreams whose last probe failed.
-	Failing []string `json:"failing"`
-}
-
-type openAPIResponse map[string]any
 
 // openRoutes need no credential: health, readiness, metrics and the API
 // document.
-func (s *Server) openRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/healthz", Access: Open, Handle: s.healthz, Out: typeOf[healthResponse](),
-			Summary: "The process is up"},
-		{Method: "GET", Path: "/readyz", Access: Open, Handle: s.readyz, Out: typeOf[readyResponse](),
+func (s *Server) openRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/healthz", Access: accessOpen, Summary: "The process is up",
+			Handle: jsonOut(func(*apiCall) (api.HealthResponse, error) { return api.HealthResponse{Status: "ok"}, nil })},
+		{Method: "GET", Path: "/readyz", Access: accessOpen,
+			Handle:  endpoint{out: reflect.TypeFor[api.ReadyResponse](), call: s.readyz},
 			Summary: "The store is readable and every upstream answered its last probe (503 otherwise)"},
-		{Method: "GET", Path: "/metrics", Access: Open, Handle: s.metrics, Produces: "text/plain",
+		{Method: "GET", Path: "/metrics", Access: accessOpen, Handle: writes(s.metrics), Produces: "text/plain",
 			Summary: "Prometheus metrics"},
-		{Method: "GET", Path: "/api/v1/openapi.json", Access: Open, Handle: s.openAPI, Out: typeOf[openAPIResponse](),
-			Summary: "This API's OpenAPI 3.1 document"},
+		{Method: "GET", Path: "/api/v1/openapi.json", Access: accessOpen, Summary: "This API's OpenAPI 3.1 document",
+			Handle: endpoint{out: reflect.TypeFor[api.OpenAPIResponse](), call: s.openAPI}},
 	}
 }
 
-func (s *Server) healthz(c *Call) (any, error) { return healthResponse{Status: "ok"}, nil }
-
-func (s *Server) readyz(c *Call) (any, error) {
-	res := readyResponse{Ready: true, Store: true, Failing: []string{}}
-	if _, err := s.store.Policy(c.R.Context()); err != nil {
+// readyz answers its document with 200, or with 503 when not ready.
+func (s *Server) readyz(c *apiCall) (any, error) {
+	res := api.ReadyResponse{Ready: true, Store: true, Failing: []string{}}
+	if _, err := s.store.Policy(c.ctx()); err != nil {
 		res.Ready, res.Store = false, false
 	}
 	if s.cfg.Ready != nil {
@@ -55,15 +44,16 @@ func (s *Server) readyz(c *Call) (any, error) {
 	return res, nil
 }
 
-func (s *Server) metrics(c *Call) (any, error) {
+func (s *Server) metrics(c *apiCall) error {
 	if s.cfg.Metrics == nil {
-		return nil, errNotFound
+		return errNotFound
 	}
 	promhttp.HandlerFor(s.cfg.Metrics, promhttp.HandlerOpts{}).ServeHTTP(c.W, c.R)
-	return handled, nil
+	return nil
 }
 
-func (s *Server) openAPI(c *Call) (any, error) {
+// openAPI serves the document built at New.
+func (s *Server) openAPI(c *apiCall) (any, error) {
 	c.W.Header().Set("Content-Type", "application/json")
 	c.W.Write(s.openapi)
 	return handled, nil

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/internal/fakeclock"
 	"github.com/postern-dev/postern/proxy"
@@ -194,9 +196,9 @@ func (r *resp) decode(t *testing.T, v any) {
 }
 
 func (r *resp) errCode() string {
-	var b errorBody
+	var b api.ErrorBody
 	json.Unmarshal(r.body, &b)
-	return b.Error.Code
+	return string(b.Error.Code)
 }
 
 // do sends one request, follows the session cookie and CSRF token, and
@@ -223,7 +225,7 @@ func (c *client) do(method, path string, body any) *resp {
 		req.Header[k] = v
 	}
 	if c.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: c.cookie})
 	}
 	if c.csrf != "" && !safeMethod(method) {
 		req.Header.Set(CSRFHeader, c.csrf)
@@ -235,7 +237,7 @@ func (c *client) do(method, path string, body any) *resp {
 	c.e.srv.Handler().ServeHTTP(rec, req)
 	r := &resp{code: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
 	for _, ck := range rec.Result().Cookies() {
-		if ck.Name == CookieName {
+		if ck.Name == cookieName {
 			c.cookie = ck.Value
 		}
 	}
@@ -247,6 +249,29 @@ func (c *client) do(method, path string, body any) *resp {
 	}
 	c.e.checkAgainstDoc(req, r)
 	return r
+}
+
+// page sends one page request as c; form is nil for a GET.
+func (c *client) page(method, path string, form url.Values, header http.Header) *httptest.ResponseRecorder {
+	c.e.t.Helper()
+	var req *http.Request
+	if form == nil {
+		req = httptest.NewRequest(method, "https://postern.test"+path, nil)
+	} else {
+		req = httptest.NewRequest(method, "https://postern.test"+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.RemoteAddr = c.remote
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if c.cookie != "" {
+		req.AddCookie(&http.Cookie{Name: cookieName, Value: c.cookie})
+	}
+	rec := httptest.NewRecorder()
+	c.e.srv.Handler().ServeHTTP(rec, req)
+	return rec
 }
 
 // checkAgainstDoc validates a real answer against the OpenAPI document
@@ -291,9 +316,9 @@ func (c *client) signIn(user, password, totpSecret string) {
 	if totpSecret == "" {
 		return
 	}
-	var st signInResponse
+	var st api.SignInResponse
 	r.decode(c.e.t, &st)
-	if st.State != StateSecondFactor {
+	if st.State != stateSecondFactor {
 		c.e.t.Fatalf("state %q, want second_factor", st.State)
 	}
 	c.must(200, "POST", "/api/v1/session/second-factor", map[string]string{"code": c.e.code(totpSecret)})

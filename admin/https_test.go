@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/certs"
 )
 
@@ -61,9 +62,9 @@ func TestHTTPSWithACookieJar(t *testing.T) {
 		return res
 	}
 	res := post("/api/v1/session", `{"username":"alice","password":"alice-password"}`, "")
-	var st signInResponse
+	var st api.SignInResponse
 	decodeBody(t, res, &st)
-	if res.StatusCode != 200 || st.State != StateSignedIn || res.Header.Get("Strict-Transport-Security") == "" {
+	if res.StatusCode != 200 || st.State != stateSignedIn || res.Header.Get("Strict-Transport-Security") == "" {
 		t.Fatalf("sign-in: %d %+v", res.StatusCode, st)
 	}
 	me, err := hc.Get(base + "/api/v1/me")

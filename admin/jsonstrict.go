@@ -3,9 +3,10 @@ package admin
 import (
 	"encoding"
 	"encoding/json"
-	"net/http"
 	"reflect"
 	"strings"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 // encoding/json matches object keys to fields without regard to case and
@@ -62,14 +63,14 @@ func checkObject(dec *json.Decoder, t reflect.Type, depth int) error {
 		}
 		key := tok.(string) // the decoder only yields strings as keys
 		if seen[key] {
-			return newError(http.StatusBadRequest, "duplicate_field", "field "+clipField(key)+" appears twice")
+			return refuse(api.DuplicateField, "field "+clipField(key)+" appears twice")
 		}
 		seen[key] = true
 		var ft reflect.Type
 		if fields != nil {
 			var ok bool
 			if ft, ok = fields[key]; !ok {
-				return newError(http.StatusBadRequest, "unknown_field", "unknown field "+clipField(`"`+key+`"`))
+				return refuse(api.UnknownField, "unknown field "+clipField(`"`+key+`"`))
 			}
 		} else {
 			ft = elemType(t)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -30,7 +31,7 @@ func TestLiveSessionsFromRegistry(t *testing.T) {
 	)
 	ops := e.tokenClient(e.token("ops", authstore.RoleAdmin, ""))
 
-	var out SessionList
+	var out api.SessionList
 	ops.must(200, "GET", "/api/v1/sessions?user=ALICE", nil).decode(t, &out)
 	if len(out.Sessions) != 2 {
 		t.Fatalf("alice's sessions: %+v", out.Sessions)
@@ -86,7 +87,7 @@ func TestAppPasswordLiveSessions(t *testing.T) {
 	)
 	counts := func(c *client, path string) map[string]int {
 		t.Helper()
-		var out appPasswordList
+		var out api.AppPasswordList
 		c.must(200, "GET", path, nil).decode(t, &out)
 		m := map[string]int{}
 		for _, ap := range out.AppPasswords {

@@ -9,13 +9,17 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/postern-dev/postern/admin/api"
 )
 
 // The OpenAPI document is built from the route table and the Go types of
 // its request and response bodies, so it cannot drift from the router.
 
 type schemaSet struct {
-	defs map[string]any
+	defs  map[string]any
+	types map[string]reflect.Type
+	err   error // two types of one name (api.X and authstore.X) would share a schema
 }
 
 var timeType = reflect.TypeFor[time.Time]()
@@ -37,6 +41,10 @@ func (s *schemaSet) schema(t reflect.Type) any {
 		return map[string]any{"type": "object", "additionalProperties": s.schema(t.Elem())}
 	case t.Kind() == reflect.Struct:
 		name := t.Name()
+		if other, ok := s.types[name]; ok && other != t && s.err == nil {
+			s.err = fmt.Errorf("schema %s: both %s and %s", name, other, t)
+		}
+		s.types[name] = t
 		if _, done := s.defs[name]; !done {
 			s.defs[name] = nil // recursion guard
 			s.defs[name] = s.object(t)
@@ -97,19 +105,19 @@ func (s *schemaSet) fields(t reflect.Type, props map[string]any, required *[]str
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
-var errorStatuses = map[Access][]int{
-	Open:       {},
-	SignIn:     {400, 401, 403, 429, 503},
-	Pending:    {400, 401, 403, 429, 503},
-	AnySession: {401, 403, 503},
-	Browser:    {400, 401, 403, 429, 503},
-	Enroll:     {400, 401, 403, 404, 409, 422, 503},
-	Self:       {400, 401, 403, 404, 409, 422, 503},
-	Admin:      {400, 401, 403, 404, 409, 422, 429, 503},
+var errorStatuses = map[access][]int{
+	accessOpen:       {},
+	accessSignIn:     {400, 401, 403, 429, 503},
+	accessPending:    {400, 401, 403, 429, 503},
+	accessAnySession: {401, 403, 503},
+	accessBrowser:    {400, 401, 403, 429, 503},
+	accessEnroll:     {400, 401, 403, 404, 409, 422, 503},
+	accessSelf:       {400, 401, 403, 404, 409, 422, 503},
+	accessAdmin:      {400, 401, 403, 404, 409, 422, 429, 503},
 }
 
 func (s *Server) openAPIDocument() ([]byte, error) {
-	set := &schemaSet{defs: map[string]any{}}
+	set := &schemaSet{defs: map[string]any{}, types: map[string]reflect.Type{}}
 	errRef := map[string]any{"$ref": "#/components/responses/Error"}
 	paths := map[string]map[string]any{}
 	for _, rt := range s.routes {
@@ -119,7 +127,7 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			"x-access":    rt.Access.String(),
 			"x-reauth":    rt.Reauth,
 		}
-		if rt.Access == Open || rt.Access == SignIn {
+		if rt.Access == accessOpen || rt.Access == accessSignIn {
 			op["security"] = []any{}
 		}
 		var params []any
@@ -132,9 +140,9 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 		if params != nil {
 			op["parameters"] = params
 		}
-		if rt.In != nil {
+		if rt.Handle.in != nil {
 			op["requestBody"] = map[string]any{"required": false, "content": map[string]any{
-				"application/json": map[string]any{"schema": set.schema(rt.In)}}}
+				"application/json": map[string]any{"schema": set.schema(rt.Handle.in)}}}
 		}
 		responses := map[string]any{}
 		status := rt.Status
@@ -145,12 +153,12 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			}
 			responses[fmt.Sprint(status)] = map[string]any{"description": rt.Summary,
 				"content": map[string]any{rt.Produces: map[string]any{"schema": map[string]any{"type": "string"}}}}
-		case rt.Out != nil:
+		case rt.Handle.out != nil:
 			if status == 0 {
 				status = http.StatusOK
 			}
 			responses[fmt.Sprint(status)] = map[string]any{"description": rt.Summary,
-				"content": map[string]any{"application/json": map[string]any{"schema": set.schema(rt.Out)}}}
+				"content": map[string]any{"application/json": map[string]any{"schema": set.schema(rt.Handle.out)}}}
 		default:
 			responses["204"] = map[string]any{"description": rt.Summary}
 		}
@@ -176,7 +184,7 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 		}
 		paths[rt.Path][strings.ToLower(rt.Method)] = op
 	}
-	errSchema := set.schema(reflect.TypeFor[errorBody]())
+	errSchema := set.schema(reflect.TypeFor[api.ErrorBody]())
 	doc := map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "postern admin API", "version": "1",
@@ -187,18 +195,21 @@ func (s *Server) openAPIDocument() ([]byte, error) {
 			"schemas": set.defs,
 			"securitySchemes": map[string]any{
 				"bearer": map[string]any{"type": "http", "scheme": "bearer", "description": "API token pst_…"},
-				"cookie": map[string]any{"type": "apiKey", "in": "cookie", "name": CookieName},
+				"cookie": map[string]any{"type": "apiKey", "in": "cookie", "name": cookieName},
 			},
 			"responses": map[string]any{"Error": map[string]any{"description": "An error",
 				"headers": map[string]any{"Retry-After": map[string]any{"description": "seconds, on 429 and 503", "schema": map[string]any{"type": "integer"}}},
 				"content": map[string]any{"application/json": map[string]any{"schema": errSchema}}}},
 		},
 	}
+	if set.err != nil {
+		return nil, set.err
+	}
 	return json.MarshalIndent(doc, "", "  ")
 }
 
 // operationID is a stable name for a route: method plus path words.
-func operationID(rt Route) string {
+func operationID(rt route) string {
 	words := []string{strings.ToLower(rt.Method)}
 	for _, part := range strings.Split(strings.TrimPrefix(rt.Path, "/api/v1"), "/") {
 		part = strings.Trim(part, "{}")

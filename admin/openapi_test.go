@@ -23,7 +23,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Errorf("openapi %q", doc.OpenAPI)
 	}
 	routed := map[string]bool{}
-	for _, rt := range e.srv.Routes() {
+	for _, rt := range e.srv.routes {
 		key := rt.Method + " " + rt.Path
 		routed[key] = true
 		item := doc.Paths.Find(rt.Path)

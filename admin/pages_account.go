@@ -2,60 +2,51 @@ package admin
 
 import (
 	"net/http"
-)
+	"net/url"
 
-func (p *Pages) accountRoutes() []pageRoute {
-	return []pageRoute{
-		{"GET /account", (*pageCall).account},
-		{"POST /account/password", (*pageCall).changePassword},
-		{"GET /account/mfa/off", (*pageCall).mfaOffConfirm},
-		{"POST /account/mfa/off", (*pageCall).mfaOff},
-	}
-}
+	"github.com/postern-dev/postern/admin/api"
+)
 
 // accountPage is the self-service page.
 type accountPage struct {
-	MFA          apiMFA
+	MFA          api.MFAResponse
 	AppPasswords appPasswordsShown
 	Activity     []activityLine
 	Scopes       []string
 }
 
 func (c *pageCall) account() {
-	if !c.signedIn() {
+	s, who := c.p.srv, c.who
+	d := accountPage{Scopes: appPasswordScopes}
+	mfa, err := s.mfaStatus(c.ctx, who, who.User)
+	var act api.EventList
+	if err == nil {
+		act, err = s.activity(c.ctx, who, url.Values{})
+	}
+	if err == nil {
+		d.AppPasswords, err = c.appPasswords(who.User)
+	}
+	if err != nil {
+		c.failed(err)
 		return
 	}
-	var d accountPage
-	var act struct {
-		Events []apiEvent `json:"events"`
-	}
-	if !c.getAll(apiGet{"/me/mfa", &d.MFA}, apiGet{"/me/activity", &act}) {
-		return
-	}
-	var err error
-	if d.AppPasswords, err = c.appPasswords("/me/app-passwords"); err != nil {
-		c.apiFailed(err)
-		return
-	}
-	d.Activity, d.Scopes = describeEvents(act.Events, 20), appPasswordScopes
+	d.MFA, d.Activity = mfa, describeEvents(act.Events, 20)
 	c.render(http.StatusOK, "account", "Your account", d)
 }
 
 func (c *pageCall) changePassword() {
-	f := c.r.PostForm
+	f := c.form
 	if f.Get("new_password") != f.Get("confirm_password") {
 		c.formError("The new password and its confirmation differ. Type the same new password twice.")
 		return
 	}
-	revoke := f.Get("revoke_app_passwords") == "on"
-	err := c.api(http.MethodPut, "/me/password", map[string]any{
-		"current_password": f.Get("current_password"), "new_password": f.Get("new_password"), "revoke_app_passwords": revoke,
-	}, nil)
-	if err != nil {
+	in := api.ChangePasswordRequest{CurrentPassword: f.Get("current_password"), NewPassword: f.Get("new_password"),
+		RevokeAppPasswords: f.Get("revoke_app_passwords") == "on"}
+	if err := c.p.srv.changePassword(c.ctx, c.who, in); err != nil {
 		c.actionFailed(err)
 		return
 	}
-	if revoke {
+	if in.RevokeAppPasswords {
 		c.done("/account", "passwordall")
 		return
 	}
@@ -63,9 +54,6 @@ func (c *pageCall) changePassword() {
 }
 
 func (c *pageCall) mfaOffConfirm() {
-	if !c.signedIn() {
-		return
-	}
 	c.render(http.StatusOK, "confirm", "Turn off two-step verification?", confirmPage{
 		Question: "Turn off two-step verification?",
 		Text:     "Signing in will need only your password. Your backup codes stop working; your app passwords keep working.",
@@ -74,7 +62,7 @@ func (c *pageCall) mfaOffConfirm() {
 }
 
 func (c *pageCall) mfaOff() {
-	if err := c.api(http.MethodDelete, "/me/mfa", nil, nil); err != nil {
+	if err := c.p.srv.disableOwnMFA(c.ctx, c.who); err != nil {
 		c.actionFailed(err)
 		return
 	}
@@ -84,9 +72,4 @@ func (c *pageCall) mfaOff() {
 // confirmPage asks before a change that cannot be undone.
 type confirmPage struct {
 	Question, Text, Action, Button, Back string
-}
-
-// formError shows a refusal the person can fix on the page they came from.
-func (c *pageCall) formError(msg string) {
-	c.fail(http.StatusUnprocessableEntity, "invalid", msg)
 }

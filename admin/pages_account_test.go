@@ -78,7 +78,7 @@ func TestAccountSaysWhyNoAppPasswordIsListed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rec := plain.page("POST", "/account/app-passwords/"+ap.ID+"/revoke", url.Values{CSRFField: {plain.csrf}}, nil); rec.Code != 303 {
+		if rec := plain.page("POST", "/account/app-passwords/"+ap.ID+"/revoke", url.Values{csrfField: {plain.csrf}}, nil); rec.Code != 303 {
 			t.Fatalf("revoke: %d %s", rec.Code, rec.Body)
 		}
 		want := map[int]string{0: "No app password is active: the one you had was revoked, so no app can sign in with it any more.",

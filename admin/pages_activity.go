@@ -55,8 +55,8 @@ func byWhom(actor, user string) string {
 }
 
 // describeEvents turns the first n events the owner has words for into
-// sentences, in the order given: the API answers newest first.
-func describeEvents(evs []apiEvent, n int) []activityLine {
+// sentences, in the order given: the audit log lists newest first.
+func describeEvents(evs []authstore.Event, n int) []activityLine {
 	var out []activityLine
 	for _, ev := range evs {
 		if len(out) == n {
@@ -69,7 +69,7 @@ func describeEvents(evs []apiEvent, n int) []activityLine {
 	return out
 }
 
-func describeEvent(e apiEvent) (activityLine, bool) {
+func describeEvent(e authstore.Event) (activityLine, bool) {
 	l := activityLine{Time: e.Time}
 	from := ""
 	if e.Source != "" {

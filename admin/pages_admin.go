@@ -4,53 +4,32 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/postern-dev/postern/admin/api"
+	"github.com/postern-dev/postern/authstore"
 )
-
-func (p *Pages) adminRoutes() []pageRoute {
-	return []pageRoute{
-		{"GET /admin", (*pageCall).console},
-		{"POST /admin/users", (*pageCall).createUser},
-		{"POST /admin/policy", (*pageCall).setPolicy},
-		{"POST /admin/sessions/{id}/end", (*pageCall).endSession},
-	}
-}
-
-// signedInAdmin is signedIn for the console: a plain user gets the
-// "not allowed" page.
-func (c *pageCall) signedInAdmin() bool {
-	if !c.signedIn() {
-		return false
-	}
-	if !isAdmin(c.me) {
-		c.fail(http.StatusForbidden, "forbidden", "")
-		return false
-	}
-	return true
-}
 
 // consolePage is the admin console's front page.
 type consolePage struct {
 	Query    string
-	Users    []apiUser
+	Users    []authstore.User
 	Total    int
-	Policy   apiPolicy
-	Sessions []apiSession
+	Policy   api.PolicyResponse
+	Sessions []api.LiveSession
 }
 
 func (c *pageCall) console() {
-	if !c.signedInAdmin() {
-		return
-	}
+	s, who := c.p.srv, c.who
 	d := consolePage{Query: strings.TrimSpace(c.r.URL.Query().Get("q"))}
-	var users struct {
-		Users []apiUser `json:"users"`
+	users, err := s.listUsers(c.ctx, who)
+	if err == nil {
+		d.Policy, err = s.policy(c.ctx, who)
 	}
-	var sessions SessionList
-	if !c.getAll(apiGet{"/users", &users}, apiGet{"/policy", &d.Policy}, apiGet{"/sessions", &sessions}) {
+	if err != nil {
+		c.failed(err)
 		return
 	}
-	d.Total, d.Sessions = len(users.Users), sessions.Sessions
+	d.Total, d.Sessions = len(users.Users), s.liveSessions(who, "").Sessions
 	q := strings.ToLower(d.Query)
 	for _, u := range users.Users {
 		if q == "" || strings.Contains(strings.ToLower(u.Name+" "+u.Display+" "+u.Email), q) {
@@ -60,22 +39,12 @@ func (c *pageCall) console() {
 	c.render(http.StatusOK, "admin", "Admin console", d)
 }
 
-// createdUser is a new account, with its generated password if any.
-type createdUser struct {
-	User     apiUser `json:"user"`
-	Password string  `json:"password"`
-}
-
 func (c *pageCall) createUser() {
-	f := c.r.PostForm
-	in := map[string]any{"username": f.Get("username")}
-	for _, k := range []string{"display_name", "email", "role", "password"} {
-		if v := f.Get(k); v != "" {
-			in[k] = v
-		}
-	}
-	var out createdUser
-	if err := c.api(http.MethodPost, "/users", in, &out); err != nil {
+	f := c.form
+	in := api.NewUserRequest{Username: f.Get("username"), DisplayName: f.Get("display_name"), Email: f.Get("email"),
+		Role: authstore.Role(f.Get("role")), Password: f.Get("password")}
+	out, err := c.p.srv.createUser(c.ctx, c.who, in)
+	if err != nil {
 		c.actionFailed(err)
 		return
 	}
@@ -83,22 +52,21 @@ func (c *pageCall) createUser() {
 		c.done("/admin/users/"+url.PathEscape(out.User.Name), "user")
 		return
 	}
-	c.signedIn()
 	c.render(http.StatusOK, "admin-user-created", "User created", out)
 }
 
 func (c *pageCall) setPolicy() {
-	f := c.r.PostForm
-	in := map[string]any{"mfa_required": f.Get("mfa_required") == "on"}
-	if g := f.Get("grace_until"); g != "" && f.Get("mfa_required") == "on" {
-		day, err := time.Parse(time.DateOnly, g)
+	f := c.form
+	in := api.PolicyRequest{MFARequired: f.Get("mfa_required") == "on"}
+	if g := f.Get("grace_until"); g != "" && in.MFARequired {
+		day, err := endOfDay(g)
 		if err != nil {
 			c.formError("The grace date is not a date (use the date picker, or YYYY-MM-DD).")
 			return
 		}
-		in["grace_until"] = day.Add(24 * time.Hour).UTC().Format(time.RFC3339)
+		in.GraceUntil = &day
 	}
-	if err := c.api(http.MethodPut, "/policy", in, nil); err != nil {
+	if _, err := c.p.srv.setPolicy(c.ctx, c.who, in); err != nil {
 		c.actionFailed(err)
 		return
 	}
@@ -106,12 +74,12 @@ func (c *pageCall) setPolicy() {
 }
 
 func (c *pageCall) endSession() {
-	if err := c.api(http.MethodDelete, "/sessions/"+url.PathEscape(c.r.PathValue("id")), nil, nil); err != nil {
+	if err := c.p.srv.endLiveSession(c.ctx, c.who, c.param("id")); err != nil {
 		c.actionFailed(err)
 		return
 	}
 	back := "/admin"
-	if u := c.r.PostFormValue("user"); u != "" && c.r.PostFormValue("from") == "admin-user" {
+	if u := c.form.Get("user"); u != "" && c.form.Get("from") == "admin-user" {
 		back = "/admin/users/" + url.PathEscape(u)
 	}
 	c.done(back, "ended")

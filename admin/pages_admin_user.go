@@ -1,37 +1,22 @@
 package admin
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
-func (p *Pages) adminUserRoutes() []pageRoute {
-	return []pageRoute{
-		{"GET /admin/users/{user}", (*pageCall).adminUser},
-		{"POST /admin/users/{user}/disable", func(c *pageCall) { c.patchUser(map[string]any{"disabled": true}) }},
-		{"POST /admin/users/{user}/enable", func(c *pageCall) { c.patchUser(map[string]any{"disabled": false}) }},
-		{"GET /admin/users/{user}/delete", (*pageCall).deleteUserConfirm},
-		{"POST /admin/users/{user}/delete", (*pageCall).deleteUser},
-		{"POST /admin/users/{user}/password", (*pageCall).setUserPassword},
-		{"POST /admin/users/{user}/mfa/reset", func(c *pageCall) { c.userAction(http.MethodPost, "/mfa/reset", "mfareset") }},
-		{"POST /admin/users/{user}/mfa/off", func(c *pageCall) { c.userAction(http.MethodDelete, "/mfa", "mfaoff") }},
-		{"POST /admin/users/{user}/code", (*pageCall).issueCode},
-		{"POST /admin/users/{user}/app-passwords/{id}/revoke", func(c *pageCall) {
-			c.userAction(http.MethodDelete, "/app-passwords/"+url.PathEscape(c.r.PathValue("id")), "revoked")
-		}},
-	}
-}
-
 // userPage is one user in the console.
 type userPage struct {
-	User         apiUser
-	MFA          apiMFA
+	User         authstore.User
+	MFA          api.MFAResponse
 	AppPasswords appPasswordsShown
-	Sessions     []apiSession
+	Sessions     []api.LiveSession
 	CodeTTLs     []codeTTL // how long a one-time code may stay valid
 }
 
@@ -40,8 +25,8 @@ type userPage struct {
 type codeTTL struct{ Value, Label string }
 
 // codeTTLs are the choices the console offers, the standard time first.
-func (p *Pages) codeTTLs() []codeTTL {
-	std := p.cfg.AdminCodeTTL
+func (p *webPages) codeTTLs() []codeTTL {
+	std := p.srv.cfg.AdminCodeTTL
 	if std <= 0 {
 		std = authstore.DefaultAdminCodeTTL
 	}
@@ -77,33 +62,35 @@ func spellTTL(d time.Duration) string {
 	return fmt.Sprintf("%d %ss", n, unit)
 }
 
-// userPath is the API path of the user the page is about.
-func (c *pageCall) userPath() string { return "/users/" + url.PathEscape(c.r.PathValue("user")) }
+// user is the user the page is about, as the path names them.
+func (c *pageCall) user() string { return c.param("user") }
 
 // userPagePath is the console page of that user.
-func (c *pageCall) userPagePath() string { return "/admin" + c.userPath() }
+func (c *pageCall) userPagePath() string { return "/admin/users/" + url.PathEscape(c.user()) }
 
 func (c *pageCall) adminUser() {
-	if !c.signedInAdmin() {
-		return
-	}
+	s, who := c.p.srv, c.who
 	var d userPage
-	var sessions SessionList
-	if !c.getAll(apiGet{c.userPath(), &d.User}, apiGet{c.userPath() + "/mfa", &d.MFA},
-		apiGet{"/sessions?user=" + url.QueryEscape(c.r.PathValue("user")), &sessions}) {
-		return
-	}
 	var err error
-	if d.AppPasswords, err = c.appPasswords(c.userPath() + "/app-passwords"); err != nil {
-		c.apiFailed(err)
+	if d.User, err = s.getUser(c.ctx, who, c.user()); err == nil {
+		d.MFA, err = s.mfaStatus(c.ctx, who, c.user())
+	}
+	if err == nil {
+		d.AppPasswords, err = c.appPasswords(c.user())
+	}
+	if err != nil {
+		c.failed(err)
 		return
 	}
-	d.Sessions, d.CodeTTLs = sessions.Sessions, c.p.codeTTLs()
+	d.Sessions, d.CodeTTLs = s.liveSessions(who, c.user()).Sessions, c.p.codeTTLs()
 	c.render(http.StatusOK, "admin-user", d.User.Name, d)
 }
 
-func (c *pageCall) patchUser(in map[string]any) {
-	if err := c.api(http.MethodPatch, c.userPath(), in, nil); err != nil {
+func (c *pageCall) disableUser() { c.setDisabled(true) }
+func (c *pageCall) enableUser()  { c.setDisabled(false) }
+
+func (c *pageCall) setDisabled(disabled bool) {
+	if _, err := c.p.srv.updateUser(c.ctx, c.who, c.user(), api.UpdateUserRequest{Disabled: &disabled}); err != nil {
 		c.actionFailed(err)
 		return
 	}
@@ -111,19 +98,25 @@ func (c *pageCall) patchUser(in map[string]any) {
 }
 
 // userAction runs one change on the user and returns to the user's page.
-func (c *pageCall) userAction(method, sub, flash string) {
-	if err := c.api(method, c.userPath()+sub, nil, nil); err != nil {
+func (c *pageCall) userAction(op func(ctx context.Context, who *principal, user string) error, flash string) {
+	if err := op(c.ctx, c.who, c.user()); err != nil {
 		c.actionFailed(err)
 		return
 	}
 	c.done(c.userPagePath(), flash)
 }
 
+func (c *pageCall) resetUserMFA()   { c.userAction(c.p.srv.resetMFA, "mfareset") }
+func (c *pageCall) disableUserMFA() { c.userAction(c.p.srv.disableUserMFA, "mfaoff") }
+
+func (c *pageCall) revokeUserAppPassword() {
+	c.userAction(func(ctx context.Context, who *principal, user string) error {
+		return c.p.srv.revokeAppPassword(ctx, who, user, c.param("id"))
+	}, "revoked")
+}
+
 func (c *pageCall) deleteUserConfirm() {
-	if !c.signedInAdmin() {
-		return
-	}
-	name := c.r.PathValue("user")
+	name := c.user()
 	c.render(http.StatusOK, "confirm", "Delete this user?", confirmPage{
 		Question: "Delete the user “" + name + "”?",
 		Text:     "Their sessions end now, and their app passwords, two-step verification and backup codes are removed. This cannot be undone.",
@@ -132,7 +125,7 @@ func (c *pageCall) deleteUserConfirm() {
 }
 
 func (c *pageCall) deleteUser() {
-	if err := c.api(http.MethodDelete, c.userPath(), nil, nil); err != nil {
+	if err := c.p.srv.deleteUser(c.ctx, c.who, c.user()); err != nil {
 		c.actionFailed(err)
 		return
 	}
@@ -140,33 +133,24 @@ func (c *pageCall) deleteUser() {
 }
 
 func (c *pageCall) setUserPassword() {
-	f := c.r.PostForm
-	in := map[string]any{"password": f.Get("password"), "revoke_app_passwords": f.Get("revoke_app_passwords") == "on"}
-	if err := c.api(http.MethodPut, c.userPath()+"/password", in, nil); err != nil {
-		c.actionFailed(err)
-		return
-	}
-	c.done(c.userPagePath(), "userpassword")
+	in := api.SetPasswordRequest{Password: c.form.Get("password"), RevokeAppPasswords: c.form.Get("revoke_app_passwords") == "on"}
+	c.userAction(func(ctx context.Context, who *principal, user string) error {
+		return c.p.srv.setPassword(ctx, who, user, in)
+	}, "userpassword")
 }
 
 // issuedCode is an admin-issued one-time code, shown once.
 type issuedCode struct {
-	User      string    `json:"-"`
-	Code      string    `json:"code"`
-	ExpiresAt time.Time `json:"expires_at"`
+	api.AdminCodeResponse
+	User string
 }
 
 func (c *pageCall) issueCode() {
-	var out issuedCode
-	in := map[string]any{}
-	if ttl := c.r.PostForm.Get("ttl"); ttl != "" {
-		in["ttl"] = ttl // the API checks it
-	}
-	if err := c.api(http.MethodPost, c.userPath()+"/backup-code", in, &out); err != nil {
+	// The operation checks the ttl the form chose.
+	out, err := c.p.srv.issueAdminCode(c.ctx, c.who, c.user(), api.AdminCodeRequest{TTL: c.form.Get("ttl")})
+	if err != nil {
 		c.actionFailed(err)
 		return
 	}
-	c.signedIn()
-	out.User = c.r.PathValue("user")
-	c.render(http.StatusOK, "admin-code", "One-time code", out)
+	c.render(http.StatusOK, "admin-code", "One-time code", issuedCode{out, c.user()})
 }

@@ -4,111 +4,102 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-)
 
-func (p *Pages) appPasswordRoutes() []pageRoute {
-	return []pageRoute{
-		{"POST /account/app-passwords", (*pageCall).createAppPassword},
-		{"GET /account/app-passwords/{id}/revoke", (*pageCall).revokeAppPasswordConfirm},
-		{"POST /account/app-passwords/{id}/revoke", (*pageCall).revokeAppPassword},
-	}
-}
+	"github.com/postern-dev/postern/admin/api"
+	"github.com/postern-dev/postern/authstore"
+)
 
 // appPasswordScopes are the protocols an app password may be limited to.
 var appPasswordScopes = []string{"imap", "pop3", "caldav", "carddav"}
 
-// newAppPassword is a created app password, shown once.
+// newAppPassword is a created app password, shown once with the settings
+// an app needs.
 type newAppPassword struct {
-	AppPassword apiAppPassword `json:"app_password"`
-	Secret      string         `json:"secret"`
-	Username    string         `json:"-"`
-	Mail        []MailSetting  `json:"-"`
+	api.NewAppPasswordResponse
+	Username string
+	Mail     []MailSetting
 }
 
-// appPasswordRequest is the create form as the API takes it.
-func appPasswordRequest(f url.Values) (map[string]any, string) {
-	in := map[string]any{"name": f.Get("name")}
+// appPasswordRequest is the create form as the operation takes it; msg
+// says what is wrong with the form.
+func appPasswordRequest(f url.Values) (in api.NewAppPasswordRequest, msg string) {
+	in.Name = f.Get("name")
 	if scopes := f["scope"]; len(scopes) > 0 && len(scopes) < len(appPasswordScopes) {
-		in["scopes"] = scopes
+		for _, s := range scopes {
+			in.Scopes = append(in.Scopes, authstore.Protocol(s))
+		}
 	}
 	if exp := f.Get("expires"); exp != "" {
-		day, err := time.Parse(time.DateOnly, exp)
+		day, err := endOfDay(exp)
 		if err != nil {
-			return nil, "The expiry date is not a date. Leave it empty for an app password that does not expire."
+			return in, "The expiry date is not a date. Leave it empty for an app password that does not expire."
 		}
-		in["expires_at"] = day.Add(24 * time.Hour).UTC().Format(time.RFC3339)
+		in.ExpiresAt = &day
 	}
 	return in, ""
 }
 
+// endOfDay is the end of a date a form's date field gives (YYYY-MM-DD),
+// in UTC.
+func endOfDay(date string) (time.Time, error) {
+	day, err := time.Parse(time.DateOnly, date)
+	return day.Add(24 * time.Hour).UTC(), err
+}
+
 func (c *pageCall) createAppPassword() {
-	in, msg := appPasswordRequest(c.r.PostForm)
+	in, msg := appPasswordRequest(c.form)
 	if msg != "" {
 		c.formError(msg)
 		return
 	}
-	var out newAppPassword
-	if err := c.api(http.MethodPost, "/me/app-passwords", in, &out); err != nil {
+	out, err := c.p.srv.createAppPassword(c.ctx, c.who, c.who.User, in)
+	if err != nil {
 		c.actionFailed(err)
 		return
 	}
-	c.signedIn()
-	out.Username, out.Mail = c.me.Name, c.p.cfg.Mail
-	c.render(http.StatusOK, "app-password-new", "Your new app password", out)
-}
-
-// appPasswordByID finds one of the signed-in user's app passwords.
-func (c *pageCall) appPasswordByID(id string) (apiAppPassword, bool) {
-	aps, err := c.appPasswords("/me/app-passwords")
-	if err != nil {
-		c.apiFailed(err)
-		return apiAppPassword{}, false
-	}
-	for _, ap := range aps.Active {
-		if ap.ID == id {
-			return ap, true
-		}
-	}
-	c.fail(http.StatusNotFound, "notfound", "")
-	return apiAppPassword{}, false
+	c.render(http.StatusOK, "app-password-new", "Your new app password", newAppPassword{out, c.who.User, c.p.mail})
 }
 
 func (c *pageCall) revokeAppPasswordConfirm() {
-	if !c.signedIn() {
+	aps, err := c.appPasswords(c.who.User)
+	if err != nil {
+		c.failed(err)
 		return
 	}
-	ap, ok := c.appPasswordByID(c.r.PathValue("id"))
-	if !ok {
-		return
+	for _, ap := range aps.Active {
+		if ap.ID == c.param("id") {
+			c.render(http.StatusOK, "confirm", "Revoke this app password?", confirmPage{
+				Question: "Revoke the app password “" + ap.Name + "”?",
+				Text:     "Apps using it are signed out now and can no longer sign in with it. This cannot be undone.",
+				Action:   "/account/app-passwords/" + url.PathEscape(ap.ID) + "/revoke", Button: "Revoke", Back: "/account",
+			})
+			return
+		}
 	}
-	c.render(http.StatusOK, "confirm", "Revoke this app password?", confirmPage{
-		Question: "Revoke the app password “" + ap.Name + "”?",
-		Text:     "Apps using it are signed out now and can no longer sign in with it. This cannot be undone.",
-		Action:   "/account/app-passwords/" + url.PathEscape(ap.ID) + "/revoke", Button: "Revoke", Back: "/account",
-	})
+	c.fail(http.StatusNotFound, "notfound", "")
 }
 
 func (c *pageCall) revokeAppPassword() {
-	if err := c.api(http.MethodDelete, "/me/app-passwords/"+url.PathEscape(c.r.PathValue("id")), nil, nil); err != nil {
+	if err := c.p.srv.revokeAppPassword(c.ctx, c.who, c.who.User, c.param("id")); err != nil {
 		c.actionFailed(err)
 		return
 	}
 	c.done("/account", "revoked")
 }
 
-// appPasswordsShown are the app passwords of /me or of a user as the pages
-// show them: those not revoked, each with how many live sessions use it,
-// and how many were revoked (so that an empty list says why).
+// appPasswordsShown are the app passwords of a user as the pages show
+// them: those not revoked, each with how many live sessions use it, and
+// how many were revoked (so that an empty list says why).
 type appPasswordsShown struct {
-	Active  []apiAppPassword
+	Active  []api.AppPasswordInfo
 	Revoked int
 }
 
-// appPasswords reads the app passwords at an API path.
-func (c *pageCall) appPasswords(path string) (appPasswordsShown, error) {
-	var aps appPasswordList
+// appPasswords reads user's app passwords.
+func (c *pageCall) appPasswords(user string) (appPasswordsShown, error) {
 	var out appPasswordsShown
-	if err := c.api(http.MethodGet, path, nil, &aps); err != nil {
+	aps, err := c.p.srv.listAppPasswords(c.ctx, c.who, user)
+	if err != nil {
 		return out, err
 	}
 	for _, ap := range aps.AppPasswords {

@@ -5,17 +5,10 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-)
 
-func (p *Pages) auditRoutes() []pageRoute {
-	return []pageRoute{
-		{"GET /admin/audit", (*pageCall).audit},
-		{"GET /admin/audit/export", (*pageCall).auditExport},
-		{"GET /admin/tokens", (*pageCall).tokens},
-		{"POST /admin/tokens", (*pageCall).createToken},
-		{"POST /admin/tokens/{id}/revoke", (*pageCall).revokeToken},
-	}
-}
+	"github.com/postern-dev/postern/admin/api"
+	"github.com/postern-dev/postern/authstore"
+)
 
 // auditFilters are the query parameters the audit page passes on.
 var auditFilters = []string{"user", "kind", "result", "since", "until", "cursor"}
@@ -23,7 +16,7 @@ var auditFilters = []string{"user", "kind", "result", "since", "until", "cursor"
 // auditPage is one page of the audit log.
 type auditPage struct {
 	Filter map[string]string
-	Events []apiEvent
+	Events []authstore.Event
 	Next   template.URL // the next page, "" at the end
 	Export template.URL // the export of the filtered log
 }
@@ -43,8 +36,8 @@ func auditFilterQuery(q url.Values, cursor string) url.Values {
 	return out
 }
 
-// auditAPIQuery is the filter as the API takes it: the form's days become
-// RFC 3339 times, "until" a day including its whole.
+// auditAPIQuery is the filter as the audit query takes it: the form's
+// days become RFC 3339 times, "until" a day including its whole.
 func auditAPIQuery(q url.Values, cursor string) url.Values {
 	out := auditFilterQuery(q, cursor)
 	for k, add := range map[string]time.Duration{"since": 0, "until": 24 * time.Hour} {
@@ -56,22 +49,16 @@ func auditAPIQuery(q url.Values, cursor string) url.Values {
 }
 
 func (c *pageCall) audit() {
-	if !c.signedInAdmin() {
-		return
-	}
 	q := c.r.URL.Query()
 	d := auditPage{Filter: map[string]string{}}
 	for _, k := range auditFilters {
 		d.Filter[k] = q.Get(k)
 	}
-	api := auditAPIQuery(q, q.Get("cursor"))
-	api.Set("limit", "50")
-	var out struct {
-		Events     []apiEvent `json:"events"`
-		NextCursor string     `json:"next_cursor"`
-	}
-	if err := c.api(http.MethodGet, "/audit?"+api.Encode(), nil, &out); err != nil {
-		c.apiFailed(err)
+	query := auditAPIQuery(q, q.Get("cursor"))
+	query.Set("limit", "50")
+	out, err := c.p.srv.listAudit(c.ctx, c.who, query)
+	if err != nil {
+		c.failed(err)
 		return
 	}
 	d.Events = out.Events
@@ -83,39 +70,26 @@ func (c *pageCall) audit() {
 }
 
 func (c *pageCall) auditExport() {
-	if !c.signedInAdmin() {
+	evs, err := c.p.srv.exportAudit(c.ctx, c.who, auditAPIQuery(c.r.URL.Query(), ""))
+	if err != nil {
+		c.failed(err)
 		return
 	}
-	var data []byte
-	if err := c.api(http.MethodGet, "/audit/export?"+auditAPIQuery(c.r.URL.Query(), "").Encode(), nil, &data); err != nil {
-		c.apiFailed(err)
-		return
-	}
-	c.w.Header().Set("Content-Type", "application/x-ndjson")
 	c.w.Header().Set("Content-Disposition", `attachment; filename="postern-audit.jsonl"`)
-	c.w.Write(data)
+	writeJSONLines(c.w, evs)
 }
 
 // tokensPage lists the API tokens, with a new one's secret shown once.
 type tokensPage struct {
-	Tokens []apiToken
-	New    *apiToken
+	Tokens []authstore.Token
+	New    *authstore.Token
 	Secret string
 }
 
-func (c *pageCall) tokens() {
-	if !c.signedInAdmin() {
-		return
-	}
-	c.renderTokens(tokensPage{})
-}
-
 func (c *pageCall) renderTokens(d tokensPage) {
-	var out struct {
-		Tokens []apiToken `json:"tokens"`
-	}
-	if err := c.api(http.MethodGet, "/tokens", nil, &out); err != nil {
-		c.apiFailed(err)
+	out, err := c.p.srv.listTokens(c.ctx, c.who)
+	if err != nil {
+		c.failed(err)
 		return
 	}
 	d.Tokens = out.Tokens
@@ -123,27 +97,18 @@ func (c *pageCall) renderTokens(d tokensPage) {
 }
 
 func (c *pageCall) createToken() {
-	f := c.r.PostForm
-	in := map[string]any{"name": f.Get("name"), "role": f.Get("role")}
-	if u := f.Get("user"); u != "" {
-		in["user"] = u
-	}
-	var out struct {
-		Token  apiToken `json:"token"`
-		Secret string   `json:"secret"`
-	}
-	if err := c.api(http.MethodPost, "/tokens", in, &out); err != nil {
+	f := c.form
+	in := api.NewTokenRequest{Name: f.Get("name"), Role: authstore.Role(f.Get("role")), User: f.Get("user")}
+	out, err := c.p.srv.createToken(c.ctx, c.who, in)
+	if err != nil {
 		c.actionFailed(err)
-		return
-	}
-	if !c.signedInAdmin() {
 		return
 	}
 	c.renderTokens(tokensPage{New: &out.Token, Secret: out.Secret})
 }
 
 func (c *pageCall) revokeToken() {
-	if err := c.api(http.MethodDelete, "/tokens/"+url.PathEscape(c.r.PathValue("id")), nil, nil); err != nil {
+	if err := c.p.srv.revokeToken(c.ctx, c.who, c.param("id")); err != nil {
 		c.actionFailed(err)
 		return
 	}

@@ -5,13 +5,6 @@ import (
 	"strings"
 )
 
-func (p *Pages) backupCodeRoutes() []pageRoute {
-	return []pageRoute{
-		{"POST /account/backup-codes", (*pageCall).backupGenerate},
-		{"POST /account/backup-codes.txt", (*pageCall).backupDownload},
-	}
-}
-
 // backupCodes is a set of codes shown once.
 type backupCodes struct {
 	Codes []string
@@ -19,14 +12,11 @@ type backupCodes struct {
 }
 
 func (c *pageCall) backupGenerate() {
-	var out struct {
-		BackupCodes []string `json:"backup_codes"`
-	}
-	if err := c.api(http.MethodPost, "/me/backup-codes", nil, &out); err != nil {
+	out, err := c.p.srv.newBackupCodes(c.ctx, c.who)
+	if err != nil {
 		c.actionFailed(err)
 		return
 	}
-	c.signedIn()
 	c.render(http.StatusOK, "backup-codes", "Your new backup codes", backupCodes{Codes: out.BackupCodes})
 }
 
@@ -37,7 +27,7 @@ func (c *pageCall) backupDownload() {
 	var b strings.Builder
 	b.WriteString("postern backup codes: each works once, in place of a code from your authenticator app.\n\n")
 	n := 0
-	for _, code := range c.r.PostForm["code"] {
+	for _, code := range c.form["code"] {
 		if code == "" || len(code) > 20 || strings.Trim(code, "0123456789 ") != "" {
 			c.fail(http.StatusBadRequest, "invalid", "The codes to download are not backup codes.")
 			return

@@ -1,168 +1,114 @@
 package admin
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
+	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+
+	"github.com/postern-dev/postern/admin/api"
+	"github.com/postern-dev/postern/authstore"
 )
 
 // pageCall is one page request: the browser's request, the answer being
-// written, and the API session cookies as they change during the request
-// (sign-in and re-verification rotate them).
+// written, and the caller as its page route admitted it.
 type pageCall struct {
-	p        *Pages
-	w        http.ResponseWriter
-	r        *http.Request
-	cookies  map[string]string
-	me       *apiUser
-	flash    string
-	errMsg   string
-	formCSRF string
+	p    *webPages
+	w    http.ResponseWriter
+	r    *http.Request
+	ctx  context.Context // r's, with the caller as the audit actor once admitted
+	path string          // the page's escaped path: the action a re-verification completes
+	uri  string          // the page's path and query
+	form url.Values      // the POST form
+	// params are the path's wildcards when the call is a replayed action;
+	// nil: the request's own.
+	params  map[string]string
+	who     *principal      // the caller; without a credential on open pages
+	me      *authstore.User // the signed-in user, for the layout; nil before sign-in
+	flash   string
+	errMsg  string
+	release func() // frees the guess slot the admission took
 }
 
-func (p *Pages) newCall(w http.ResponseWriter, r *http.Request) *pageCall {
-	c := &pageCall{p: p, w: w, r: r, cookies: map[string]string{}}
-	if r.Method == http.MethodPost && r.PostForm == nil {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+func (p *webPages) newCall(w http.ResponseWriter, r *http.Request) *pageCall {
+	c := &pageCall{p: p, w: w, r: r, ctx: r.Context(), path: r.URL.EscapedPath(), uri: r.URL.RequestURI(),
+		who: p.srv.anonymous(r), release: func() {}}
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		r.ParseForm() // a malformed body leaves the form empty, which every handler refuses
-	}
-	for _, ck := range r.Cookies() {
-		c.cookies[ck.Name] = ck.Value
+		c.form = r.PostForm
 	}
 	c.flash = flashes[r.URL.Query().Get("done")]
 	return c
 }
 
-// apiAnswer is what the API answered one in-process call.
-type apiAnswer struct {
-	status int
-	header http.Header
-	body   bytes.Buffer
-}
-
-func (a *apiAnswer) Header() http.Header         { return a.header }
-func (a *apiAnswer) Write(p []byte) (int, error) { return a.body.Write(p) }
-func (a *apiAnswer) WriteHeader(status int) {
-	if a.status == 0 {
-		a.status = status
+// serve admits the call through its route's declaration, then runs the
+// page. who, when not nil, is the caller already known (a replayed
+// action); otherwise the request's cookie names it.
+func (c *pageCall) serve(rt *pageRoute, who *principal) {
+	resolve := c.p.srv.pagePrincipal
+	if who != nil {
+		resolve = func(*http.Request) (*principal, error) { return who, nil }
 	}
-}
-
-// errorCode is the API's error code of err, "" when err is no API answer.
-func errorCode(err error) string {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae.Code
-	}
-	return ""
-}
-
-// api calls the JSON API as the browser would, decoding a 2xx answer into
-// out (when not nil); any other answer is an *apiError.
-func (c *pageCall) api(method, path string, in, out any) error {
-	var body io.Reader = http.NoBody
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(c.r.Context(), method, "/api/v1"+path, body)
+	p, ctx, release, err := c.p.srv.admit(rt.as, c.r, resolve, func() string { return c.form.Get(csrfField) })
+	c.as(p)
 	if err != nil {
-		return err
-	}
-	req.RemoteAddr, req.TLS, req.Host = c.r.RemoteAddr, c.r.TLS, c.r.Host
-	for _, h := range []string{"Origin", "Sec-Fetch-Site", "User-Agent", "X-Forwarded-For"} {
-		if v := c.r.Header.Get(h); v != "" {
-			req.Header.Set(h, v)
+		switch {
+		case rt.refused != nil:
+			rt.refused(c, err)
+		case c.r.Method == http.MethodPost:
+			c.actionFailed(err)
+		default:
+			c.failed(err)
 		}
+		return
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if tok := c.csrfFromForm(); tok != "" {
-		req.Header.Set(csrfHeader, tok)
-	}
-	for name, value := range c.cookies {
-		req.AddCookie(&http.Cookie{Name: name, Value: value})
-	}
-	ans := &apiAnswer{header: http.Header{}}
-	c.p.cfg.API.ServeHTTP(ans, req)
-	if ans.status == 0 {
-		ans.status = http.StatusOK
-	}
-	c.takeCookies(ans.header)
-	if ans.status >= 300 {
-		ae := &apiError{Status: ans.status}
-		ae.RetryAfter, _ = strconv.Atoi(ans.header.Get("Retry-After"))
-		var body errorBody
-		if json.Unmarshal(ans.body.Bytes(), &body) == nil {
-			ae.Code, ae.Message = body.Error.Code, body.Error.Message
-		}
-		return ae
-	}
-	if out == nil || ans.body.Len() == 0 {
-		return nil
-	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw = bytes.Clone(ans.body.Bytes())
-		return nil
-	}
-	return json.Unmarshal(ans.body.Bytes(), out)
+	c.ctx, c.release = ctx, release
+	defer c.endGuess()
+	rt.handle(c)
 }
 
-// apiGet is one GET whose answer a page shows.
-type apiGet struct {
-	path string
-	out  any
-}
-
-// getAll makes the GETs a page shows; on a refusal it renders the answer
-// and reports false.
-func (c *pageCall) getAll(gets ...apiGet) bool {
-	for _, g := range gets {
-		if err := c.api(http.MethodGet, g.path, nil, g.out); err != nil {
-			c.apiFailed(err)
-			return false
-		}
-	}
-	return true
-}
-
-// takeCookies passes the API's cookies on to the browser and uses them for
-// the rest of this request.
-func (c *pageCall) takeCookies(h http.Header) {
-	for _, line := range h.Values("Set-Cookie") {
-		c.w.Header().Add("Set-Cookie", line)
-		ck, err := http.ParseSetCookie(line)
-		if err != nil {
-			continue
-		}
-		if ck.MaxAge < 0 || ck.Value == "" {
-			delete(c.cookies, ck.Name)
-		} else {
-			c.cookies[ck.Name] = ck.Value
-		}
+// as makes who the caller the page acts for and shows: a signed-in
+// session gets the navigation.
+func (c *pageCall) as(who *principal) {
+	c.who, c.me = who, nil
+	if who.Session != nil && who.Session.State != stateSecondFactor {
+		c.me = &who.account
 	}
 }
 
-// csrfFromForm is the CSRF token the page's form carried.
-func (c *pageCall) csrfFromForm() string {
-	if c.formCSRF != "" {
-		return c.formCSRF
+// endGuess frees the admission's guess slot before the request ends.
+func (c *pageCall) endGuess() {
+	c.release()
+	c.release = func() {}
+}
+
+// param is a wildcard of the page's path.
+func (c *pageCall) param(name string) string {
+	if c.params != nil {
+		return c.params[name]
 	}
-	if c.r.Method == http.MethodPost {
-		return c.r.PostFormValue(CSRFField)
+	return c.r.PathValue(name)
+}
+
+// csrf is the CSRF token the forms of this page carry: the caller's
+// session's, which changes when a sign-in step or a re-verification
+// rotates it. An open page looks the cookie's session up without
+// counting it as activity.
+func (c *pageCall) csrf() string {
+	if c.who.Session != nil {
+		return c.who.Session.CSRF
 	}
-	return ""
+	id := sessionCookie(c.r)
+	if len(id) != sessionIDLen {
+		return ""
+	}
+	ws, err := c.p.srv.store.GetWebSession(c.ctx, id)
+	if err != nil {
+		return ""
+	}
+	return ws.CSRF
 }
 
 // redirect sends the browser to a page with 303 (after a POST, a GET).
@@ -179,52 +125,64 @@ func (c *pageCall) done(path, flash string) {
 	c.redirect(path + sep + "done=" + url.QueryEscape(flash))
 }
 
-// signedIn loads the signed-in user, or sends the browser to sign in and
-// reports false.
-func (c *pageCall) signedIn() bool {
-	var me apiUser
-	if err := c.api(http.MethodGet, "/me", nil, &me); err != nil {
-		c.apiFailed(err)
-		return false
-	}
-	c.me = &me
-	return true
-}
-
-// apiFailed turns an API refusal into the page that says what to do.
-func (c *pageCall) apiFailed(err error) {
-	var ae *apiError
-	if !errors.As(err, &ae) {
-		c.p.log.Error("page: API call", "path", c.r.URL.Path, "err", err)
-		c.fail(http.StatusInternalServerError, "internal", "")
+// actionFailed handles a refused action: a re-verification prompt when the
+// declaration asks for one, otherwise the error page.
+func (c *pageCall) actionFailed(err error) {
+	if codeOf(err) != api.ReauthRequired {
+		c.failed(err)
 		return
 	}
-	switch {
-	case ae.Status == http.StatusUnauthorized:
+	c.askReauth(c.path, c.form, http.StatusForbidden)
+}
+
+// failed turns a refusal into the page that says what to do, by its code.
+func (c *pageCall) failed(err error) {
+	ae := asAPIError(err)
+	switch ae.Code {
+	case api.Unauthenticated:
 		if c.r.Method == http.MethodGet {
-			c.redirect("/login?next=" + url.QueryEscape(c.r.URL.RequestURI()))
+			c.redirect("/login?next=" + url.QueryEscape(c.uri))
 		} else {
 			c.done("/login", "expired")
 		}
-	case ae.Status == http.StatusForbidden && ae.Message == errEnrollFirst.Message:
+	case codeEnrollFirst:
 		c.redirect("/enroll")
-	case ae.Code == "csrf":
+	case api.CSRF:
 		c.fail(http.StatusForbidden, "csrf", "")
-	case ae.Status == http.StatusForbidden && ae.Code != "reauth_required":
+	case api.Forbidden:
 		c.fail(http.StatusForbidden, "forbidden", "")
-	case ae.Status == http.StatusTooManyRequests:
+	case api.Throttled:
 		wait := ""
 		if ae.RetryAfter > 0 {
 			wait = fmt.Sprintf("Try again in %d seconds.", ae.RetryAfter)
 		}
 		c.fail(http.StatusTooManyRequests, "throttled", wait)
-	case ae.Status == http.StatusNotFound:
+	case api.NotFound:
 		c.fail(http.StatusNotFound, "notfound", "")
-	case ae.Status >= 500:
+	case api.Unavailable:
+		c.p.log.Error("page request failed", "path", c.r.URL.Path, "err", err)
 		c.fail(http.StatusServiceUnavailable, "unavailable", "")
 	default:
 		c.fail(http.StatusBadRequest, "invalid", ae.Message)
 	}
+}
+
+// codeOf is the code of err's answer: a store's error has one too.
+func codeOf(err error) api.Code { return asAPIError(err).Code }
+
+// mistyped reports whether err turns down what the person typed (a code,
+// a password, a form field), as opposed to the session or the server.
+func mistyped(err error) bool {
+	switch asAPIError(err).Code {
+	case api.Invalid, api.Conflict:
+		return true
+	}
+	return false
+}
+
+// formError shows a refusal the person can fix on the page they came from.
+func (c *pageCall) formError(msg string) {
+	c.fail(http.StatusUnprocessableEntity, "invalid", msg)
 }
 
 // errorPage says in plain words what happened and the way forward.
@@ -239,7 +197,6 @@ var errorPages = map[string]errorPage{
 	"csrf":        {Heading: "This form has expired", Text: "The form was sent from another site, or it is older than your current sign-in. Nothing was changed.", Action: "Start again", Href: "/account"},
 	"throttled":   {Heading: "Too many attempts", Text: "There were too many attempts for this account or from your network. Wait a little and try again.", Action: "Back to sign-in", Href: "/login"},
 	"unavailable": {Heading: "postern is unavailable", Text: "The server cannot read or write its store right now. Nothing was changed; try again in a minute.", Action: "Try again", Href: ""},
-	"internal":    {Heading: "Something went wrong", Text: "The server could not finish this request. Nothing you did caused it; try again, and tell your administrator if it keeps happening.", Action: "Go to your account", Href: "/account"},
 	"invalid":     {Heading: "That did not work", Text: "The server refused the change.", Action: "Go back to your account", Href: "/account"},
 }
 
@@ -247,7 +204,7 @@ var errorPages = map[string]errorPage{
 func (c *pageCall) fail(status int, kind, detail string) {
 	e := errorPages[kind]
 	if e.Href == "" {
-		e.Href = c.r.URL.RequestURI()
+		e.Href = c.uri
 	}
 	e.Detail = detail
 	c.render(status, "error", e.Heading, e)

@@ -28,7 +28,7 @@ func TestConsoleOneTimeCodeTTL(t *testing.T) {
 	}
 	issue := func(ttl string) (code, body string) {
 		t.Helper()
-		form := url.Values{CSRFField: {admin.csrf}}
+		form := url.Values{csrfField: {admin.csrf}}
 		if ttl != "" {
 			form.Set("ttl", ttl)
 		}

@@ -4,22 +4,9 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+
+	"github.com/postern-dev/postern/admin/api"
 )
-
-func (p *Pages) enrollRoutes() []pageRoute {
-	return []pageRoute{
-		{"GET /enroll", (*pageCall).enrollIntro},
-		{"POST /enroll", (*pageCall).enrollBegin},
-		{"GET /enroll/qr.png", (*pageCall).enrollQR},
-		{"POST /enroll/confirm", (*pageCall).enrollConfirm},
-	}
-}
-
-// enrollment is a begun TOTP enrollment as the page shows it.
-type enrollment struct {
-	Secret string `json:"secret"`
-	URI    string `json:"otpauth_uri"`
-}
 
 // enrollView is an enrollment ready for the template: the secret grouped
 // in fours for reading, the link only when it is an otpauth URI (which
@@ -30,47 +17,43 @@ type enrollView struct {
 	URI    template.URL
 }
 
-func (e enrollment) view() enrollView {
+func viewEnrollment(e api.TOTPEnrollment) enrollView {
 	raw := strings.ToUpper(strings.Join(strings.Fields(e.Secret), ""))
 	var groups []string
 	for i := 0; i < len(raw); i += 4 {
 		groups = append(groups, raw[i:min(i+4, len(raw))])
 	}
 	v := enrollView{Secret: strings.Join(groups, " "), Raw: raw}
-	if strings.HasPrefix(e.URI, "otpauth://totp/") {
-		v.URI = template.URL(e.URI)
+	if strings.HasPrefix(e.OtpauthURI, "otpauth://totp/") {
+		v.URI = template.URL(e.OtpauthURI)
 	}
 	return v
 }
 
 func (c *pageCall) enrollIntro() {
-	if !c.signedIn() {
-		return
-	}
-	var m apiMFA
-	if err := c.api(http.MethodGet, "/me/mfa", nil, &m); err != nil {
-		c.apiFailed(err)
+	m, err := c.p.srv.mfaStatus(c.ctx, c.who, c.who.User)
+	if err != nil {
+		c.failed(err)
 		return
 	}
 	c.render(http.StatusOK, "enroll-intro", "Set up two-step verification", m)
 }
 
 func (c *pageCall) enrollBegin() {
-	var e enrollment
-	if err := c.api(http.MethodPost, "/me/mfa/totp", nil, &e); err != nil {
+	e, err := c.p.srv.beginTOTP(c.ctx, c.who)
+	if err != nil {
 		c.actionFailed(err)
 		return
 	}
-	c.signedIn()
-	c.render(http.StatusOK, "enroll", "Set up two-step verification", e.view())
+	c.render(http.StatusOK, "enroll", "Set up two-step verification", viewEnrollment(e))
 }
 
-// enrollQR is the QR code of the enrollment this session began; the API
-// serves it to that session only.
+// enrollQR is the QR code of the enrollment this session began; only that
+// session gets it.
 func (c *pageCall) enrollQR() {
-	var png []byte
-	if err := c.api(http.MethodGet, "/me/mfa/totp/qr.png", nil, &png); err != nil {
-		c.apiFailed(err)
+	png, err := c.p.srv.enrollmentQR(c.who)
+	if err != nil {
+		c.failed(err)
 		return
 	}
 	c.w.Header().Set("Content-Type", "image/png")
@@ -78,21 +61,21 @@ func (c *pageCall) enrollQR() {
 }
 
 func (c *pageCall) enrollConfirm() {
-	var out struct {
-		BackupCodes []string `json:"backup_codes"`
-	}
-	if err := c.api(http.MethodPost, "/me/mfa/totp/confirm", map[string]string{"code": c.r.PostFormValue("code")}, &out); err != nil {
-		if refused(err) && statusOf(err) != http.StatusUnauthorized {
+	res, next, err := c.p.srv.confirmTOTP(c.ctx, c.who, c.form.Get("code"))
+	if err != nil {
+		if mistyped(err) {
 			// Show the same secret again: the enrollment is still open.
-			e := enrollment{Secret: c.r.PostFormValue("secret"), URI: c.r.PostFormValue("uri")}
-			c.signedIn()
+			e := api.TOTPEnrollment{Secret: c.form.Get("secret"), OtpauthURI: c.form.Get("uri")}
 			c.errMsg = "That code did not work. Type the 6 digits your app shows now for postern."
-			c.render(http.StatusUnprocessableEntity, "enroll", "Set up two-step verification", e.view())
+			c.render(http.StatusUnprocessableEntity, "enroll", "Set up two-step verification", viewEnrollment(e))
 			return
 		}
-		c.apiFailed(err)
+		c.failed(err)
 		return
 	}
-	c.signedIn()
-	c.render(http.StatusOK, "backup-codes", "Your backup codes", backupCodes{Codes: out.BackupCodes, First: true})
+	if next != nil {
+		setSessionCookie(c.w, next)
+		c.as(c.who.rotated(next))
+	}
+	c.render(http.StatusOK, "backup-codes", "Your backup codes", backupCodes{Codes: res.BackupCodes, First: true})
 }

@@ -155,14 +155,14 @@ func TestW8_MarkupEscapedOnEveryPage(t *testing.T) {
 	}
 
 	// Pages that show what a form just sent.
-	body := s.user.page("POST", "/account/app-passwords", url.Values{CSRFField: {s.user.csrf}, "name": {s.apppw2.text}}, nil).Body.String()
+	body := s.user.page("POST", "/account/app-passwords", url.Values{csrfField: {s.user.csrf}, "name": {s.apppw2.text}}, nil).Body.String()
 	s.check(t, "new app password", body, s.apppw2)
-	created := s.root.page("POST", "/admin/users", url.Values{CSRFField: {s.root.csrf}, "username": {s.name2.text}}, nil).Body.String()
+	created := s.root.page("POST", "/admin/users", url.Values{csrfField: {s.root.csrf}, "username": {s.name2.text}}, nil).Body.String()
 	s.check(t, "new user", created, s.name2)
-	code := s.root.page("POST", "/admin/users/"+user+"/code", url.Values{CSRFField: {s.root.csrf}}, nil).Body.String()
+	code := s.root.page("POST", "/admin/users/"+user+"/code", url.Values{csrfField: {s.root.csrf}}, nil).Body.String()
 	s.check(t, "one-time code", code, s.name)
 	s.e.clock.Advance(6 * time.Minute)
-	body = s.user.page("POST", "/account/app-passwords", url.Values{CSRFField: {s.user.csrf}, "name": {s.apppw3.text}}, nil).Body.String()
+	body = s.user.page("POST", "/account/app-passwords", url.Values{csrfField: {s.user.csrf}, "name": {s.apppw3.text}}, nil).Body.String()
 	s.check(t, "re-verification prompt", body, s.apppw3)
 	if !strings.Contains(body, `data-page="reauth"`) {
 		t.Errorf("no re-verification prompt:\n%.300s", body)

@@ -12,6 +12,9 @@ import (
 // scopeNames are how people know the protocols an app password serves.
 var scopeNames = map[string]string{"imap": "mail (IMAP)", "pop3": "mail (POP3)", "caldav": "calendars (CalDAV)", "carddav": "contacts (CardDAV)"}
 
+// isAdmin reports whether the user may open the admin console.
+func isAdmin(u *authstore.User) bool { return u != nil && u.Role == authstore.RoleAdmin }
+
 // templateFuncs are the helpers the templates use.
 var templateFuncs = template.FuncMap{
 	"when": func(t any) string {

@@ -6,17 +6,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-)
 
-func (p *Pages) loginRoutes() []pageRoute {
-	return []pageRoute{
-		{"GET /login", (*pageCall).loginForm},
-		{"POST /login", (*pageCall).login},
-		{"GET /login/code", (*pageCall).codeForm},
-		{"POST /login/code", (*pageCall).code},
-		{"POST /logout", (*pageCall).logout},
-	}
-}
+	"github.com/postern-dev/postern/admin/api"
+)
 
 // loginData fills the sign-in and second-step forms.
 type loginData struct {
@@ -62,40 +54,37 @@ func (c *pageCall) loginForm() {
 }
 
 func (c *pageCall) login() {
-	d := loginData{Username: c.r.PostFormValue("username"), Next: c.r.PostFormValue("next")}
-	var out struct {
-		State string `json:"state"`
-	}
-	err := c.api(http.MethodPost, "/session", map[string]string{"username": d.Username, "password": c.r.PostFormValue("password")}, &out)
+	d := loginData{Username: c.form.Get("username"), Next: c.form.Get("next")}
+	sess, err := c.p.srv.signIn(c.ctx, c.who, sessionCookie(c.r), d.Username, c.form.Get("password"))
 	if err != nil {
-		if refused(err) {
+		if codeOf(err) == api.Unauthenticated || mistyped(err) {
 			c.errMsg = "The username or password is not right. Check them and try again."
 			c.render(http.StatusUnauthorized, "login", "Sign in", d)
 			return
 		}
-		c.apiFailed(err)
+		c.failed(err)
 		return
 	}
-	c.afterLogin(out.State, d.Next)
+	setSessionCookie(c.w, sess)
+	c.afterLogin(sess, d.Next)
 }
 
-// afterLogin sends the browser to the step the API says comes next.
-func (c *pageCall) afterLogin(state, next string) {
-	switch state {
-	case "second_factor":
+// afterLogin sends the browser to the step the new session is at.
+func (c *pageCall) afterLogin(sess *session, next string) {
+	switch sess.State {
+	case stateSecondFactor:
 		path := "/login/code"
 		if next != "" {
-			path += "?next=" + urlQuery(next)
+			path += "?next=" + url.QueryEscape(next)
 		}
 		c.redirect(path)
-	case "enroll":
+	case stateEnroll:
 		c.redirect("/enroll")
 	default:
 		// Under the organisation's policy, a user without a second factor
 		// is led through enrollment even while the grace period lets
 		// them skip it.
-		var m apiMFA
-		if err := c.api(http.MethodGet, "/me/mfa", nil, &m); err == nil && m.Required && !m.Enabled {
+		if m, err := c.p.srv.mfaStatus(c.ctx, c.who, sess.User); err == nil && m.Required && !m.Enabled {
 			c.redirect("/enroll")
 			return
 		}
@@ -108,45 +97,51 @@ func (c *pageCall) codeForm() {
 	c.render(http.StatusOK, "code", "Two-step verification", loginData{Next: q.Get("next"), Backup: q.Get("backup") == "1"})
 }
 
-// codeResult is the second step's answer.
-type codeResult struct {
-	State           string `json:"state"`
-	UsedBackupCode  bool   `json:"used_backup_code"`
-	BackupCodesLeft int    `json:"backup_codes_left"`
-}
-
 func (c *pageCall) code() {
-	d := loginData{Next: c.r.PostFormValue("next"), Backup: c.r.PostFormValue("backup") == "1"}
-	var out codeResult
-	if err := c.api(http.MethodPost, "/session/second-factor", map[string]string{"code": c.r.PostFormValue("code")}, &out); err != nil {
-		if errorCode(err) == "unauthenticated" && !c.halfSignedIn() {
-			c.done("/login", "expired")
-			return
-		}
-		if refused(err) {
-			c.errMsg = "That code did not work. Codes change every 30 seconds: type the one your app shows now, or use a backup code."
-			c.render(http.StatusUnauthorized, "code", "Two-step verification", d)
-			return
-		}
-		c.apiFailed(err)
+	sess, res, err := c.p.srv.secondFactor(c.ctx, c.who, c.form.Get("code"))
+	if err != nil {
+		c.codeFailed(err)
 		return
 	}
-	if out.UsedBackupCode {
-		c.signedIn()
+	setSessionCookie(c.w, sess)
+	if out := secondFactorAnswer(sess, res); out.UsedBackupCode {
+		c.as(c.who.rotated(sess))
 		c.render(http.StatusOK, "backup-notice", "You have used a backup code", out)
 		return
 	}
-	c.redirect(safeNext(d.Next))
+	c.redirect(safeNext(c.form.Get("next")))
 }
 
-// halfSignedIn reports whether the browser still holds a session cookie
-// (the password step happened and has not expired).
-func (c *pageCall) halfSignedIn() bool { return c.cookies[sessionCookie] != "" }
+// codeFailed answers a second step that did not sign in: without the
+// first step's session the sign-in starts over, a wrong code is said on
+// the form.
+func (c *pageCall) codeFailed(err error) {
+	d := loginData{Next: c.form.Get("next"), Backup: c.form.Get("backup") == "1"}
+	switch code := codeOf(err); {
+	case code == api.Unauthenticated && sessionCookie(c.r) == "":
+		c.done("/login", "expired")
+	case code == api.Unauthenticated || mistyped(err):
+		c.errMsg = "That code did not work. Codes change every 30 seconds: type the one your app shows now, or use a backup code."
+		c.render(http.StatusUnauthorized, "code", "Two-step verification", d)
+	default:
+		c.failed(err)
+	}
+}
 
 func (c *pageCall) logout() {
-	if err := c.api(http.MethodDelete, "/session", nil, nil); err != nil && statusOf(err) != http.StatusUnauthorized {
-		c.apiFailed(err)
+	if err := c.p.srv.signOut(c.ctx, c.who); err != nil {
+		c.failed(err)
 		return
 	}
+	clearCookie(c.w)
 	c.done("/login", "signedout")
+}
+
+// logoutRefused: a browser whose session is gone is signed out already.
+func (c *pageCall) logoutRefused(err error) {
+	if codeOf(err) == api.Unauthenticated {
+		c.done("/login", "signedout")
+		return
+	}
+	c.failed(err)
 }

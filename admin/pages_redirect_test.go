@@ -66,7 +66,7 @@ func TestW7_NextAfterSignInIsLocal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec = c.page("POST", "/login/code", url.Values{CSRFField: {ws.CSRF}, "code": {e.code(secret)}, "next": {code.Query().Get("next")}}, nil)
+		rec = c.page("POST", "/login/code", url.Values{csrfField: {ws.CSRF}, "code": {e.code(secret)}, "next": {code.Query().Get("next")}}, nil)
 		e.clock.Advance(30 * time.Second)
 		if rec.Code != http.StatusSeeOther {
 			t.Fatalf("bob's second step: %d\n%.300s", rec.Code, rec.Body)
@@ -93,7 +93,7 @@ func TestW7_ReauthReplaysOnlyLocalActions(t *testing.T) {
 	e, _, plain := pageEnv(t)
 	for name, action := range hostileNext {
 		before := e.auditCount()
-		rec := plain.page("POST", "/reauth", url.Values{CSRFField: {plain.csrf}, "action": {action},
+		rec := plain.page("POST", "/reauth", url.Values{csrfField: {plain.csrf}, "action": {action},
 			"reauth_password": {"alice-password-1"}, "f.name": {"x"}}, nil)
 		if rec.Code != http.StatusBadRequest || rec.Header().Get("Location") != "" {
 			t.Errorf("%s: %d Location %q, want 400 and none", name, rec.Code, rec.Header().Get("Location"))
@@ -103,7 +103,7 @@ func TestW7_ReauthReplaysOnlyLocalActions(t *testing.T) {
 		}
 	}
 	// A local action of the page table is replayed after the verification.
-	rec := plain.page("POST", "/reauth", url.Values{CSRFField: {plain.csrf}, "action": {"/account/app-passwords"},
+	rec := plain.page("POST", "/reauth", url.Values{csrfField: {plain.csrf}, "action": {"/account/app-passwords"},
 		"reauth_password": {"alice-password-1"}, "f.name": {"phone"}}, nil)
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), `data-page="app-password-new"`) {
 		t.Errorf("a local action: %d\n%.300s", rec.Code, rec.Body)

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"net/http"
 	"strings"
 )
@@ -9,19 +8,7 @@ import (
 // EnablePages serves the web pages on every path the route table leaves
 // free. Call it before serving.
 func (s *Server) EnablePages(mail []MailSetting) error {
-	p, err := NewPages(PagesConfig{
-		API: s.mux, Mail: mail, TLS: !s.cfg.Plain, Logger: s.log, AdminCodeTTL: s.cfg.AdminCodeTTL,
-		CSRFToken: func(ctx context.Context, id string) string {
-			if len(id) != sessionIDLen {
-				return ""
-			}
-			ws, err := s.store.GetWebSession(ctx, id)
-			if err != nil {
-				return ""
-			}
-			return ws.CSRF
-		},
-	})
+	p, err := newPages(s, mail)
 	if err != nil {
 		return err
 	}

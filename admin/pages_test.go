@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -31,29 +30,6 @@ func pageEnv(t *testing.T) (e *env, admin, plain *client) {
 	return e, admin, plain
 }
 
-// page sends one page request as c; form is nil for a GET.
-func (c *client) page(method, path string, form url.Values, header http.Header) *httptest.ResponseRecorder {
-	c.e.t.Helper()
-	var req *http.Request
-	if form == nil {
-		req = httptest.NewRequest(method, "https://postern.test"+path, nil)
-	} else {
-		req = httptest.NewRequest(method, "https://postern.test"+path, strings.NewReader(form.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	req.RemoteAddr = c.remote
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	if c.cookie != "" {
-		req.AddCookie(&http.Cookie{Name: CookieName, Value: c.cookie})
-	}
-	rec := httptest.NewRecorder()
-	c.e.srv.Handler().ServeHTTP(rec, req)
-	return rec
-}
-
 // pagePaths are the page routes with their wildcards filled.
 func pagePaths(e *env, method string) []string {
 	var out []string
@@ -76,7 +52,7 @@ func TestW4_ConsolePagesAsPlainUser(t *testing.T) {
 			before := e.auditCount()
 			var form url.Values
 			if method == http.MethodPost {
-				form = url.Values{CSRFField: {plain.csrf}, "mfa_required": {"on"}, "username": {"mallory"}, "password": {"mallory-password-1"}}
+				form = url.Values{csrfField: {plain.csrf}, "mfa_required": {"on"}, "username": {"mallory"}, "password": {"mallory-password-1"}}
 			}
 			rec := plain.page(method, path, form, nil)
 			if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "Not allowed") {
@@ -122,7 +98,7 @@ func TestW3_PageFormsNeedTheirTokenAndTheirSite(t *testing.T) {
 }
 
 func withToken(f url.Values, token string) url.Values {
-	out := url.Values{CSRFField: {token}}
+	out := url.Values{csrfField: {token}}
 	for k, v := range f {
 		out[k] = v
 	}
@@ -155,25 +131,25 @@ func TestPageHeaders(t *testing.T) {
 func TestDescribeEvent(t *testing.T) {
 	at := time.Date(2026, 3, 4, 5, 6, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		ev   apiEvent
+		ev   authstore.Event
 		want string
 		warn bool
 	}{
-		{apiEvent{Kind: "login", Protocol: authstore.IMAP, Result: "denied", Reason: "account_password_needs_app_password", Source: "198.51.100.7", Time: at},
+		{authstore.Event{Kind: "login", Protocol: authstore.IMAP, Result: "denied", Reason: "account_password_needs_app_password", Source: "198.51.100.7", Time: at},
 			"A mail app (IMAP) tried your account password from 198.51.100.7: create an app password for it.", true},
-		{apiEvent{Kind: "login", Protocol: authstore.Web, Result: "ok", Source: "198.51.100.7"}, "You signed in on the web from 198.51.100.7", false},
-		{apiEvent{Kind: "login", Protocol: authstore.POP3, Result: "denied", Reason: "wrong_secret"}, "A mail app (POP3) failed to sign in", true},
-		{apiEvent{Kind: "mfa.reset", Actor: "admin:root", User: "alice"}, "Two-step verification was reset by the administrator root", false},
-		{apiEvent{Kind: "apppw.create", Actor: "self:alice", User: "alice"}, "An app password was created", false},
-		{apiEvent{Kind: "user.password", Actor: "cli:0", User: "alice"}, "The account password was changed by the server's operator", false},
-		{apiEvent{Kind: "user.create", Actor: "setup:demo", User: "alice"}, "The account was created during set-up", false},
+		{authstore.Event{Kind: "login", Protocol: authstore.Web, Result: "ok", Source: "198.51.100.7"}, "You signed in on the web from 198.51.100.7", false},
+		{authstore.Event{Kind: "login", Protocol: authstore.POP3, Result: "denied", Reason: "wrong_secret"}, "A mail app (POP3) failed to sign in", true},
+		{authstore.Event{Kind: "mfa.reset", Actor: "admin:root", User: "alice"}, "Two-step verification was reset by the administrator root", false},
+		{authstore.Event{Kind: "apppw.create", Actor: "self:alice", User: "alice"}, "An app password was created", false},
+		{authstore.Event{Kind: "user.password", Actor: "cli:0", User: "alice"}, "The account password was changed by the server's operator", false},
+		{authstore.Event{Kind: "user.create", Actor: "setup:demo", User: "alice"}, "The account was created during set-up", false},
 	} {
 		got, ok := describeEvent(tc.ev)
 		if !ok || got.Text != tc.want || got.Warn != tc.warn {
 			t.Errorf("%+v: %q warn=%t, want %q warn=%t", tc.ev, got.Text, got.Warn, tc.want, tc.warn)
 		}
 	}
-	if _, ok := describeEvent(apiEvent{Kind: "token.create"}); ok {
+	if _, ok := describeEvent(authstore.Event{Kind: "token.create"}); ok {
 		t.Errorf("an event the owner has no words for is listed")
 	}
 }
@@ -182,7 +158,7 @@ func TestDescribeEvent(t *testing.T) {
 // user's, not "your", password.
 func TestAdminSetPasswordNoticeNamesTheUser(t *testing.T) {
 	_, admin, _ := pageEnv(t)
-	rec := admin.page("POST", "/admin/users/alice/password", url.Values{CSRFField: {admin.csrf}, "password": {"alice-new-password-2"}}, nil)
+	rec := admin.page("POST", "/admin/users/alice/password", url.Values{csrfField: {admin.csrf}, "password": {"alice-new-password-2"}}, nil)
 	loc := rec.Header().Get("Location")
 	if rec.Code != http.StatusSeeOther || !strings.Contains(loc, "done=userpassword") {
 		t.Fatalf("set password: %d, Location %q", rec.Code, loc)

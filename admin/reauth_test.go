@@ -32,12 +32,12 @@ var reauthExempt = map[string]string{
 // signed-in caller on accounts or the organisation: the sign-in steps
 // themselves (SignIn, Pending, Browser, AnySession) verify or end a
 // session and are not.
-func changesAccounts(rt Route) bool {
+func changesAccounts(rt route) bool {
 	if safeMethod(rt.Method) {
 		return false
 	}
 	switch rt.Access {
-	case Enroll, Self, Admin:
+	case accessEnroll, accessSelf, accessAdmin:
 		return true
 	}
 	return false
@@ -49,7 +49,7 @@ func changesAccounts(rt Route) bool {
 func TestW1_EveryChangeIsClassified(t *testing.T) {
 	e := newEnv(t)
 	listed := map[string]bool{}
-	for _, rt := range e.srv.Routes() {
+	for _, rt := range e.srv.routes {
 		key := rt.Method + " " + rt.Path
 		_, exempt := reauthExempt[key]
 		listed[key] = exempt
@@ -75,7 +75,7 @@ func TestW1_EveryChangeIsClassified(t *testing.T) {
 // 5:01 later it answers 403 reauth_required.
 func TestW1_EveryReauthRouteOfTheTable(t *testing.T) {
 	var n int
-	for _, rt := range newEnv(t).srv.Routes() {
+	for _, rt := range newEnv(t).srv.routes {
 		if !rt.Reauth {
 			continue
 		}

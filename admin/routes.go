@@ -1,13 +1,13 @@
 package admin
 
 // apiRoutes is the /api/v1 table.
-func (s *Server) apiRoutes() []Route {
-	var rs []Route
-	rs = append(rs, s.signInRoutes()...)
-	rs = append(rs, s.selfRoutes()...)
-	rs = append(rs, s.userRoutes()...)
-	rs = append(rs, s.upstreamRoutes()...)
-	rs = append(rs, s.opsRoutes()...)
-	rs = append(rs, s.backupRoutes()...)
+func (s *Server) apiRoutes() []route {
+	var rs []route
+	for _, group := range [][]route{
+		s.signInRoutes(), s.userRoutes(), s.appPasswordRoutes(), s.mfaRoutes(), s.upstreamRoutes(),
+		s.policyRoutes(), s.liveSessionRoutes(), s.auditRoutes(), s.tokenRoutes(), s.backupRoutes(),
+	} {
+		rs = append(rs, group...)
+	}
 	return rs
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/proxy"
 )
@@ -90,14 +91,14 @@ func TestEveryRoute(t *testing.T) {
 		{who: ops, method: "DELETE", path: p("/api/v1/users/bob/upstream-password"), want: 204, kinds: []string{"user.upstream_password"}},
 		{who: ops, method: "POST", path: p("/api/v1/users/bob/app-passwords"), body: map[string]any{"name": "laptop", "scopes": []string{"imap"}},
 			want: 200, kinds: []string{"apppw.create"}, after: func(r *resp) {
-				var out newAppPasswordResponse
+				var out api.NewAppPasswordResponse
 				r.decode(t, &out)
 				appPwID = out.AppPassword.ID
 				secrets = append(secrets, out.Secret, strings.ReplaceAll(out.Secret, " ", ""))
 			}},
 		{who: ops, method: "GET", path: p("/api/v1/users/bob/app-passwords"), want: 200},
 		{who: ops, method: "GET", path: p("/api/v1/sessions?user=bob"), want: 200, after: func(r *resp) {
-			var out SessionList
+			var out api.SessionList
 			r.decode(t, &out)
 			if len(out.Sessions) != 3 || out.Sessions[0].Remote != "198.51.100.7:50000" {
 				t.Errorf("sessions: %s", r.body)
@@ -116,7 +117,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: ops, method: "PUT", path: p("/api/v1/policy"), body: map[string]any{"mfa_required": false}, want: 200, kinds: []string{"policy.mfa"}},
 		{who: ops, method: "POST", path: p("/api/v1/tokens"), body: map[string]any{"name": "ci", "role": "user", "user": "alice"},
 			want: 200, kinds: []string{"token.create"}, after: func(r *resp) {
-				var out newTokenResponse
+				var out api.NewTokenResponse
 				r.decode(t, &out)
 				tokenID = out.Token.ID
 				secrets = append(secrets, out.Secret)
@@ -133,7 +134,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: alice, method: "GET", path: p("/api/v1/me"), want: 200},
 		{who: alice, method: "GET", path: p("/api/v1/me/mfa"), want: 200},
 		{who: alice, method: "POST", path: p("/api/v1/me/mfa/totp"), want: 200, kinds: []string{"mfa.enroll_begin"}, after: func(r *resp) {
-			var out totpEnrollment
+			var out api.TOTPEnrollment
 			r.decode(t, &out)
 			totpSecret = out.Secret
 			secrets = append(secrets, out.Secret)
@@ -144,7 +145,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: alice, method: "POST", path: p("/api/v1/me/backup-codes"), want: 200, kinds: []string{"mfa.backup_codes"}, after: keepCodes(&secrets)},
 		{who: alice, method: "POST", path: p("/api/v1/me/app-passwords"), body: map[string]any{"name": "phone"}, want: 200, kinds: []string{"apppw.create"},
 			after: func(r *resp) {
-				var out newAppPasswordResponse
+				var out api.NewAppPasswordResponse
 				r.decode(t, &out)
 				appPwID = out.AppPassword.ID
 				secrets = append(secrets, out.Secret)
@@ -155,7 +156,7 @@ func TestEveryRoute(t *testing.T) {
 			want: 204, kinds: []string{"login", "user.password"}},
 		{who: alice, method: "POST", path: p("/api/v1/session/reauth"), body: func() any { return map[string]string{"code": e.code(totpSecret)} }, want: 200, kinds: []string{"second_factor"}},
 		{who: alice, method: "GET", path: p("/api/v1/me/activity?limit=3"), want: 200, after: func(r *resp) {
-			var out eventList
+			var out api.EventList
 			r.decode(t, &out)
 			if len(out.Events) != 3 || out.NextCursor == "" || out.Events[0].User != "alice" {
 				t.Errorf("activity: %s", r.body)
@@ -168,7 +169,7 @@ func TestEveryRoute(t *testing.T) {
 		{who: alice, method: "DELETE", path: p("/api/v1/me/mfa"), want: 204, kinds: []string{"mfa.disable"}},
 		{who: root, method: "DELETE", path: p("/api/v1/users/carol/mfa"), want: 204, kinds: []string{"mfa.disable"}},
 		{who: root, method: "GET", path: p("/api/v1/audit?user=alice&kind=mfa.&limit=2"), want: 200, after: func(r *resp) {
-			var out eventList
+			var out api.EventList
 			r.decode(t, &out)
 			if len(out.Events) != 2 || out.Events[0].Kind != "mfa.disable" || out.NextCursor == "" {
 				t.Errorf("audit: %s", r.body)
@@ -186,8 +187,8 @@ func TestEveryRoute(t *testing.T) {
 		}},
 		{who: root, method: "POST", path: p("/api/v1/store/backup"), body: map[string]any{"recipients": []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}},
 			want: 200, kinds: []string{"store.backup"}, after: func(r *resp) {
-				if !bytes.HasPrefix(r.body, []byte("age-encryption.org/v1\n")) || r.header.Get(BackupStatus) != "ok" {
-					t.Errorf("backup: %q… status %q", r.body[:min(40, len(r.body))], r.header.Get(BackupStatus))
+				if !bytes.HasPrefix(r.body, []byte("age-encryption.org/v1\n")) || r.header.Get(api.BackupStatus) != "ok" {
+					t.Errorf("backup: %q… status %q", r.body[:min(40, len(r.body))], r.header.Get(api.BackupStatus))
 				}
 			}},
 		{who: alice, method: "DELETE", path: p("/api/v1/me/mfa"), want: 409}, // already off
@@ -212,7 +213,7 @@ func TestEveryRoute(t *testing.T) {
 			e.clock.Advance(30 * time.Second)
 		}
 	}
-	for _, rt := range e.srv.Routes() {
+	for _, rt := range e.srv.routes {
 		if !e.hits[rt.Method+" "+rt.Path] {
 			t.Errorf("%s %s never answered 2xx", rt.Method, rt.Path)
 		}

@@ -91,12 +91,12 @@ type Server struct {
 	cfg     Config
 	store   *authstore.Store
 	log     *slog.Logger
-	routes  []Route
+	routes  []route
 	mux     *http.ServeMux
 	live    *liveTable
 	guesses *guessGate
 	openapi []byte
-	pages   *Pages // nil until EnablePages
+	pages   *webPages // nil until EnablePages
 }
 
 // New builds the server and its router from the route table.
@@ -123,12 +123,9 @@ func New(cfg Config) (*Server, error) {
 
 // table is every route the server serves: the API, health and metrics.
 // Page routes add their own table here.
-func (s *Server) table() []Route {
+func (s *Server) table() []route {
 	return append(s.openRoutes(), s.apiRoutes()...)
 }
-
-// Routes returns the route table (for documentation and tests).
-func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
 // Handler serves the table over HTTP(S).
 func (s *Server) Handler() http.Handler {

@@ -121,7 +121,7 @@ func TestErrorMapping(t *testing.T) {
 	for _, c := range cases {
 		rec := httptest.NewRecorder()
 		writeError(rec, c.err)
-		if rec.Code != c.status || asAPIError(c.err).Code != c.code {
+		if rec.Code != c.status || string(asAPIError(c.err).Code) != c.code {
 			t.Errorf("%v: %d %s", c.err, rec.Code, rec.Body)
 		}
 		if (c.status == 429 || c.status == 503) && rec.Header().Get("Retry-After") == "" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -42,7 +43,7 @@ func TestW1_ReauthWindow(t *testing.T) {
 		c.signIn("alice", "alice-password", secret)
 		e.clock.Advance(6 * time.Minute)
 		c.must(403, "POST", "/api/v1/me/backup-codes", nil)
-		var ra reauthResponse
+		var ra api.ReauthResponse
 		c.must(200, "POST", "/api/v1/session/reauth", map[string]string{"code": e.code(secret)}).decode(t, &ra)
 		if want := e.clock.Now().Add(5 * time.Minute); !ra.ReauthUntil.Equal(want) {
 			t.Errorf("reauth_until %s, want %s", ra.ReauthUntil, want)
@@ -75,12 +76,12 @@ func TestW2_HalfDoneSignIn(t *testing.T) {
 	e.user("root", "root-password", authstore.RoleAdmin)
 	secret := e.totpUser("root")
 	c := e.client()
-	var st signInResponse
+	var st api.SignInResponse
 	c.must(200, "POST", "/api/v1/session", map[string]string{"username": "root", "password": "root-password"}).decode(t, &st)
-	if st.State != StateSecondFactor || c.cookie == "" {
+	if st.State != stateSecondFactor || c.cookie == "" {
 		t.Fatalf("state %q cookie %q", st.State, c.cookie)
 	}
-	expectEach(t, "half-done", c, routesWith(e.srv, Browser, Enroll, Self, Admin), http.StatusUnauthorized, "unauthenticated")
+	expectEach(t, "half-done", c, routesWith(e.srv, accessBrowser, accessEnroll, accessSelf, accessAdmin), http.StatusUnauthorized, "unauthenticated")
 	c.must(401, "POST", "/api/v1/me/app-passwords", map[string]string{"name": "x"})
 	// Steps in order: no second step without a first.
 	fresh := e.client()
@@ -101,7 +102,7 @@ func setCookie(t *testing.T, r *resp) *http.Cookie {
 	t.Helper()
 	rec := httptest.ResponseRecorder{HeaderMap: r.header}
 	for _, ck := range rec.Result().Cookies() {
-		if ck.Name == CookieName {
+		if ck.Name == cookieName {
 			return ck
 		}
 	}

@@ -1,51 +1,21 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"net/http"
-	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
-
-type signInRequest struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
-type signInResponse struct {
-	State     string `json:"state"` // second_factor, enroll or signed_in
-	CSRFToken string `json:"csrf_token"`
-}
-
-type codeRequest struct {
-	Code string `json:"code"`
-}
-
-type secondFactorResponse struct {
-	State           string `json:"state"`
-	UsedBackupCode  bool   `json:"used_backup_code"`
-	BackupCodesLeft int    `json:"backup_codes_left"`
-	CSRFToken       string `json:"csrf_token"`
-}
-
-type reauthRequest struct {
-	Code     string `json:"code,omitempty"`
-	Password string `json:"password,omitempty"`
-}
-
-type reauthResponse struct {
-	ReauthUntil time.Time `json:"reauth_until"`
-	CSRFToken   string    `json:"csrf_token"`
-}
 
 // errSignInFailed is the one answer to every failed sign-in step: unknown
 // user, wrong password or code, disabled user, throttled (A9). The bytes
 // are fixed; only a store failure answers differently (503).
-var errSignInFailed = newError(http.StatusUnauthorized, "unauthenticated", "sign-in failed")
+var errSignInFailed = refuse(api.Unauthenticated, "sign-in failed")
 
 // errReauthFailed is the one answer to every failed re-verification.
-var errReauthFailed = newError(http.StatusForbidden, "reauth_required", "verification failed")
+var errReauthFailed = refuse(api.ReauthRequired, "verification failed")
 
 func oneAnswer(err, answer error) error {
 	if errors.Is(err, authstore.ErrUnavailable) || !errors.Is(err, authstore.ErrUnauthorized) {
@@ -54,140 +24,153 @@ func oneAnswer(err, answer error) error {
 	return answer
 }
 
-func (s *Server) signInRoutes() []Route {
-	return []Route{
-		{Method: "POST", Path: "/api/v1/session", Access: SignIn, Guesses: true, Handle: s.signIn,
-			In: typeOf[signInRequest](), Out: typeOf[signInResponse](),
+// signInRoutes are the steps of a web sign-in. Each step that succeeds
+// rotates the session, so its route sends the new cookie.
+func (s *Server) signInRoutes() []route {
+	return []route{
+		{Method: "POST", Path: "/api/v1/session", Access: accessSignIn, Guesses: true, Handle: jsonIO(s.postSession),
 			Summary: "Sign in with username and password; a second step may follow"},
-		{Method: "POST", Path: "/api/v1/session/second-factor", Access: Pending, Guesses: true, Handle: s.secondFactor,
-			In: typeOf[codeRequest](), Out: typeOf[secondFactorResponse](),
+		{Method: "POST", Path: "/api/v1/session/second-factor", Access: accessPending, Guesses: true, Handle: jsonIO(s.postSecondFactor),
 			Summary: "Finish signing in with an authenticator, backup or admin-issued code"},
-		{Method: "POST", Path: "/api/v1/session/reauth", Access: Browser, Guesses: true, Handle: s.reauth,
-			In: typeOf[reauthRequest](), Out: typeOf[reauthResponse](),
+		{Method: "POST", Path: "/api/v1/session/reauth", Access: accessBrowser, Guesses: true, Handle: jsonIO(s.postReauth),
 			Summary: "Re-verify (code, or password without a second factor) before a security change"},
-		{Method: "DELETE", Path: "/api/v1/session", Access: AnySession, Handle: s.signOut,
+		{Method: "DELETE", Path: "/api/v1/session", Access: accessAnySession, Handle: noContent(s.deleteSession),
 			Summary: "Sign out (the session ends on the server)"},
 	}
 }
 
-func (s *Server) attempt(c *Call, user, secret string) authstore.Attempt {
-	return authstore.Attempt{Protocol: authstore.Web, Username: user, Secret: secret, Source: c.Source,
-		Client: c.R.UserAgent()}
-}
-
-// signIn is the JSON step of SignIn.
-func (s *Server) signIn(c *Call) (any, error) {
-	in := c.In.(*signInRequest)
-	sess, err := s.SignIn(c, in.Username, in.Password)
+func (s *Server) postSession(c *apiCall, in *api.SignInRequest) (api.SignInResponse, error) {
+	sess, err := s.signIn(c.ctx(), c.P, sessionCookie(c.R), in.Username, in.Password)
 	if err != nil {
-		return nil, err
+		return api.SignInResponse{}, err
 	}
-	return signInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
+	setSessionCookie(c.W, sess)
+	return api.SignInResponse{State: sess.State, CSRFToken: sess.CSRF}, nil
 }
 
-// SignIn checks a password through the same decision and limiter as the
-// mail protocols and starts a session (setting the cookie) whose State
-// says what comes next. Whatever session the browser had ends first.
-// Every credential failure is the same error (A9); page handlers render
-// it as one message.
-func (s *Server) SignIn(c *Call, username, password string) (*Session, error) {
-	ctx := c.R.Context()
-	if ck, err := c.R.Cookie(CookieName); err == nil && ck.Value != "" {
-		if err := s.endSession(ctx, ck.Value); err != nil {
+func (s *Server) postSecondFactor(c *apiCall, in *api.CodeRequest) (api.SecondFactorResponse, error) {
+	sess, res, err := s.secondFactor(c.ctx(), c.P, in.Code)
+	if err != nil {
+		return api.SecondFactorResponse{}, err
+	}
+	setSessionCookie(c.W, sess)
+	return secondFactorAnswer(sess, res), nil
+}
+
+// secondFactorAnswer says how the second step went.
+func secondFactorAnswer(sess *session, res authstore.FactorResult) api.SecondFactorResponse {
+	return api.SecondFactorResponse{State: stateSignedIn, UsedBackupCode: res.Method != "totp",
+		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}
+}
+
+func (s *Server) postReauth(c *apiCall, in *api.ReauthRequest) (api.ReauthResponse, error) {
+	sess, err := s.reauth(c.ctx(), c.P, in.Code, in.Password)
+	if err != nil {
+		return api.ReauthResponse{}, err
+	}
+	setSessionCookie(c.W, sess)
+	return api.ReauthResponse{ReauthUntil: s.reauthUntil(sess), CSRFToken: sess.CSRF}, nil
+}
+
+func (s *Server) deleteSession(c *apiCall) error {
+	if err := s.signOut(c.ctx(), c.P); err != nil {
+		return err
+	}
+	clearCookie(c.W)
+	return nil
+}
+
+// sessionCookie is the session id r's cookie names, "" without one.
+func sessionCookie(r *http.Request) string {
+	if ck, err := r.Cookie(cookieName); err == nil {
+		return ck.Value
+	}
+	return ""
+}
+
+func attempt(who *principal, user, secret string) authstore.Attempt {
+	return authstore.Attempt{Protocol: authstore.Web, Username: user, Secret: secret, Source: who.Source, Client: who.Client}
+}
+
+// signIn checks a password through the same decision and limiter as the
+// mail protocols and starts a session whose State says what comes next.
+// The session the browser had (old, its cookie's id) ends first. Every
+// credential failure is the same error (A9).
+func (s *Server) signIn(ctx context.Context, who *principal, old, username, password string) (*session, error) {
+	if old != "" {
+		if err := s.endSession(ctx, old); err != nil {
 			return nil, err
 		}
 	}
-	g, err := s.store.Authenticate(ctx, s.attempt(c, username, password))
+	g, err := s.store.Authenticate(ctx, attempt(who, username, password))
 	if err != nil {
 		return nil, oneAnswer(err, errSignInFailed)
 	}
-	state, err := s.stateAfterPassword(c, g.Username)
+	state, err := s.stateAfterPassword(ctx, g.Username)
 	if err != nil {
 		return nil, err
 	}
-	return s.issue(c, g.Username, state, nil, state != StateSecondFactor)
+	return s.issue(ctx, g.Username, state, nil, state != stateSecondFactor)
 }
 
 // stateAfterPassword: a second step when the user has a factor; only
 // enrollment when the org requires one, its grace is over and the user has
 // none.
-func (s *Server) stateAfterPassword(c *Call, user string) (string, error) {
-	u, err := s.store.GetUser(c.R.Context(), user)
+func (s *Server) stateAfterPassword(ctx context.Context, user string) (string, error) {
+	u, err := s.store.GetUser(ctx, user)
 	if err != nil {
 		return "", err
 	}
 	if u.MFA.Enabled {
-		return StateSecondFactor, nil
+		return stateSecondFactor, nil
 	}
-	p, err := s.store.Policy(c.R.Context())
+	p, err := s.store.Policy(ctx)
 	if err != nil {
 		return "", err
 	}
 	if p.MFARequired && !s.cfg.Clock.Now().Before(p.GraceUntil) {
-		return StateEnroll, nil
+		return stateEnroll, nil
 	}
-	return StateSignedIn, nil
+	return stateSignedIn, nil
 }
 
-func (s *Server) secondFactor(c *Call) (any, error) {
-	sess, res, err := s.SecondFactor(c, c.In.(*codeRequest).Code)
-	if err != nil {
-		return nil, err
-	}
-	return secondFactorResponse{State: StateSignedIn, UsedBackupCode: res.Method != "totp",
-		BackupCodesLeft: res.BackupRemaining, CSRFToken: sess.CSRF}, nil
-}
-
-// SecondFactor finishes the half-done sign-in of c.P.Session with a code
-// and rotates the session.
-func (s *Server) SecondFactor(c *Call, code string) (*Session, authstore.FactorResult, error) {
-	old := c.P.Session
-	res, err := s.store.VerifySecondFactor(c.R.Context(), old.User, code, s.attempt(c, old.User, ""))
+// secondFactor finishes the half-done sign-in of who's session with a
+// code and rotates the session.
+func (s *Server) secondFactor(ctx context.Context, who *principal, code string) (*session, authstore.FactorResult, error) {
+	old := who.Session
+	res, err := s.store.VerifySecondFactor(ctx, old.User, code, attempt(who, old.User, ""))
 	if err != nil {
 		return nil, res, oneAnswer(err, errSignInFailed)
 	}
-	sess, err := s.issue(c, old.User, StateSignedIn, old, true)
+	sess, err := s.issue(ctx, old.User, stateSignedIn, old, true)
 	return sess, res, err
 }
 
-func (s *Server) reauth(c *Call) (any, error) {
-	in := c.In.(*reauthRequest)
-	sess, err := s.Reauth(c, in.Code, in.Password)
-	if err != nil {
-		return nil, err
-	}
-	return reauthResponse{ReauthUntil: s.ReauthUntil(sess), CSRFToken: sess.CSRF}, nil
-}
-
-// Reauth re-verifies the person at the keyboard: their code when they
+// reauth re-verifies the person at the keyboard: their code when they
 // have a second factor, else their password. It charges the same limiter
 // as a sign-in and rotates the session.
-func (s *Server) Reauth(c *Call, code, password string) (*Session, error) {
-	old := c.P.Session
-	ctx := c.R.Context()
+func (s *Server) reauth(ctx context.Context, who *principal, code, password string) (*session, error) {
+	old := who.Session
 	u, err := s.store.GetUser(ctx, old.User)
 	if err != nil {
 		return nil, err
 	}
 	if u.MFA.Enabled {
-		_, err = s.store.VerifySecondFactor(ctx, old.User, code, s.attempt(c, old.User, ""))
+		_, err = s.store.VerifySecondFactor(ctx, old.User, code, attempt(who, old.User, ""))
 	} else {
-		_, err = s.store.Authenticate(ctx, s.attempt(c, old.User, password))
+		_, err = s.store.Authenticate(ctx, attempt(who, old.User, password))
 	}
 	if err != nil {
 		return nil, oneAnswer(err, errReauthFailed)
 	}
-	return s.issue(c, old.User, old.State, old, true)
+	return s.issue(ctx, old.User, old.State, old, true)
 }
 
-func (s *Server) signOut(c *Call) (any, error) { return nil, s.SignOut(c) }
-
-// SignOut ends c.P.Session on the server and clears the cookie.
-func (s *Server) SignOut(c *Call) error {
-	sess := c.P.Session
-	if err := s.endSession(c.R.Context(), sess.ID); err != nil {
+// signOut ends who's session on the server; the caller clears the cookie.
+func (s *Server) signOut(ctx context.Context, who *principal) error {
+	sess := who.Session
+	if err := s.endSession(ctx, sess.ID); err != nil {
 		return err
 	}
-	clearCookie(c.W)
-	return s.store.Record(c.R.Context(), authstore.Event{Kind: "web.signout", User: sess.User, Protocol: authstore.Web, Result: "ok"})
+	return s.store.Record(ctx, authstore.Event{Kind: "web.signout", User: sess.User, Protocol: authstore.Web, Result: "ok"})
 }

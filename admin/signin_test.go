@@ -208,6 +208,30 @@ func (g *sleepGate) sleep(ctx context.Context, _ time.Duration) error {
 	return ctx.Err()
 }
 
+// holdBurst sends n requests at once (send) while g holds the store's
+// delays, and waits until each either reached its delay (inFlight: past
+// the limiter, about to verify) or was answered (refused). release lets
+// the held ones finish and waits for them.
+func holdBurst[T any](g *sleepGate, n int, send func(i int) T) (inFlight int, refused []T, release func()) {
+	answered := make(chan T, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { answered <- send(i) })
+	}
+	for inFlight+len(refused) < n {
+		select {
+		case <-g.entered:
+			inFlight++
+		case a := <-answered:
+			refused = append(refused, a)
+		}
+	}
+	return inFlight, refused, func() {
+		close(g.open)
+		wg.Wait()
+	}
+}
+
 // TestA2_ParallelWebSignInsFromOneAddress: 200 parallel wrong sign-ins
 // from one address, once it is past its free failures so that each
 // admitted one waits its delay first, while the delays are held: at most
@@ -233,23 +257,12 @@ func TestA2_ParallelWebSignInsFromOneAddress(t *testing.T) {
 	g.mu.Unlock()
 	before := e.auditCount()
 
-	answered := make(chan *resp, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			answered <- attacker().do("POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("burst-%d", i)))
-		})
-	}
-	inFlight, refused := 0, 0
-	for inFlight+refused < n {
-		select {
-		case <-g.entered:
-			inFlight++
-		case r := <-answered:
-			refused++
-			if r.code != 429 || r.header.Get("Retry-After") == "" {
-				t.Errorf("an answer while the delays are held: %d %v %s", r.code, r.header, r.body)
-			}
+	inFlight, refused, release := holdBurst(g, n, func(i int) *resp {
+		return attacker().do("POST", "/api/v1/session", signInBody("alice", fmt.Sprintf("burst-%d", i)))
+	})
+	for _, r := range refused {
+		if r.code != 429 || r.header.Get("Retry-After") == "" {
+			t.Errorf("an answer while the delays are held: %d %v %s", r.code, r.header, r.body)
 		}
 	}
 	if inFlight > maxGuessesPerSource {
@@ -258,8 +271,7 @@ func TestA2_ParallelWebSignInsFromOneAddress(t *testing.T) {
 	other := e.client()
 	other.remote = "198.51.100.20:1000"
 	other.must(200, "POST", "/api/v1/session", signInBody("bob", "bob-password"))
-	close(g.open)
-	wg.Wait()
+	release()
 	verified := 0
 	for _, ev := range e.eventsSince(before) {
 		if ev.User == "alice" && ev.Result == "denied" {

@@ -1,37 +1,38 @@
 package admin
 
-// upstreamPasswordRequest carries the password postern logs in upstream
-// with for a user when the upstream's login is "stored". It is written
-// once: no answer, listing or log shows it again (an account only says
-// has_upstream_password).
-type upstreamPasswordRequest struct {
-	Password string `json:"password"`
-}
+import (
+	"context"
+
+	"github.com/postern-dev/postern/admin/api"
+)
 
 // upstreamRoutes set and clear a user's stored upstream password. They
 // change a credential, so a browser must have re-verified (W1).
-func (s *Server) upstreamRoutes() []Route {
-	return []Route{
-		{Method: "PUT", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true, Handle: s.setUpstreamPassword,
-			In:      typeOf[upstreamPasswordRequest](),
+func (s *Server) upstreamRoutes() []route {
+	return []route{
+		{Method: "PUT", Path: "/api/v1/users/{user}/upstream-password", Access: accessAdmin, Reauth: true,
+			Handle: jsonIn(func(c *apiCall, in *api.UpstreamPasswordRequest) error {
+				return s.setUpstreamPassword(c.ctx(), c.P, c.subject(), in.Password)
+			}),
 			Summary: "Set the password postern logs in upstream with for this user (login = \"stored\"); never shown again"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/upstream-password", Access: Admin, Reauth: true, Handle: s.clearUpstreamPassword,
+		{Method: "DELETE", Path: "/api/v1/users/{user}/upstream-password", Access: accessAdmin, Reauth: true,
+			Handle:  noContent(func(c *apiCall) error { return s.clearUpstreamPassword(c.ctx(), c.P, c.subject()) }),
 			Summary: "Forget a user's stored upstream password"},
 	}
 }
 
-func (s *Server) setUpstreamPassword(c *Call) (any, error) {
-	name, err := target(c)
+func (s *Server) setUpstreamPassword(ctx context.Context, _ *principal, user, password string) error {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return nil, s.store.SetUpstreamPassword(c.R.Context(), name, c.In.(*upstreamPasswordRequest).Password)
+	return s.store.SetUpstreamPassword(ctx, name, password)
 }
 
-func (s *Server) clearUpstreamPassword(c *Call) (any, error) {
-	name, err := target(c)
+func (s *Server) clearUpstreamPassword(ctx context.Context, _ *principal, user string) error {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return nil, s.store.ClearUpstreamPassword(c.R.Context(), name)
+	return s.store.ClearUpstreamPassword(ctx, name)
 }

@@ -1,263 +1,156 @@
 package admin
 
 import (
+	"context"
 	"crypto/rand"
-	"net/http"
-	"strconv"
-	"strings"
-	"time"
 
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
-type userList struct {
-	Users []authstore.User `json:"users"`
-}
-
-type newUserRequest struct {
-	Username    string         `json:"username"`
-	Password    string         `json:"password,omitempty"` // empty: one is generated and answered once
-	DisplayName string         `json:"display_name,omitempty"`
-	Email       string         `json:"email,omitempty"`
-	Role        authstore.Role `json:"role,omitempty"`
-}
-
-type newUserResponse struct {
-	User     authstore.User `json:"user"`
-	Password string         `json:"password,omitempty"` // the generated password, shown once
-}
-
-type updateUserRequest struct {
-	DisplayName *string         `json:"display_name,omitempty"`
-	Email       *string         `json:"email,omitempty"`
-	Role        *authstore.Role `json:"role,omitempty"`
-	Disabled    *bool           `json:"disabled,omitempty"`
-}
-
-type setPasswordRequest struct {
-	Password           string `json:"password"`
-	RevokeAppPasswords bool   `json:"revoke_app_passwords"`
-}
-
-type adminCodeRequest struct {
-	TTL string `json:"ttl,omitempty"` // "72h", "3d"; default policy.admin_code_ttl
-}
-
-type adminCodeResponse struct {
-	Code      string    `json:"code"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// userRoutes are the admins' account management.
-func (s *Server) userRoutes() []Route {
-	return []Route{
-		{Method: "GET", Path: "/api/v1/users", Access: Admin, Handle: s.listUsers, Out: typeOf[userList](),
+// userRoutes are the accounts: one's own under /me, and the admins'
+// account management under /users.
+func (s *Server) userRoutes() []route {
+	return []route{
+		{Method: "GET", Path: "/api/v1/me", Access: accessEnroll, Handle: jsonOut(s.getUserRoute),
+			Summary: "The signed-in user"},
+		{Method: "PUT", Path: "/api/v1/me/password", Access: accessSelf, Reauth: true, Guesses: true,
+			Handle:  jsonIn(func(c *apiCall, in *api.ChangePasswordRequest) error { return s.changePassword(c.ctx(), c.P, *in) }),
+			Summary: "Change the account password (ends other sessions)"},
+		{Method: "GET", Path: "/api/v1/users", Access: accessAdmin,
+			Handle:  jsonOut(func(c *apiCall) (api.UserList, error) { return s.listUsers(c.ctx(), c.P) }),
 			Summary: "List accounts"},
-		{Method: "POST", Path: "/api/v1/users", Access: Admin, Reauth: true, Handle: s.createUser,
-			In: typeOf[newUserRequest](), Out: typeOf[newUserResponse](),
+		{Method: "POST", Path: "/api/v1/users", Access: accessAdmin, Reauth: true,
+			Handle: jsonIO(func(c *apiCall, in *api.NewUserRequest) (api.NewUserResponse, error) {
+				return s.createUser(c.ctx(), c.P, *in)
+			}),
 			Summary: "Create an account (a generated password is answered once)"},
-		{Method: "GET", Path: "/api/v1/users/{user}", Access: Admin, Handle: s.getUser, Out: typeOf[authstore.User](),
+		{Method: "GET", Path: "/api/v1/users/{user}", Access: accessAdmin, Handle: jsonOut(s.getUserRoute),
 			Summary: "Show an account with its two-step state"},
-		{Method: "PATCH", Path: "/api/v1/users/{user}", Access: Admin, Reauth: true, Handle: s.updateUser,
-			In: typeOf[updateUserRequest](), Out: typeOf[authstore.User](),
+		{Method: "PATCH", Path: "/api/v1/users/{user}", Access: accessAdmin, Reauth: true,
+			Handle: jsonIO(func(c *apiCall, in *api.UpdateUserRequest) (authstore.User, error) {
+				return s.updateUser(c.ctx(), c.P, c.subject(), *in)
+			}),
 			Summary: "Change display name, email, role or disabled (disabling ends sessions)"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}", Access: Admin, Reauth: true, Handle: s.deleteUser,
+		{Method: "DELETE", Path: "/api/v1/users/{user}", Access: accessAdmin, Reauth: true,
+			Handle:  noContent(func(c *apiCall) error { return s.deleteUser(c.ctx(), c.P, c.subject()) }),
 			Summary: "Delete an account and its credentials"},
-		{Method: "PUT", Path: "/api/v1/users/{user}/password", Access: Admin, Reauth: true, Handle: s.setPassword,
-			In: typeOf[setPasswordRequest](), Summary: "Set an account password"},
-		{Method: "GET", Path: "/api/v1/users/{user}/app-passwords", Access: Admin, Handle: s.userAppPasswords,
-			Out: typeOf[appPasswordList](), Summary: "List a user's app passwords"},
-		{Method: "POST", Path: "/api/v1/users/{user}/app-passwords", Access: Admin, Reauth: true, Handle: s.userCreateAppPassword,
-			In: typeOf[newAppPasswordRequest](), Out: typeOf[newAppPasswordResponse](),
-			Summary: "Create an app password for a user (the secret is in this answer only)"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/app-passwords/{id}", Access: Admin, Handle: s.userRevokeAppPassword,
-			Summary: "Revoke a user's app password (its live sessions end)"},
-		{Method: "GET", Path: "/api/v1/users/{user}/mfa", Access: Admin, Handle: s.userMFA, Out: typeOf[mfaResponse](),
-			Summary: "A user's two-step status"},
-		{Method: "DELETE", Path: "/api/v1/users/{user}/mfa", Access: Admin, Reauth: true, Handle: s.userDisableMFA,
-			Summary: "Turn off a user's self-enabled two-step verification"},
-		{Method: "POST", Path: "/api/v1/users/{user}/mfa/reset", Access: Admin, Reauth: true, Handle: s.userResetMFA,
-			Summary: "Reset a user's two-step verification (lost phone); sessions end"},
-		{Method: "POST", Path: "/api/v1/users/{user}/backup-code", Access: Admin, Reauth: true, Handle: s.userAdminCode,
-			In: typeOf[adminCodeRequest](), Out: typeOf[adminCodeResponse](),
-			Summary: "Issue one single-use code for a locked-out user"},
+		{Method: "PUT", Path: "/api/v1/users/{user}/password", Access: accessAdmin, Reauth: true,
+			Handle: jsonIn(func(c *apiCall, in *api.SetPasswordRequest) error {
+				return s.setPassword(c.ctx(), c.P, c.subject(), *in)
+			}),
+			Summary: "Set an account password"},
 	}
 }
 
-func (s *Server) listUsers(c *Call) (any, error) {
-	us, err := s.store.ListUsers(c.R.Context())
+func (s *Server) getUserRoute(c *apiCall) (authstore.User, error) {
+	return s.getUser(c.ctx(), c.P, c.subject())
+}
+
+// named is the canonical form of a user named in a path or a form; a name
+// no account can have is not found.
+func named(name string) (string, error) {
+	cu, err := authstore.CanonicalUsername(name)
 	if err != nil {
-		return nil, err
+		return "", refuse(api.NotFound, "no such user")
 	}
+	return cu, nil
+}
+
+func (s *Server) getUser(ctx context.Context, _ *principal, user string) (authstore.User, error) {
+	name, err := named(user)
+	if err != nil {
+		return authstore.User{}, err
+	}
+	return s.store.GetUser(ctx, name)
+}
+
+func (s *Server) listUsers(ctx context.Context, _ *principal) (api.UserList, error) {
+	us, err := s.store.ListUsers(ctx)
 	if us == nil {
 		us = []authstore.User{}
 	}
-	return userList{Users: us}, nil
+	return api.UserList{Users: us}, err
 }
 
-func (s *Server) createUser(c *Call) (any, error) {
-	in := c.In.(*newUserRequest)
-	res := newUserResponse{}
+func (s *Server) createUser(ctx context.Context, _ *principal, in api.NewUserRequest) (api.NewUserResponse, error) {
+	res := api.NewUserResponse{}
 	pw := in.Password
 	if pw == "" {
 		pw = rand.Text() // 26 base32 characters, 130 bits
 		res.Password = pw
 	}
-	u, err := s.store.CreateUser(c.R.Context(), authstore.NewUser{Name: in.Username, Display: in.DisplayName,
+	u, err := s.store.CreateUser(ctx, authstore.NewUser{Name: in.Username, Display: in.DisplayName,
 		Email: in.Email, Role: in.Role, Password: pw})
 	if err != nil {
-		return nil, err
+		return api.NewUserResponse{}, err
 	}
 	res.User = u
 	return res, nil
 }
 
-func (s *Server) getUser(c *Call) (any, error) {
-	u, err := target(c)
+func (s *Server) updateUser(ctx context.Context, who *principal, user string, in api.UpdateUserRequest) (authstore.User, error) {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
-	}
-	return s.store.GetUser(c.R.Context(), u)
-}
-
-func (s *Server) updateUser(c *Call) (any, error) {
-	in := c.In.(*updateUserRequest)
-	name, err := target(c)
-	if err != nil {
-		return nil, err
+		return authstore.User{}, err
 	}
 	if in.DisplayName == nil && in.Email == nil && in.Role == nil && in.Disabled == nil {
-		return nil, invalid("nothing to change")
+		return authstore.User{}, invalid("nothing to change")
 	}
-	u, err := s.store.UpdateUser(c.R.Context(), name, authstore.UserUpdate{Display: in.DisplayName, Email: in.Email,
+	u, err := s.store.UpdateUser(ctx, name, authstore.UserUpdate{Display: in.DisplayName, Email: in.Email,
 		Role: in.Role, Disabled: in.Disabled})
 	if err != nil {
-		return nil, err
+		return authstore.User{}, err
 	}
 	if u.Disabled {
-		return u, s.afterCredentialChange(c, name)
+		return u, s.afterCredentialChange(ctx, who, name)
 	}
 	return u, nil
 }
 
-func (s *Server) deleteUser(c *Call) (any, error) {
-	name, err := target(c)
+func (s *Server) deleteUser(ctx context.Context, who *principal, user string) error {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := s.store.DeleteUser(c.R.Context(), name); err != nil {
-		return nil, err
+	if err := s.store.DeleteUser(ctx, name); err != nil {
+		return err
 	}
-	return nil, s.afterCredentialChange(c, name)
+	return s.afterCredentialChange(ctx, who, name)
 }
 
-func (s *Server) setPassword(c *Call) (any, error) {
-	in := c.In.(*setPasswordRequest)
-	name, err := target(c)
-	if err != nil {
-		return nil, err
+// changePassword is the user's own change: the current password is
+// checked like a sign-in first.
+func (s *Server) changePassword(ctx context.Context, who *principal, in api.ChangePasswordRequest) error {
+	if _, err := s.store.Authenticate(ctx, attempt(who, who.User, in.CurrentPassword)); err != nil {
+		return oneAnswer(err, invalid("the current password was not accepted"))
 	}
-	if err := s.store.SetPassword(c.R.Context(), name, in.Password, in.RevokeAppPasswords); err != nil {
-		return nil, err
+	if err := s.store.SetPassword(ctx, who.User, in.NewPassword, in.RevokeAppPasswords); err != nil {
+		return err
 	}
-	return nil, s.afterCredentialChange(c, name)
+	return s.afterCredentialChange(ctx, who, who.User)
 }
 
-func (s *Server) userAppPasswords(c *Call) (any, error) {
-	name, err := target(c)
+// setPassword is an administrator's.
+func (s *Server) setPassword(ctx context.Context, who *principal, user string, in api.SetPasswordRequest) error {
+	name, err := named(user)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if _, err := s.store.GetUser(c.R.Context(), name); err != nil {
-		return nil, err
+	if err := s.store.SetPassword(ctx, name, in.Password, in.RevokeAppPasswords); err != nil {
+		return err
 	}
-	return s.listAppPasswords(c.R.Context(), name)
+	return s.afterCredentialChange(ctx, who, name)
 }
 
-func (s *Server) userCreateAppPassword(c *Call) (any, error) {
-	name, err := target(c)
-	if err != nil {
-		return nil, err
+// afterCredentialChange signs the user's other web sessions out: a
+// password change, reset or disable is "sign out everywhere" for the web
+// too (the store already ends the mail sessions).
+func (s *Server) afterCredentialChange(ctx context.Context, who *principal, user string) error {
+	keep := ""
+	if who.Session != nil && who.User == user {
+		keep = who.Session.ID
 	}
-	return s.createAppPassword(c.R.Context(), name, c.In.(*newAppPasswordRequest))
-}
-
-func (s *Server) userRevokeAppPassword(c *Call) (any, error) {
-	name, err := target(c)
-	if err != nil {
-		return nil, err
-	}
-	return nil, s.store.RevokeAppPassword(c.R.Context(), name, c.R.PathValue("id"))
-}
-
-func (s *Server) userMFA(c *Call) (any, error) {
-	name, err := target(c)
-	if err != nil {
-		return nil, err
-	}
-	return s.mfaStatus(c.R.Context(), name)
-}
-
-// userDisableMFA is for a factor the user turned on themselves; one the
-// organisation's policy made them add is reset, not switched off.
-func (s *Server) userDisableMFA(c *Call) (any, error) {
-	name, err := target(c)
-	if err != nil {
-		return nil, err
-	}
-	u, err := s.store.GetUser(c.R.Context(), name)
-	if err != nil {
-		return nil, err
-	}
-	if u.MFA.Enabled && u.MFA.Source != "self" {
-		return nil, newError(http.StatusConflict, "conflict", "the factor was added under the organisation's policy; reset it instead")
-	}
-	return nil, s.store.DisableMFA(c.R.Context(), name)
-}
-
-func (s *Server) userResetMFA(c *Call) (any, error) {
-	name, err := target(c)
-	if err != nil {
-		return nil, err
-	}
-	if err := s.store.ResetMFA(c.R.Context(), name); err != nil {
-		return nil, err
-	}
-	return nil, s.afterCredentialChange(c, name)
-}
-
-func (s *Server) userAdminCode(c *Call) (any, error) {
-	in := c.In.(*adminCodeRequest)
-	name, err := target(c)
-	if err != nil {
-		return nil, err
-	}
-	ttl := s.cfg.AdminCodeTTL
-	if in.TTL != "" {
-		if ttl, err = parseTTL(in.TTL); err != nil {
-			return nil, err
-		}
-	}
-	code, err := s.store.IssueAdminCode(c.R.Context(), name, ttl)
-	if err != nil {
-		return nil, err
-	}
-	return adminCodeResponse{Code: code, ExpiresAt: s.cfg.Clock.Now().Add(ttl).UTC()}, nil
-}
-
-// parseTTL reads "72h", "30m" or "3d", between a minute and 30 days.
-func parseTTL(s string) (time.Duration, error) {
-	var d time.Duration
-	var err error
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		var n int
-		n, err = strconv.Atoi(days)
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		d, err = time.ParseDuration(s)
-	}
-	if err != nil || d < time.Minute || d > 30*24*time.Hour {
-		return 0, invalid("ttl must be a duration between 1m and 30d")
-	}
-	return d, nil
+	_, err := s.store.EndWebSessions(ctx, user, keep, s.cfg.Clock.Now().Add(-s.cfg.AbsoluteTimeout))
+	return err
 }

@@ -15,29 +15,36 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-// CookieName is the web session cookie. The __Host- prefix makes browsers
+// cookieName is the web session cookie. The __Host- prefix makes browsers
 // insist on Secure, Path=/ and no Domain, so no subdomain can set it.
-const CookieName = "__Host-postern"
+const cookieName = "__Host-postern"
 
 // CSRFHeader carries the CSRF token of a cookie session's state change;
-// HTML forms send the field CSRFField instead.
+// HTML forms send the field csrfField instead.
 const (
 	CSRFHeader = "X-CSRF-Token"
-	CSRFField  = "csrf_token"
+	csrfField  = "csrf_token"
 )
 
 // Session states.
 const (
-	StateSecondFactor = "second_factor" // password accepted, code pending: grants nothing (W2)
-	StateEnroll       = "enroll"        // the org requires two-step and the user has none: may only enroll
-	StateSignedIn     = "signed_in"
+	stateSecondFactor = "second_factor" // password accepted, code pending: grants nothing (W2)
+	stateEnroll       = "enroll"        // the org requires two-step and the user has none: may only enroll
+	stateSignedIn     = "signed_in"
 )
+
+// tokenBytes is the randomness of a session id or a CSRF token: 128 bits.
+const tokenBytes = 16
+
+// sessionIDLen is the length of a session id (tokenBytes in unpadded
+// base64): a cookie of another length is refused before the store is asked.
+var sessionIDLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
 
 // pendingTimeout bounds a half-done sign-in.
 const pendingTimeout = 10 * time.Minute
 
-// Session is a live web session.
-type Session struct {
+// session is a live web session.
+type session struct {
 	ID string // the cookie value
 	authstore.WebSession
 }
@@ -99,13 +106,6 @@ func (t *liveTable) sweep(now time.Time, limit time.Duration) {
 	}
 }
 
-// tokenBytes is the randomness of a session id or a CSRF token: 128 bits.
-const tokenBytes = 16
-
-// sessionIDLen is the length of a session id (tokenBytes in unpadded
-// base64): a cookie of another length is refused before the store is asked.
-var sessionIDLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
-
 func randomToken(r io.Reader) (string, error) {
 	b := make([]byte, tokenBytes)
 	if _, err := io.ReadFull(r, b); err != nil {
@@ -116,8 +116,8 @@ func randomToken(r io.Reader) (string, error) {
 
 // sessionOf returns the request's live cookie session; it ends a session
 // past its idle or absolute timeout (server-side) and notes activity.
-func (s *Server) sessionOf(r *http.Request) (*Session, error) {
-	ck, err := r.Cookie(CookieName)
+func (s *Server) sessionOf(r *http.Request) (*session, error) {
+	ck, err := r.Cookie(cookieName)
 	if err != nil || len(ck.Value) != sessionIDLen {
 		return nil, errUnauthenticated
 	}
@@ -138,7 +138,7 @@ func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 		}
 	}
 	absolute := s.cfg.AbsoluteTimeout
-	if ws.State == StateSecondFactor {
+	if ws.State == stateSecondFactor {
 		absolute = pendingTimeout
 	}
 	if now.Sub(l.began) >= absolute || now.Sub(l.seen) >= s.cfg.IdleTimeout {
@@ -147,13 +147,13 @@ func (s *Server) sessionOf(r *http.Request) (*Session, error) {
 	}
 	l.seen = now
 	s.live.put(ck.Value, l)
-	return &Session{ID: ck.Value, WebSession: ws}, nil
+	return &session{ID: ck.Value, WebSession: ws}, nil
 }
 
 // issue starts a session (or its next state) for user with a fresh id
-// and CSRF token, replacing the session old (rotation), and sets the
-// cookie. reauth marks the caller as just verified.
-func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (*Session, error) {
+// and CSRF token, replacing the session old (rotation). reauth marks the
+// caller as just verified. The caller sends the new cookie (setSessionCookie).
+func (s *Server) issue(ctx context.Context, user, state string, old *session, reauth bool) (*session, error) {
 	id, err := randomToken(s.cfg.Rand)
 	if err != nil {
 		return nil, err
@@ -173,7 +173,7 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 			ol = liveState{began: old.Created}
 		}
 		l.reauth, l.qr = ol.reauth, ol.qr
-		if old.State != StateSecondFactor {
+		if old.State != stateSecondFactor {
 			// A finished sign-in keeps its start: the absolute timeout
 			// runs from there across every rotation.
 			l.began, ws.Created = ol.began, old.Created
@@ -183,7 +183,7 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 		l.reauth = now
 		ws.ReauthAt = now.UTC()
 	}
-	if err := s.store.PutWebSession(c.R.Context(), id, ws, replaces); err != nil {
+	if err := s.store.PutWebSession(ctx, id, ws, replaces); err != nil {
 		return nil, err
 	}
 	if old != nil {
@@ -191,9 +191,14 @@ func (s *Server) issue(c *Call, user, state string, old *Session, reauth bool) (
 	}
 	s.live.sweep(now, s.cfg.IdleTimeout)
 	s.live.put(id, l)
-	http.SetCookie(c.W, &http.Cookie{Name: CookieName, Value: id, Path: "/", Secure: true, HttpOnly: true,
+	return &session{ID: id, WebSession: ws}, nil
+}
+
+// setSessionCookie gives the browser a session's cookie: after every sign-in
+// step and re-verification, which rotate the id.
+func setSessionCookie(w http.ResponseWriter, sess *session) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sess.ID, Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode})
-	return &Session{ID: id, WebSession: ws}, nil
 }
 
 // Close saves the last activity of the sessions seen since the start, so
@@ -216,21 +221,21 @@ func (s *Server) endSession(ctx context.Context, id string) error {
 }
 
 func clearCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", Secure: true, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", Secure: true, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 }
 
 // reauthFresh tells whether the session re-verified (or signed in) within
 // the re-verification window, on the monotonic clock (W1). After a restart
 // the window is gone: the in-memory reading is the only one trusted.
-func (s *Server) reauthFresh(sess *Session) bool {
+func (s *Server) reauthFresh(sess *session) bool {
 	l, ok := s.live.get(sess.ID)
 	return ok && !l.reauth.IsZero() && s.cfg.Clock.Now().Sub(l.reauth) < s.cfg.ReauthWindow
 }
 
-// ReauthUntil is when the session's re-verification window closes (zero
+// reauthUntil is when the session's re-verification window closes (zero
 // when it is closed).
-func (s *Server) ReauthUntil(sess *Session) time.Time {
+func (s *Server) reauthUntil(sess *session) time.Time {
 	l, ok := s.live.get(sess.ID)
 	if !ok || l.reauth.IsZero() {
 		return time.Time{}
@@ -243,21 +248,27 @@ func (s *Server) ReauthUntil(sess *Session) time.Time {
 }
 
 // checkCSRF guards a cookie session's state change: the session's CSRF
-// token (header or form field) and, when the browser says where the
-// request comes from, the same origin.
-func (s *Server) checkCSRF(r *http.Request, sess *Session) error {
+// token, which the request carries as tok, and, when the browser says
+// where the request comes from, the same origin.
+func (s *Server) checkCSRF(r *http.Request, sess *session, tok string) error {
 	if err := s.checkOrigin(r); err != nil {
 		return err
-	}
-	tok := r.Header.Get(CSRFHeader)
-	if tok == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		r.Body = http.MaxBytesReader(nil, r.Body, MaxBody)
-		tok = r.PostFormValue(CSRFField)
 	}
 	if tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) != 1 {
 		return errCSRF
 	}
 	return nil
+}
+
+// csrfOf is the CSRF token a JSON request carries: the header, or an HTML
+// form's field.
+func csrfOf(r *http.Request) string {
+	tok := r.Header.Get(CSRFHeader)
+	if tok == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
+		tok = r.PostFormValue(csrfField)
+	}
+	return tok
 }
 
 // checkOrigin refuses a state change a browser marks as cross-site:
@@ -291,6 +302,3 @@ func (s *Server) checkOrigin(r *http.Request) error {
 	}
 	return nil
 }
-
-// CSRFToken is the token page forms embed for the request's session.
-func CSRFToken(sess *Session) string { return sess.CSRF }

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/postern-dev/postern/admin"
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/config"
 )
@@ -52,7 +52,7 @@ type backend interface {
 	RevokeToken(ctx context.Context, id string) error
 
 	// Live sessions exist only in a running server.
-	Sessions(ctx context.Context, user string) ([]admin.LiveSession, error)
+	Sessions(ctx context.Context, user string) ([]api.LiveSession, error)
 	EndSession(ctx context.Context, id string) error
 	EndUserSessions(ctx context.Context, user string) (int, error)
 }
@@ -69,7 +69,7 @@ func (d directStore) CreateUser(ctx context.Context, in authstore.NewUser) (auth
 	return u, "", err
 }
 
-func (directStore) Sessions(context.Context, string) ([]admin.LiveSession, error) {
+func (directStore) Sessions(context.Context, string) ([]api.LiveSession, error) {
 	return nil, errNoServer
 }
 func (directStore) EndSession(context.Context, string) error             { return errNoServer }

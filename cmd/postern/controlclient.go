@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/postern-dev/postern/admin"
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 )
 
@@ -24,7 +22,7 @@ import (
 // over the control socket, acting as the operator.
 type controlClient struct {
 	sock string
-	http *http.Client
+	api  *api.Client
 }
 
 // controlBase is the URL every request goes to; the socket decides where.
@@ -50,89 +48,33 @@ func dialControl(ctx context.Context, sock string) (*controlClient, error) {
 	}
 	c.Close()
 	tr := &http.Transport{DialContext: dial, MaxIdleConns: 1, IdleConnTimeout: 10 * time.Second}
-	return &controlClient{sock: sock, http: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}, nil
-}
-
-// apiError is the API's error answer.
-type apiError struct {
-	Status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func (e *apiError) Error() string {
-	if e.Message == "" {
-		return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
-	}
-	return e.Message
-}
-
-// Is maps the API's codes onto authstore's errors so callers can test
-// either backend's answer the same way.
-func (e *apiError) Is(target error) bool {
-	switch e.Code {
-	case "not_found":
-		return target == authstore.ErrNotFound
-	case "conflict":
-		return target == authstore.ErrExists
-	case "invalid":
-		return target == authstore.ErrInvalid
-	case "unavailable":
-		return target == authstore.ErrUnavailable
-	}
-	return false
+	return &controlClient{sock: sock, api: &api.Client{HTTP: &http.Client{Transport: tr, Timeout: 5 * time.Minute},
+		Base: controlBase, MaxAnswer: maxAnswer}}, nil
 }
 
 // call sends one request; in (when non-nil) is the JSON body, out (when
-// non-nil) receives the JSON answer.
+// non-nil) receives the JSON answer. A refusal is an *api.Error.
 func (c *controlClient) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, controlBase+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.unreachable(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	if err != nil {
-		return c.unreachable(err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error apiError `json:"error"`
-		}
-		if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
-			e.Error.Code = http.StatusText(resp.StatusCode)
-		}
-		e.Error.Status = resp.StatusCode
-		return &e.Error
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("server on %s: unreadable answer to %s %s: %w", c.sock, method, path, err)
-	}
-	return nil
+	return c.reached(c.api.Call(ctx, method, path, in, out))
 }
 
-// unreachable explains a request that got no answer. The server closes a
-// connection from a peer other than root or its own user before reading.
-func (c *controlClient) unreachable(err error) error {
-	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+// open sends one request whose 2xx answer the caller streams and closes.
+func (c *controlClient) open(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	resp, err := c.api.Open(ctx, method, path, in)
+	return resp, c.reached(err)
+}
+
+// reached says what a failed exchange means for the operator: an API
+// refusal as it is, a connection the server closed as a permission
+// problem, anything else as the socket's.
+func (c *controlClient) reached(err error) error {
+	var ae *api.Error
+	switch {
+	case err == nil, errors.As(err, &ae):
+		return err
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// The server closes a connection from a peer other than root or
+		// its own user before reading.
 		return fmt.Errorf("the server on %s closed the connection: only root and the user postern runs as may use it (%w)", c.sock, err)
 	}
 	return fmt.Errorf("server on %s: %w", c.sock, err)
@@ -141,25 +83,14 @@ func (c *controlClient) unreachable(err error) error {
 func esc(s string) string { return url.PathEscape(s) }
 
 func (c *controlClient) CreateUser(ctx context.Context, in authstore.NewUser) (authstore.User, string, error) {
-	req := struct {
-		Username    string         `json:"username"`
-		Password    string         `json:"password,omitempty"`
-		DisplayName string         `json:"display_name,omitempty"`
-		Email       string         `json:"email,omitempty"`
-		Role        authstore.Role `json:"role,omitempty"`
-	}{in.Name, in.Password, in.Display, in.Email, in.Role}
-	var out struct {
-		User     authstore.User `json:"user"`
-		Password string         `json:"password"`
-	}
+	req := api.NewUserRequest{Username: in.Name, Password: in.Password, DisplayName: in.Display, Email: in.Email, Role: in.Role}
+	var out api.NewUserResponse
 	err := c.call(ctx, "POST", "/users", req, &out)
 	return out.User, out.Password, err
 }
 
 func (c *controlClient) ListUsers(ctx context.Context) ([]authstore.User, error) {
-	var out struct {
-		Users []authstore.User `json:"users"`
-	}
+	var out api.UserList
 	err := c.call(ctx, "GET", "/users", nil, &out)
 	return out.Users, err
 }
@@ -171,18 +102,12 @@ func (c *controlClient) GetUser(ctx context.Context, name string) (authstore.Use
 }
 
 func (c *controlClient) SetPassword(ctx context.Context, name, password string, revoke bool) error {
-	req := struct {
-		Password           string `json:"password"`
-		RevokeAppPasswords bool   `json:"revoke_app_passwords"`
-	}{password, revoke}
+	req := api.SetPasswordRequest{Password: password, RevokeAppPasswords: revoke}
 	return c.call(ctx, "PUT", "/users/"+esc(name)+"/password", req, nil)
 }
 
 func (c *controlClient) SetDisabled(ctx context.Context, name string, disabled bool) error {
-	req := struct {
-		Disabled bool `json:"disabled"`
-	}{disabled}
-	return c.call(ctx, "PATCH", "/users/"+esc(name), req, nil)
+	return c.call(ctx, "PATCH", "/users/"+esc(name), api.UpdateUserRequest{Disabled: &disabled}, nil)
 }
 
 func (c *controlClient) DeleteUser(ctx context.Context, name string) error {
@@ -190,10 +115,7 @@ func (c *controlClient) DeleteUser(ctx context.Context, name string) error {
 }
 
 func (c *controlClient) SetUpstreamPassword(ctx context.Context, name, password string) error {
-	req := struct {
-		Password string `json:"password"`
-	}{password}
-	return c.call(ctx, "PUT", "/users/"+esc(name)+"/upstream-password", req, nil)
+	return c.call(ctx, "PUT", "/users/"+esc(name)+"/upstream-password", api.UpstreamPasswordRequest{Password: password}, nil)
 }
 
 func (c *controlClient) ClearUpstreamPassword(ctx context.Context, name string) error {
@@ -201,25 +123,28 @@ func (c *controlClient) ClearUpstreamPassword(ctx context.Context, name string) 
 }
 
 func (c *controlClient) CreateAppPassword(ctx context.Context, user string, in authstore.NewAppPassword) (authstore.AppPassword, string, error) {
-	req := struct {
-		Name    string               `json:"name"`
-		Scopes  []authstore.Protocol `json:"scopes,omitempty"`
-		Expires time.Time            `json:"expires_at,omitzero"`
-	}{in.Name, in.Scopes, in.Expires}
-	var out struct {
-		AppPassword authstore.AppPassword `json:"app_password"`
-		Secret      string                `json:"secret"`
-	}
+	req := api.NewAppPasswordRequest{Name: in.Name, Scopes: in.Scopes, ExpiresAt: timeOrNil(in.Expires)}
+	var out api.NewAppPasswordResponse
 	err := c.call(ctx, "POST", "/users/"+esc(user)+"/app-passwords", req, &out)
 	return out.AppPassword, out.Secret, err
 }
 
-func (c *controlClient) ListAppPasswords(ctx context.Context, user string) ([]authstore.AppPassword, error) {
-	var out struct {
-		AppPasswords []authstore.AppPassword `json:"app_passwords"`
+// timeOrNil is t, or nil for the zero time (a field left out).
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
 	}
+	return &t
+}
+
+func (c *controlClient) ListAppPasswords(ctx context.Context, user string) ([]authstore.AppPassword, error) {
+	var out api.AppPasswordList
 	err := c.call(ctx, "GET", "/users/"+esc(user)+"/app-passwords", nil, &out)
-	return out.AppPasswords, err
+	aps := make([]authstore.AppPassword, len(out.AppPasswords))
+	for i, ap := range out.AppPasswords {
+		aps[i] = ap.AppPassword
+	}
+	return aps, err
 }
 
 func (c *controlClient) RevokeAppPassword(ctx context.Context, user, id string) error {
@@ -235,24 +160,23 @@ func (c *controlClient) DisableMFA(ctx context.Context, user string) error {
 }
 
 func (c *controlClient) IssueAdminCode(ctx context.Context, user string, ttl time.Duration) (string, error) {
-	req := struct {
-		TTL string `json:"ttl,omitempty"`
-	}{ttl.String()}
-	var out struct {
-		Code string `json:"code"`
-	}
-	err := c.call(ctx, "POST", "/users/"+esc(user)+"/backup-code", req, &out)
+	var out api.AdminCodeResponse
+	err := c.call(ctx, "POST", "/users/"+esc(user)+"/backup-code", api.AdminCodeRequest{TTL: ttl.String()}, &out)
 	return out.Code, err
 }
 
 func (c *controlClient) Policy(ctx context.Context) (authstore.Policy, error) {
-	var p authstore.Policy
-	err := c.call(ctx, "GET", "/policy", nil, &p)
+	var out api.PolicyResponse
+	err := c.call(ctx, "GET", "/policy", nil, &out)
+	p := authstore.Policy{MFARequired: out.MFARequired}
+	if out.GraceUntil != nil {
+		p.GraceUntil = *out.GraceUntil
+	}
 	return p, err
 }
 
 func (c *controlClient) SetPolicy(ctx context.Context, p authstore.Policy) error {
-	return c.call(ctx, "PUT", "/policy", p, nil)
+	return c.call(ctx, "PUT", "/policy", api.PolicyRequest{MFARequired: p.MFARequired, GraceUntil: timeOrNil(p.GraceUntil)}, nil)
 }
 
 // AuditTail pages back from the newest event until it has n, and returns
@@ -265,10 +189,7 @@ func (c *controlClient) AuditTail(ctx context.Context, n int) ([]authstore.Event
 		if cursor != "" {
 			q.Set("cursor", cursor)
 		}
-		var page struct {
-			Events     []authstore.Event `json:"events"`
-			NextCursor string            `json:"next_cursor"`
-		}
+		var page api.EventList
 		if err := c.call(ctx, "GET", "/audit?"+q.Encode(), nil, &page); err != nil {
 			return nil, err
 		}
@@ -283,11 +204,7 @@ func (c *controlClient) AuditTail(ctx context.Context, n int) ([]authstore.Event
 }
 
 func (c *controlClient) VerifyAudit(ctx context.Context) (int, error) {
-	var out struct {
-		OK     bool   `json:"ok"`
-		Events int    `json:"events"`
-		Error  string `json:"error"`
-	}
+	var out api.VerifyResponse
 	if err := c.call(ctx, "POST", "/audit/verify", nil, &out); err != nil {
 		return 0, err
 	}
@@ -298,24 +215,14 @@ func (c *controlClient) VerifyAudit(ctx context.Context) (int, error) {
 }
 
 func (c *controlClient) CreateToken(ctx context.Context, in authstore.NewToken) (authstore.Token, string, error) {
-	req := struct {
-		Name    string         `json:"name"`
-		Role    authstore.Role `json:"role"`
-		User    string         `json:"user,omitempty"`
-		Expires time.Time      `json:"expires_at,omitzero"`
-	}{in.Name, in.Role, in.User, in.Expires}
-	var out struct {
-		Token  authstore.Token `json:"token"`
-		Secret string          `json:"secret"`
-	}
+	req := api.NewTokenRequest{Name: in.Name, Role: in.Role, User: in.User, ExpiresAt: timeOrNil(in.Expires)}
+	var out api.NewTokenResponse
 	err := c.call(ctx, "POST", "/tokens", req, &out)
 	return out.Token, out.Secret, err
 }
 
 func (c *controlClient) ListTokens(ctx context.Context) ([]authstore.Token, error) {
-	var out struct {
-		Tokens []authstore.Token `json:"tokens"`
-	}
+	var out api.TokenList
 	err := c.call(ctx, "GET", "/tokens", nil, &out)
 	return out.Tokens, err
 }
@@ -324,12 +231,12 @@ func (c *controlClient) RevokeToken(ctx context.Context, id string) error {
 	return c.call(ctx, "DELETE", "/tokens/"+esc(id), nil, nil)
 }
 
-func (c *controlClient) Sessions(ctx context.Context, user string) ([]admin.LiveSession, error) {
+func (c *controlClient) Sessions(ctx context.Context, user string) ([]api.LiveSession, error) {
 	path := "/sessions"
 	if user != "" {
 		path += "?" + url.Values{"user": {user}}.Encode()
 	}
-	var out admin.SessionList
+	var out api.SessionList
 	err := c.call(ctx, "GET", path, nil, &out)
 	return out.Sessions, err
 }
@@ -339,7 +246,7 @@ func (c *controlClient) EndSession(ctx context.Context, id string) error {
 }
 
 func (c *controlClient) EndUserSessions(ctx context.Context, user string) (int, error) {
-	var out admin.EndedSessions
+	var out api.EndedSessions
 	err := c.call(ctx, "DELETE", "/users/"+esc(user)+"/sessions", nil, &out)
 	return out.Ended, err
 }

@@ -145,7 +145,7 @@ func (s *served) signInWithCode(t *testing.T, user, password, code string) int {
 	}
 	cookie := ""
 	for _, c := range res.Cookies() {
-		if c.Name == admin.CookieName {
+		if strings.HasPrefix(c.Name, "__Host-") { // the session cookie
 			cookie = c.Name + "=" + c.Value
 		}
 	}

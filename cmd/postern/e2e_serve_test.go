@@ -20,7 +20,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/postern-dev/postern/admin"
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/internal/testpeer"
 )
@@ -268,7 +268,7 @@ func TestServe_ControlSocket(t *testing.T) {
 
 	c, rec := s.dialIMAP(t)
 	startIdle(t, c, "carol", typed)
-	var live []admin.LiveSession
+	var live []api.LiveSession
 	if err := json.Unmarshal([]byte(s.cli(t, "", "sessions", "list", "--json")), &live); err != nil {
 		t.Fatalf("sessions list: %v", err)
 	}

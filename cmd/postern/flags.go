@@ -75,6 +75,17 @@ const (
 	defaultConfigWords = "$POSTERN_CONFIG, else " + defaultConfig + " when it exists, else the built-in defaults"
 )
 
+// configOnly reads the arguments of a command whose only flag is -c, and
+// loads that configuration.
+func configOnly(name string, args []string) (*config.Config, error) {
+	fs := newFlags(name)
+	load := configFlag(fs)
+	if _, err := parse(fs, args); err != nil {
+		return nil, err
+	}
+	return load()
+}
+
 // configFlag adds -c and returns a loader for it. Without an explicit file,
 // a missing default file means "use the defaults" so a fresh machine works.
 // The loader decodes strictly but does not Validate: store commands need

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -227,18 +226,11 @@ func (c *controlClient) ExportAudit(ctx context.Context, f authstore.AuditFilter
 	if !f.Until.IsZero() {
 		q.Set("until", f.Until.Format(time.RFC3339))
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", controlBase+"/audit/export?"+q.Encode(), nil)
+	resp, err := c.open(ctx, "GET", "/audit/export?"+q.Encode(), nil)
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return c.unreachable(err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return answerError(resp)
-	}
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var ev authstore.Event

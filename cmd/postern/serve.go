@@ -39,12 +39,7 @@ func neutralise(_ []string, a slog.Attr) slog.Attr {
 }
 
 func (c *cli) serve(ctx context.Context, _ *cli, args []string) error {
-	fs := newFlags("serve")
-	load := configFlag(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	cfg, err := configOnly("serve", args)
 	if err != nil {
 		return err
 	}

@@ -50,12 +50,7 @@ func (c *cli) printJSON(v any) error {
 }
 
 func (c *cli) initCmd(ctx context.Context, _ *cli, args []string) error {
-	fs := newFlags("init")
-	load := configFlag(fs)
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := load()
+	cfg, err := configOnly("init", args)
 	if err != nil {
 		return err
 	}

@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/postern-dev/postern/admin"
+	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/agefile"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/config"
@@ -194,44 +193,19 @@ func (c *controlClient) backup(ctx context.Context, w io.Writer, lk agefile.Lock
 // copy is good only if the server's trailer says so after the last byte.
 func (c *controlClient) streamBackup(ctx context.Context, recipients []string, read func(io.Reader) error) (authstore.BackupInfo, error) {
 	var info authstore.BackupInfo
-	body, err := json.Marshal(admin.BackupRequest{Recipients: recipients})
+	resp, err := c.open(ctx, "POST", "/store/backup", api.BackupRequest{Recipients: recipients})
 	if err != nil {
 		return info, err
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", controlBase+"/store/backup", strings.NewReader(string(body)))
-	if err != nil {
-		return info, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return info, c.unreachable(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return info, answerError(resp)
-	}
 	if err := read(resp.Body); err != nil {
 		return info, fmt.Errorf("backup stream from %s: %w", c.sock, err)
 	}
-	if resp.Trailer.Get(admin.BackupStatus) != "ok" {
+	if resp.Trailer.Get(api.BackupStatus) != "ok" {
 		return info, fmt.Errorf("the server on %s failed to finish the backup (see its log)", c.sock)
 	}
-	err = json.Unmarshal([]byte(resp.Trailer.Get(admin.BackupInfo)), &info)
+	err = json.Unmarshal([]byte(resp.Trailer.Get(api.BackupInfo)), &info)
 	return info, err
-}
-
-// answerError reads the API's error answer.
-func answerError(resp *http.Response) error {
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	var e struct {
-		Error apiError `json:"error"`
-	}
-	if json.Unmarshal(data, &e) != nil || e.Error.Code == "" {
-		e.Error.Code = http.StatusText(resp.StatusCode)
-	}
-	e.Error.Status = resp.StatusCode
-	return &e.Error
 }
 
 func (c *cli) storeRestore(ctx context.Context, args []string) error {
@@ -253,7 +227,7 @@ func (c *cli) storeRestore(ctx context.Context, args []string) error {
 		return err
 	}
 	if ctl, err := dialControl(ctx, controlPath(cfg)); err == nil {
-		ctl.http.CloseIdleConnections()
+		ctl.api.HTTP.CloseIdleConnections()
 		return fmt.Errorf("postern serve is running (its control socket answers on %s): stop it first; nothing was changed", controlPath(cfg))
 	}
 	key, err := c.openKey(*identity, *passFile)
