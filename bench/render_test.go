@@ -35,8 +35,8 @@ LOGOUT and closes. Each login figure is three rounds per target, taking
 turns, of 0.5 s warm-up and 2 s measured. Connections come from 64 client
 addresses (127.0.1.1–64), as real clients do, except in the "one source
 address" figure (c=64), where all come from 127.0.0.1, as from a NAT or a
-webmail host. Sixteen users. postern refuses LOGIN before TLS (SECURITY.md
-P1), so it has no plain figures.
+webmail host. Sixteen users. postern refuses LOGIN before TLS (requirement P1
+in docs/security.md), so it has no plain figures.
 
 Fetches read one message (BODY.PEEK[], 1 MB or 10 MB of text) again and
 again on one TLS connection, three rounds of a second per target, taking

@@ -61,8 +61,8 @@ const (
 // without a credential.
 type SASLReplies[T any] struct {
 	Mechanism, Canceled, Encoding T
-	// Failure is the one answer to every credential problem (SECURITY.md
-	// A9): a malformed or borrowed identity fails like a wrong password.
+	// Failure is the one answer to every credential problem
+	// (A9): a malformed or borrowed identity fails like a wrong password.
 	Failure T
 }
 
@@ -97,7 +97,7 @@ type SASLDialogue struct {
 // authstore.ErrUnauthorized for what can never be a valid login: a
 // malformed PLAIN message, an authorization identity other than the user
 // (acting as someone else is not ours to grant), and an empty part or one
-// holding CR, LF or NUL (SECURITY.md P4).
+// holding CR, LF or NUL (P4).
 func (d SASLDialogue) Run(mech, ir string, hasIR bool) (user, secret string, err error) {
 	switch strings.ToUpper(mech) {
 	case "PLAIN":

@@ -118,7 +118,7 @@ func TestSASLDialogue(t *testing.T) {
 
 // FuzzSASLDialogue: a dialogue never panics, returns only its own errors,
 // and a PLAIN credential it accepts is exactly the message's authcid and
-// password, both usable (SECURITY.md P4).
+// password, both usable (P4).
 func FuzzSASLDialogue(f *testing.F) {
 	for _, s := range []string{
 		base64.StdEncoding.EncodeToString([]byte("\x00alice\x00secret")), "=", "", "*", "!!!", "YWxpY2U",

@@ -8,7 +8,7 @@ import (
 )
 
 // Fixed replies, with RFC 3463 enhanced codes. None of them quotes what the
-// client sent (SECURITY.md P7: an echoed request lets a cross-protocol
+// client sent (P7: an echoed request lets a cross-protocol
 // attacker script the answer).
 const (
 	replyOK           = "250 2.0.0 OK"
@@ -18,7 +18,7 @@ const (
 	replyContinue     = "334 "
 	replyAuthRequired = "530 5.7.0 Authentication required"
 	// RFC 3207 §4: AUTH before STARTTLS, where policy demands TLS. Nothing
-	// was judged, so nothing is charged (SECURITY.md P1).
+	// was judged, so nothing is charged (P1).
 	replyTLSRequired = "530 5.7.0 Must issue a STARTTLS command first"
 	replyTempFail    = "454 4.7.0 Temporary authentication failure, try again later"
 	replySyntax      = "500 5.5.2 Syntax error"
@@ -41,8 +41,8 @@ const (
 // protected; both carry a plain password, so never before TLS.
 const mechanisms = "AUTH PLAIN LOGIN"
 
-// failureReply is the one answer for every credential problem (SECURITY.md
-// A9): unknown user, wrong or malformed secret, throttling, refused
+// failureReply is the one answer for every credential problem
+// (A9): unknown user, wrong or malformed secret, throttling, refused
 // authzid. RFC 4954 §6 names 535 5.7.8 for them; the second line tells a
 // person what to do.
 func failureReply(accountURL string) []string {
@@ -52,7 +52,7 @@ func failureReply(accountURL string) []string {
 // rejectReply maps a failed login to its answer. Only a credential decision
 // earns 535; a store or upstream failure, or anything unexpected, says "try
 // later" (RFC 4954 §6: 454 4.7.0) so that users do not change a password
-// that was fine (SECURITY.md P6).
+// that was fine (P6).
 func rejectReply(err error, failure []string) []string {
 	switch {
 	case errors.Is(err, authstore.ErrUnavailable), errors.Is(err, proxy.ErrUpstream):

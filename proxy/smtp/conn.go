@@ -107,7 +107,7 @@ func (f *frontend) quit() error {
 }
 
 // helloCommand answers EHLO and HELO (RFC 5321 §4.1.1.1). The EHLO answer
-// offers STARTTLS while it can, AUTH only inside TLS (SECURITY.md P1), and
+// offers STARTTLS while it can, AUTH only inside TLS (P1), and
 // of the upstream's extensions the ones a client may use after login.
 func (f *frontend) helloCommand(verb, arg string) error {
 	if !validDomain(arg) {
@@ -130,7 +130,7 @@ func (f *frontend) helloCommand(verb, arg string) error {
 
 // startTLS upgrades the connection (RFC 3207). proxy.Conn discards whatever
 // the client pipelined behind STARTTLS, so no plaintext command is ever
-// answered inside TLS (SECURITY.md P2), and the client must say EHLO again.
+// answered inside TLS (P2), and the client must say EHLO again.
 func (f *frontend) startTLS(ctx context.Context, arg string) error {
 	switch {
 	case f.secure():
@@ -152,7 +152,7 @@ func (f *frontend) startTLS(ctx context.Context, arg string) error {
 
 // auth runs AUTH (RFC 4954 §4) with PLAIN or LOGIN, with or without an
 // initial response. Before TLS it is refused before any challenge, so the
-// client sends nothing more and nothing is judged (SECURITY.md P1).
+// client sends nothing more and nothing is judged (P1).
 func (f *frontend) auth(arg string) (*proxy.Login, error) {
 	switch {
 	case !f.secure():

@@ -83,7 +83,7 @@ var passedOn = []string{"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES",
 
 // offered returns the keyword lines for a client's EHLO answer. SIZE
 // carries the upstream's limit when it gave a number; anything else it
-// said stays out of the reply (SECURITY.md P7 in spirit: no text passed on
+// said stays out of the reply (P7 in spirit: no text passed on
 // that postern did not check).
 func (e Extensions) offered() []string {
 	var out []string

@@ -73,7 +73,7 @@ func fixedReplies(p *Protocol) map[string]bool {
 
 // FuzzXClientEncoder: the XCLIENT line is refused exactly when a value is
 // unsafe, and otherwise an independent parse of it is one command that
-// gives back exactly the attributes (SECURITY.md P4).
+// gives back exactly the attributes (P4).
 func FuzzXClientEncoder(f *testing.F) {
 	f.Add("alice", "phone.example", "192.0.2.7:4000")
 	f.Add("al ice+x=y", "[UNAVAILABLE]", "[2001:db8::1]:25")

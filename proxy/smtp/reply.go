@@ -11,7 +11,7 @@ import (
 
 // maxReplyLines bounds one upstream reply: an EHLO answer has about a
 // dozen lines, and a hostile upstream must cost bounded memory
-// (SECURITY.md S5).
+// (S5).
 const maxReplyLines = 100
 
 var (

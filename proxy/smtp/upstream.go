@@ -85,7 +85,7 @@ func (p *Protocol) upstreamDialogue(ctx context.Context, u *upstreamConn, user s
 }
 
 // startTLS upgrades the connection (RFC 3207); an upstream that does not
-// offer it is refused rather than spoken to in plaintext (SECURITY.md P5).
+// offer it is refused rather than spoken to in plaintext (P5).
 func (u *upstreamConn) startTLS(ctx context.Context, cfg *tls.Config, ext Extensions, name string) (Extensions, error) {
 	if !ext.Has("STARTTLS") {
 		return nil, errNoSTARTTLS

@@ -70,7 +70,7 @@ func containsWord(words []string, w string) bool {
 // names of upper-case letters and "_", each value xtext-encoded (RFC 3461
 // §4), so that the result is exactly one command with exactly these
 // attributes. A value with CR, LF or NUL is refused rather than encoded: it
-// never reaches the upstream in any form (SECURITY.md P4).
+// never reaches the upstream in any form (P4).
 func encodeXClient(attrs []xclientAttr) ([]byte, error) {
 	if len(attrs) == 0 {
 		return nil, errUnsafeArgument
