@@ -1,7 +1,8 @@
 // Package testpeer starts upstream servers for postern's tests: real
-// Dovecot (and later Radicale) instances in private temporary directories
-// on loopback, and hostile or broken upstreams for fault tests. It is for
-// tests only; the in-process IMAP server the demo runs is internal/memimap.
+// Dovecot, Radicale, Postfix and PostgreSQL (with a streaming standby)
+// instances in private temporary directories on loopback, and hostile or
+// broken upstreams for fault tests. It is for tests only; the in-process
+// IMAP server the demo runs is internal/memimap.
 //
 // Nothing here touches a system-wide installation: every real server gets
 // its own configuration, runtime directory, state, log and ports, and is
