@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/postern-dev/postern/internal/safetext"
 	"io"
 	"net/http"
 	"reflect"
@@ -155,16 +156,10 @@ func decodeJSON(r io.Reader, v any) error {
 	return nil
 }
 
-// clipField keeps an echoed field name short and printable.
+// clipField keeps an echoed field name short and safe to show.
 func clipField(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
 	if len(s) > 66 {
-		s = strings.ToValidUTF8(s[:66], "") + "…"
+		return safetext.Show(safetext.Clip(s, 66)) + "…"
 	}
-	return s
+	return safetext.Show(s)
 }
