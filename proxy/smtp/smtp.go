@@ -23,7 +23,7 @@ import (
 
 // Scope is the protocol name SMTP logins are decided under, and the name
 // of the app-password scope that allows sending.
-const Scope authstore.Protocol = "smtp"
+const Scope = authstore.SMTP
 
 // LoginMode is how postern tells the upstream who is sending.
 type LoginMode string
