@@ -187,7 +187,7 @@ func (g *gateway) mailServers(cfg *config.Config, metrics *proxy.Metrics) (mailS
 			return mailSetup{}, fmt.Errorf("upstream.%s: %w", svc.name, err)
 		}
 		key := "upstream." + svc.name
-		m.targets = append(m.targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, MasterLogin: master != ""})
+		m.targets = append(m.targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, Login: probeLogin(svc.upstream.Login)})
 		m.servers = append(m.servers, proxy.ServerConfig{Protocol: svc.adapter(startTLS, master, masterPw), Upstream: up,
 			Limits: proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
 				PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration},
@@ -195,6 +195,18 @@ func (g *gateway) mailServers(cfg *config.Config, metrics *proxy.Metrics) (mailS
 		m.listeners = append(m.listeners, svc.listeners)
 	}
 	return m, nil
+}
+
+// probeLogin maps the configured login to what the probes need to know of
+// it.
+func probeLogin(m config.LoginMode) probe.Login {
+	switch m {
+	case config.LoginMaster:
+		return probe.LoginMaster
+	case config.LoginXClient:
+		return probe.LoginXClient
+	}
+	return probe.LoginStored
 }
 
 // listenMail opens the mail listeners.

@@ -286,11 +286,22 @@ func (p *PostfixPeer) Log(t testing.TB) string {
 // Postfix's daemons log through postlogd, after the fact.
 func (p *PostfixPeer) WaitLog(t testing.TB, want string) string {
 	t.Helper()
+	return p.waitLog(t, func(log string) bool { return strings.Contains(log, want) }, fmt.Sprintf("%q", want))
+}
+
+// WaitLogFunc polls until done holds for Postfix's log, and returns the log.
+func (p *PostfixPeer) WaitLogFunc(t testing.TB, done func(log string) bool) string {
+	t.Helper()
+	return p.waitLog(t, done, "what the test waited for")
+}
+
+func (p *PostfixPeer) waitLog(t testing.TB, done func(string) bool, what string) string {
+	t.Helper()
 	var log string
 	poll(t, func() bool {
 		log = p.Log(t)
-		return strings.Contains(log, want)
-	}, func() string { return fmt.Sprintf("%q never appeared in postfix's log:\n%s", want, log) })
+		return done(log)
+	}, func() string { return fmt.Sprintf("%s never appeared in postfix's log:\n%s", what, log) })
 	return log
 }
 

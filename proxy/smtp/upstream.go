@@ -14,10 +14,10 @@ import (
 )
 
 var (
-	errNoXClient = errors.New("the upstream does not offer XCLIENT to postern's address " +
-		"(Postfix: smtpd_authorized_xclient_hosts)")
+	errNoXClient = errors.New(`the upstream does not offer XCLIENT to postern's address: add it to ` +
+		`Postfix's smtpd_authorized_xclient_hosts, or log in with login = "master"`)
 	errNoSTARTTLS   = errors.New("the upstream does not offer STARTTLS")
-	errNoAuthPlain  = errors.New("the upstream does not offer AUTH PLAIN")
+	errNoAuthPlain  = errors.New("the upstream does not offer AUTH PLAIN (Postfix: smtpd_sasl_auth_enable)")
 	errNoCredential = errors.New("no master user configured")
 	errExtraData    = errors.New("the upstream sent data postern did not ask for")
 )
@@ -196,6 +196,32 @@ func (u *upstreamConn) send(b []byte) error {
 	}
 	if err := u.c.W.Flush(); err != nil {
 		return fmt.Errorf("smtp upstream write: %w: %w", proxy.ErrUpstream, err)
+	}
+	return nil
+}
+
+// CheckUpstream reads an EHLO answer of the upstream as the start-up probe
+// got it (the lines of the reply without CRLF), keeps its extensions for
+// the EHLO answers to clients (SetUpstream), and says what the configured
+// login needs that the upstream does not offer: XCLIENT with LOGIN, or
+// AUTH PLAIN for a master user. Postfix lists XCLIENT only to the hosts in
+// smtpd_authorized_xclient_hosts, so its absence here means postern's
+// address is not among them.
+func (p *Protocol) CheckUpstream(lines []string) error {
+	ext, err := ParseEHLO(lines)
+	if err != nil {
+		return err
+	}
+	p.SetUpstream(ext)
+	switch {
+	case p.cfg.Login == LoginMaster && !hasWord(ext["AUTH"], "PLAIN"):
+		return errNoAuthPlain
+	case p.cfg.Login == LoginMaster:
+		return nil
+	case !ext.Has("XCLIENT"):
+		return errNoXClient
+	case !hasWord(ext["XCLIENT"], "LOGIN"):
+		return errNoLoginAttr
 	}
 	return nil
 }

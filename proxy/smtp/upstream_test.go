@@ -244,3 +244,33 @@ func untrustedTLS(t *testing.T) *tls.Config {
 	_, client := newTestTLS(t)
 	return client
 }
+
+// TestCheckUpstream: the probe's EHLO answer is checked against what the
+// configured login needs, and kept for the EHLO answers to clients either
+// way.
+func TestCheckUpstream(t *testing.T) {
+	tests := []struct {
+		name  string
+		login LoginMode
+		ehlo  []string
+		want  error
+	}{
+		{"XCLIENT with LOGIN", LoginXClient, []string{"250-up.example", "250-SIZE 1000", "250 XCLIENT ADDR LOGIN"}, nil},
+		{"no XCLIENT", LoginXClient, []string{"250-up.example", "250-SIZE 1000", "250 AUTH PLAIN"}, errNoXClient},
+		{"XCLIENT without LOGIN", LoginXClient, []string{"250-up.example", "250-SIZE 1000", "250 XCLIENT NAME ADDR"}, errNoLoginAttr},
+		{"master with AUTH PLAIN", LoginMaster, []string{"250-up.example", "250-SIZE 1000", "250 AUTH LOGIN PLAIN"}, nil},
+		{"master without AUTH", LoginMaster, []string{"250-up.example", "250-SIZE 1000", "250 XCLIENT LOGIN"}, errNoAuthPlain},
+		{"not an EHLO answer", LoginXClient, []string{"502 5.5.2 Error: command not recognized"}, errEHLO},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := New(Config{Login: tt.login})
+			if err := p.CheckUpstream(tt.ehlo); !errors.Is(err, tt.want) {
+				t.Fatalf("CheckUpstream = %v, want %v", err, tt.want)
+			}
+			if tt.want != errEHLO && !slices.Equal(p.upstream.Load().offered(), []string{"SIZE 1000"}) {
+				t.Errorf("offered to clients: %v", p.upstream.Load().offered())
+			}
+		})
+	}
+}
