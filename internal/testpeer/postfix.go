@@ -289,10 +289,11 @@ func (p *PostfixPeer) WaitLog(t testing.TB, want string) string {
 	return p.waitLog(t, func(log string) bool { return strings.Contains(log, want) }, fmt.Sprintf("%q", want))
 }
 
-// WaitLogFunc polls until done holds for Postfix's log, and returns the log.
-func (p *PostfixPeer) WaitLogFunc(t testing.TB, done func(log string) bool) string {
+// WaitLogFunc polls until done holds for Postfix's log, and returns the
+// log; what says what done looks for, for the failure message.
+func (p *PostfixPeer) WaitLogFunc(t testing.TB, what string, done func(log string) bool) string {
 	t.Helper()
-	return p.waitLog(t, done, "what the test waited for")
+	return p.waitLog(t, done, what)
 }
 
 func (p *PostfixPeer) waitLog(t testing.TB, done func(string) bool, what string) string {
@@ -361,6 +362,25 @@ func (p *PostfixPeer) WaitDelivered(t testing.TB, n int) []string {
 		return fmt.Sprintf("%d messages delivered, want %d; postfix's log:\n%s", len(msgs), n, p.Log(t))
 	})
 	return msgs
+}
+
+// WaitMessage polls until a message with subject was delivered and
+// returns it as stored.
+func (p *PostfixPeer) WaitMessage(t testing.TB, subject string) string {
+	t.Helper()
+	var got string
+	poll(t, func() bool {
+		for _, m := range p.Delivered(t) {
+			if strings.Contains(m, "\nSubject: "+subject+"\r\n") || strings.Contains(m, "\nSubject: "+subject+"\n") {
+				got = m
+				return true
+			}
+		}
+		return false
+	}, func() string {
+		return fmt.Sprintf("no message with subject %q was delivered; postfix's log:\n%s", subject, p.Log(t))
+	})
+	return got
 }
 
 // poll checks done until it holds, failing t with why() after IOGuard.

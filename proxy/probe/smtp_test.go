@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func TestProbeSMTP(t *testing.T) {
 func postfixSummaries(t *testing.T, pf *testpeer.PostfixPeer, n int) []string {
 	t.Helper()
 	var out []string
-	pf.WaitLogFunc(t, func(log string) bool {
+	pf.WaitLogFunc(t, fmt.Sprintf("%d sessions", n), func(log string) bool {
 		out = out[:0]
 		for _, line := range strings.Split(log, "\n") {
 			if _, summary, ok := strings.Cut(line, "disconnect from "); ok {

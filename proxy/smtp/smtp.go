@@ -114,3 +114,7 @@ func (p *Protocol) SetUpstream(e Extensions) {
 func (p *Protocol) NewFrontend(c *proxy.Conn, tlsConfig *tls.Config) proxy.Frontend {
 	return &frontend{p: p, c: c, tlsConfig: tlsConfig}
 }
+
+// Hostname is the name postern gives itself: in its greeting and EHLO
+// answer, and in its EHLO to the upstream.
+func (p *Protocol) Hostname() string { return p.hostname }
