@@ -15,7 +15,7 @@ func (p *Pages) appPasswordRoutes() []pageRoute {
 }
 
 // appPasswordScopes are the protocols an app password may be limited to.
-var appPasswordScopes = []string{"imap", "pop3", "caldav", "carddav"}
+var appPasswordScopes = []string{"imap", "pop3", "smtp", "caldav", "carddav"}
 
 // newAppPassword is a created app password, shown once.
 type newAppPassword struct {
