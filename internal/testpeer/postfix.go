@@ -33,13 +33,14 @@ type PostfixOptions struct {
 	ExtraConfig string
 }
 
-// PostfixPeer is a running private Postfix on loopback: one submission
-// smtpd that offers STARTTLS and AUTH (SASL by Dovecot), takes XCLIENT
-// from 127.0.0.1, relays only for authenticated users, lets each user send
+// PostfixPeer is a running private Postfix on loopback: a submission
+// smtpd that offers STARTTLS and AUTH (SASL by Dovecot), and one that
+// speaks TLS at once; both take XCLIENT from 127.0.0.1, relays only for authenticated users, lets each user send
 // only as its own local part (alice as alice@…), and delivers every message
 // into one catch-all maildir.
 type PostfixPeer struct {
 	Addr    string       // smtpd: plaintext, offers STARTTLS
+	TLSAddr string       // smtpd with TLS from the first byte (submissions, RFC 8314)
 	CAFile  string       // PEM certificate smtpd serves (127.0.0.1, localhost)
 	LogFile string       // Postfix's maillog_file
 	Dovecot *DovecotPeer // the SASL backend
@@ -95,10 +96,13 @@ func startPostfix(t testing.TB, master string, opts PostfixOptions) (*PostfixPee
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	err = onFreePorts(func() (string, error) {
-		if conf.Port, err = freePort(); err != nil {
+		ports, err := distinctFreePorts(2)
+		if err != nil {
 			return "", err
 		}
+		conf.Port, conf.TLSPort = ports[0], ports[1]
 		p.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(conf.Port))
+		p.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(conf.TLSPort))
 		return runPostfix(t, master, conf, p)
 	})
 	if err != nil {
