@@ -167,3 +167,20 @@ func (in *interop) send(implicit bool, mech, subject string) smtpclient.Send {
 	return smtpclient.Send{Addr: addr, Implicit: implicit, CAFile: in.certFile, Mech: mech, User: "alice", Password: appPassword,
 		From: "alice@example.test", To: "carol@example.test", Subject: subject}
 }
+
+// TestInteropXClientAtOnce: real Postfix takes XCLIENT right after its
+// greeting. The first login learns from Postfix's EHLO answer that it
+// offers XCLIENT; the next one sends it at once, and Postfix counts one
+// EHLO for it instead of two. (Postfix sums a successful XCLIENT up as
+// "xclient=0/1": it starts the session over.)
+func TestInteropXClientAtOnce(t *testing.T) {
+	t.Parallel()
+	in := startInterop(t, interopSetup{})
+	for _, want := range []string{"ehlo=2 xclient=0/1 quit=1 ", "ehlo=1 xclient=0/1 quit=1 "} {
+		c := in.rawLogin(t, "alice")
+		c.Transact("QUIT", "221 ", "221 ")
+		if got := in.postfixSession(t, c); !strings.HasPrefix(got, want) {
+			t.Errorf("postfix summed the session up as %q, want it to start with %q", got, want)
+		}
+	}
+}
