@@ -156,8 +156,8 @@ func measureSMTP(t *testing.T, p smtpPlan, peers smtpPeers, targets []*smtpTarge
 }
 
 func sendConfig(tg *smtpTarget, c int, p smtpPlan, msg []byte) load.SendConfig {
-	return load.SendConfig{Target: tg.target, Accounts: tg.accounts, Concurrency: c, Warmup: p.warmup, Duration: p.duration,
-		Grace: 30 * time.Second, Message: msg, Domain: "example.org", To: "sink@example.org"}
+	return load.SendConfig{LoginConfig: load.LoginConfig{Target: tg.target, Accounts: tg.accounts, Concurrency: c,
+		Warmup: p.warmup, Duration: p.duration, Grace: 30 * time.Second}, Message: msg, Domain: "example.org", To: "sink@example.org"}
 }
 
 // measureLarge sends the 20 MB message one at a time and gives the

@@ -16,17 +16,12 @@ var ErrReply = errors.New("smtp command failed")
 // maxReplyLines bounds one SMTP reply; an EHLO answer has a dozen lines.
 const maxReplyLines = 100
 
-// SendConfig describes a submission loop: Concurrency workers each
+// SendConfig describes a submission loop: the login loop's workers each
 // connect, say EHLO, authenticate with AUTH PLAIN, send Message from the
-// account's own address (user@From) to To, say QUIT and close, again and
+// account's own address (user@Domain) to To, say QUIT and close, again and
 // again.
 type SendConfig struct {
-	Target      Target
-	Accounts    []Account // used in turn
-	Concurrency int
-	Warmup      time.Duration
-	Duration    time.Duration
-	Grace       time.Duration
+	LoginConfig
 	// Message is the message's text with CRLF line ends; no line may start
 	// with a dot (it is sent as it is, not dot-stuffed).
 	Message []byte
@@ -42,8 +37,7 @@ func Sends(ctx context.Context, cfg SendConfig) (LoginResult, error) {
 	if len(cfg.Accounts) == 0 {
 		return LoginResult{}, fmt.Errorf("send loop: need accounts")
 	}
-	lc := LoginConfig{Target: cfg.Target, Concurrency: cfg.Concurrency, Warmup: cfg.Warmup, Duration: cfg.Duration, Grace: cfg.Grace}
-	return loop(ctx, lc.loop("send"), func(ctx context.Context, n int) (time.Duration, error) {
+	return loop(ctx, cfg.loop("send"), func(ctx context.Context, n int) (time.Duration, error) {
 		return SendOnce(ctx, cfg, cfg.Accounts[n%len(cfg.Accounts)], n)
 	})
 }

@@ -16,9 +16,9 @@ import (
 func TestSends(t *testing.T) {
 	pf := testpeer.Postfix(t, testpeer.PostfixOptions{})
 	body := "Subject: load\r\n\r\n" + strings.Repeat("0123456789abcdef\r\n", 64)
-	cfg := load.SendConfig{Target: load.Target{Addr: pf.TLSAddr, TLS: pf.ClientTLSConfig()},
+	cfg := load.SendConfig{LoginConfig: load.LoginConfig{Target: load.Target{Addr: pf.TLSAddr, TLS: pf.ClientTLSConfig()},
 		Accounts:    []load.Account{{User: "alice", Password: pf.Dovecot.Users["alice"]}, {User: "bob", Password: pf.Dovecot.Users["bob"]}},
-		Concurrency: 2, Warmup: 50 * time.Millisecond, Duration: 500 * time.Millisecond,
+		Concurrency: 2, Warmup: 50 * time.Millisecond, Duration: 500 * time.Millisecond},
 		Message: []byte(body), Domain: "example.test", To: "carol@example.test"}
 	res, err := load.Sends(t.Context(), cfg)
 	if err != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -131,12 +129,7 @@ func (w *wire) reply() string {
 // smtpWire is e2e.smtpWire for `postern serve`, over implicit TLS.
 func (s *served) smtpWire(t *testing.T) *wire {
 	t.Helper()
-	conn, err := tls.DialWithDialer(dialer(""), "tcp", s.addr("smtps"), s.clientTLS())
-	if err != nil {
-		t.Fatalf("dial smtps: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	w := &wire{t: t, conn: conn, r: bufio.NewReader(conn)}
+	w := s.dialTLS(t, "smtps")
 	w.expect("220 ")
 	w.send("EHLO client.example")
 	w.reply()

@@ -95,6 +95,13 @@ func (f fakeUpstream) run(t *testing.T, ln net.Listener) []string {
 // its error and the lines f received.
 func upstreamLogin(t *testing.T, f fakeUpstream, cfg Config, user string, info proxy.ClientInfo) (proxy.UpstreamResult, []string, error) {
 	t.Helper()
+	cfg.Hostname = testHost
+	return loginTo(t, New(cfg), f, user, info)
+}
+
+// loginTo runs p's UpstreamLogin against f.
+func loginTo(t *testing.T, p *Protocol, f fakeUpstream, user string, info proxy.ClientInfo) (proxy.UpstreamResult, []string, error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -107,8 +114,7 @@ func upstreamLogin(t *testing.T, f fakeUpstream, cfg Config, user string, info p
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fronttest.IOGuard)
 	defer cancel()
-	cfg.Hostname = testHost
-	res, loginErr := New(cfg).UpstreamLogin(ctx, proxy.NewConn(raw), user, info)
+	res, loginErr := p.UpstreamLogin(ctx, proxy.NewConn(raw), user, info)
 	raw.Close()
 	return res, <-lines, loginErr
 }
@@ -228,22 +234,6 @@ func TestXClientAtOnce(t *testing.T) {
 	wantsEHLO.early = map[string][]string{"XCLIENT": {"503 5.5.1 Error: send HELO/EHLO first"}}
 	deferred := ok
 	deferred.early = map[string][]string{"XCLIENT": {"421 4.3.2 Shutting down"}}
-	login := func(t *testing.T, p *Protocol, up fakeUpstream) ([]string, error) {
-		t.Helper()
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := make(chan []string, 1)
-		go func() { lines <- up.run(t, ln) }()
-		raw, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = p.UpstreamLogin(t.Context(), proxy.NewConn(raw), "alice", client)
-		raw.Close()
-		return <-lines, err
-	}
 	usual := []string{"EHLO " + testHost, xclient, "EHLO phone.example"}
 	atOnce := []string{xclient, "EHLO phone.example"}
 	withTLS := []string{"EHLO " + testHost, "STARTTLS", "tls EHLO " + testHost, "tls " + xclient, "tls EHLO phone.example"}
@@ -279,7 +269,7 @@ func TestXClientAtOnce(t *testing.T) {
 				_ = p.CheckUpstream(tc.probe)
 			}
 			for i, want := range tc.want {
-				lines, err := login(t, p, tc.up)
+				_, lines, err := loginTo(t, p, tc.up, "alice", client)
 				if (err != nil) != (tc.failed && i == 0) {
 					t.Fatalf("login %d: %v", i+1, err)
 				}
@@ -294,19 +284,9 @@ func TestXClientAtOnce(t *testing.T) {
 // TestUpstreamLoginRefreshesEHLO: a login teaches the front-end what the
 // upstream offers now.
 func TestUpstreamLoginRefreshesEHLO(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	up := fakeUpstream{greeting: "220 up", replies: upstreamReplies(map[string][]string{"EHLO": {"250-up", "250-XCLIENT LOGIN", "250 8BITMIME"}})}
-	go up.run(t, ln)
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
 	p := New(testConfig(t))
-	if _, err := p.UpstreamLogin(t.Context(), proxy.NewConn(raw), "alice", proxy.ClientInfo{}); err != nil {
+	if _, _, err := loginTo(t, p, up, "alice", proxy.ClientInfo{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.upstream.Load().offered(); !slices.Equal(got, []string{"8BITMIME"}) {
