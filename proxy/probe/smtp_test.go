@@ -14,13 +14,13 @@ import (
 
 // smtpTarget probes a Postfix as postern's [upstream.smtp] would, with the
 // front-end's own check of the EHLO answer.
-func smtpTarget(pf *testpeer.PostfixPeer, sec proxy.Security, login smtp.LoginMode, trusted bool) Target {
+func smtpTarget(pf *testpeer.PostfixPeer, addr string, sec proxy.Security, login smtp.LoginMode, trusted bool) Target {
 	tc := pf.ClientTLSConfig()
 	if !trusted {
 		tc.RootCAs = nil
 	}
 	front := smtp.New(smtp.Config{Login: login, Hostname: "postern.example"})
-	return Target{Dialect: SMTP(), Key: "upstream.smtp", Upstream: proxy.Upstream{Address: pf.Addr, Security: sec, TLS: tc},
+	return Target{Dialect: SMTP(), Key: "upstream.smtp", Upstream: proxy.Upstream{Address: addr, Security: sec, TLS: tc},
 		Login: LoginXClient, SMTP: &SMTPCheck{Hostname: "postern.example", Check: front.CheckUpstream}}
 }
 
@@ -38,25 +38,27 @@ func TestProbeSMTP(t *testing.T) {
 	tests := []struct {
 		name    string
 		pf      *testpeer.PostfixPeer
+		addr    string
 		sec     proxy.Security
 		login   smtp.LoginMode
 		trusted bool
 		problem []string // nil: the probe passes
 	}{
-		{"XCLIENT, STARTTLS", good, proxy.StartTLS, smtp.LoginXClient, true, nil},
-		{"XCLIENT, plaintext", good, proxy.None, smtp.LoginXClient, true, nil},
-		{"master user", good, proxy.StartTLS, smtp.LoginMaster, true, nil},
-		{"XCLIENT not offered to postern", untrusting, proxy.StartTLS, smtp.LoginXClient, true,
+		{"XCLIENT, STARTTLS", good, good.Addr, proxy.StartTLS, smtp.LoginXClient, true, nil},
+		{"XCLIENT, plaintext", good, good.Addr, proxy.None, smtp.LoginXClient, true, nil},
+		{"XCLIENT, implicit TLS", good, good.TLSAddr, proxy.Implicit, smtp.LoginXClient, true, nil},
+		{"master user", good, good.Addr, proxy.StartTLS, smtp.LoginMaster, true, nil},
+		{"XCLIENT not offered to postern", untrusting, untrusting.Addr, proxy.StartTLS, smtp.LoginXClient, true,
 			[]string{"upstream.smtp.login: ", "XCLIENT", "smtpd_authorized_xclient_hosts", `login = "master"`}},
-		{"no AUTH for a master user", untrusting, proxy.None, smtp.LoginMaster, true,
+		{"no AUTH for a master user", untrusting, untrusting.Addr, proxy.None, smtp.LoginMaster, true,
 			[]string{"upstream.smtp.login: ", "AUTH PLAIN", "smtpd_sasl_auth_enable"}},
-		{"untrusted certificate", good, proxy.StartTLS, smtp.LoginXClient, false, []string{"upstream.smtp.ca_file"}},
-		{"implicit TLS against plaintext", good, proxy.Implicit, smtp.LoginXClient, true,
+		{"untrusted certificate", good, good.Addr, proxy.StartTLS, smtp.LoginXClient, false, []string{"upstream.smtp.ca_file"}},
+		{"implicit TLS against plaintext", good, good.Addr, proxy.Implicit, smtp.LoginXClient, true,
 			[]string{`upstream.smtp.security = "implicit" but`, "plaintext"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			target := smtpTarget(tt.pf, tt.sec, tt.login, tt.trusted)
+			target := smtpTarget(tt.pf, tt.addr, tt.sec, tt.login, tt.trusted)
 			r := New(Config{Targets: []Target{target}, Timeout: 5 * time.Second}).ProbeAll(context.Background())[0]
 			if r.OK != (tt.problem == nil) {
 				t.Fatalf("OK = %v, problem %q", r.OK, r.Problem)
@@ -68,7 +70,7 @@ func TestProbeSMTP(t *testing.T) {
 			}
 		})
 	}
-	for pf, probes := range map[*testpeer.PostfixPeer]int{good: 5, untrusting: 2} {
+	for pf, probes := range map[*testpeer.PostfixPeer]int{good: 6, untrusting: 2} {
 		for _, summary := range postfixSummaries(t, pf, probes) {
 			if strings.Contains(summary, "xclient") || strings.Contains(summary, "auth") {
 				t.Errorf("a probe sent more than EHLO, STARTTLS and QUIT: %s", summary)
@@ -101,7 +103,7 @@ func postfixSummaries(t *testing.T, pf *testpeer.PostfixPeer, n int) []string {
 // size limit reaches clients at the next probe.
 func TestProbeSMTPRefreshesExtensions(t *testing.T) {
 	pf := testpeer.Postfix(t, testpeer.PostfixOptions{ExtraConfig: "message_size_limit = 5000000"})
-	target := smtpTarget(pf, proxy.StartTLS, smtp.LoginXClient, true)
+	target := smtpTarget(pf, pf.Addr, proxy.StartTLS, smtp.LoginXClient, true)
 	var seen [][]string
 	check := target.SMTP.Check
 	target.SMTP.Check = func(ehlo []string) error {
