@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/admin/api"
+	"github.com/postern-dev/postern/authstore"
 )
 
 // The OpenAPI document is built from the route table and the Go types of
@@ -24,12 +25,18 @@ type schemaSet struct {
 
 var timeType = reflect.TypeFor[time.Time]()
 
+// scopesType is an app password's scopes, the one list of protocols the
+// API takes or gives.
+var scopesType = reflect.TypeFor[[]authstore.Protocol]()
+
 // schema returns the JSON Schema of t, naming struct types under
 // components/schemas.
 func (s *schemaSet) schema(t reflect.Type) any {
 	switch {
 	case t == timeType:
 		return map[string]any{"type": "string", "format": "date-time"}
+	case t == scopesType:
+		return map[string]any{"type": "array", "items": map[string]any{"type": "string", "enum": authstore.AllScopes}}
 	case t.Kind() == reflect.Pointer:
 		inner := s.schema(t.Elem())
 		return map[string]any{"anyOf": []any{inner, map[string]any{"type": "null"}}}

@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"html/template"
+	"slices"
 	"strings"
 	"time"
 
@@ -10,7 +11,15 @@ import (
 )
 
 // scopeNames are how people know the protocols an app password serves.
-var scopeNames = map[string]string{"imap": "mail (IMAP)", "pop3": "mail (POP3)", "caldav": "calendars (CalDAV)", "carddav": "contacts (CardDAV)"}
+var scopeNames = map[string]string{"imap": "mail (IMAP)", "pop3": "mail (POP3)", "smtp": "sending mail (SMTP)",
+	"caldav": "calendars (CalDAV)", "carddav": "contacts (CardDAV)"}
+
+// noSending is an app password that reads mail but cannot send it: made
+// before sending existed and limited then, or limited since. Scopes never
+// grow (a limit was a choice), so the page says how to add sending.
+func noSending(s []authstore.Protocol) bool {
+	return !slices.Contains(s, authstore.SMTP) && (slices.Contains(s, authstore.IMAP) || slices.Contains(s, authstore.POP3))
+}
 
 // isAdmin reports whether the user may open the admin console.
 func isAdmin(u *authstore.User) bool { return u != nil && u.Role == authstore.RoleAdmin }
@@ -51,4 +60,5 @@ var templateFuncs = template.FuncMap{
 	"scopeName": func(s string) string { return scopeNames[s] },
 	"upper":     func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 	"list":      func(s ...string) []string { return s },
+	"noSending": noSending,
 }

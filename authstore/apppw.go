@@ -71,13 +71,21 @@ func ParseScopes(s string) ([]Protocol, error) {
 	for _, f := range strings.Split(s, ",") {
 		p := Protocol(strings.ToLower(strings.TrimSpace(f)))
 		if !slices.Contains(AllScopes, p) {
-			return nil, fmt.Errorf("%w: unknown scope %q (want imap, pop3, caldav, carddav)", ErrInvalid, f)
+			return nil, fmt.Errorf("%w: unknown scope %q (want %s)", ErrInvalid, f, joinScopes(AllScopes))
 		}
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}
 	}
 	return out, nil
+}
+
+func joinScopes(ps []Protocol) string {
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = string(p)
+	}
+	return strings.Join(names, ", ")
 }
 
 func appPwKey(userID, id string) string { return userID + "/" + id }

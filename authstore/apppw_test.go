@@ -30,7 +30,9 @@ func TestCreateAppPassword(t *testing.T) {
 		{"expiry now", NewAppPassword{Name: "x", Expires: epoch}, ErrInvalid, nil},
 		{"expiry in the past", NewAppPassword{Name: "x", Expires: epoch.Add(-time.Second)}, ErrInvalid, nil},
 		{"web scope", NewAppPassword{Name: "x", Scopes: []Protocol{Web}}, ErrInvalid, nil},
-		{"unknown scope", NewAppPassword{Name: "x", Scopes: []Protocol{"smtp"}}, ErrInvalid, nil},
+		{"sending only", NewAppPassword{Name: "scanner", Scopes: []Protocol{SMTP}}, nil, []Protocol{SMTP}},
+		{"unknown scope", NewAppPassword{Name: "x", Scopes: []Protocol{"fax"}}, ErrInvalid, nil},
+		{"dav is no scope", NewAppPassword{Name: "x", Scopes: []Protocol{DAV}}, ErrInvalid, nil},
 		{"empty name", NewAppPassword{Name: "  "}, ErrInvalid, nil},
 		{"control in name", NewAppPassword{Name: "a\nb"}, ErrInvalid, nil},
 		{"long name", NewAppPassword{Name: strings.Repeat("n", 101)}, ErrInvalid, nil},
@@ -83,7 +85,9 @@ func TestParseScopes(t *testing.T) {
 		{"imap,carddav,pop3,caldav", []Protocol{IMAP, CardDAV, POP3, CalDAV}, false},
 		{"web", nil, true},
 		{"imap,", nil, true},
-		{"smtp", nil, true},
+		{"smtp", []Protocol{SMTP}, false},
+		{"imap,SMTP", []Protocol{IMAP, SMTP}, false},
+		{"submission", nil, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

@@ -34,6 +34,7 @@ type Protocol string
 const (
 	IMAP    Protocol = "imap"
 	POP3    Protocol = "pop3"
+	SMTP    Protocol = "smtp" // submission: sending mail
 	CalDAV  Protocol = "caldav"
 	CardDAV Protocol = "carddav"
 	Web     Protocol = "web"
@@ -45,7 +46,7 @@ const (
 )
 
 // AllScopes are the protocols an app password covers unless limited.
-var AllScopes = []Protocol{IMAP, POP3, CalDAV, CardDAV}
+var AllScopes = []Protocol{IMAP, POP3, SMTP, CalDAV, CardDAV}
 
 // Attempt is one login as a front-end saw it.
 type Attempt struct {

@@ -22,8 +22,6 @@ import (
 	"github.com/postern-dev/postern/internal/clock"
 )
 
-const schemaVersion = 1
-
 // ErrSchema means the file was written by an incompatible version.
 var ErrSchema = errors.New("unsupported store schema version")
 
@@ -88,7 +86,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSchema(db); err != nil {
+	if err := checkSchema(db, opts.Logger); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -153,19 +151,6 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func checkSchema(db kv) error {
-	return db.Update(func(tx kvTx) error {
-		v := tx.Get(bMeta, "schema")
-		if v == nil {
-			return tx.Put(bMeta, "schema", []byte(fmt.Sprint(schemaVersion)))
-		}
-		if string(v) != fmt.Sprint(schemaVersion) {
-			return fmt.Errorf("%w %s (this build reads %d)", ErrSchema, v, schemaVersion)
-		}
-		return nil
-	})
 }
 
 func (s *Store) flushLoop() {

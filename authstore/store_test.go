@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +164,7 @@ func TestS3_FlippedPageSweep(t *testing.T) {
 
 func TestS3_SchemaVersion(t *testing.T) {
 	e := newTestStore(t)
-	e.rawPut(t, bMeta, "schema", []byte("2"))
+	e.rawPut(t, bMeta, "schema", []byte(strconv.Itoa(schemaVersion+1)))
 	if err := e.s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -85,9 +85,9 @@ func TestReport(t *testing.T) {
 	report := render(env.machine(), env.postern, p, rows, cpu, verdicts, notes, time.Since(start))
 	fmt.Println(report)
 	if p.write {
-		// The revocation and DAV sections come from their own runs; keep them.
+		// The revocation, DAV and SMTP sections come from their own runs; keep them.
 		if old, err := os.ReadFile("RESULTS.md"); err == nil {
-			for _, sec := range []section{revocationSection, davSection} {
+			for _, sec := range []section{revocationSection, davSection, smtpSection} {
 				if kept := sec.of(string(old)); kept != "" {
 					report = sec.put(report, kept)
 				}
@@ -308,6 +308,15 @@ func startRelay(t *testing.T, bin, upstream string, cert certFiles) relayProc {
 func dovecotPID(t *testing.T, d *testpeer.DovecotPeer) int {
 	t.Helper()
 	conf := filepath.Join(filepath.Dir(d.LogFile), "dovecot.conf")
+	return processByArgs(t, "dovecot master for "+conf, func(args []string) bool {
+		return len(args) > 2 && filepath.Base(args[0]) == "dovecot" && args[len(args)-1] == conf
+	})
+}
+
+// processByArgs finds the process whose command line match accepts; 0,
+// logged as what, when none does.
+func processByArgs(t *testing.T, what string, match func(args []string) bool) int {
+	t.Helper()
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		t.Fatal(err)
@@ -317,14 +326,13 @@ func dovecotPID(t *testing.T, d *testpeer.DovecotPeer) int {
 		if err != nil {
 			continue
 		}
-		args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
-		if len(args) > 2 && filepath.Base(args[0]) == "dovecot" && args[len(args)-1] == conf {
+		if match(strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")) {
 			var pid int
 			fmt.Sscan(e.Name(), &pid)
 			return pid
 		}
 	}
-	t.Logf("dovecot master for %s not found; direct memory is not measured", conf)
+	t.Logf("%s not found; its processor time and memory are not measured", what)
 	return 0
 }
 

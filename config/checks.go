@@ -181,6 +181,27 @@ func (v *validator) urlPath(key, p string) {
 	}
 }
 
+// hostname checks a name postern gives itself in SMTP (RFC 5321 section
+// 4.1.2's Domain): dot-separated labels of letters, digits and hyphens.
+// Empty is allowed: the system's host name stands in.
+func (v *validator) hostname(key, name string) {
+	if name == "" {
+		return
+	}
+	ok := len(name) <= 255
+	for _, label := range strings.Split(name, ".") {
+		ok = ok && label != "" && len(label) <= 63 && label[0] != '-' && label[len(label)-1] != '-' &&
+			!strings.ContainsFunc(label, func(r rune) bool { return !isLetterOrDigit(r) && r != '-' })
+	}
+	if !ok {
+		v.add(key, fmt.Sprintf("must be a host name such as mail.example.org; got %q", name))
+	}
+}
+
+func isLetterOrDigit(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
 // headerName checks an HTTP field name (RFC 9110 section 5.1: a token).
 func (v *validator) headerName(key, name string) {
 	if name == "" || strings.ContainsFunc(name, func(r rune) bool { return !isTokenRune(r) }) {
@@ -189,7 +210,7 @@ func (v *validator) headerName(key, name string) {
 }
 
 func isTokenRune(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
+	return isLetterOrDigit(r) || strings.ContainsRune("!#$%&'*+-.^_`|~", r)
 }
 
 func isSpaceOrControl(r rune) bool {

@@ -24,6 +24,7 @@ type Config struct {
 	TLS      TLS      `toml:"tls"`
 	IMAP     IMAP     `toml:"imap"`
 	POP3     POP3     `toml:"pop3"`
+	SMTP     SMTP     `toml:"smtp"`
 	DAV      DAV      `toml:"dav"`
 	Admin    Admin    `toml:"admin"`
 	Upstream Upstream `toml:"upstream"`
@@ -87,6 +88,21 @@ type IMAP struct {
 type POP3 struct {
 	ListenTLS   string   `toml:"listen_tls"`
 	ListenSTLS  string   `toml:"listen_stls"`
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// SMTP configures the client-facing submission listeners (RFC 8314's
+// implicit TLS, RFC 6409's submission port with STARTTLS); an empty
+// address disables that listener. Both are off by default: sending needs
+// the upstream to take postern's word for the user (Postfix's
+// smtpd_authorized_xclient_hosts, or a master user), which a site sets up
+// before it turns them on.
+type SMTP struct {
+	ListenTLS      string `toml:"listen_tls"`
+	ListenSTARTTLS string `toml:"listen_starttls"`
+	// Hostname is the name in postern's greeting and EHLO answer and in
+	// its own EHLO to the upstream; empty means the system's host name.
+	Hostname    string   `toml:"hostname"`
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
@@ -156,6 +172,7 @@ func parsePrefix(s string) (netip.Prefix, bool) {
 type Upstream struct {
 	IMAP UpstreamIMAP `toml:"imap"`
 	POP3 UpstreamPOP3 `toml:"pop3"`
+	SMTP UpstreamSMTP `toml:"smtp"`
 	DAV  UpstreamDAV  `toml:"dav"`
 }
 
@@ -179,9 +196,12 @@ const (
 	LoginMaster LoginMode = "master"
 	// LoginStored uses the user's upstream password kept sealed in the store.
 	LoginStored LoginMode = "stored"
+	// LoginXClient names the user with XCLIENT LOGIN= (Postfix, for hosts
+	// in its smtpd_authorized_xclient_hosts); SMTP only.
+	LoginXClient LoginMode = "xclient"
 )
 
-// MailUpstream is what the IMAP and POP3 upstreams have in common.
+// MailUpstream is what the IMAP, POP3 and SMTP upstreams have in common.
 type MailUpstream struct {
 	Address    string    `toml:"address"`
 	Security   Security  `toml:"security"`
@@ -209,6 +229,12 @@ type UpstreamPOP3 struct {
 	MailUpstream
 	// XClient tells the upstream the client's address with XCLIENT.
 	XClient bool `toml:"xclient"`
+}
+
+// UpstreamSMTP is the submission server behind postern. Its Login is
+// LoginXClient or LoginMaster.
+type UpstreamSMTP struct {
+	MailUpstream
 }
 
 // DAVAuth is how postern tells a DAV upstream who the user is.
@@ -307,12 +333,17 @@ func Default() *Config {
 		IMAP: IMAP{ListenTLS: ":993", ListenSTARTTLS: ":143", IdleTimeout: Duration{31 * time.Minute}},
 		// 10 minutes: RFC 1939 section 3 minimum autologout timer.
 		POP3: POP3{ListenTLS: ":995", ListenSTLS: ":110", IdleTimeout: Duration{10 * time.Minute}},
+		// 10 minutes: RFC 5321 section 4.5.3.2 lets a client wait that long
+		// for the answer to a message's final dot, and a server must wait
+		// at least 5 for the next command.
+		SMTP: SMTP{IdleTimeout: Duration{10 * time.Minute}},
 		DAV: DAV{CalDAVPath: "/", CardDAVPath: "/", CalDAVPrefixes: []string{}, CardDAVPrefixes: []string{},
 			TrustedProxies: []string{}},
 		Admin: Admin{Listen: "127.0.0.1:8080", TLS: true, TrustedProxies: []string{}},
 		Upstream: Upstream{
 			IMAP: UpstreamIMAP{MailUpstream: defaultMailUpstream("127.0.0.1:143"), SendID: true},
 			POP3: UpstreamPOP3{MailUpstream: defaultMailUpstream("127.0.0.1:110")},
+			SMTP: UpstreamSMTP{MailUpstream: defaultSMTPUpstream()},
 			DAV: UpstreamDAV{Auth: DAVAuthHeader, UserHeader: "X-Remote-User",
 				DialTimeout: Duration{5 * time.Second}, ResponseTimeout: Duration{60 * time.Second}},
 		},
@@ -334,6 +365,12 @@ func Default() *Config {
 		Backup: Backup{Every: Duration{24 * time.Hour}, Keep: 14, Recipients: []string{}},
 		Audit:  Audit{Keep: Duration{400 * 24 * time.Hour}},
 	}
+}
+
+func defaultSMTPUpstream() MailUpstream {
+	u := defaultMailUpstream("127.0.0.1:587")
+	u.Login = LoginXClient
+	return u
 }
 
 func defaultMailUpstream(addr string) MailUpstream {

@@ -117,8 +117,8 @@ func TestExampleFilledIn(t *testing.T) {
 		old, new string
 		n        int
 	}{
-		{`master_user = ""`, `master_user = "postern"`, 2},
-		{`master_password_file = ""`, `master_password_file = "` + pw + `"`, 2},
+		{`master_user = ""`, `master_user = "postern"`, 3},
+		{`master_password_file = ""`, `master_password_file = "` + pw + `"`, 3},
 		{`self_signed = false`, `self_signed = true`, 1},
 	} {
 		if got := strings.Count(doc, r.old); got != r.n {

@@ -31,13 +31,19 @@ func (c *Config) validate() []Error {
 	// server must let an idle client be.
 	v.duration("imap.idle_timeout", c.IMAP.IdleTimeout, 31*time.Minute, 24*time.Hour)
 	v.duration("pop3.idle_timeout", c.POP3.IdleTimeout, 10*time.Minute, 24*time.Hour)
+	// RFC 5321 section 4.5.3.2.7: a server waits at least 5 minutes for
+	// the next command.
+	v.duration("smtp.idle_timeout", c.SMTP.IdleTimeout, 5*time.Minute, 24*time.Hour)
+	v.hostname("smtp.hostname", c.SMTP.Hostname)
 	v.tls(c)
 	v.dav(c.DAV)
 	v.admin(c.Admin)
 	imapOn := c.IMAP.ListenTLS != "" || c.IMAP.ListenSTARTTLS != ""
 	popOn := c.POP3.ListenTLS != "" || c.POP3.ListenSTLS != ""
-	v.mailUpstream("upstream.imap", c.Upstream.IMAP.MailUpstream, imapOn)
-	v.mailUpstream("upstream.pop3", c.Upstream.POP3.MailUpstream, popOn)
+	smtpOn := c.SMTP.ListenTLS != "" || c.SMTP.ListenSTARTTLS != ""
+	v.mailUpstream("upstream.imap", c.Upstream.IMAP.MailUpstream, imapOn, LoginMaster, LoginStored)
+	v.mailUpstream("upstream.pop3", c.Upstream.POP3.MailUpstream, popOn, LoginMaster, LoginStored)
+	v.mailUpstream("upstream.smtp", c.Upstream.SMTP.MailUpstream, smtpOn, LoginXClient, LoginMaster)
 	v.davUpstream(c.Upstream.DAV, c.DAV.Listen != "")
 	v.policy(c.Policy)
 	v.limits(c.Limits)
@@ -78,6 +84,8 @@ func clientListeners(c *Config) []listener {
 		{"imap.listen_starttls", c.IMAP.ListenSTARTTLS},
 		{"pop3.listen_tls", c.POP3.ListenTLS},
 		{"pop3.listen_stls", c.POP3.ListenSTLS},
+		{"smtp.listen_tls", c.SMTP.ListenTLS},
+		{"smtp.listen_starttls", c.SMTP.ListenSTARTTLS},
 		{"dav.listen", c.DAV.Listen},
 	}
 }
@@ -85,7 +93,11 @@ func clientListeners(c *Config) []listener {
 func (v *validator) listeners(c *Config) {
 	client := clientListeners(c)
 	if !slices.ContainsFunc(client, func(l listener) bool { return l.addr != "" }) {
-		v.add("", "no listener enabled: set imap.listen_tls, imap.listen_starttls, pop3.listen_tls, pop3.listen_stls or dav.listen")
+		keys := make([]string, len(client))
+		for i, l := range client {
+			keys[i] = l.key
+		}
+		v.add("", "no listener enabled: set "+strings.Join(keys[:len(keys)-1], ", ")+" or "+keys[len(keys)-1])
 	}
 	seen := map[string]string{}
 	for _, l := range append(client, listener{"admin.listen", c.Admin.Listen}) {
@@ -161,12 +173,18 @@ func (v *validator) admin(a Admin) {
 	}
 }
 
-func (v *validator) mailUpstream(prefix string, u MailUpstream, enabled bool) {
+// mailUpstream checks an upstream section; logins are the login modes
+// its protocol supports.
+func (v *validator) mailUpstream(prefix string, u MailUpstream, enabled bool, logins ...LoginMode) {
 	key := func(name string) string { return prefix + "." + name }
 	v.dialAddr(key("address"), u.Address)
 	v.oneOf(key("security"), string(u.Security), string(SecurityImplicit), string(SecurityStartTLS), string(SecurityNone))
 	v.caFile(key("ca_file"), u.CAFile)
-	v.oneOf(key("login"), string(u.Login), string(LoginMaster), string(LoginStored))
+	allowed := make([]string, len(logins))
+	for i, l := range logins {
+		allowed[i] = string(l)
+	}
+	v.oneOf(key("login"), string(u.Login), allowed...)
 	// The master user goes into SASL PLAIN; a control character there
 	// could end the upstream command early.
 	v.noControls(key("master_user"), u.MasterUser)

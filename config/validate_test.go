@@ -35,6 +35,22 @@ func TestValidateReportsProblems(t *testing.T) {
 			`postern.toml:2:1: upstream.pop3.security: must be one of "implicit", "starttls", "none"; got "tls"`},
 		{"upstream login", "[upstream.imap]\nlogin = 'plain'\n",
 			`postern.toml:2:1: upstream.imap.login: must be one of "master", "stored"; got "plain"`},
+		{"stored login upstream for SMTP", "[upstream.smtp]\nlogin = 'stored'\n",
+			`postern.toml:2:1: upstream.smtp.login: must be one of "xclient", "master"; got "stored"`},
+		{"XCLIENT login for IMAP", "[upstream.imap]\nlogin = 'xclient'\n",
+			`postern.toml:2:1: upstream.imap.login: must be one of "master", "stored"; got "xclient"`},
+		{"SMTP master login without a master user", "[smtp]\nlisten_tls = ':465'\n[upstream.smtp]\nlogin = 'master'\n",
+			`postern.toml: upstream.smtp.master_user: required when login = "master"`},
+		{"SMTP host name with a space", "[smtp]\nhostname = 'mail example'\n",
+			`postern.toml:2:1: smtp.hostname: must be a host name such as mail.example.org; got "mail example"`},
+		{"SMTP host name with an empty label", "[smtp]\nhostname = 'mail..example.org'\n",
+			`postern.toml:2:1: smtp.hostname: must be a host name`},
+		{"SMTP idle below RFC 5321", "[smtp]\nidle_timeout = '4m'\n",
+			"postern.toml:2:1: smtp.idle_timeout: must be between 5m and 24h"},
+		{"SMTP on the IMAP port", "[smtp]\nlisten_starttls = ':993'\n",
+			`postern.toml:2:1: smtp.listen_starttls: ":993" is already used by imap.listen_tls`},
+		{"SMTP upstream without a port", "[upstream.smtp]\naddress = 'mail.example.org'\n",
+			`postern.toml:2:1: upstream.smtp.address: invalid address "mail.example.org": want host:port`},
 		{"dav auth", "[upstream.dav]\nauth = 'basic'\n",
 			`postern.toml:2:1: upstream.dav.auth: must be one of "header", "stored"; got "basic"`},
 		{"listen port too large", "[imap]\nlisten_tls = ':99999'\n",
@@ -120,7 +136,11 @@ func TestValidateReportsProblems(t *testing.T) {
 		{"certificate needed when the key is empty", "[tls]\ncertificates = []\n",
 			"postern.toml:2:1: tls.certificates: imap.listen_tls needs a certificate"},
 		{"no listener", "[imap]\nlisten_tls = ''\nlisten_starttls = ''\n[pop3]\nlisten_tls = ''\nlisten_stls = ''\n",
-			"postern.toml: no listener enabled"},
+			"postern.toml: no listener enabled: set imap.listen_tls, imap.listen_starttls, pop3.listen_tls, pop3.listen_stls, " +
+				"smtp.listen_tls, smtp.listen_starttls or dav.listen"},
+		{"certificate needed for SMTP alone", "[imap]\nlisten_tls = ''\nlisten_starttls = ''\n[pop3]\nlisten_tls = ''\nlisten_stls = ''\n" +
+			"[smtp]\nlisten_starttls = ':587'\n",
+			"postern.toml: tls.certificates: smtp.listen_starttls needs a certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,6 +159,9 @@ func TestValidateDemandsOnlyWhatIsUsed(t *testing.T) {
 		{"POP3 off", "[pop3]\nlisten_tls = ''\nlisten_stls = ''\n", "upstream.pop3.master_password_file"},
 		{"stored logins", "[upstream.imap]\nlogin = 'stored'\n", "upstream.imap.master_user"},
 		{"DAV off", "", "upstream.dav.url"},
+		{"SMTP off", "[upstream.smtp]\nlogin = 'master'\n", "upstream.smtp.master_user"},
+		{"SMTP by XCLIENT", "[smtp]\nlisten_tls = ':465'\n", "upstream.smtp"},
+		{"SMTP on the system's host name", "", "smtp.hostname"},
 		{"self-signed", "[tls]\nself_signed = true\n", "tls.certificates"},
 		{"port 0 twice", "[imap]\nlisten_tls = ':0'\n[pop3]\nlisten_tls = ':0'\n", "already used"},
 	}

@@ -1,8 +1,9 @@
-// Package load generates IMAP load for the benchmarks in bench/: login and
-// logout loops, message fetches and idle sessions, against any IMAP
-// endpoint (a server or a proxy in front of one). It speaks just enough
-// IMAP for that, on raw sockets, so that the client's own cost stays small
-// and the same for every target.
+// Package load generates IMAP and SMTP load for the benchmarks in bench/:
+// login and logout loops, message fetches and idle sessions against any
+// IMAP endpoint (a server or a proxy in front of one), and submission
+// sessions against any SMTP one (smtp.go). It speaks just enough of each
+// protocol for that, on raw sockets, so that the client's own cost stays
+// small and the same for every target.
 package load
 
 import (
@@ -50,6 +51,25 @@ type Conn struct {
 // Dial connects, completes TLS if the target asks for it, and reads the
 // greeting. n picks the source address when the target has several.
 func Dial(ctx context.Context, t Target, n int) (*Conn, error) {
+	conn, err := dialConn(ctx, t, n)
+	if err != nil {
+		return nil, err
+	}
+	line, err := conn.greeting(ctx, conn.raw)
+	if err != nil {
+		conn.raw.Close()
+		return nil, fmt.Errorf("greeting from %s: %w", t.Addr, err)
+	}
+	if !strings.HasPrefix(line, "* OK") {
+		conn.raw.Close()
+		return nil, fmt.Errorf("greeting from %s: %w: %.80q", t.Addr, ErrResponse, line)
+	}
+	return conn, nil
+}
+
+// dialConn connects from the source n picks and completes TLS if the
+// target asks for it.
+func dialConn(ctx context.Context, t Target, n int) (*Conn, error) {
 	d := net.Dialer{}
 	if len(t.Sources) > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: t.Sources[n%len(t.Sources)]}
@@ -68,17 +88,7 @@ func Dial(ctx context.Context, t Target, n int) (*Conn, error) {
 		}
 		c = tc
 	}
-	conn := &Conn{c: c, raw: raw, r: bufio.NewReaderSize(c, 4096), w: bufio.NewWriterSize(c, 1024)}
-	line, err := conn.greeting(ctx, raw)
-	if err != nil {
-		raw.Close()
-		return nil, fmt.Errorf("greeting from %s: %w", t.Addr, err)
-	}
-	if !strings.HasPrefix(line, "* OK") {
-		raw.Close()
-		return nil, fmt.Errorf("greeting from %s: %w: %.80q", t.Addr, ErrResponse, line)
-	}
-	return conn, nil
+	return &Conn{c: c, raw: raw, r: bufio.NewReaderSize(c, 4096), w: bufio.NewWriterSize(c, 1024)}, nil
 }
 
 // greeting reads the first line under ctx: its deadline bounds the read

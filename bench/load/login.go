@@ -70,27 +70,54 @@ func (r *LoginResult) Add(o LoginResult) {
 // Logins runs the loop and reports the window. It fails when no login at
 // all succeeded.
 func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
-	if len(cfg.Accounts) == 0 || cfg.Concurrency < 1 {
-		return LoginResult{}, fmt.Errorf("login loop: need accounts and a concurrency of at least 1")
+	if len(cfg.Accounts) == 0 {
+		return LoginResult{}, fmt.Errorf("login loop: need accounts")
+	}
+	return loop(ctx, cfg.loop("login"), func(ctx context.Context, n int) (time.Duration, error) {
+		return loginOnce(ctx, cfg.Target, cfg.Accounts[n%len(cfg.Accounts)], n)
+	})
+}
+
+func (cfg LoginConfig) loop(what string) loopConfig {
+	return loopConfig{what: what, addr: cfg.Target.Addr, concurrency: cfg.Concurrency, warmup: cfg.Warmup,
+		duration: cfg.Duration, grace: cfg.Grace}
+}
+
+// loopConfig is the shape of a loop of cycles (a login, a message sent):
+// concurrency workers each run cycle after cycle, and those that ran
+// wholly inside [warmup, warmup+duration) count.
+type loopConfig struct {
+	what, addr       string // for errors: "login" on addr
+	concurrency      int
+	warmup, duration time.Duration
+	grace            time.Duration
+}
+
+// loop runs once in cfg's workers and reports the window: the cycles'
+// results in LoginResult's terms (Logins counts cycles). It fails when no
+// cycle at all succeeded.
+func loop(ctx context.Context, cfg loopConfig, once func(ctx context.Context, n int) (time.Duration, error)) (LoginResult, error) {
+	if cfg.concurrency < 1 {
+		return LoginResult{}, fmt.Errorf("%s loop: need a concurrency of at least 1", cfg.what)
 	}
 	start := time.Now()
-	from, to := start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration)
-	grace := cfg.Grace
+	from, to := start.Add(cfg.warmup), start.Add(cfg.warmup+cfg.duration)
+	grace := cfg.grace
 	if grace <= 0 {
 		grace = opTimeout
 	}
 	parent := ctx
 	ctx, cancel := context.WithDeadline(ctx, to.Add(grace))
 	defer cancel()
-	workers := make([]loginWorker, cfg.Concurrency)
+	workers := make([]loopWorker, cfg.concurrency)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &workers[i]
-		w.id, w.cfg, w.from, w.to = i, &cfg, from, to
+		w.id, w.step, w.once, w.from, w.to = i, cfg.concurrency, once, from, to
 		wg.Go(func() { w.run(ctx) })
 	}
 	wg.Wait()
-	res := LoginResult{Elapsed: cfg.Duration}
+	res := LoginResult{Elapsed: cfg.duration}
 	var lat []time.Duration
 	for _, w := range workers {
 		lat = append(lat, w.lat...)
@@ -108,16 +135,16 @@ func Logins(ctx context.Context, cfg LoginConfig) (LoginResult, error) {
 	}
 	if res.Logins == 0 {
 		if res.FirstErr == nil {
-			return res, fmt.Errorf("login loop on %s: no login completed within %v", cfg.Target.Addr, cfg.Duration)
+			return res, fmt.Errorf("%s loop on %s: nothing completed within %v", cfg.what, cfg.addr, cfg.duration)
 		}
-		return res, fmt.Errorf("login loop on %s: no login succeeded: %w", cfg.Target.Addr, res.FirstErr)
+		return res, fmt.Errorf("%s loop on %s: nothing succeeded: %w", cfg.what, cfg.addr, res.FirstErr)
 	}
 	return res, nil
 }
 
-type loginWorker struct {
-	id       int
-	cfg      *LoginConfig
+type loopWorker struct {
+	id, step int
+	once     func(ctx context.Context, n int) (time.Duration, error)
 	from, to time.Time
 	lat      []time.Duration
 	total    int
@@ -125,13 +152,13 @@ type loginWorker struct {
 	firstErr error
 }
 
-func (w *loginWorker) run(ctx context.Context) {
-	for n := w.id; ctx.Err() == nil; n += w.cfg.Concurrency {
+func (w *loopWorker) run(ctx context.Context) {
+	for n := w.id; ctx.Err() == nil; n += w.step {
 		start := time.Now()
 		if !start.Before(w.to) {
 			return
 		}
-		lat, err := loginOnce(ctx, w.cfg.Target, w.cfg.Accounts[n%len(w.cfg.Accounts)], n)
+		lat, err := w.once(ctx, n)
 		if err == nil {
 			w.total++
 		}

@@ -23,8 +23,8 @@ const demoUser = "demo"
 // account page reads it as "during set-up".
 var demoActor = authstore.Actor{Name: "setup:demo"}
 
-// demo runs postern in front of embedded IMAP, POP3 and CalDAV/CardDAV
-// servers, with a demo user
+// demo runs postern in front of embedded IMAP, POP3, submission and
+// CalDAV/CardDAV servers, with a demo user
 // whose two-step verification is on and who has one app password.
 func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 	fs := newFlags("demo")
@@ -55,7 +55,9 @@ func (c *cli) demo(ctx context.Context, _ *cli, args []string) error {
 	defer ups.close()
 
 	cfg := demoConfig(dir, *listen, mem.Addr())
-	ups.configure(cfg, *listen)
+	if err := ups.configure(cfg, *listen, dir); err != nil {
+		return err
+	}
 	if err := demoSignIn(cfg); err != nil {
 		return err
 	}
@@ -195,4 +197,5 @@ func (c *cli) printDemo(dir string, addrs map[string]string, s demoSetup) {
 	fmt.Fprintln(w, "List the live mail sessions through the admin API:")
 	fmt.Fprintf(w, "  curl --cacert %s -H 'Authorization: Bearer %s' https://%s/api/v1/sessions\n", cert, s.adminToken, addrs["admin"])
 	c.printDemoDAV(dir, addrs, s)
+	c.printDemoSMTP(dir, addrs, s)
 }

@@ -12,10 +12,11 @@ import (
 	"github.com/postern-dev/postern/internal/mempop3"
 )
 
-// demoUpstreams are the embedded POP3 and CalDAV/CardDAV servers the demo
-// runs behind postern, beside the IMAP one.
+// demoUpstreams are the embedded POP3, submission and CalDAV/CardDAV
+// servers the demo runs behind postern, beside the IMAP one.
 type demoUpstreams struct {
 	pop3 *mempop3.Server
+	smtp *demoSMTP
 	dav  *memdav.Server
 }
 
@@ -27,22 +28,34 @@ func startDemoUpstreams(mail *memimap.Server, users map[string]string) (*demoUps
 	if err != nil {
 		return nil, err
 	}
-	dav, err := memdav.Start("127.0.0.1:0", []string{demoUser})
+	smtp, err := startDemoSMTP(mail, users)
 	if err != nil {
 		pop3.Close()
 		return nil, err
 	}
-	return &demoUpstreams{pop3: pop3, dav: dav}, nil
+	dav, err := memdav.Start("127.0.0.1:0", []string{demoUser})
+	if err != nil {
+		pop3.Close()
+		smtp.close()
+		return nil, err
+	}
+	return &demoUpstreams{pop3: pop3, smtp: smtp, dav: dav}, nil
 }
 
 func (d *demoUpstreams) close() {
 	d.pop3.Close()
+	d.smtp.close()
 	d.dav.Close()
 }
 
-// configure opens the POP3 and DAV listeners on host in front of them.
-func (d *demoUpstreams) configure(cfg *config.Config, host string) {
+// configure opens the POP3, SMTP and DAV listeners on host in front of
+// them; dir holds what the configuration needs in files.
+func (d *demoUpstreams) configure(cfg *config.Config, host, dir string) error {
 	at := func(port string) string { return net.JoinHostPort(host, port) }
+	cfg.SMTP.ListenTLS, cfg.SMTP.ListenSTARTTLS = at("0"), at("0")
+	if err := d.smtp.configure(cfg, dir); err != nil {
+		return err
+	}
 	cfg.POP3.ListenTLS, cfg.POP3.ListenSTLS = at("0"), at("0")
 	up := &cfg.Upstream.POP3
 	up.Address, up.Security, up.Login = d.pop3.Addr(), config.SecurityNone, config.LoginStored
@@ -50,6 +63,7 @@ func (d *demoUpstreams) configure(cfg *config.Config, host string) {
 	cfg.DAV.CalDAVPath, cfg.DAV.CardDAVPath = memdav.CalDAVPrefix, memdav.CardDAVPrefix
 	cfg.DAV.CalDAVPrefixes, cfg.DAV.CardDAVPrefixes = []string{memdav.CalDAVPrefix}, []string{memdav.CardDAVPrefix}
 	cfg.Upstream.DAV.URL = d.dav.URL()
+	return nil
 }
 
 // printDemoEndpoints lists every endpoint as a URL a client accepts.
@@ -59,6 +73,8 @@ func (c *cli) printDemoEndpoints(addrs map[string]string) {
 	fmt.Fprintf(w, "  IMAP, STARTTLS       imap://%s\n", addrs["imap"])
 	fmt.Fprintf(w, "  POP3, implicit TLS   pop3s://%s\n", addrs["pop3s"])
 	fmt.Fprintf(w, "  POP3, STLS           pop3://%s\n", addrs["pop3"])
+	fmt.Fprintf(w, "  SMTP, implicit TLS   smtps://%s\n", addrs["smtps"])
+	fmt.Fprintf(w, "  SMTP, STARTTLS       smtp://%s\n", addrs["smtp"])
 	fmt.Fprintf(w, "  CalDAV               https://%s%s\n", addrs["dav"], memdav.CalDAVPrefix)
 	fmt.Fprintf(w, "  CardDAV              https://%s%s\n", addrs["dav"], memdav.CardDAVPrefix)
 }

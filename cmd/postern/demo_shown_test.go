@@ -91,7 +91,7 @@ func (d *demoRun) tls(host string) *tls.Config {
 }
 
 var (
-	demoURL      = regexp.MustCompile(`(?:imaps?|pop3s?|https)://[^\s/']+`)
+	demoURL      = regexp.MustCompile(`(?:imaps?|pop3s?|smtps?|https)://[^\s/']+`)
 	lastDemoLine = regexp.MustCompile(`^\s+` + demoAdmin + `\s+password `)
 )
 

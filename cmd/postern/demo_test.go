@@ -26,7 +26,7 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 			endpoints[scheme] = u
 		}
 	}
-	if len(commands) != 4 {
+	if len(commands) != 5 {
 		t.Fatalf("demo printed %d curl commands:\n%s", len(commands), strings.Join(d.lines, "\n"))
 	}
 	list := runShell(t, commands[0])
@@ -46,7 +46,7 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 		t.Errorf("calendar PROPFIND:\n%s", cal)
 	}
 	// Every protocol's endpoint is printed as a URL; POP3 serves the mailbox.
-	for _, scheme := range []string{"imaps", "imap", "pop3s", "pop3", "https"} {
+	for _, scheme := range []string{"imaps", "imap", "pop3s", "pop3", "smtps", "smtp", "https"} {
 		if endpoints[scheme] == "" {
 			t.Errorf("no %s:// endpoint printed (got %v)", scheme, endpoints)
 		}
@@ -61,6 +61,40 @@ func TestDemoPrintedCurlListsMailbox(t *testing.T) {
 	bad := strings.Replace(commands[0], "--user 'demo:", "--user 'demo:x", 1)
 	if out, err := exec.Command("sh", "-c", bad+" -s -S").CombinedOutput(); err == nil {
 		t.Errorf("a wrong app password listed the mailbox:\n%s", out)
+	}
+}
+
+// TestDemoSendsThroughPostern: the printed send command, pasted as it is,
+// sends a message through postern's SMTP listener with the demo app
+// password, and the printed listing then shows it in the demo mailbox
+// over IMAP. The printed smtp:// URL works for a client that insists on
+// STARTTLS; the account password sends nothing (two-step is on).
+func TestDemoSendsThroughPostern(t *testing.T) {
+	testpeer.RequirePeer(t, "curl")
+	d := runDemo(t)
+	var send, list string
+	for _, line := range d.lines {
+		line = strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(line, "curl ") && strings.Contains(line, "smtps://"):
+			send = line
+		case strings.HasPrefix(line, "curl ") && strings.Contains(line, "FETCH 1:*"):
+			list = line
+		}
+	}
+	if send == "" || list == "" {
+		t.Fatalf("no send or listing command printed:\n%s", strings.Join(d.lines, "\n"))
+	}
+	runShell(t, send)
+	smtps, smtp := d.field(t, "SMTP, implicit TLS"), d.field(t, "SMTP, STARTTLS")
+	runShell(t, strings.Replace(send, "'"+smtps+"'", "'"+smtp+"' --ssl-reqd", 1))
+	if got := runShell(t, list); strings.Count(got, "Sent through postern") != 2 {
+		t.Errorf("the listing does not show the two messages sent:\n%s", got)
+	}
+	app := strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(d.lineOf(t, "app password")), "app password"), " ", "")
+	bad := strings.Replace(send, demoUser+":"+app, demoUser+":"+d.field(t, "account password"), 1)
+	if out, err := exec.Command("sh", "-c", bad+" -s -S").CombinedOutput(); err == nil || !strings.Contains(string(out), "Login denied") {
+		t.Errorf("the account password of a two-step user sent mail: %v\n%s", err, out)
 	}
 }
 

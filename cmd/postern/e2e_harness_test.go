@@ -72,6 +72,7 @@ type e2eOptions struct {
 	// masterPassword replaces the peer's in the master password file.
 	masterPassword string
 	stored         bool // login = "stored": each user's upstream password, no master user
+	smtp           e2eSMTP
 }
 
 // e2e is one running gateway in front of one Dovecot.
@@ -193,7 +194,8 @@ tls = false
 [limits]
 %s
 `, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")),
-		upstream(imapUp, "send_id = true"), upstream(pop3Up, "xclient = true"), limitLines(opts.limits))
+		upstream(imapUp, "send_id = true"), upstream(pop3Up, "xclient = true"), limitLines(opts.limits)) +
+		opts.smtp.config(peer, masterFile)
 }
 
 // limitLines is the [limits] table: the test's lines, plus the defaults
@@ -428,20 +430,6 @@ func literalLen(line string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(m[1], 10, 64)
 	return n, err == nil
-}
-
-// dotBody reads a POP3 multi-line answer after its status line and undoes
-// the dot-stuffing (RFC 1939 section 3).
-func (w *wire) dotBody() []byte {
-	w.t.Helper()
-	var b bytes.Buffer
-	for {
-		s := w.line()
-		if s == ".\r\n" {
-			return b.Bytes()
-		}
-		b.WriteString(strings.TrimPrefix(s, "."))
-	}
 }
 
 // closedWithin reads until the server closes the connection, with a read

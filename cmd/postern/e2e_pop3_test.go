@@ -121,3 +121,17 @@ func TestE2E_Curl(t *testing.T) {
 		})
 	}
 }
+
+// dotBody reads a POP3 multi-line answer after its status line and undoes
+// the dot-stuffing (RFC 1939 section 3).
+func (w *wire) dotBody() []byte {
+	w.t.Helper()
+	var b bytes.Buffer
+	for {
+		s := w.line()
+		if s == ".\r\n" {
+			return b.Bytes()
+		}
+		b.WriteString(strings.TrimPrefix(s, "."))
+	}
+}

@@ -203,6 +203,18 @@ func (s *served) run(stdin string, wrap []string, args ...string) (stdout, stder
 	return out.String(), errb.String(), err
 }
 
+// dialTLS connects to one of serve's implicit-TLS listeners ("pop3s",
+// "smtps") and returns the raw client.
+func (s *served) dialTLS(t *testing.T, listener string) *wire {
+	t.Helper()
+	conn, err := tls.DialWithDialer(dialer(""), "tcp", s.addr(listener), s.clientTLS())
+	if err != nil {
+		t.Fatalf("dial %s: %v", listener, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &wire{t: t, conn: conn, r: bufio.NewReader(conn)}
+}
+
 func (s *served) clientTLS() *tls.Config {
 	return &tls.Config{RootCAs: s.roots, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }

@@ -44,7 +44,7 @@ func TestStartup_ProbesNameTheKey(t *testing.T) {
 	peer := startPeer(t, "erin")
 	t.Run("starttls against implicit TLS", func(t *testing.T) {
 		e := startE2E(t, peer, e2eOptions{imapUpstream: peer.IMAPSAddr})
-		want := `upstream.imap.security = \"starttls\" but ` + peer.IMAPSAddr + ` speaks TLS at once: set upstream.imap.security = \"tls\"`
+		want := `upstream.imap.security = \"starttls\" but ` + peer.IMAPSAddr + ` speaks TLS at once: set upstream.imap.security = \"implicit\"`
 		eventually(t, "the probe's warning", func() bool { return strings.Contains(e.logs.String(), want) })
 		warn := regexp.MustCompile(`level=WARN msg="upstream probe failed" key=upstream.imap `)
 		if n := len(warn.FindAllString(e.logs.String(), -1)); n != 1 {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -88,12 +86,7 @@ func TestServe_UpstreamPasswordFromTheCLI(t *testing.T) {
 // reads the greeting.
 func (s *served) dialPOP3(t *testing.T) *wire {
 	t.Helper()
-	conn, err := tls.DialWithDialer(dialer(""), "tcp", s.addr("pop3s"), s.clientTLS())
-	if err != nil {
-		t.Fatalf("dial pop3s: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	w := &wire{t: t, conn: conn, r: bufio.NewReader(conn)}
+	w := s.dialTLS(t, "pop3s")
 	w.expect("+OK")
 	return w
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/postern-dev/postern/proxy/imap"
 	"github.com/postern-dev/postern/proxy/pop3"
 	"github.com/postern-dev/postern/proxy/probe"
+	"github.com/postern-dev/postern/proxy/smtp"
 )
 
 // gateway is a running postern: store, listeners, metrics.
@@ -154,7 +155,7 @@ type mailService struct {
 	listeners []mailListener
 	upstream  config.MailUpstream
 	idle      config.Duration
-	adapter   func(startTLS *tls.Config, master, masterPw string) proxy.Protocol
+	adapter   func(proxy.UpstreamCredential) proxy.Protocol
 }
 
 // mailSetup is what the mail listeners need, and the probes of their
@@ -165,23 +166,35 @@ type mailSetup struct {
 	targets   []probe.Target
 }
 
-// mailServers configures each mail protocol that has a listener.
-func (g *gateway) mailServers(cfg *config.Config, metrics *proxy.Metrics) (mailSetup, error) {
+// mailServices are the mail protocols postern can serve.
+func (g *gateway) mailServices(cfg *config.Config) []mailService {
 	lim := cfg.Limits
-	services := []mailService{
+	base := proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}
+	return []mailService{
 		{"imap", probe.IMAP, []mailListener{{"imaps", cfg.IMAP.ListenTLS, true}, {"imap", cfg.IMAP.ListenSTARTTLS, false}},
 			cfg.Upstream.IMAP.MailUpstream, cfg.IMAP.IdleTimeout,
-			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
-				return imap.New(imap.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, SendID: cfg.Upstream.IMAP.SendID})
+			func(cred proxy.UpstreamCredential) proxy.Protocol {
+				return imap.New(imap.Config{Adapter: base, UpstreamCredential: cred, SendID: cfg.Upstream.IMAP.SendID})
 			}},
 		{"pop3", probe.POP3, []mailListener{{"pop3s", cfg.POP3.ListenTLS, true}, {"pop3", cfg.POP3.ListenSTLS, false}},
 			cfg.Upstream.POP3.MailUpstream, cfg.POP3.IdleTimeout,
-			func(startTLS *tls.Config, master, masterPw string) proxy.Protocol {
-				return pop3.New(pop3.Config{Adapter: proxy.Adapter{AccountURL: cfg.Admin.PublicURL, MaxLine: lim.MaxLineBytes, MaxBadCommands: lim.MaxBadCommands, Logger: g.log}, UpstreamCredential: proxy.UpstreamCredential{UpstreamTLS: startTLS, MasterUser: master, MasterPassword: masterPw, UpstreamPassword: g.store.UpstreamPassword}, XClient: cfg.Upstream.POP3.XClient})
+			func(cred proxy.UpstreamCredential) proxy.Protocol {
+				return pop3.New(pop3.Config{Adapter: base, UpstreamCredential: cred, XClient: cfg.Upstream.POP3.XClient})
+			}},
+		{"smtp", probe.SMTP, []mailListener{{"smtps", cfg.SMTP.ListenTLS, true}, {"smtp", cfg.SMTP.ListenSTARTTLS, false}},
+			cfg.Upstream.SMTP.MailUpstream, cfg.SMTP.IdleTimeout,
+			func(cred proxy.UpstreamCredential) proxy.Protocol {
+				return smtp.New(smtp.Config{Adapter: base, UpstreamCredential: cred, Hostname: smtpHostname(cfg.SMTP),
+					Login: smtp.LoginMode(cfg.Upstream.SMTP.Login)})
 			}},
 	}
+}
+
+// mailServers configures each mail protocol that has a listener.
+func (g *gateway) mailServers(cfg *config.Config, metrics *proxy.Metrics) (mailSetup, error) {
+	lim := cfg.Limits
 	var m mailSetup
-	for _, svc := range services {
+	for _, svc := range g.mailServices(cfg) {
 		if !anyListener(svc.listeners) {
 			continue // an unused protocol needs no upstream settings
 		}
@@ -190,14 +203,58 @@ func (g *gateway) mailServers(cfg *config.Config, metrics *proxy.Metrics) (mailS
 			return mailSetup{}, fmt.Errorf("upstream.%s: %w", svc.name, err)
 		}
 		key := "upstream." + svc.name
-		m.targets = append(m.targets, probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, MasterLogin: master != ""})
-		m.servers = append(m.servers, proxy.ServerConfig{Protocol: svc.adapter(startTLS, master, masterPw), Upstream: up,
+		proto := svc.adapter(proxy.UpstreamCredential{UpstreamTLS: startTLS, MasterUser: master, MasterPassword: masterPw,
+			UpstreamPassword: g.store.UpstreamPassword})
+		m.targets = append(m.targets, probeTarget(svc, key, up, proto))
+		m.servers = append(m.servers, proxy.ServerConfig{Protocol: proto, Upstream: up,
 			Limits: proxy.Limits{MaxConns: lim.MaxConnections, MaxConnsPerIP: lim.MaxConnectionsPerIP,
 				PreAuthTimeout: lim.PreauthTimeout.Duration, IdleTimeout: svc.idle.Duration, LoginTimeout: svc.upstream.LoginTimeout.Duration},
 			Metrics: metrics, LoginRefused: func() { g.probes.LoginRefused(key) }, LoginDone: func() { g.probes.Answered(key) }})
 		m.listeners = append(m.listeners, svc.listeners)
 	}
 	return m, nil
+}
+
+// ehloChecker is a protocol whose upstream's EHLO answer the probe hands
+// on (SMTP): it learns the upstream's extensions and says what its login
+// misses.
+type ehloChecker interface {
+	CheckUpstream(ehlo []string) error
+	Hostname() string
+}
+
+// probeTarget is the probe of one mail service's upstream.
+func probeTarget(svc mailService, key string, up proxy.Upstream, proto proxy.Protocol) probe.Target {
+	t := probe.Target{Dialect: svc.dialect(), Key: key, Upstream: up, Login: probeLogin(svc.upstream.Login)}
+	if c, ok := proto.(ehloChecker); ok {
+		t.SMTP = &probe.SMTPCheck{Hostname: c.Hostname(), Check: c.CheckUpstream}
+	}
+	return t
+}
+
+// smtpHostname is the name postern gives itself in SMTP: the configured
+// one, or the system's host name.
+func smtpHostname(c config.SMTP) string {
+	if c.Hostname != "" {
+		return c.Hostname
+	}
+	name, err := os.Hostname()
+	if err != nil {
+		return "" // smtp.New says localhost
+	}
+	return name
+}
+
+// probeLogin maps the configured login to what the probes need to know of
+// it.
+func probeLogin(m config.LoginMode) probe.Login {
+	switch m {
+	case config.LoginMaster:
+		return probe.LoginMaster
+	case config.LoginXClient:
+		return probe.LoginXClient
+	}
+	return probe.LoginStored
 }
 
 // listenMail opens the mail listeners.

@@ -20,6 +20,7 @@ func (g *gateway) mailSettings(cfg *config.Config) []admin.MailSetting {
 	for _, l := range []struct{ service, listener, security string }{
 		{"IMAP", "imaps", "SSL/TLS"}, {"IMAP", "imap", "STARTTLS"},
 		{"POP3", "pop3s", "SSL/TLS"}, {"POP3", "pop3", "STARTTLS"},
+		{"SMTP (sending)", "smtps", "SSL/TLS"}, {"SMTP (sending)", "smtp", "STARTTLS"},
 	} {
 		h, port, err := net.SplitHostPort(g.addrs[l.listener])
 		if err != nil {

@@ -318,17 +318,26 @@ func (d *DovecotPeer) mkdirMail(path string) error {
 }
 
 func freePorts() (dovecotPorts, error) {
-	// All four stay bound until all are chosen, so they differ.
-	var ports [4]int
+	p, err := distinctFreePorts(4)
+	if err != nil {
+		return dovecotPorts{}, err
+	}
+	return dovecotPorts{IMAP: p[0], IMAPS: p[1], POP3: p[2], POP3S: p[3]}, nil
+}
+
+// distinctFreePorts returns n loopback ports that were free a moment ago.
+// All stay bound until all are chosen, so they differ.
+func distinctFreePorts(n int) ([]int, error) {
+	ports := make([]int, n)
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return dovecotPorts{}, fmt.Errorf("find a free port: %w", err)
+			return nil, fmt.Errorf("find a free port: %w", err)
 		}
 		defer ln.Close()
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	return dovecotPorts{IMAP: ports[0], IMAPS: ports[1], POP3: ports[2], POP3S: ports[3]}, nil
+	return ports, nil
 }
 
 // runDovecot starts Dovecot in the foreground and waits until it greets on

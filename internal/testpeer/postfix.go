@@ -33,13 +33,14 @@ type PostfixOptions struct {
 	ExtraConfig string
 }
 
-// PostfixPeer is a running private Postfix on loopback: one submission
-// smtpd that offers STARTTLS and AUTH (SASL by Dovecot), takes XCLIENT
-// from 127.0.0.1, relays only for authenticated users, lets each user send
+// PostfixPeer is a running private Postfix on loopback: a submission
+// smtpd that offers STARTTLS and AUTH (SASL by Dovecot), and one that
+// speaks TLS at once; both take XCLIENT from 127.0.0.1, relays only for authenticated users, lets each user send
 // only as its own local part (alice as alice@…), and delivers every message
 // into one catch-all maildir.
 type PostfixPeer struct {
 	Addr    string       // smtpd: plaintext, offers STARTTLS
+	TLSAddr string       // smtpd with TLS from the first byte (submissions, RFC 8314)
 	CAFile  string       // PEM certificate smtpd serves (127.0.0.1, localhost)
 	LogFile string       // Postfix's maillog_file
 	Dovecot *DovecotPeer // the SASL backend
@@ -95,10 +96,13 @@ func startPostfix(t testing.TB, master string, opts PostfixOptions) (*PostfixPee
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	err = onFreePorts(func() (string, error) {
-		if conf.Port, err = freePort(); err != nil {
+		ports, err := distinctFreePorts(2)
+		if err != nil {
 			return "", err
 		}
+		conf.Port, conf.TLSPort = ports[0], ports[1]
 		p.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(conf.Port))
+		p.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(conf.TLSPort))
 		return runPostfix(t, master, conf, p)
 	})
 	if err != nil {
@@ -286,11 +290,23 @@ func (p *PostfixPeer) Log(t testing.TB) string {
 // Postfix's daemons log through postlogd, after the fact.
 func (p *PostfixPeer) WaitLog(t testing.TB, want string) string {
 	t.Helper()
+	return p.waitLog(t, func(log string) bool { return strings.Contains(log, want) }, fmt.Sprintf("%q", want))
+}
+
+// WaitLogFunc polls until done holds for Postfix's log, and returns the
+// log; what says what done looks for, for the failure message.
+func (p *PostfixPeer) WaitLogFunc(t testing.TB, what string, done func(log string) bool) string {
+	t.Helper()
+	return p.waitLog(t, done, what)
+}
+
+func (p *PostfixPeer) waitLog(t testing.TB, done func(string) bool, what string) string {
+	t.Helper()
 	var log string
 	poll(t, func() bool {
 		log = p.Log(t)
-		return strings.Contains(log, want)
-	}, func() string { return fmt.Sprintf("%q never appeared in postfix's log:\n%s", want, log) })
+		return done(log)
+	}, func() string { return fmt.Sprintf("%s never appeared in postfix's log:\n%s", what, log) })
 	return log
 }
 
@@ -350,6 +366,25 @@ func (p *PostfixPeer) WaitDelivered(t testing.TB, n int) []string {
 		return fmt.Sprintf("%d messages delivered, want %d; postfix's log:\n%s", len(msgs), n, p.Log(t))
 	})
 	return msgs
+}
+
+// WaitMessage polls until a message with subject was delivered and
+// returns it as stored.
+func (p *PostfixPeer) WaitMessage(t testing.TB, subject string) string {
+	t.Helper()
+	var got string
+	poll(t, func() bool {
+		for _, m := range p.Delivered(t) {
+			if strings.Contains(m, "\nSubject: "+subject+"\r\n") || strings.Contains(m, "\nSubject: "+subject+"\n") {
+				got = m
+				return true
+			}
+		}
+		return false
+	}, func() string {
+		return fmt.Sprintf("no message with subject %q was delivered; postfix's log:\n%s", subject, p.Log(t))
+	})
+	return got
 }
 
 // poll checks done until it holds, failing t with why() after IOGuard.

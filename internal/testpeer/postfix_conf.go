@@ -18,6 +18,7 @@ type postfixConf struct {
 	KeyFile    string
 	AuthSocket string // Dovecot's SASL listener
 	Port       int
+	TLSPort    int
 	MailUID    int
 	MailGID    int
 	Extra      string
@@ -73,9 +74,12 @@ virtual_minimum_uid = 1
 `))
 
 // postfixMaster lists the services a submission and a virtual delivery
-// need. The one smtpd listens on a loopback high port; chroot is off
-// everywhere, since the instance's files are not inside the queue.
+// need, and the discard agent for benchmarks that keep nothing
+// (transport_maps = static:discard). The smtpds listen on loopback high
+// ports; chroot is off everywhere, since the instance's files are not
+// inside the queue.
 var postfixMaster = template.Must(template.New("master.cf").Parse(`127.0.0.1:{{.Port}} inet n - n - - smtpd
+127.0.0.1:{{.TLSPort}} inet n - n - - smtpd -o smtpd_tls_wrappermode=yes
 cleanup   unix  n - n -     0 cleanup
 qmgr      unix  n - n 300   1 qmgr
 tlsmgr    unix  - - n 1000? 1 tlsmgr
@@ -90,6 +94,7 @@ virtual   unix  - n n -     - virtual
 anvil     unix  - - n -     1 anvil
 scache    unix  - - n -     1 scache
 postlog   unix-dgram n - n - 1 postlogd
+discard   unix  - - n -     - discard
 `))
 
 // postfixSenders owns each address by its local part: alice may send as

@@ -106,3 +106,23 @@ func TestPostfixXClient(t *testing.T) {
 		t.Errorf("delivered message:\n%s", got)
 	}
 }
+
+// TestPostfixImplicitTLS: the second smtpd speaks TLS from the first byte
+// with the instance's certificate and takes the same logins.
+func TestPostfixImplicitTLS(t *testing.T) {
+	t.Parallel()
+	p := Postfix(t, PostfixOptions{})
+	c, err := smtp.DialTLS(p.TLSAddr, p.ClientTLSConfig())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer c.Close()
+	if err := c.Auth(sasl.NewPlainClient("", "alice", p.Dovecot.Users["alice"])); err != nil {
+		t.Fatalf("auth: %v", err)
+	}
+	if err := c.SendMail("alice@example.test", []string{"carol@example.test"},
+		strings.NewReader(testMail("alice@example.test", "carol@example.test", "implicit TLS"))); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	p.WaitMessage(t, "implicit TLS")
+}

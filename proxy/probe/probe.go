@@ -1,7 +1,9 @@
 // Package probe checks that each configured upstream answers as its
 // configuration says: for a mail upstream it connects, reads the greeting
 // and completes TLS (implicit or STARTTLS) with certificate verification;
-// for a DAV upstream it asks for OPTIONS over verified TLS. It explains a
+// for an SMTP upstream it also reads the EHLO answer, which tells whether
+// the upstream offers what postern's login needs; for a DAV upstream it
+// asks for OPTIONS over verified TLS. It explains a
 // failure in terms of the configuration key to change. The results feed
 // readiness (/readyz) and the log. It never logs in and never sends a
 // credential.
@@ -55,13 +57,44 @@ type Target struct {
 	Dialect  Dialect
 	Key      string // its configuration section, e.g. "upstream.imap"
 	Upstream proxy.Upstream
-	// MasterLogin is set when postern logs in with a master user, so a
-	// refused login points at the master credential.
-	MasterLogin bool
+	// Login is how postern logs in to the upstream as a user, so that a
+	// refused login points at the settings to check.
+	Login Login
+	// SMTP, when set, makes the target an SMTP upstream (smtp.go).
+	SMTP *SMTPCheck
 	// URL, when set, makes the target an HTTP upstream (DAV) instead of a
 	// mail one: the probe sends OPTIONS for it, verifying an https
 	// upstream with Upstream's TLS; Upstream.Address names it in results.
 	URL *url.URL
+}
+
+// Login is how postern logs in to a mail upstream as a user.
+type Login int
+
+const (
+	// LoginStored uses the user's own upstream password: a refusal is
+	// about that user, not the configuration.
+	LoginStored Login = iota
+	// LoginMaster uses a master user's credential.
+	LoginMaster
+	// LoginXClient names the user with SMTP XCLIENT, which the upstream
+	// takes only from addresses it trusts.
+	LoginXClient
+)
+
+// refusalHint says what to check when the upstream refuses postern's own
+// login; key is the upstream's configuration section. "" when a refusal
+// is no configuration problem.
+func (l Login) refusalHint(key string) string {
+	switch l {
+	case LoginMaster:
+		return "the upstream refused postern's master login; check " + key + ".master_user and " + key +
+			".master_password_file (and that the upstream allows that master user)"
+	case LoginXClient:
+		return "the upstream refused postern's XCLIENT login; check " + key + ".login and that the upstream " +
+			"trusts postern's address (Postfix: smtpd_authorized_xclient_hosts)"
+	}
+	return ""
 }
 
 // result is the outcome of the last probe of a target.
@@ -259,8 +292,9 @@ func (p *Prober) record(r result) {
 }
 
 // LoginRefused is told when an upstream refused postern's own login for a
-// user. With a master login that is a configuration problem, logged at
-// error level naming the keys, at most once a minute per upstream.
+// user. With a master or XCLIENT login that is a configuration problem,
+// logged at error level naming the keys, at most once a minute per
+// upstream.
 func (p *Prober) LoginRefused(key string) {
 	var target *Target
 	for i := range p.cfg.Targets {
@@ -268,7 +302,7 @@ func (p *Prober) LoginRefused(key string) {
 			target = &p.cfg.Targets[i]
 		}
 	}
-	if target == nil || !target.MasterLogin {
+	if target == nil || target.Login.refusalHint(key) == "" {
 		return
 	}
 	now := p.cfg.Clock.Now()
@@ -280,8 +314,7 @@ func (p *Prober) LoginRefused(key string) {
 	}
 	p.refusals[key] = now
 	p.mu.Unlock()
-	p.log.Error("the upstream refused postern's master login; check "+key+".master_user and "+key+".master_password_file "+
-		"(and that the upstream allows that master user)", "key", key, "addr", target.Upstream.Address)
+	p.log.Error(target.Login.refusalHint(key), "key", key, "addr", target.Upstream.Address)
 }
 
 // probe runs one target's dialogue under the timeouts.
@@ -319,6 +352,9 @@ func (p *Prober) dialogue(ctx context.Context, t Target) error {
 		}
 	}
 	br := bufio.NewReaderSize(conn, 1024)
+	if t.SMTP != nil {
+		return p.smtpDialogue(ctx, conn, br, t, implicit)
+	}
 	line, err := readLine(br)
 	if err != nil {
 		return p.greetingProblem(ctx, t, implicit, err)
@@ -344,7 +380,7 @@ func (p *Prober) greetingProblem(ctx context.Context, t Target, implicit bool, e
 		return fmt.Errorf("reading the greeting of %s: %w", t.Upstream.Address, err)
 	}
 	if p.speaksTLS(ctx, t) {
-		return fmt.Errorf(`%s.security = %q but %s speaks TLS at once: set %s.security = "tls"`,
+		return fmt.Errorf(`%s.security = %q but %s speaks TLS at once: set %s.security = "implicit"`,
 			t.Key, t.Upstream.Security, t.Upstream.Address, t.Key)
 	}
 	return fmt.Errorf("%s sent no greeting within %s: %w", t.Upstream.Address, p.cfg.Timeout, errNoGreeting)
@@ -386,7 +422,7 @@ func (p *Prober) handshake(conn net.Conn, t Target) (net.Conn, error) {
 	}
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) && strings.HasPrefix(string(rh.RecordHeader[:]), t.Dialect.Greeting[:min(len(t.Dialect.Greeting), 5)]) {
-		return nil, fmt.Errorf(`%s.security = "tls" but %s answers in plaintext (%q…): set %s.security = "starttls" (or "none" on a private link)`,
+		return nil, fmt.Errorf(`%s.security = "implicit" but %s answers in plaintext (%q…): set %s.security = "starttls" (or "none" on a private link)`,
 			t.Key, t.Upstream.Address, string(rh.RecordHeader[:]), t.Key)
 	}
 	return nil, tlsProblem(t, err)
@@ -407,23 +443,29 @@ func (p *Prober) startTLS(conn net.Conn, br *bufio.Reader, t Target) (net.Conn, 
 			continue // an untagged IMAP response
 		}
 		if !strings.HasPrefix(rest, "OK") && !strings.HasPrefix(rest, "+OK") {
-			return nil, fmt.Errorf(`%s refuses STARTTLS (%q): set %s.security = "tls" for a port that speaks TLS at once, or "none"`,
+			return nil, fmt.Errorf(`%s refuses STARTTLS (%q): set %s.security = "implicit" for a port that speaks TLS at once, or "none"`,
 				t.Upstream.Address, clip(line), t.Key)
 		}
-		if br.Buffered() > 0 {
-			return nil, fmt.Errorf("%s sent bytes after its STARTTLS answer (a man in the middle can inject those)", t.Upstream.Address)
-		}
-		cfg, err := t.Upstream.ClientTLS()
-		if err != nil {
-			return nil, err
-		}
-		tc := tls.Client(conn, cfg)
-		if err := tc.Handshake(); err != nil {
-			return nil, tlsProblem(t, err)
-		}
-		return tc, nil
+		return p.upgrade(conn, br, t)
 	}
 	return nil, fmt.Errorf("STARTTLS to %s: no answer among 50 lines", t.Upstream.Address)
+}
+
+// upgrade completes the TLS handshake after the upstream agreed to
+// STARTTLS, refusing bytes it sent behind its answer.
+func (p *Prober) upgrade(conn net.Conn, br *bufio.Reader, t Target) (net.Conn, error) {
+	if br.Buffered() > 0 {
+		return nil, fmt.Errorf("%s sent bytes after its STARTTLS answer (a man in the middle can inject those)", t.Upstream.Address)
+	}
+	cfg, err := t.Upstream.ClientTLS()
+	if err != nil {
+		return nil, err
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.Handshake(); err != nil {
+		return nil, tlsProblem(t, err)
+	}
+	return tc, nil
 }
 
 // tlsProblem names the keys that decide certificate verification.

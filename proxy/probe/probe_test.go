@@ -81,13 +81,13 @@ func TestProbeNamesTheKey(t *testing.T) {
 		want []string
 	}{
 		{"starttls against implicit TLS", target(IMAP(), "upstream.imap", d.IMAPSAddr, proxy.StartTLS, tc),
-			[]string{`upstream.imap.security = "starttls" but ` + d.IMAPSAddr + ` speaks TLS at once`, `set upstream.imap.security = "tls"`}},
+			[]string{`upstream.imap.security = "starttls" but ` + d.IMAPSAddr + ` speaks TLS at once`, `set upstream.imap.security = "implicit"`}},
 		{"pop3 none against implicit TLS", target(POP3(), "upstream.pop3", d.POP3SAddr, proxy.None, nil),
 			[]string{`upstream.pop3.security = "none" but`, "speaks TLS at once"}},
 		{"tls against plaintext", target(IMAP(), "upstream.imap", d.IMAPAddr, proxy.Implicit, tc),
-			[]string{`upstream.imap.security = "tls" but ` + d.IMAPAddr + ` answers in plaintext`, `"starttls"`}},
+			[]string{`upstream.imap.security = "implicit" but ` + d.IMAPAddr + ` answers in plaintext`, `"starttls"`}},
 		{"pop3 tls against plaintext", target(POP3(), "upstream.pop3", d.POP3Addr, proxy.Implicit, tc),
-			[]string{`upstream.pop3.security = "tls" but`, "plaintext"}},
+			[]string{`upstream.pop3.security = "implicit" but`, "plaintext"}},
 		{"untrusted certificate", target(IMAP(), "upstream.imap", d.IMAPSAddr, proxy.Implicit, nil),
 			[]string{"upstream.imap.ca_file"}},
 		{"untrusted certificate after STARTTLS", target(POP3(), "upstream.pop3", d.POP3Addr, proxy.StartTLS, nil),
@@ -156,7 +156,7 @@ func TestLoginRefusedLoggedAtMostOnceAMinute(t *testing.T) {
 	var logs logBuffer
 	clk := fakeclock.New(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC))
 	master := target(IMAP(), "upstream.imap", "127.0.0.1:1", proxy.StartTLS, nil)
-	master.MasterLogin = true
+	master.Login = LoginMaster
 	stored := target(POP3(), "upstream.pop3", "127.0.0.1:2", proxy.StartTLS, nil)
 	p := New(Config{Targets: []Target{master, stored}, Logger: logs.logger(), Clock: clk})
 	for range 10 {

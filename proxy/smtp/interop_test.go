@@ -1,11 +1,8 @@
 package smtp_test
 
 import (
-	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +11,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 
 	"github.com/postern-dev/postern/internal/fronttest"
+	"github.com/postern-dev/postern/internal/smtpclient"
 	"github.com/postern-dev/postern/internal/testpeer"
 	"github.com/postern-dev/postern/proxy"
 	"github.com/postern-dev/postern/proxy/smtp"
@@ -88,21 +86,14 @@ func (in *interop) dial(t *testing.T, implicit bool) (*gosmtp.Client, int) {
 
 // testMessage is a small message whose subject tells it apart.
 func testMessage(from, to, subject string) string {
-	return fmt.Sprintf("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nHello from %s.\r\n", from, to, subject, subject)
+	return smtpclient.Send{From: from, To: to, Subject: subject}.Message()
 }
 
 // delivered waits for the message with subject and checks that Postfix
 // took it from user, as XCLIENT named it.
 func (in *interop) delivered(t *testing.T, user, subject string) string {
 	t.Helper()
-	var got string
-	for n := 1; got == ""; n++ {
-		for _, m := range in.postfix.WaitDelivered(t, n) {
-			if strings.Contains(m, "Subject: "+subject+"\r\n") || strings.Contains(m, "Subject: "+subject+"\n") {
-				got = m
-			}
-		}
-	}
+	got := in.postfix.WaitMessage(t, subject)
 	if !strings.Contains(got, "(Authenticated sender: "+user+")") {
 		t.Errorf("message %q does not name %s as its authenticated sender:\n%s", subject, user, got)
 	}
@@ -147,15 +138,15 @@ func TestInteropClients(t *testing.T) {
 				in.delivered(t, "alice", subject)
 				in.postfix.WaitLog(t, "client=unknown[127.0.0.1]:"+strconv.Itoa(port)+", sasl_method=XCLIENT, sasl_username=alice")
 			})
-			for _, client := range externalClients {
-				t.Run(client.name+"/"+listener+"/"+mech, func(t *testing.T) {
-					subject := client.name + " " + listener + " " + mech
-					in.run(t, client, implicit, mech, subject)
+			for _, client := range smtpclient.External() {
+				t.Run(client.Name+"/"+listener+"/"+mech, func(t *testing.T) {
+					subject := client.Name + " " + listener + " " + mech
+					client.Send(t, in.send(implicit, mech, subject))
 					got := in.delivered(t, "alice", subject)
 					// XCLIENT HELO= and the EHLO after it carry the
 					// client's own name into Postfix's Received header.
-					if client.hello != "" && !strings.Contains(got, "Received: from "+client.hello+" (unknown [127.0.0.1]") {
-						t.Errorf("Received does not name the client %s:\n%s", client.hello, got)
+					if client.Hello != "" && !strings.Contains(got, "Received: from "+client.Hello+" (unknown [127.0.0.1]") {
+						t.Errorf("Received does not name the client %s:\n%s", client.Hello, got)
 					}
 				})
 			}
@@ -167,100 +158,29 @@ func TestInteropClients(t *testing.T) {
 	}
 }
 
-// externalClient is a program that sends one message; args builds its
-// command line and stdin its input.
-type externalClient struct {
-	name  string
-	hello string // the name it says EHLO with; empty: not checked
-	args  func(c clientRun) []string
-	stdin func(c clientRun) string
-}
-
-// clientRun is what an external client is told.
-type clientRun struct {
-	addr, host, port string
-	implicit         bool
-	mech, subject    string
-	certFile         string
-}
-
-func (c clientRun) message() string {
-	return testMessage("alice@example.test", "carol@example.test", c.subject)
-}
-
-// externalClients are the submission clients a person is likely to point
-// at postern, each verifying postern's certificate.
-var externalClients = []externalClient{
-	{name: "swaks", hello: "swaks.example", args: func(c clientRun) []string {
-		tlsFlag := "--tls"
-		if c.implicit {
-			tlsFlag = "--tls-on-connect"
-		}
-		return []string{"--server", c.addr, tlsFlag, "--tls-verify", "--tls-ca-path", c.certFile,
-			"--auth", c.mech, "--auth-user", "alice", "--auth-password", appPassword,
-			"--from", "alice@example.test", "--to", "carol@example.test", "--header", "Subject: " + c.subject,
-			"--helo", "swaks.example", "--timeout", "20"}
-	}},
-	{name: "msmtp", hello: "msmtp.example", args: func(c clientRun) []string {
-		starttls := "on"
-		if c.implicit {
-			starttls = "off"
-		}
-		return []string{"--host", c.host, "--port", c.port, "--tls=on", "--tls-starttls=" + starttls,
-			"--tls-trust-file=" + c.certFile, "--auth=" + strings.ToLower(c.mech), "--user=alice",
-			"--passwordeval=echo " + appPassword, "--from=alice@example.test", "--domain=msmtp.example",
-			"carol@example.test"}
-	}, stdin: clientRun.message},
-	{name: "curl", args: func(c clientRun) []string {
-		url := "smtp://" + c.addr
-		if c.implicit {
-			url = "smtps://" + c.addr
-		}
-		return []string{"--silent", "--show-error", "--url", url, "--ssl-reqd", "--cacert", c.certFile,
-			"--user", "alice:" + appPassword, "--login-options", "AUTH=" + c.mech,
-			"--mail-from", "alice@example.test", "--mail-rcpt", "carol@example.test", "--upload-file", "-"}
-	}, stdin: clientRun.message},
-	{name: "python3", hello: "python.example", args: func(c clientRun) []string {
-		return []string{"-c", pythonSend, c.host, c.port, strconv.FormatBool(c.implicit), c.mech, c.certFile, appPassword}
-	}, stdin: clientRun.message},
-}
-
-// pythonSend is Python's smtplib: SMTP_SSL or SMTP with starttls, one
-// mechanism forced.
-const pythonSend = `
-import smtplib, ssl, sys
-host, port, implicit, mech, cafile, password = sys.argv[1:]
-ctx = ssl.create_default_context(cafile=cafile)
-if implicit == "true":
-    s = smtplib.SMTP_SSL(host, int(port), context=ctx, timeout=20)
-else:
-    s = smtplib.SMTP(host, int(port), timeout=20)
-    s.starttls(context=ctx)
-s.ehlo("python.example")
-s.user, s.password = "alice", password
-s.auth(mech, s.auth_plain if mech == "PLAIN" else s.auth_login)
-s.sendmail("alice@example.test", ["carol@example.test"], sys.stdin.read())
-s.quit()
-`
-
-// run sends one message with an external client.
-func (in *interop) run(t *testing.T, client externalClient, implicit bool, mech, subject string) {
-	t.Helper()
-	bin := testpeer.RequirePeer(t, client.name)
+// send is what an external client is told to send as alice.
+func (in *interop) send(implicit bool, mech, subject string) smtpclient.Send {
 	addr := in.starttls.Addr
 	if implicit {
 		addr = in.implicit.Addr
 	}
-	host, port, _ := net.SplitHostPort(addr)
-	c := clientRun{addr: addr, host: host, port: port, implicit: implicit, mech: mech, subject: subject,
-		certFile: in.certFile}
-	ctx, cancel := context.WithTimeout(t.Context(), fronttest.IOGuard)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, client.args(c)...)
-	if client.stdin != nil {
-		cmd.Stdin = strings.NewReader(client.stdin(c))
-	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", client.name, err, out)
+	return smtpclient.Send{Addr: addr, Implicit: implicit, CAFile: in.certFile, Mech: mech, User: "alice", Password: appPassword,
+		From: "alice@example.test", To: "carol@example.test", Subject: subject}
+}
+
+// TestInteropXClientAtOnce: real Postfix takes XCLIENT right after its
+// greeting. The first login learns from Postfix's EHLO answer that it
+// offers XCLIENT; the next one sends it at once, and Postfix counts one
+// EHLO for it instead of two. (Postfix sums a successful XCLIENT up as
+// "xclient=0/1": it starts the session over.)
+func TestInteropXClientAtOnce(t *testing.T) {
+	t.Parallel()
+	in := startInterop(t, interopSetup{})
+	for _, want := range []string{"ehlo=2 xclient=0/1 quit=1 ", "ehlo=1 xclient=0/1 quit=1 "} {
+		c := in.rawLogin(t, "alice")
+		c.Transact("QUIT", "221 ", "221 ")
+		if got := in.postfixSession(t, c); !strings.HasPrefix(got, want) {
+			t.Errorf("postfix summed the session up as %q, want it to start with %q", got, want)
+		}
 	}
 }

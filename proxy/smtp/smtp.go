@@ -23,7 +23,7 @@ import (
 
 // Scope is the protocol name SMTP logins are decided under, and the name
 // of the app-password scope that allows sending.
-const Scope authstore.Protocol = "smtp"
+const Scope = authstore.SMTP
 
 // LoginMode is how postern tells the upstream who is sending.
 type LoginMode string
@@ -67,6 +67,12 @@ type Protocol struct {
 	sasl       proxy.SASLReplies[[]string]
 	log        *slog.Logger
 	upstream   atomic.Pointer[Extensions]
+	// xclient is the parameters of the upstream's XCLIENT keyword when an
+	// EHLO answer last listed it (nil: not known), so that a login can send
+	// XCLIENT without an EHLO first (upstream.go). atOnceOff is set for
+	// good once an upstream refused that.
+	xclient   atomic.Pointer[string]
+	atOnceOff atomic.Bool
 }
 
 var _ proxy.Protocol = (*Protocol)(nil)
@@ -107,6 +113,17 @@ func (p *Protocol) Name() authstore.Protocol { return Scope }
 func (p *Protocol) SetUpstream(e Extensions) {
 	e = e.clone()
 	p.upstream.Store(&e)
+	p.noteXClient(e)
+}
+
+// noteXClient remembers what XCLIENT an EHLO answer offered. An answer
+// without it changes nothing: Postfix's answer after XCLIENT lists it no
+// more, and only the probe's says for sure that postern may not use it
+// (CheckUpstream).
+func (p *Protocol) noteXClient(e Extensions) {
+	if params, ok := e["XCLIENT"]; ok {
+		p.xclient.Store(&params)
+	}
 }
 
 // NewFrontend starts the pre-auth dialogue with one client. tlsConfig
@@ -114,3 +131,7 @@ func (p *Protocol) SetUpstream(e Extensions) {
 func (p *Protocol) NewFrontend(c *proxy.Conn, tlsConfig *tls.Config) proxy.Frontend {
 	return &frontend{p: p, c: c, tlsConfig: tlsConfig}
 }
+
+// Hostname is the name postern gives itself: in its greeting and EHLO
+// answer, and in its EHLO to the upstream.
+func (p *Protocol) Hostname() string { return p.hostname }

@@ -15,10 +15,10 @@ import (
 )
 
 var (
-	errNoXClient = errors.New("the upstream does not offer XCLIENT to postern's address " +
-		"(Postfix: smtpd_authorized_xclient_hosts)")
+	errNoXClient = errors.New(`the upstream does not offer XCLIENT to postern's address: add it to ` +
+		`Postfix's smtpd_authorized_xclient_hosts, or log in with login = "master"`)
 	errNoSTARTTLS   = errors.New("the upstream does not offer STARTTLS")
-	errNoAuthPlain  = errors.New("the upstream does not offer AUTH PLAIN")
+	errNoAuthPlain  = errors.New("the upstream does not offer AUTH PLAIN (Postfix: smtpd_sasl_auth_enable)")
 	errNoCredential = errors.New("no master user configured")
 	errExtraData    = errors.New("the upstream sent data postern did not ask for")
 )
@@ -31,7 +31,8 @@ type upstreamConn struct {
 
 // UpstreamLogin logs in to a freshly dialed upstream as user: greeting,
 // EHLO, STARTTLS and EHLO again when configured, then XCLIENT and EHLO (as
-// the client's name) or AUTH PLAIN as the master user. It returns the
+// the client's name) or AUTH PLAIN as the master user; XCLIENT comes at
+// once after the greeting when that can work (xclientAtOnce). It returns the
 // upstream's extensions, which the guard of the relay needs, and remembers
 // them for the EHLO answers of later clients. The connection's deadline
 // follows ctx while it runs. Every error wraps proxy.ErrUpstream, and a
@@ -60,6 +61,58 @@ func (p *Protocol) upstreamDialogue(ctx context.Context, u *upstreamConn, user s
 	if _, err := u.expect("greeting", 220); err != nil {
 		return nil, err
 	}
+	ext, err := p.xclientAtOnce(u, user, info)
+	if err == nil && ext == nil {
+		ext, err = p.loginAfterEHLO(ctx, u, user, info)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The guard counts replies from here on: nothing may be owed.
+	if u.c.R.Buffered() > 0 {
+		return nil, errExtraData
+	}
+	return ext, nil
+}
+
+// xclientAtOnce sends XCLIENT right after the greeting, with the
+// attributes the upstream's last EHLO answer offered, saving the upstream
+// an EHLO and postern a round trip per login (Postfix takes XCLIENT before
+// EHLO, and answers it with a new greeting either way). It applies only to
+// XCLIENT without STARTTLS, when those attributes are known. It returns
+// nil extensions and no error when it did not apply or the upstream
+// refused XCLIENT before EHLO: then, for good, the usual way follows on the
+// same connection, where a refusal counts.
+func (p *Protocol) xclientAtOnce(u *upstreamConn, user string, info proxy.ClientInfo) (Extensions, error) {
+	offered := p.xclient.Load()
+	if p.cfg.Login != LoginXClient || p.cfg.UpstreamTLS != nil || offered == nil || p.atOnceOff.Load() {
+		return nil, nil
+	}
+	cmd, err := xclientCommand(user, info, *offered)
+	if err != nil {
+		return nil, nil // the usual way says why
+	}
+	if err := u.send(cmd); err != nil {
+		return nil, err
+	}
+	r, err := readReply(u.c.R, u.maxLine)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("smtp upstream XCLIENT: %w: %w", proxy.ErrUpstream, err)
+	case r.code >= 500:
+		p.atOnceOff.Store(true)
+		p.log.Info("the upstream refused XCLIENT before EHLO; postern says EHLO first from now on", "code", r.code)
+		return nil, nil
+	case r.code != 220:
+		return nil, fmt.Errorf("smtp upstream XCLIENT: %w: answered %d", proxy.ErrUpstream, r.code)
+	}
+	return u.ehlo(clientHello(info, p.hostname))
+}
+
+// loginAfterEHLO is the usual way: EHLO, STARTTLS and EHLO again when
+// configured, then XCLIENT and EHLO (as the client's name) or AUTH PLAIN
+// as the master user.
+func (p *Protocol) loginAfterEHLO(ctx context.Context, u *upstreamConn, user string, info proxy.ClientInfo) (Extensions, error) {
 	ext, err := u.ehlo(p.hostname)
 	if err != nil {
 		return nil, err
@@ -70,18 +123,10 @@ func (p *Protocol) upstreamDialogue(ctx context.Context, u *upstreamConn, user s
 		}
 	}
 	if p.cfg.Login == LoginMaster {
-		err = u.authMaster(user, p.cfg.MasterUser, p.cfg.MasterPassword, ext)
-	} else {
-		ext, err = u.xclient(user, info, ext, p.hostname)
+		return ext, u.authMaster(user, p.cfg.MasterUser, p.cfg.MasterPassword, ext)
 	}
-	if err != nil {
-		return nil, err
-	}
-	// The guard counts replies from here on: nothing may be owed.
-	if u.c.R.Buffered() > 0 {
-		return nil, errExtraData
-	}
-	return ext, nil
+	p.noteXClient(ext)
+	return u.xclient(user, info, ext, p.hostname)
 }
 
 // startTLS upgrades the connection (RFC 3207); an upstream that does not
@@ -127,10 +172,16 @@ func (u *upstreamConn) xclient(user string, info proxy.ClientInfo, ext Extension
 	if _, err := u.expect("XCLIENT", 220); err != nil {
 		return nil, err
 	}
+	return u.ehlo(clientHello(info, name))
+}
+
+// clientHello is the name for the EHLO after XCLIENT: the client's own, so
+// that the upstream's Received header and log show it, or else fallback.
+func clientHello(info proxy.ClientInfo, fallback string) string {
 	if validDomain(info.Hello) {
-		name = info.Hello
+		return info.Hello
 	}
-	return u.ehlo(name)
+	return fallback
 }
 
 // authMaster logs in with SASL PLAIN: authzid = user, authcid = the master
@@ -197,6 +248,35 @@ func (u *upstreamConn) send(b []byte) error {
 	}
 	if err := u.c.W.Flush(); err != nil {
 		return fmt.Errorf("smtp upstream write: %w: %w", proxy.ErrUpstream, err)
+	}
+	return nil
+}
+
+// CheckUpstream reads an EHLO answer of the upstream as the start-up probe
+// got it (the lines of the reply without CRLF), keeps its extensions for
+// the EHLO answers to clients (SetUpstream), and says what the configured
+// login needs that the upstream does not offer: XCLIENT with LOGIN, or
+// AUTH PLAIN for a master user. Postfix lists XCLIENT only to the hosts in
+// smtpd_authorized_xclient_hosts, so its absence here means postern's
+// address is not among them.
+func (p *Protocol) CheckUpstream(lines []string) error {
+	ext, err := ParseEHLO(lines)
+	if err != nil {
+		return err
+	}
+	p.SetUpstream(ext)
+	if !ext.Has("XCLIENT") {
+		p.xclient.Store(nil) // not to be sent before an EHLO that lists it
+	}
+	switch {
+	case p.cfg.Login == LoginMaster && !hasWord(ext["AUTH"], "PLAIN"):
+		return errNoAuthPlain
+	case p.cfg.Login == LoginMaster:
+		return nil
+	case !ext.Has("XCLIENT"):
+		return errNoXClient
+	case !hasWord(ext["XCLIENT"], "LOGIN"):
+		return errNoLoginAttr
 	}
 	return nil
 }

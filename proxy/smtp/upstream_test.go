@@ -26,6 +26,7 @@ type fakeUpstream struct {
 	replies  map[string][]string // verb → reply lines; default 502
 	tls      *tls.Config         // for STARTTLS
 	trailer  string              // written after the last reply of the login
+	early    map[string][]string // verb → reply before the first EHLO, where it differs
 }
 
 // upstreamEHLO is a Postfix-like EHLO answer offering XCLIENT.
@@ -68,7 +69,10 @@ func (f fakeUpstream) run(t *testing.T, ln net.Listener) []string {
 		line = strings.TrimSuffix(line, "\r\n")
 		got = append(got, prefix+line)
 		verb, _, _ := strings.Cut(line, " ")
-		reply, ok := f.replies[strings.ToUpper(verb)]
+		reply, ok := f.early[strings.ToUpper(verb)]
+		if !ok || slices.ContainsFunc(got, func(l string) bool { return strings.HasPrefix(l, "EHLO ") }) {
+			reply, ok = f.replies[strings.ToUpper(verb)]
+		}
 		if !ok {
 			reply = []string{"502 5.5.2 Error: command not recognized"}
 		}
@@ -91,6 +95,13 @@ func (f fakeUpstream) run(t *testing.T, ln net.Listener) []string {
 // its error and the lines f received.
 func upstreamLogin(t *testing.T, f fakeUpstream, cfg Config, user string, info proxy.ClientInfo) (proxy.UpstreamResult, []string, error) {
 	t.Helper()
+	cfg.Hostname = testHost
+	return loginTo(t, New(cfg), f, user, info)
+}
+
+// loginTo runs p's UpstreamLogin against f.
+func loginTo(t *testing.T, p *Protocol, f fakeUpstream, user string, info proxy.ClientInfo) (proxy.UpstreamResult, []string, error) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -103,8 +114,7 @@ func upstreamLogin(t *testing.T, f fakeUpstream, cfg Config, user string, info p
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), fronttest.IOGuard)
 	defer cancel()
-	cfg.Hostname = testHost
-	res, loginErr := New(cfg).UpstreamLogin(ctx, proxy.NewConn(raw), user, info)
+	res, loginErr := p.UpstreamLogin(ctx, proxy.NewConn(raw), user, info)
 	raw.Close()
 	return res, <-lines, loginErr
 }
@@ -209,22 +219,74 @@ func TestUpstreamLogin(t *testing.T) {
 	}
 }
 
+// TestXClientAtOnce: once an EHLO answer listed XCLIENT, a login sends it
+// right after the greeting, with the attributes offered, and says EHLO as
+// the client once: one round trip fewer. Not with STARTTLS (the EHLO must
+// come first) nor for a master user; not after the probe saw no XCLIENT.
+// An upstream that wants EHLO first gets it on the same connection, and
+// from then on always.
+func TestXClientAtOnce(t *testing.T) {
+	client := proxy.ClientInfo{Addr: netip.MustParseAddrPort("192.0.2.7:40123"), Hello: "phone.example"}
+	xclient := "XCLIENT LOGIN=alice ADDR=192.0.2.7 PORT=40123 NAME=[UNAVAILABLE] HELO=phone.example PROTO=ESMTP"
+	serverTLS, clientTLS := newTestTLS(t)
+	ok := fakeUpstream{greeting: "220 up.example ESMTP", replies: upstreamReplies(nil), tls: serverTLS}
+	wantsEHLO := ok
+	wantsEHLO.early = map[string][]string{"XCLIENT": {"503 5.5.1 Error: send HELO/EHLO first"}}
+	deferred := ok
+	deferred.early = map[string][]string{"XCLIENT": {"421 4.3.2 Shutting down"}}
+	usual := []string{"EHLO " + testHost, xclient, "EHLO phone.example"}
+	atOnce := []string{xclient, "EHLO phone.example"}
+	withTLS := []string{"EHLO " + testHost, "STARTTLS", "tls EHLO " + testHost, "tls " + xclient, "tls EHLO phone.example"}
+	cases := []struct {
+		name   string
+		cfg    func(Config) Config
+		up     fakeUpstream
+		probe  []string // an EHLO answer the probe saw first, if any
+		want   [][]string
+		failed bool // the first login fails
+	}{
+		{name: "known from the probe", up: ok, want: [][]string{atOnce, atOnce}},
+		{name: "learned from the first login", cfg: func(c Config) Config { c.Upstream = nil; return c }, up: ok,
+			want: [][]string{usual, atOnce}},
+		{name: "STARTTLS", cfg: func(c Config) Config { c.UpstreamTLS = clientTLS; return c }, up: ok,
+			want: [][]string{withTLS, withTLS}},
+		{name: "master user", cfg: func(c Config) Config {
+			c.Login, c.MasterUser, c.MasterPassword = LoginMaster, "postern", masterSecret
+			return c
+		}, up: ok, want: [][]string{{"EHLO " + testHost, "AUTH PLAIN " + b64("alice\x00postern\x00"+masterSecret)}}},
+		{name: "the probe saw none", up: ok, probe: []string{"250-up", "250 PIPELINING"}, want: [][]string{usual, atOnce}},
+		{name: "EHLO wanted first", up: wantsEHLO, want: [][]string{append([]string{xclient}, usual...), usual}},
+		{name: "deferred", up: deferred, want: [][]string{{xclient}}, failed: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t)
+			if tc.cfg != nil {
+				cfg = tc.cfg(cfg)
+			}
+			p := New(cfg)
+			if tc.probe != nil {
+				_ = p.CheckUpstream(tc.probe)
+			}
+			for i, want := range tc.want {
+				_, lines, err := loginTo(t, p, tc.up, "alice", client)
+				if (err != nil) != (tc.failed && i == 0) {
+					t.Fatalf("login %d: %v", i+1, err)
+				}
+				if !slices.Equal(lines, want) {
+					t.Errorf("login %d: upstream received\n%q, want\n%q", i+1, lines, want)
+				}
+			}
+		})
+	}
+}
+
 // TestUpstreamLoginRefreshesEHLO: a login teaches the front-end what the
 // upstream offers now.
 func TestUpstreamLoginRefreshesEHLO(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	up := fakeUpstream{greeting: "220 up", replies: upstreamReplies(map[string][]string{"EHLO": {"250-up", "250-XCLIENT LOGIN", "250 8BITMIME"}})}
-	go up.run(t, ln)
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer raw.Close()
 	p := New(testConfig(t))
-	if _, err := p.UpstreamLogin(t.Context(), proxy.NewConn(raw), "alice", proxy.ClientInfo{}); err != nil {
+	if _, _, err := loginTo(t, p, up, "alice", proxy.ClientInfo{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.upstream.Load().offered(); !slices.Equal(got, []string{"8BITMIME"}) {
@@ -243,4 +305,34 @@ func newTestTLS(t *testing.T) (server, client *tls.Config) {
 func untrustedTLS(t *testing.T) *tls.Config {
 	_, client := newTestTLS(t)
 	return client
+}
+
+// TestCheckUpstream: the probe's EHLO answer is checked against what the
+// configured login needs, and kept for the EHLO answers to clients either
+// way.
+func TestCheckUpstream(t *testing.T) {
+	tests := []struct {
+		name  string
+		login LoginMode
+		ehlo  []string
+		want  error
+	}{
+		{"XCLIENT with LOGIN", LoginXClient, []string{"250-up.example", "250-SIZE 1000", "250 XCLIENT ADDR LOGIN"}, nil},
+		{"no XCLIENT", LoginXClient, []string{"250-up.example", "250-SIZE 1000", "250 AUTH PLAIN"}, errNoXClient},
+		{"XCLIENT without LOGIN", LoginXClient, []string{"250-up.example", "250-SIZE 1000", "250 XCLIENT NAME ADDR"}, errNoLoginAttr},
+		{"master with AUTH PLAIN", LoginMaster, []string{"250-up.example", "250-SIZE 1000", "250 AUTH LOGIN PLAIN"}, nil},
+		{"master without AUTH", LoginMaster, []string{"250-up.example", "250-SIZE 1000", "250 XCLIENT LOGIN"}, errNoAuthPlain},
+		{"not an EHLO answer", LoginXClient, []string{"502 5.5.2 Error: command not recognized"}, errEHLO},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := New(Config{Login: tt.login})
+			if err := p.CheckUpstream(tt.ehlo); !errors.Is(err, tt.want) {
+				t.Fatalf("CheckUpstream = %v, want %v", err, tt.want)
+			}
+			if tt.want != errEHLO && !slices.Equal(p.upstream.Load().offered(), []string{"SIZE 1000"}) {
+				t.Errorf("offered to clients: %v", p.upstream.Load().offered())
+			}
+		})
+	}
 }
