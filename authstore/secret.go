@@ -187,5 +187,3 @@ func newAppPassword(rnd io.Reader) (string, error) {
 func newNumericCode(rnd io.Reader) (string, error) {
 	return randomString(rnd, "0123456789", backupCodeLen)
 }
-
-func isControl(r rune) bool { return unicode.IsControl(r) }
