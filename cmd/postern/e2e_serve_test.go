@@ -46,17 +46,25 @@ var builtPostern = sync.OnceValues(func() (string, error) {
 
 // served is a `postern serve` process in front of a private Dovecot.
 type served struct {
-	t     *testing.T
-	bin   string
-	conf  string
-	data  string
-	peer  *testpeer.DovecotPeer
-	cmd   *exec.Cmd
-	log   *e2eLog
-	addrs map[string]string // listener → address, from the log
-	roots *x509.CertPool
-	// secrets are those the test used, for the suite's W6 check.
+	t    *testing.T
+	bin  string
+	dir  string // holds the configuration, the data and the keys
+	conf string
+	data string
+	peer *testpeer.DovecotPeer
+	cmd  *exec.Cmd
+	// wrap is a command prefix for serve (prlimit, say); exited is closed
+	// once the last serve started has ended, with waitErr.
+	wrap    []string
+	exited  chan struct{}
+	waitErr error
+	log     *e2eLog
+	addrs   map[string]string // listener → address, from the log
+	roots   *x509.CertPool
+	// secrets are those the test used, for the suite's W6 check; audit is
+	// the audit log, read when serve was stopped.
 	secrets []w6Secret
+	audit   string
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening (?:protocol=(\S+) )?listener=(\S+) addr=(\S+)`)
@@ -71,6 +79,16 @@ func startServed(t *testing.T, peer *testpeer.DovecotPeer) *served {
 // startServedWith is startServed with a configuration shaped by opts.
 func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *served {
 	t.Helper()
+	s := newServed(t, peer, opts)
+	s.cli(t, "", "init")
+	s.start(t)
+	return s
+}
+
+// newServed writes a configuration in a fresh directory; the caller runs
+// `init` and start. When the test ends, a running serve is stopped.
+func newServed(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *served {
+	t.Helper()
 	bin, err := builtPostern()
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +101,7 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &served{t: t, bin: bin, conf: filepath.Join(dir, "postern.toml"), data: filepath.Join(dir, "data"), peer: peer,
+	s := &served{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "postern.toml"), data: filepath.Join(dir, "data"), peer: peer,
 		log: &e2eLog{}, addrs: map[string]string{}}
 	for user := range peer.Users {
 		s.secrets = append(s.secrets, w6Secret{"master password acting as " + user, peer.MasterUser, peer.MasterPassword, user})
@@ -91,8 +109,16 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	if err := os.WriteFile(s.conf, []byte(e2eConfigText(t, dir, peer, opts)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.cli(t, "", "init")
-	s.cmd = exec.Command(bin, "serve", "-c", s.conf)
+	t.Cleanup(s.stop)
+	return s
+}
+
+// start runs `postern serve` and waits until it logged every listener it
+// opened; the addresses are new on each start.
+func (s *served) start(t *testing.T) {
+	t.Helper()
+	argv := append(append([]string(nil), s.wrap...), s.bin, "serve", "-c", s.conf)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stdout = s.log
 	pipe, err := s.cmd.StderrPipe()
 	if err != nil {
@@ -102,11 +128,22 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.exited = make(chan struct{})
 	listening := make(chan struct{})
-	go s.readLog(pipe, listening)
-	t.Cleanup(s.stop)
+	logged := make(chan struct{})
+	go func() {
+		s.readLog(pipe, listening)
+		close(logged)
+	}()
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		<-logged // Wait closes the pipe: read it to the end first
+		s.waitErr = cmd.Wait()
+		close(exited)
+	}(s.cmd, s.exited)
 	select {
 	case <-listening:
+	case <-s.exited:
+		t.Fatalf("postern serve exited before it opened its listeners (%v):\n%s", s.waitErr, s.log)
 	case <-time.After(e2eWait):
 		t.Fatalf("postern serve did not open its listeners:\n%s", s.log)
 	}
@@ -116,7 +153,31 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	}
 	s.roots = x509.NewCertPool()
 	s.roots.AppendCertsFromPEM(pem)
-	return s
+}
+
+// kill ends serve with SIGKILL, as a crash or the OOM killer does, and
+// waits until it is gone.
+func (s *served) kill(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Kill()
+	select {
+	case <-s.exited:
+	case <-time.After(e2eWait):
+		t.Fatal("postern serve outlived SIGKILL")
+	}
+}
+
+// running reports whether the last serve started is still running.
+func (s *served) running() bool {
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // readLog keeps serve's log and notes each listener it logged; listening
@@ -130,8 +191,9 @@ func (s *served) readLog(r io.Reader, listening chan struct{}) {
 			s.log.mu.Lock()
 			s.addrs[m[2]] = m[3]
 			s.log.mu.Unlock()
-			if m[2] == "control" {
+			if m[2] == "control" && listening != nil {
 				close(listening)
+				listening = nil
 			}
 		}
 	}
@@ -159,23 +221,24 @@ func (s *served) addr(name string) string {
 // stop hands the logs to the suite's W6 check, ends serve with SIGTERM,
 // as an init system does, and shows its log when the test failed.
 func (s *served) stop() {
-	audit, _, err := s.run("", nil, "audit", "tail", "-n", "100000", "--json")
-	if err != nil {
-		s.t.Errorf("audit tail before stopping: %v", err)
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
-	select {
-	case err := <-done:
+	if s.running() {
+		audit, _, err := s.run("", nil, "audit", "tail", "-n", "100000", "--json")
 		if err != nil {
-			s.t.Errorf("postern serve: %v", err)
+			s.t.Errorf("audit tail before stopping: %v", err)
 		}
-	case <-time.After(e2eWait):
-		s.cmd.Process.Kill()
-		s.t.Error("postern serve ignored SIGTERM")
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+			if s.waitErr != nil {
+				s.t.Errorf("postern serve: %v", s.waitErr)
+			}
+		case <-time.After(e2eWait):
+			s.cmd.Process.Kill()
+			s.t.Error("postern serve ignored SIGTERM")
+		}
+		s.audit = audit
 	}
-	w6Seen.add(w6Record{test: s.t.Name(), logs: s.log.String(), audit: audit, secrets: s.secrets})
+	w6Seen.add(w6Record{test: s.t.Name(), logs: s.log.String(), audit: s.audit, secrets: s.secrets})
 	if s.t.Failed() {
 		s.t.Logf("postern serve log:\n%s", s.log)
 	}
