@@ -108,7 +108,7 @@ type crashWorld struct {
 	s       *served
 	token   string
 	apps    *crashApps
-	factors []*crashFactor
+	factors []*factorUser
 	guess   string
 	stats   *crashStats
 }
@@ -131,7 +131,7 @@ func newCrashWorld(t *testing.T, s *served, factorUsers []string) *crashWorld {
 			}
 		}
 		for i, name := range factorUsers {
-			w.factors = append(w.factors, newCrashFactor(t, st, name, fmt.Sprintf("127.0.1.%d", i+1)))
+			w.factors = append(w.factors, newFactorUser(t, st, name, fmt.Sprintf("127.0.1.%d", i+1)))
 		}
 	})
 	for _, f := range w.factors {
@@ -236,7 +236,7 @@ func (w *crashWorld) verify(t *testing.T) {
 // audit events written in batches while the other writes go on.
 func (w *crashWorld) wrongPasswords(ctx context.Context) error {
 	for i := 0; ctx.Err() == nil; i++ {
-		got, err := rawIMAPLogin(w.s, w.guess, fmt.Sprint("wrong-", i))
+		got, err := rawIMAPLogin(w.s, "", w.guess, fmt.Sprint("wrong-", i))
 		switch {
 		case err != nil:
 			<-ctx.Done() // the kill: the answer never came
@@ -249,9 +249,10 @@ func (w *crashWorld) wrongPasswords(ctx context.Context) error {
 	return nil
 }
 
-// rawIMAPLogin logs in over implicit TLS and returns the tagged answer.
-func rawIMAPLogin(s *served, user, secret string) (string, error) {
-	conn, err := tls.DialWithDialer(dialer(""), "tcp", s.addr("imaps"), s.clientTLS())
+// rawIMAPLogin logs in over implicit TLS from src and returns the tagged
+// answer, or the error that kept it from arriving.
+func rawIMAPLogin(s *served, src, user, secret string) (string, error) {
+	conn, err := tls.DialWithDialer(dialer(src), "tcp", s.addr("imaps"), s.clientTLS())
 	if err != nil {
 		return "", err
 	}
@@ -439,9 +440,9 @@ func (a *crashApps) login(t *testing.T, s *served, app *crashApp, stats *crashSt
 	}
 }
 
-// crashFactor is a user with two-step verification who signs in on the
+// factorUser is a user with two-step verification who signs in on the
 // web over and over, from a source of its own.
-type crashFactor struct {
+type factorUser struct {
 	name, password, secret, src string
 
 	// last is the TOTP step of the last acknowledged sign-in; pending is a
@@ -459,10 +460,10 @@ type crashFactor struct {
 	issued, usedIssued string
 }
 
-func newCrashFactor(t *testing.T, st *authstore.Store, name, src string) *crashFactor {
+func newFactorUser(t *testing.T, st *authstore.Store, name, src string) *factorUser {
 	t.Helper()
 	ctx := e2eCtx()
-	f := &crashFactor{name: name, password: "s1-" + name + "-password", src: src}
+	f := &factorUser{name: name, password: "s1-" + name + "-password", src: src}
 	if _, err := st.CreateUser(ctx, authstore.NewUser{Name: name, Password: f.password}); err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +485,7 @@ func newCrashFactor(t *testing.T, st *authstore.Store, name, src string) *crashF
 
 func totpStep(at time.Time) int64 { return at.Unix() / 30 }
 
-func (f *crashFactor) code(t *testing.T, step int64) string {
+func (f *factorUser) code(t *testing.T, step int64) string {
 	code, err := totp.GenerateCode(f.secret, time.Unix(step*30, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -495,7 +496,7 @@ func (f *crashFactor) code(t *testing.T, step int64) string {
 // signIns alternates TOTP sign-ins, on each step the server accepts (the
 // current and the next), with backup-code and admin-issued-code sign-ins
 // while it waits for the next step.
-func (f *crashFactor) signIns(ctx context.Context, c *apiClient, stats *crashStats) error {
+func (f *factorUser) signIns(ctx context.Context, c *apiClient, stats *crashStats) error {
 	for ctx.Err() == nil {
 		step := max(f.last+1, totpStep(time.Now()))
 		var err error
@@ -511,7 +512,7 @@ func (f *crashFactor) signIns(ctx context.Context, c *apiClient, stats *crashSta
 	return nil
 }
 
-func (f *crashFactor) totpSignIn(ctx context.Context, c *apiClient, step int64, stats *crashStats) error {
+func (f *factorUser) totpSignIn(ctx context.Context, c *apiClient, step int64, stats *crashStats) error {
 	f.pending = step
 	code, err := totp.GenerateCode(f.secret, time.Unix(step*30, 0))
 	if err != nil {
@@ -533,7 +534,7 @@ func (f *crashFactor) totpSignIn(ctx context.Context, c *apiClient, step int64, 
 
 // codeSignIn uses the next backup code, or an admin-issued code, issuing
 // one first when there is none.
-func (f *crashFactor) codeSignIn(ctx context.Context, c *apiClient, stats *crashStats) error {
+func (f *factorUser) codeSignIn(ctx context.Context, c *apiClient, stats *crashStats) error {
 	if len(f.unused) == 0 && f.issued == "" {
 		return f.issue(ctx, c, stats)
 	}
@@ -563,7 +564,7 @@ func (f *crashFactor) codeSignIn(ctx context.Context, c *apiClient, stats *crash
 	return nil
 }
 
-func (f *crashFactor) issue(ctx context.Context, c *apiClient, stats *crashStats) error {
+func (f *factorUser) issue(ctx context.Context, c *apiClient, stats *crashStats) error {
 	// A new code voids the one before: once this issue may have happened,
 	// a refusal of the last used code proves nothing.
 	f.usedIssued = ""
@@ -586,7 +587,7 @@ func (f *crashFactor) issue(ctx context.Context, c *apiClient, stats *crashStats
 
 // verify checks the factor user's acknowledged sign-ins after a restart,
 // then settles the one in flight at the kill, if any.
-func (f *crashFactor) verify(t *testing.T, c *apiClient, stats *crashStats) {
+func (f *factorUser) verify(t *testing.T, c *apiClient, stats *crashStats) {
 	t.Helper()
 	f.verifyTOTP(t, c, stats)
 	for _, code := range append(f.used, f.usedIssued) {
@@ -617,7 +618,7 @@ func (f *crashFactor) verify(t *testing.T, c *apiClient, stats *crashStats) {
 // still take its code (the step and the next): it must be refused. When a
 // sign-in was in flight at the kill, its later step settles the state
 // instead, and the replay would prove nothing.
-func (f *crashFactor) verifyTOTP(t *testing.T, c *apiClient, stats *crashStats) {
+func (f *factorUser) verifyTOTP(t *testing.T, c *apiClient, stats *crashStats) {
 	t.Helper()
 	if f.pending != 0 {
 		f.try(t, c, f.code(t, f.pending))
@@ -641,7 +642,7 @@ func (f *crashFactor) verifyTOTP(t *testing.T, c *apiClient, stats *crashStats) 
 
 // try signs in with code on the restarted server; only a refusal (401) or
 // a success are answers.
-func (f *crashFactor) try(t *testing.T, c *apiClient, code string) apiAnswer {
+func (f *factorUser) try(t *testing.T, c *apiClient, code string) apiAnswer {
 	t.Helper()
 	ans, err := c.signIn(f.name, f.password, code)
 	if err != nil || ans.status != http.StatusOK && ans.status != http.StatusUnauthorized {

@@ -63,8 +63,9 @@ type served struct {
 	roots   *x509.CertPool
 	// secrets are those the test used, for the suite's W6 check; audit is
 	// the audit log, read when serve was stopped.
-	secrets []w6Secret
-	audit   string
+	secrets  []w6Secret
+	audit    string
+	stopOnce sync.Once
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening (?:protocol=(\S+) )?listener=(\S+) addr=(\S+)`)
@@ -155,6 +156,13 @@ func (s *served) start(t *testing.T) {
 	s.roots.AppendCertsFromPEM(pem)
 }
 
+// restart stops serve as an init system does and starts it again.
+func (s *served) restart(t *testing.T) {
+	t.Helper()
+	s.stopServe()
+	s.start(t)
+}
+
 // kill ends serve with SIGKILL, as a crash or the OOM killer does, and
 // waits until it is gone.
 func (s *served) kill(t *testing.T) {
@@ -221,6 +229,10 @@ func (s *served) addr(name string) string {
 // stop hands the logs to the suite's W6 check, ends serve with SIGTERM,
 // as an init system does, and shows its log when the test failed.
 func (s *served) stop() {
+	s.stopOnce.Do(s.stopServe)
+}
+
+func (s *served) stopServe() {
 	if s.running() {
 		audit, _, err := s.run("", nil, "audit", "tail", "-n", "100000", "--json")
 		if err != nil {

@@ -10,17 +10,16 @@ import (
 	"testing"
 )
 
-// Tmpfs mounts a tmpfs of size bytes on a fresh directory and returns it;
-// the mount goes when the test ends. A full disk is then a few writes away
+// Tmpfs mounts a tmpfs of size bytes on dir, an empty directory; the
+// mount goes when the test ends. A full disk is then a few writes away
 // and leaves the rest of the machine alone. Mounting needs root: as any
 // other user the test is skipped; as root a failed mount skips it too,
 // unless POSTERN_REQUIRE_PEERS=1 demands it.
-func Tmpfs(t testing.TB, size int64) string {
+func Tmpfs(t testing.TB, dir string, size int64) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("mounting a small tmpfs to fill needs root")
 	}
-	dir := t.TempDir()
 	err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "size="+strconv.FormatInt(size, 10)+",mode=0755")
 	if err != nil {
 		msg := fmt.Sprintf("mount a tmpfs on %s: %v", dir, err)
@@ -34,7 +33,6 @@ func Tmpfs(t testing.TB, size int64) string {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
 	})
-	return dir
 }
 
 // FillDisk writes a file in dir until the file system is full and returns

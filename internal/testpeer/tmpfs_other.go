@@ -5,10 +5,9 @@ package testpeer
 import "testing"
 
 // Tmpfs skips: a file system to fill is mounted on Linux only.
-func Tmpfs(t testing.TB, size int64) string {
+func Tmpfs(t testing.TB, dir string, size int64) {
 	t.Helper()
 	t.Skip("a tmpfs to fill needs Linux")
-	return ""
 }
 
 // FillDisk is never reached off Linux: Tmpfs skipped the test.
