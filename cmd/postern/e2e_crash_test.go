@@ -252,12 +252,17 @@ func (w *crashWorld) wrongPasswords(ctx context.Context) error {
 // rawIMAPLogin logs in over implicit TLS from src and returns the tagged
 // answer, or the error that kept it from arriving.
 func rawIMAPLogin(s *served, src, user, secret string) (string, error) {
+	return imapLoginWithin(s, src, user, secret, e2eIO)
+}
+
+// imapLoginWithin is rawIMAPLogin waiting up to patience for the answer.
+func imapLoginWithin(s *served, src, user, secret string, patience time.Duration) (string, error) {
 	conn, err := tls.DialWithDialer(dialer(src), "tcp", s.addr("imaps"), s.clientTLS())
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(e2eIO))
+	conn.SetDeadline(time.Now().Add(patience))
 	r := bufio.NewReader(conn)
 	if _, err := r.ReadString('\n'); err != nil {
 		return "", err
