@@ -27,15 +27,17 @@ import (
 //	POSTERN_CRASH_KILLS=200 go test -count=1 -timeout 60m -run TestS1_CrashLoop -v ./cmd/postern
 const crashKillsEnv = "POSTERN_CRASH_KILLS"
 
-func crashKills(t *testing.T) int {
+// envCount is a count from the environment variable name, def when it is
+// unset; anything below least fails the test.
+func envCount(t *testing.T, name string, def, least int) int {
 	t.Helper()
-	v := os.Getenv(crashKillsEnv)
+	v := os.Getenv(name)
 	if v == "" {
-		return 20
+		return def
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		t.Fatalf("%s=%q: want a positive number", crashKillsEnv, v)
+	if err != nil || n < least {
+		t.Fatalf("%s=%q: want a number of at least %d", name, v, least)
 	}
 	return n
 }
@@ -53,7 +55,7 @@ func crashKills(t *testing.T) int {
 // either is fine, and what the store says settles it (SECURITY.md S1).
 func TestS1_CrashLoop(t *testing.T) {
 	t.Parallel()
-	kills := crashKills(t)
+	kills := envCount(t, crashKillsEnv, 20, 1)
 	users := []string{"s1apps", "s1guess", "s1totp0", "s1totp1", "s1totp2"}
 	peer := startPeer(t, users...)
 	open := []string{"user_failure_budget = 1000000", "user_source_failure_budget = 1000000", "source_free_failures = 1000"}
@@ -325,8 +327,7 @@ func (a *crashApps) create(ctx context.Context, c *apiClient, stats *crashStats)
 		a.mu.Lock()
 		a.creating++
 		a.mu.Unlock()
-		stats.add(&stats.uncertain)
-		<-ctx.Done()
+		inFlight(ctx, stats)
 		return nil
 	}
 	var out struct {
@@ -352,8 +353,7 @@ func (a *crashApps) revokeOldest(ctx context.Context, c *apiClient, stats *crash
 	a.mu.Unlock()
 	ans, err := c.call("DELETE", userPath(a.user, "/app-passwords/", app.id), nil, "", "")
 	if err != nil {
-		stats.add(&stats.uncertain)
-		<-ctx.Done()
+		inFlight(ctx, stats)
 		return nil
 	}
 	if ans.status != http.StatusNoContent {
@@ -523,18 +523,34 @@ func (f *factorUser) totpSignIn(ctx context.Context, c *apiClient, step int64, s
 	if err != nil {
 		return err
 	}
-	ans, err := c.signIn(f.name, f.password, code)
-	if err != nil && ans.status == 0 {
-		stats.add(&stats.uncertain)
-		<-ctx.Done()
-		return nil
-	}
-	if err != nil || ans.status != http.StatusOK {
-		return fmt.Errorf("TOTP sign-in of %s, step %d: %v %d %s", f.name, step, err, ans.status, ans.body)
+	if acked, err := f.signInAcked(ctx, c, code, fmt.Sprint("TOTP step ", step), stats); !acked {
+		return err
 	}
 	f.last, f.pending = step, 0
 	stats.add(&stats.totpSignIns)
 	return nil
+}
+
+// signInAcked signs in with code during the load: true once the server
+// acknowledged it, false with no error when the answer never came (the
+// kill), an error for any other answer.
+func (f *factorUser) signInAcked(ctx context.Context, c *apiClient, code, what string, stats *crashStats) (bool, error) {
+	ans, err := c.signIn(f.name, f.password, code)
+	switch {
+	case err != nil && ans.status == 0:
+		inFlight(ctx, stats)
+		return false, nil
+	case err != nil || ans.status != http.StatusOK:
+		return false, fmt.Errorf("sign-in of %s with %s: %v %d %s", f.name, what, err, ans.status, ans.body)
+	}
+	return true, nil
+}
+
+// inFlight notes a write whose answer never came and waits for the kill
+// that cut it off to be over.
+func inFlight(ctx context.Context, stats *crashStats) {
+	stats.add(&stats.uncertain)
+	<-ctx.Done()
 }
 
 // codeSignIn uses the next backup code, or an admin-issued code, issuing
@@ -550,14 +566,8 @@ func (f *factorUser) codeSignIn(ctx context.Context, c *apiClient, stats *crashS
 		f.issued = ""
 	}
 	f.pendingCode = code
-	ans, err := c.signIn(f.name, f.password, code)
-	if err != nil && ans.status == 0 {
-		stats.add(&stats.uncertain)
-		<-ctx.Done()
-		return nil
-	}
-	if err != nil || ans.status != http.StatusOK {
-		return fmt.Errorf("code sign-in of %s: %v %d %s", f.name, err, ans.status, ans.body)
+	if acked, err := f.signInAcked(ctx, c, code, "a code", stats); !acked {
+		return err
 	}
 	f.pendingCode = ""
 	if fromSet {
@@ -575,8 +585,7 @@ func (f *factorUser) issue(ctx context.Context, c *apiClient, stats *crashStats)
 	f.usedIssued = ""
 	ans, err := c.call("POST", userPath(f.name, "/backup-code"), map[string]string{}, "", "")
 	if err != nil {
-		stats.add(&stats.uncertain)
-		<-ctx.Done()
+		inFlight(ctx, stats)
 		return nil
 	}
 	var out struct {

@@ -16,7 +16,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,26 +58,13 @@ func TestA9_TimingOnTheWire(t *testing.T) {
 	if raceEnabled || testing.Short() {
 		t.Skip("timing needs a build without the race detector and without -short")
 	}
-	samples := a9Samples(t)
+	samples := envCount(t, a9SamplesEnv, 30, 2)
 	g, classes := startA9Gateway(t)
 	for _, proto := range []a9Protocol{a9IMAP{}, a9POP3{}, a9DAV{}} {
 		t.Run(proto.name(), func(t *testing.T) {
 			a9Measure(t, g, proto, classes, samples)
 		})
 	}
-}
-
-func a9Samples(t *testing.T) int {
-	t.Helper()
-	v := os.Getenv(a9SamplesEnv)
-	if v == "" {
-		return 30
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 2 {
-		t.Fatalf("%s=%q: want a number of at least 2", a9SamplesEnv, v)
-	}
-	return n
 }
 
 // a9Measure takes samples rounds of every class in a random order, then
