@@ -66,6 +66,9 @@ func TestS1_CrashLoop(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 	t.Logf("kills: %d, seed %d", kills, seed)
 	for range kills {
+		if rng.IntN(4) == 0 {
+			w.killStarting(t, time.Duration(rng.IntN(150))*time.Millisecond)
+		}
 		w.restart(t)
 		w.verify(t)
 		w.load(t, time.Duration(50+rng.IntN(1200))*time.Millisecond)
@@ -83,7 +86,7 @@ func TestS1_CrashLoop(t *testing.T) {
 type crashStats struct {
 	mu                                                 sync.Mutex
 	created, revoked, totpSignIns, codeSignIns, issued int
-	wrongPasswords, uncertain                          int
+	wrongPasswords, uncertain, startupKills            int
 	totpReplays, codeReplays, revokedRefused           int
 	restart                                            time.Duration // longest start to listening
 }
@@ -98,9 +101,9 @@ func (c *crashStats) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return fmt.Sprintf("%d app passwords created, %d revoked, %d TOTP sign-ins, %d code sign-ins, %d codes issued, "+
-		"%d wrong passwords answered; %d writes in flight at a kill; checked after restarts: %d TOTP replays, "+
+		"%d wrong passwords answered; %d writes in flight at a kill, %d more kills while starting; checked after restarts: %d TOTP replays, "+
 		"%d used codes, %d revoked app passwords refused; longest restart %v",
-		c.created, c.revoked, c.totpSignIns, c.codeSignIns, c.issued, c.wrongPasswords, c.uncertain,
+		c.created, c.revoked, c.totpSignIns, c.codeSignIns, c.issued, c.wrongPasswords, c.uncertain, c.startupKills,
 		c.totpReplays, c.codeReplays, c.revokedRefused, c.restart.Round(time.Millisecond))
 }
 
@@ -175,6 +178,17 @@ func (w *crashWorld) restart(t *testing.T) {
 	w.stats.mu.Lock()
 	w.stats.restart = max(w.stats.restart, took)
 	w.stats.mu.Unlock()
+}
+
+// killStarting kills serve d after it was started, as it opens and checks
+// the store, before it serves anyone; the store must check clean.
+func (w *crashWorld) killStarting(t *testing.T, d time.Duration) {
+	t.Helper()
+	w.s.spawn(t)
+	time.Sleep(d)
+	w.s.kill(t)
+	w.stats.add(&w.stats.startupKills)
+	w.checkStore(t)
 }
 
 // load runs every client until the server is killed after d, then waits

@@ -118,6 +118,26 @@ func newServed(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *serve
 // opened; the addresses are new on each start.
 func (s *served) start(t *testing.T) {
 	t.Helper()
+	listening := s.spawn(t)
+	select {
+	case <-listening:
+	case <-s.exited:
+		t.Fatalf("postern serve exited before it opened its listeners (%v):\n%s", s.waitErr, s.log)
+	case <-time.After(e2eWait):
+		t.Fatalf("postern serve did not open its listeners:\n%s", s.log)
+	}
+	pem, err := os.ReadFile(filepath.Join(s.data, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.roots = x509.NewCertPool()
+	s.roots.AppendCertsFromPEM(pem)
+}
+
+// spawn runs `postern serve` and returns at once; the channel is closed
+// once it logged its last listener.
+func (s *served) spawn(t *testing.T) <-chan struct{} {
+	t.Helper()
 	argv := append(append([]string(nil), s.wrap...), s.bin, "serve", "-c", s.conf)
 	s.cmd = exec.Command(argv[0], argv[1:]...)
 	s.cmd.Stdout = s.log
@@ -141,19 +161,7 @@ func (s *served) start(t *testing.T) {
 		s.waitErr = cmd.Wait()
 		close(exited)
 	}(s.cmd, s.exited)
-	select {
-	case <-listening:
-	case <-s.exited:
-		t.Fatalf("postern serve exited before it opened its listeners (%v):\n%s", s.waitErr, s.log)
-	case <-time.After(e2eWait):
-		t.Fatalf("postern serve did not open its listeners:\n%s", s.log)
-	}
-	pem, err := os.ReadFile(filepath.Join(s.data, "tls", "cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.roots = x509.NewCertPool()
-	s.roots.AppendCertsFromPEM(pem)
+	return listening
 }
 
 // restart stops serve as an init system does and starts it again.
