@@ -7,11 +7,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/postern-dev/postern/admin"
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/config"
 	"github.com/postern-dev/postern/internal/testpeer"
 )
 
@@ -435,5 +438,72 @@ func TestServe_ControlSocketRefusesOtherUsers(t *testing.T) {
 	s.waitLog(t, regexp.MustCompile(`control socket: refused a peer.* uid=65534`))
 	if out := s.cli(t, "", "user", "list"); !strings.Contains(out, "dave") {
 		t.Errorf("root after the refusal: %q", out)
+	}
+}
+
+// envCount is a count from the environment variable name, def when it is
+// unset; anything below least fails the test.
+func envCount(t *testing.T, name string, def, least int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		t.Fatalf("%s=%q: want a number of at least %d", name, v, least)
+	}
+	return n
+}
+
+// withStore opens the store as the CLI does while no server runs.
+func (s *served) withStore(t *testing.T, fn func(*authstore.Store)) {
+	t.Helper()
+	data, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	fn(st)
+}
+
+// rawIMAPLogin logs in over implicit TLS from src and returns the tagged
+// answer, or the error that kept it from arriving.
+func rawIMAPLogin(s *served, src, user, secret string) (string, error) {
+	return imapLoginWithin(s, src, user, secret, e2eIO)
+}
+
+// imapLoginWithin is rawIMAPLogin waiting up to patience for the answer.
+func imapLoginWithin(s *served, src, user, secret string, patience time.Duration) (string, error) {
+	conn, err := tls.DialWithDialer(dialer(src), "tcp", s.addr("imaps"), s.clientTLS())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(patience))
+	r := bufio.NewReader(conn)
+	if _, err := r.ReadString('\n'); err != nil {
+		return "", err
+	}
+	if _, err := fmt.Fprintf(conn, "a LOGIN %q %q\r\n", user, secret); err != nil {
+		return "", err
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil || strings.HasPrefix(line, "a ") {
+			return line, err
+		}
 	}
 }
