@@ -68,8 +68,11 @@ func TestS2_FullDiskServe(t *testing.T) {
 	t.Logf("filled the disk with %d bytes; %d app passwords were created before one was refused: %d %s", n, created, refusal.status, refusal.body)
 	d.checkRefusal(refusal)
 	d.expectAppPasswords()
-	totpCode := d.signInOnFullDisk(f, f.code(t, max(f.last+1, totpStep(time.Now()))), "TOTP")
-	backupCode := d.signInOnFullDisk(f, f.unused[0], "backup code")
+	codes := map[string]string{"TOTP": f.code(t, max(f.last+1, totpStep(time.Now()))), "backup code": f.unused[0]}
+	refused := map[string]bool{}
+	for what, code := range codes {
+		refused[what] = d.signInOnFullDisk(f, code, what)
+	}
 	d.wrongPasswordsCharged("s2guess", budget)
 	if got := s.imapTry(t, "s2mail", mailApp); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("app password login on a full disk: %q", got)
@@ -80,8 +83,8 @@ func TestS2_FullDiskServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.createAppPassword("after space came back")
-	for what, code := range map[string]string{"TOTP": totpCode, "backup code": backupCode} {
-		if code == "" {
+	for what, code := range codes {
+		if !refused[what] {
 			continue // recorded on the full disk, and refused when replayed
 		}
 		if ans, err := api.signIn(f.name, f.password, code); err != nil || ans.status != http.StatusOK {
@@ -96,6 +99,11 @@ func TestS2_FullDiskServe(t *testing.T) {
 	s.restart(t)
 	d.api = newAPIClient(s.addr("admin"), "127.0.0.1", token)
 	d.expectAppPasswords()
+	for what, code := range codes {
+		if ans, err := d.api.signIn(f.name, f.password, code); err != nil || ans.status != http.StatusUnauthorized {
+			t.Errorf("the used %s after a restart: %v %d %s, want 401", what, err, ans.status, ans.body)
+		}
+	}
 }
 
 // fullDisk drives the admin API of a server whose disk fills up, and
@@ -180,9 +188,9 @@ func (d *fullDisk) expectAppPasswords() {
 
 // signInOnFullDisk signs in with code on the full disk. A sign-in the
 // server acknowledges must have recorded the code: its replay is refused.
-// Otherwise it must be refused as unavailable, and the code is returned
-// to be tried again once space is back.
-func (d *fullDisk) signInOnFullDisk(f *factorUser, code, what string) string {
+// Otherwise it must be refused as unavailable, and signInOnFullDisk
+// reports it refused, to be tried again once space is back.
+func (d *fullDisk) signInOnFullDisk(f *factorUser, code, what string) (refused bool) {
 	d.t.Helper()
 	ans, err := d.api.signIn(f.name, f.password, code)
 	switch {
@@ -191,13 +199,13 @@ func (d *fullDisk) signInOnFullDisk(f *factorUser, code, what string) string {
 		if again, err := d.api.signIn(f.name, f.password, code); err != nil || again.status != http.StatusUnauthorized {
 			d.t.Errorf("%s replayed on the full disk: %v %d %s, want 401", what, err, again.status, again.body)
 		}
-		return ""
+		return false
 	case ans.status == http.StatusServiceUnavailable:
 		d.t.Logf("%s sign-in on the full disk: refused, %s", what, ans.body)
-		return code
+		return true
 	}
 	d.t.Errorf("%s sign-in on the full disk: %v %d %s, want it recorded or refused with 503", what, err, ans.status, ans.body)
-	return ""
+	return false
 }
 
 // wrongPasswordsCharged spends user's failure budget over IMAP on the full
