@@ -228,7 +228,7 @@ func (c *client) do(method, path string, body any) *resp {
 		req.AddCookie(&http.Cookie{Name: cookieName, Value: c.cookie})
 	}
 	if c.csrf != "" && !safeMethod(method) {
-		req.Header.Set(CSRFHeader, c.csrf)
+		req.Header.Set(csrfHeader, c.csrf)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

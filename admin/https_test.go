@@ -53,7 +53,7 @@ func TestHTTPSWithACookieJar(t *testing.T) {
 		req, _ := http.NewRequest("POST", base+path, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if csrf != "" {
-			req.Header.Set(CSRFHeader, csrf)
+			req.Header.Set(csrfHeader, csrf)
 		}
 		res, err := hc.Do(req)
 		if err != nil {

@@ -2,7 +2,6 @@ package admin
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -100,8 +99,7 @@ func TestW2_HalfDoneSignIn(t *testing.T) {
 
 func setCookie(t *testing.T, r *resp) *http.Cookie {
 	t.Helper()
-	rec := httptest.ResponseRecorder{HeaderMap: r.header}
-	for _, ck := range rec.Result().Cookies() {
+	for _, ck := range (&http.Response{Header: r.header}).Cookies() {
 		if ck.Name == cookieName {
 			return ck
 		}

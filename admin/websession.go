@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"github.com/postern-dev/postern/admin/api"
 	"io"
 	"net/http"
 	"net/url"
@@ -15,22 +16,19 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-// cookieName is the web session cookie. The __Host- prefix makes browsers
-// insist on Secure, Path=/ and no Domain, so no subdomain can set it.
-const cookieName = "__Host-postern"
-
-// CSRFHeader carries the CSRF token of a cookie session's state change;
-// HTML forms send the field csrfField instead.
+// The session cookie, the CSRF header and the states are the contract's
+// (admin/api); HTML forms send the token in the field csrfField.
 const (
-	CSRFHeader = "X-CSRF-Token"
+	cookieName = api.CookieName
+	csrfHeader = api.CSRFHeader
 	csrfField  = "csrf_token"
 )
 
 // Session states.
 const (
-	stateSecondFactor = "second_factor" // password accepted, code pending: grants nothing (W2)
-	stateEnroll       = "enroll"        // the org requires two-step and the user has none: may only enroll
-	stateSignedIn     = "signed_in"
+	stateSecondFactor = api.StateSecondFactor
+	stateEnroll       = api.StateEnroll
+	stateSignedIn     = api.StateSignedIn
 )
 
 // tokenBytes is the randomness of a session id or a CSRF token: 128 bits.
@@ -263,7 +261,7 @@ func (s *Server) checkCSRF(r *http.Request, sess *session, tok string) error {
 // csrfOf is the CSRF token a JSON request carries: the header, or an HTML
 // form's field.
 func csrfOf(r *http.Request) string {
-	tok := r.Header.Get(CSRFHeader)
+	tok := r.Header.Get(csrfHeader)
 	if tok == "" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxBody)
 		tok = r.PostFormValue(csrfField)

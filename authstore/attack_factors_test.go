@@ -169,9 +169,7 @@ func TestA7_NoSecretAfterCreation(t *testing.T) {
 	secrets := append([]string{goodPassword, "upstream secret", app, totpSecret, admin,
 		rec.PasswordHash, e.appPwRecord(t, u.ID, ap.ID).Digest,
 		base64.StdEncoding.EncodeToString(rec.TOTP.Sealed)}, codes...)
-	for _, d := range rec.Backup.Digests {
-		secrets = append(secrets, d)
-	}
+	secrets = append(secrets, rec.Backup.Digests...)
 	users, _ := e.s.ListUsers(bg)
 	user, _ := e.s.GetUser(bg, "alice")
 	apps, _ := e.s.ListAppPasswords(bg, "alice")

@@ -63,28 +63,49 @@ func newAuditWriter(db kv, now func() time.Time, log *slog.Logger) *auditWriter 
 
 func (w *auditWriter) run() {
 	defer close(w.done)
+	var held []Event
 	for it := range w.queue {
 		batch := w.collect(it)
-		err := w.db.Update(func(tx kvTx) error {
-			for _, it := range batch {
-				if it.ev == nil {
-					continue
-				}
-				if err := w.appendRaw(tx, *it.ev); err != nil {
-					return err
-				}
+		for _, it := range batch {
+			if it.ev != nil {
+				held = append(held, *it.ev)
 			}
-			return nil
-		})
-		if err != nil {
-			w.log.Error("audit write failed", "events", len(batch), "err", err)
 		}
+		held = w.write(held)
 		for _, it := range batch {
 			if it.done != nil {
 				close(it.done)
 			}
 		}
 	}
+	w.write(held) // closing: one last try
+}
+
+// maxHeld bounds the sign-in events kept in memory while the store
+// refuses writes: as many as the queue holds.
+const maxHeld = 4096
+
+// write appends events in one transaction. When the store refuses them (a
+// full disk, S2) it returns them, the newest maxHeld, to go first in the
+// next batch: a sign-in's event comes late rather than never.
+func (w *auditWriter) write(events []Event) []Event {
+	if len(events) == 0 {
+		return nil
+	}
+	err := w.db.Update(func(tx kvTx) error {
+		for _, ev := range events {
+			if err := w.appendRaw(tx, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	dropped := max(0, len(events)-maxHeld)
+	w.log.Error("audit write failed; events kept to try again", "events", len(events), "dropped", dropped, "err", err)
+	return events[dropped:]
 }
 
 // auditLinger is how long the writer waits for more sign-in events before

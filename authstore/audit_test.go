@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -379,5 +382,50 @@ func TestW5_UpstreamOutcomeIsAudited(t *testing.T) {
 				t.Fatalf("events %+v, want one login %s/%s", evs, tt.result, tt.wantR)
 			}
 		})
+	}
+}
+
+// refusingKV fails every write while refuse is set, as a full disk does.
+type refusingKV struct {
+	kv
+	refuse atomic.Bool
+}
+
+func (r *refusingKV) Update(fn func(kvTx) error) error {
+	if r.refuse.Load() {
+		return errors.New("write postern.db: no space left on device")
+	}
+	return r.kv.Update(fn)
+}
+
+// TestS2_AuditKeptThroughFailedWrites: sign-in events that could not be
+// written while the store refused writes are written, in order and
+// chained, with the first batch that can be: late, not lost.
+func TestS2_AuditKeptThroughFailedWrites(t *testing.T) {
+	e := newTestStore(t)
+	db := &refusingKV{kv: e.s.db}
+	w := newAuditWriter(db, e.clock.Now, slog.New(slog.DiscardHandler))
+	defer w.close()
+	db.refuse.Store(true)
+	for i := range 3 {
+		w.enqueue(Event{Kind: "login", User: fmt.Sprint("held", i), Result: "denied"})
+		w.flush()
+	}
+	db.refuse.Store(false)
+	w.enqueue(Event{Kind: "login", User: "after", Result: "ok"})
+	w.flush()
+	evs, err := e.s.AuditTail(bg, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	for _, ev := range evs {
+		users = append(users, ev.User)
+	}
+	if want := []string{"held0", "held1", "held2", "after"}; !slices.Equal(users, want) {
+		t.Errorf("audit log after the store took writes again: %q, want %q", users, want)
+	}
+	if _, err := e.s.VerifyAudit(bg); err != nil {
+		t.Errorf("audit chain: %v", err)
 	}
 }

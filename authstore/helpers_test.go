@@ -60,12 +60,18 @@ type testEnv struct {
 // newTestStore opens a fresh store; mods adjust the options before Open.
 func newTestStore(t testing.TB, mods ...func(*Options)) *testEnv {
 	t.Helper()
+	return newTestStoreAt(t, filepath.Join(t.TempDir(), "postern.db"), mods...)
+}
+
+// newTestStoreAt is newTestStore with the file at path.
+func newTestStoreAt(t testing.TB, path string, mods ...func(*Options)) *testEnv {
+	t.Helper()
 	keys, err := NewKeys(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clock := fakeclock.New(epoch)
-	env := &testEnv{path: filepath.Join(t.TempDir(), "postern.db"), keys: keys, clock: clock,
+	env := &testEnv{path: path, keys: keys, clock: clock,
 		sleeps: fakeclock.NewSleeps(clock), revs: &revocations{}, root: t}
 	env.opts = Options{Keys: keys, KDF: cheapKDF, LockTimeout: 100 * time.Millisecond,
 		Clock: clock, Sleep: env.sleeps.Sleep, OnRevoke: env.revs.add}

@@ -166,12 +166,19 @@ func guard(fn func() error) (err error) {
 
 // pageBounds walks the page headers in file order and refuses a run that
 // ends past the high-water mark: given such a page, bbolt's Check would
-// try to mark billions of pages reachable.
+// try to mark billions of pages reachable. A free page is stepped over
+// one page at a time: it holds whatever was last written there, such as
+// the middle of a deleted value once a write reused the value's first
+// page, and neither bbolt nor Check reads it.
 func pageBounds(tx *bolt.Tx) error {
 	for id := 0; ; {
 		info, err := tx.Page(id)
 		if err != nil || info == nil {
 			return err // nil info: past the high-water mark, done
+		}
+		if info.Type == "free" {
+			id++
+			continue
 		}
 		if info.OverflowCount > 0 {
 			if last, err := tx.Page(id + info.OverflowCount); err != nil || last == nil {

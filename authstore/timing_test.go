@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/postern-dev/postern/internal/welch"
 )
 
 // TestA9_TimingIndistinguishable: with production KDF costs, every failure
@@ -49,35 +51,10 @@ func TestA9_TimingIndistinguishable(t *testing.T) {
 		}
 	}
 	for i := 1; i < len(classes); i++ {
-		tv := welchT(samples[0], samples[i])
-		t.Logf("%-48s mean %6.0f µs vs %6.0f µs, t = %5.2f", classes[i].name, mean(samples[i]), mean(samples[0]), tv)
+		tv := welch.T(samples[i], samples[0])
+		t.Logf("%-48s mean %6.0f µs vs %6.0f µs, t = %5.2f", classes[i].name, welch.Mean(samples[i]), welch.Mean(samples[0]), tv)
 		if math.Abs(tv) >= 4.5 {
 			t.Errorf("%s is distinguishable from a wrong password: t = %.2f", classes[i].name, tv)
 		}
 	}
-}
-
-func mean(xs []float64) float64 {
-	sum := 0.0
-	for _, x := range xs {
-		sum += x
-	}
-	return sum / float64(len(xs))
-}
-
-func variance(xs []float64) float64 {
-	m, sum := mean(xs), 0.0
-	for _, x := range xs {
-		sum += (x - m) * (x - m)
-	}
-	return sum / float64(len(xs)-1)
-}
-
-// welchT is Welch's t statistic for two samples with unequal variances.
-func welchT(a, b []float64) float64 {
-	se := math.Sqrt(variance(a)/float64(len(a)) + variance(b)/float64(len(b)))
-	if se == 0 {
-		return 0
-	}
-	return (mean(a) - mean(b)) / se
 }

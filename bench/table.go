@@ -61,10 +61,7 @@ var ratioColumns = [][2]string{
 // Markdown renders rows as a Markdown table: values, then ratios.
 func Markdown(rows []Row) string {
 	var b strings.Builder
-	head := []string{"figure"}
-	for _, t := range Targets {
-		head = append(head, t)
-	}
+	head := append([]string{"figure"}, Targets...)
 	for _, rc := range ratioColumns {
 		head = append(head, rc[0]+" ÷ "+rc[1])
 	}

@@ -120,11 +120,11 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	defer s.removeListener(ln)
-	var delay time.Duration
+	var b backoff
 	for {
 		c, err := ln.Accept()
 		if err == nil {
-			delay = 0
+			b.recovered(s.log, ln)
 			s.admit(c)
 			continue
 		}
@@ -134,14 +134,41 @@ func (s *Server) Serve(ln net.Listener) error {
 		if !temporary(err) {
 			return fmt.Errorf("accept on %s: %w", ln.Addr(), err)
 		}
-		// Out of descriptors or memory: wait instead of spinning, as
-		// net/http does, so established relays keep their share.
-		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-		s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-		if !s.pause(delay) {
+		if !s.pause(b.next(s.log, ln, err)) {
 			return nil
 		}
 	}
+}
+
+// backoff spaces an accept loop's retries while it is out of descriptors
+// or memory, as net/http does, so established relays keep their share.
+// It logs once when the trouble starts and once when accepting works
+// again: a loop stuck for an hour must not write a line a second.
+type backoff struct {
+	delay    time.Duration
+	failures int
+	since    time.Time
+}
+
+// next notes a failed accept and returns how long to wait.
+func (b *backoff) next(log *slog.Logger, ln net.Listener, err error) time.Duration {
+	if b.failures == 0 {
+		b.since = time.Now()
+		log.Warn("accept failed; retrying with backoff until it works", "listener", ln.Addr().String(), "err", err)
+	}
+	b.failures++
+	b.delay = min(max(2*b.delay, 5*time.Millisecond), time.Second)
+	return b.delay
+}
+
+// recovered ends a run of failures, if there was one.
+func (b *backoff) recovered(log *slog.Logger, ln net.Listener) {
+	if b.failures == 0 {
+		return
+	}
+	log.Info("accepting again", "listener", ln.Addr().String(), "failed_accepts", b.failures,
+		"after", time.Since(b.since).Round(time.Millisecond).String())
+	*b = backoff{}
 }
 
 func temporary(err error) bool {

@@ -3,8 +3,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -33,13 +35,19 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 
 func serveFlaky(t *testing.T, emfile int32, err error) (*Server, *flakyListener, chan error) {
 	t.Helper()
+	return serveFlakyLogged(t, emfile, err, nil)
+}
+
+func serveFlakyLogged(t *testing.T, emfile int32, err error, log *slog.Logger) (*Server, *flakyListener, chan error) {
+	t.Helper()
 	ln, lerr := net.Listen("tcp", "127.0.0.1:0")
 	if lerr != nil {
 		t.Fatal(lerr)
 	}
 	fl := &flakyListener{Listener: ln, err: err}
 	fl.emfile.Store(emfile)
-	srv := NewServer(ServerConfig{Protocol: lineProto{}, Auth: &fakeAuth{}, Upstream: Upstream{Address: downAddr(t), Security: None}})
+	srv := NewServer(ServerConfig{Protocol: lineProto{}, Auth: &fakeAuth{}, Upstream: Upstream{Address: downAddr(t), Security: None},
+		Logger: log})
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(fl) }()
 	t.Cleanup(func() {
@@ -58,6 +66,22 @@ func TestS6_AcceptBackoff(t *testing.T) {
 		cl.ExpectLines("HELLO")
 		if n := fl.emfile.Load(); n >= 0 {
 			t.Errorf("%d EMFILE errors left unconsumed", n+1)
+		}
+	})
+	t.Run("logged once", func(t *testing.T) {
+		// A loop stuck without descriptors says so once, and once more when
+		// it accepts again, however many retries lay between.
+		var buf syncBuffer
+		_, fl, _ := serveFlakyLogged(t, 6, nil, slog.New(slog.NewTextHandler(&buf, nil)))
+		cl := linetest.Dial(t, fl.Addr().String(), nil, false)
+		cl.ExpectLines("HELLO")
+		eventually(t, "the recovery to be logged", func() bool { return strings.Contains(buf.String(), "accepting again") })
+		log := buf.String()
+		if n := strings.Count(log, "accept failed"); n != 1 {
+			t.Errorf("%d lines about the failed accepts, want 1:\n%s", n, log)
+		}
+		if !strings.Contains(log, "failed_accepts=6") {
+			t.Errorf("the recovery line does not count the 6 failed accepts:\n%s", log)
 		}
 	})
 	t.Run("shutdown during the pause", func(t *testing.T) {

@@ -86,3 +86,17 @@ func CodeOf(err error) Code {
 	}
 	return ""
 }
+
+// CookieName is the web session cookie. The __Host- prefix makes browsers
+// insist on Secure, Path=/ and no Domain, so no subdomain can set it.
+const CookieName = "__Host-postern"
+
+// CSRFHeader carries the CSRF token of a cookie session's state change.
+const CSRFHeader = "X-CSRF-Token"
+
+// The states of a web session, as SignInResponse.State names them.
+const (
+	StateSecondFactor = "second_factor" // password accepted, code pending: grants nothing (W2)
+	StateEnroll       = "enroll"        // the org requires two-step and the user has none: may only enroll
+	StateSignedIn     = "signed_in"
+)

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"github.com/postern-dev/postern/admin/api"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/postern-dev/postern/admin"
 )
 
 // demoRun is `postern demo` running in-process, with what it printed.
@@ -149,17 +149,17 @@ func TestDemoBackupCodesSignIn(t *testing.T) {
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: d.tls(signIn.Hostname())}}
 	defer client.CloseIdleConnections()
-	api := "https://" + signIn.Host + "/api/v1/session"
+	sessionURL := "https://" + signIn.Host + "/api/v1/session"
 	password := d.field(t, "account password")
 	csrf := ""
 	for _, step := range []struct{ path, body, want string }{
 		{"", `{"username":"` + demoUser + `","password":"` + password + `"}`, "second_factor"},
 		{"/second-factor", `{"code":"` + codes[2] + `"}`, "signed_in"},
 	} {
-		req, _ := http.NewRequest("POST", api+step.path, strings.NewReader(step.body))
+		req, _ := http.NewRequest("POST", sessionURL+step.path, strings.NewReader(step.body))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Origin", "https://"+signIn.Host)
-		req.Header.Set(admin.CSRFHeader, csrf)
+		req.Header.Set(api.CSRFHeader, csrf)
 		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +172,7 @@ func TestDemoBackupCodesSignIn(t *testing.T) {
 		resp.Body.Close()
 		csrf = st.CSRF
 		if st.State != step.want {
-			t.Fatalf("POST %s: %d, state %q, want %q", api+step.path, resp.StatusCode, st.State, step.want)
+			t.Fatalf("POST %s: %d, state %q, want %q", sessionURL+step.path, resp.StatusCode, st.State, step.want)
 		}
 	}
 }

@@ -5,19 +5,18 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"github.com/postern-dev/postern/admin/api"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp/totp"
 
-	"github.com/postern-dev/postern/admin"
 	"github.com/postern-dev/postern/authstore"
 	"github.com/postern-dev/postern/internal/testpeer"
 )
@@ -27,52 +26,6 @@ import (
 // control socket, `postern store restore` with the server stopped.
 
 const backupPassphrase = "correct horse battery staple"
-
-// halt stops serve with SIGTERM and waits; restart must follow before the
-// test ends (the cleanup stops the server it finds running).
-func (s *served) halt(t *testing.T) {
-	t.Helper()
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	if err := s.cmd.Wait(); err != nil {
-		t.Fatalf("postern serve: %v\n%s", err, s.log)
-	}
-}
-
-// restart runs serve again on the same configuration and data.
-func (s *served) restart(t *testing.T) {
-	t.Helper()
-	s.cmd = exec.Command(s.bin, "serve", "-c", s.conf)
-	pipe, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan struct{})
-	go s.readLog(pipe, listening)
-	select {
-	case <-listening:
-	case <-time.After(e2eWait):
-		t.Fatalf("postern serve did not start again:\n%s", s.log)
-	}
-}
-
-// storeDo opens the store of a halted server in this process.
-func (s *served) storeDo(t *testing.T, fn func(st *authstore.Store)) {
-	t.Helper()
-	keys, err := authstore.LoadKeyFile(filepath.Join(filepath.Dir(s.data), "keys", "postern.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := authstore.Open(filepath.Join(s.data, "postern.db"), authstore.Options{Keys: keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	fn(st)
-}
 
 // fail runs the binary expecting a failure and returns its stderr.
 func (s *served) fail(t *testing.T, args ...string) string {
@@ -104,7 +57,7 @@ type twoStepUser struct {
 func (s *served) addTwoStepUser(t *testing.T, name string) twoStepUser {
 	t.Helper()
 	u := twoStepUser{name: name, password: name + "-account-password"}
-	s.storeDo(t, func(st *authstore.Store) {
+	s.withStore(t, func(st *authstore.Store) {
 		ctx := e2eCtx()
 		if _, err := st.CreateUser(ctx, authstore.NewUser{Name: name, Password: u.password}); err != nil {
 			t.Fatal(err)
@@ -161,7 +114,7 @@ func postJSON(t *testing.T, url, cookie, csrf string, body any) *http.Response {
 	req.Header.Set("Content-Type", "application/json")
 	if cookie != "" {
 		req.Header.Set("Cookie", cookie)
-		req.Header.Set(admin.CSRFHeader, csrf)
+		req.Header.Set(api.CSRFHeader, csrf)
 	}
 	res, err := (&http.Client{Timeout: e2eIO}).Do(req)
 	if err != nil {
@@ -189,9 +142,9 @@ func TestS4_RestoreDoesNotResurrect(t *testing.T) {
 	t.Parallel()
 	peer := startPeer(t, "alice")
 	s := startServed(t, peer)
-	s.halt(t)
+	s.stopServe()
 	alice := s.addTwoStepUser(t, "alice")
-	s.restart(t)
+	s.start(t)
 	dir := t.TempDir()
 	pass := privateFile(t, dir, "pass", backupPassphrase+"\n")
 	s.secrets = append(s.secrets, w6Secret{"backup passphrase", "", backupPassphrase, ""})
@@ -209,7 +162,7 @@ func TestS4_RestoreDoesNotResurrect(t *testing.T) {
 		t.Fatalf("using a backup code at T1: %d", code)
 	}
 
-	s.halt(t)
+	s.stopServe()
 	out = s.cli(t, "", "store", "restore", "--in", backup, "--passphrase-file", pass)
 	for _, want := range []string{`app password "Phone" (` + alice.appPassID + `) revoked`, "1 backup codes used since the backup stay used",
 		"kept ", "later audit event(s)"} {
@@ -217,7 +170,7 @@ func TestS4_RestoreDoesNotResurrect(t *testing.T) {
 			t.Errorf("restore report lacks %q:\n%s", want, out)
 		}
 	}
-	s.restart(t)
+	s.start(t)
 
 	if got := s.imapTry(t, "alice", alice.appPassword); got != imapFailure {
 		t.Errorf("the app password revoked at T1, after restoring T0: %q", got)
@@ -262,7 +215,7 @@ func TestS7_RestoreRefusalsChangeNothing(t *testing.T) {
 	if errs := s.fail(t, "store", "restore", "--in", backup, "--passphrase-file", pass); !strings.Contains(errs, "stop it first") {
 		t.Errorf("restore while serving: %q", errs)
 	}
-	s.halt(t)
+	s.stopServe()
 	db := filepath.Join(s.data, "postern.db")
 	before := fileSum(t, db)
 
@@ -291,7 +244,7 @@ func TestS7_RestoreRefusalsChangeNothing(t *testing.T) {
 	if matches, _ := filepath.Glob(db + ".*"); len(matches) > 0 {
 		t.Errorf("refused restores left files beside the store: %v", matches)
 	}
-	s.restart(t)
+	s.start(t)
 }
 
 // TestS7_BackupHoldsNoKeyAndNoPlaintext: a backup, by passphrase or to an
@@ -385,15 +338,15 @@ func TestS7_RestoreOverUnreadableStore(t *testing.T) {
 	t.Parallel()
 	peer := startPeer(t, "carol")
 	s := startServed(t, peer)
-	s.halt(t)
+	s.stopServe()
 	carol := s.addTwoStepUser(t, "carol")
-	s.restart(t)
+	s.start(t)
 	dir := t.TempDir()
 	pass := privateFile(t, dir, "pass", backupPassphrase+"\n")
 	s.secrets = append(s.secrets, w6Secret{"backup passphrase", "", backupPassphrase, ""})
 	backup := filepath.Join(dir, "b.age")
 	s.cli(t, "", "store", "backup", "--out", backup, "--passphrase-file", pass)
-	s.halt(t)
+	s.stopServe()
 
 	db := filepath.Join(s.data, "postern.db")
 	f, err := os.OpenFile(db, os.O_WRONLY, 0)
@@ -411,7 +364,7 @@ func TestS7_RestoreOverUnreadableStore(t *testing.T) {
 			t.Errorf("restore report lacks %q:\n%s", want, out)
 		}
 	}
-	s.restart(t)
+	s.start(t)
 	if got := s.imapTry(t, "carol", carol.appPassword); !strings.HasPrefix(got, "a OK") {
 		t.Errorf("the restored app password: %q", got)
 	}

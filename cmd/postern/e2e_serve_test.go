@@ -7,11 +7,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/postern-dev/postern/admin/api"
 	"github.com/postern-dev/postern/authstore"
+	"github.com/postern-dev/postern/config"
 	"github.com/postern-dev/postern/internal/testpeer"
 )
 
@@ -46,17 +49,26 @@ var builtPostern = sync.OnceValues(func() (string, error) {
 
 // served is a `postern serve` process in front of a private Dovecot.
 type served struct {
-	t     *testing.T
-	bin   string
-	conf  string
-	data  string
-	peer  *testpeer.DovecotPeer
-	cmd   *exec.Cmd
-	log   *e2eLog
-	addrs map[string]string // listener → address, from the log
-	roots *x509.CertPool
-	// secrets are those the test used, for the suite's W6 check.
-	secrets []w6Secret
+	t    *testing.T
+	bin  string
+	dir  string // holds the configuration, the data and the keys
+	conf string
+	data string
+	peer *testpeer.DovecotPeer
+	cmd  *exec.Cmd
+	// wrap is a command prefix for serve (prlimit, say); exited is closed
+	// once the last serve started has ended, with waitErr.
+	wrap    []string
+	exited  chan struct{}
+	waitErr error
+	log     *e2eLog
+	addrs   map[string]string // listener → address, from the log
+	roots   *x509.CertPool
+	// secrets are those the test used, for the suite's W6 check; audit is
+	// the audit log, read when serve was stopped.
+	secrets  []w6Secret
+	audit    string
+	stopOnce sync.Once
 }
 
 var listeningRE = regexp.MustCompile(`msg=listening (?:protocol=(\S+) )?listener=(\S+) addr=(\S+)`)
@@ -71,6 +83,16 @@ func startServed(t *testing.T, peer *testpeer.DovecotPeer) *served {
 // startServedWith is startServed with a configuration shaped by opts.
 func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *served {
 	t.Helper()
+	s := newServed(t, peer, opts)
+	s.cli(t, "", "init")
+	s.start(t)
+	return s
+}
+
+// newServed writes a configuration in a fresh directory; the caller runs
+// `init` and start. When the test ends, a running serve is stopped.
+func newServed(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) *served {
+	t.Helper()
 	bin, err := builtPostern()
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +105,7 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	s := &served{t: t, bin: bin, conf: filepath.Join(dir, "postern.toml"), data: filepath.Join(dir, "data"), peer: peer,
+	s := &served{t: t, bin: bin, dir: dir, conf: filepath.Join(dir, "postern.toml"), data: filepath.Join(dir, "data"), peer: peer,
 		log: &e2eLog{}, addrs: map[string]string{}}
 	for user := range peer.Users {
 		s.secrets = append(s.secrets, w6Secret{"master password acting as " + user, peer.MasterUser, peer.MasterPassword, user})
@@ -91,22 +113,19 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	if err := os.WriteFile(s.conf, []byte(e2eConfigText(t, dir, peer, opts)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s.cli(t, "", "init")
-	s.cmd = exec.Command(bin, "serve", "-c", s.conf)
-	s.cmd.Stdout = s.log
-	pipe, err := s.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan struct{})
-	go s.readLog(pipe, listening)
 	t.Cleanup(s.stop)
+	return s
+}
+
+// start runs `postern serve` and waits until it logged every listener it
+// opened; the addresses are new on each start.
+func (s *served) start(t *testing.T) {
+	t.Helper()
+	listening := s.spawn(t)
 	select {
 	case <-listening:
+	case <-s.exited:
+		t.Fatalf("postern serve exited before it opened its listeners (%v):\n%s", s.waitErr, s.log)
 	case <-time.After(e2eWait):
 		t.Fatalf("postern serve did not open its listeners:\n%s", s.log)
 	}
@@ -116,7 +135,68 @@ func startServedWith(t *testing.T, peer *testpeer.DovecotPeer, opts e2eOptions) 
 	}
 	s.roots = x509.NewCertPool()
 	s.roots.AppendCertsFromPEM(pem)
-	return s
+}
+
+// spawn runs `postern serve` and returns at once; the channel is closed
+// once it logged its last listener.
+func (s *served) spawn(t *testing.T) <-chan struct{} {
+	t.Helper()
+	argv := append(append([]string(nil), s.wrap...), s.bin, "serve", "-c", s.conf)
+	s.cmd = exec.Command(argv[0], argv[1:]...)
+	s.cmd.Stdout = s.log
+	pipe, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s.exited = make(chan struct{})
+	listening := make(chan struct{})
+	logged := make(chan struct{})
+	go func() {
+		s.readLog(pipe, listening)
+		close(logged)
+	}()
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		<-logged // Wait closes the pipe: read it to the end first
+		s.waitErr = cmd.Wait()
+		close(exited)
+	}(s.cmd, s.exited)
+	return listening
+}
+
+// restart stops serve as an init system does and starts it again.
+func (s *served) restart(t *testing.T) {
+	t.Helper()
+	s.stopServe()
+	s.start(t)
+}
+
+// kill ends serve with SIGKILL, as a crash or the OOM killer does, and
+// waits until it is gone.
+func (s *served) kill(t *testing.T) {
+	t.Helper()
+	s.cmd.Process.Kill()
+	select {
+	case <-s.exited:
+	case <-time.After(e2eWait):
+		t.Fatal("postern serve outlived SIGKILL")
+	}
+}
+
+// running reports whether the last serve started is still running.
+func (s *served) running() bool {
+	if s.cmd == nil {
+		return false
+	}
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
 }
 
 // readLog keeps serve's log and notes each listener it logged; listening
@@ -130,8 +210,9 @@ func (s *served) readLog(r io.Reader, listening chan struct{}) {
 			s.log.mu.Lock()
 			s.addrs[m[2]] = m[3]
 			s.log.mu.Unlock()
-			if m[2] == "control" {
+			if m[2] == "control" && listening != nil {
 				close(listening)
+				listening = nil
 			}
 		}
 	}
@@ -159,23 +240,28 @@ func (s *served) addr(name string) string {
 // stop hands the logs to the suite's W6 check, ends serve with SIGTERM,
 // as an init system does, and shows its log when the test failed.
 func (s *served) stop() {
-	audit, _, err := s.run("", nil, "audit", "tail", "-n", "100000", "--json")
-	if err != nil {
-		s.t.Errorf("audit tail before stopping: %v", err)
-	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- s.cmd.Wait() }()
-	select {
-	case err := <-done:
+	s.stopOnce.Do(s.stopServe)
+}
+
+func (s *served) stopServe() {
+	if s.running() {
+		audit, _, err := s.run("", nil, "audit", "tail", "-n", "100000", "--json")
 		if err != nil {
-			s.t.Errorf("postern serve: %v", err)
+			s.t.Errorf("audit tail before stopping: %v", err)
 		}
-	case <-time.After(e2eWait):
-		s.cmd.Process.Kill()
-		s.t.Error("postern serve ignored SIGTERM")
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+			if s.waitErr != nil {
+				s.t.Errorf("postern serve: %v", s.waitErr)
+			}
+		case <-time.After(e2eWait):
+			s.cmd.Process.Kill()
+			s.t.Error("postern serve ignored SIGTERM")
+		}
+		s.audit = audit
 	}
-	w6Seen.add(w6Record{test: s.t.Name(), logs: s.log.String(), audit: audit, secrets: s.secrets})
+	w6Seen.add(w6Record{test: s.t.Name(), logs: s.log.String(), audit: s.audit, secrets: s.secrets})
 	if s.t.Failed() {
 		s.t.Logf("postern serve log:\n%s", s.log)
 	}
@@ -364,5 +450,72 @@ func TestServe_ControlSocketRefusesOtherUsers(t *testing.T) {
 	s.waitLog(t, regexp.MustCompile(`control socket: refused a peer.* uid=65534`))
 	if out := s.cli(t, "", "user", "list"); !strings.Contains(out, "dave") {
 		t.Errorf("root after the refusal: %q", out)
+	}
+}
+
+// envCount is a count from the environment variable name, def when it is
+// unset; anything below least fails the test.
+func envCount(t *testing.T, name string, def, least int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < least {
+		t.Fatalf("%s=%q: want a number of at least %d", name, v, least)
+	}
+	return n
+}
+
+// withStore opens the store as the CLI does while no server runs.
+func (s *served) withStore(t *testing.T, fn func(*authstore.Store)) {
+	t.Helper()
+	data, err := os.ReadFile(s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, s.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	fn(st)
+}
+
+// rawIMAPLogin logs in over implicit TLS from src and returns the tagged
+// answer, or the error that kept it from arriving.
+func rawIMAPLogin(s *served, src, user, secret string) (string, error) {
+	return imapLoginWithin(s, src, user, secret, e2eIO)
+}
+
+// imapLoginWithin is rawIMAPLogin waiting up to patience for the answer.
+func imapLoginWithin(s *served, src, user, secret string, patience time.Duration) (string, error) {
+	conn, err := tls.DialWithDialer(dialer(src), "tcp", s.addr("imaps"), s.clientTLS())
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(patience))
+	r := bufio.NewReader(conn)
+	if _, err := r.ReadString('\n'); err != nil {
+		return "", err
+	}
+	if _, err := fmt.Fprintf(conn, "a LOGIN %q %q\r\n", user, secret); err != nil {
+		return "", err
+	}
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil || strings.HasPrefix(line, "a ") {
+			return line, err
+		}
 	}
 }

@@ -258,19 +258,6 @@ func (p *Prober) Ready() (bool, []string) {
 	return len(failing) == 0, failing
 }
 
-// lastResults returns the last result of each target, in configuration order.
-func (p *Prober) lastResults() []result {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]result, 0, len(p.cfg.Targets))
-	for _, t := range p.cfg.Targets {
-		if r, ok := p.results[t.Key]; ok {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // record stores r and logs a failure when it is new, changed, or has
 // not been logged for warnEvery; a recovery is logged once.
 func (p *Prober) record(r result) {
