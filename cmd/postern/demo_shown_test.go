@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
-
 )
 
 // demoRun is `postern demo` running in-process, with what it printed.

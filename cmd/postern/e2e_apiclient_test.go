@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-
 )
 
 // apiClient calls a served admin listener's JSON API over plain HTTP from
