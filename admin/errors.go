@@ -101,7 +101,7 @@ func writeError(w http.ResponseWriter, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
 	}
 	code := ae.Code
-	if code == codeEnrollFirst {
+	if code == codeEnrollFirst { // secret-compare: ok (an API error code)
 		code = api.Forbidden
 	}
 	writeJSON(w, statusOf(ae.Code), api.ErrorBody{Error: api.Error{Code: code, Message: ae.Message}})

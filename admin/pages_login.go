@@ -118,9 +118,9 @@ func (c *pageCall) code() {
 func (c *pageCall) codeFailed(err error) {
 	d := loginData{Next: c.form.Get("next"), Backup: c.form.Get("backup") == "1"}
 	switch code := codeOf(err); {
-	case code == api.Unauthenticated && sessionCookie(c.r) == "":
+	case code == api.Unauthenticated && sessionCookie(c.r) == "": // secret-compare: ok (an API error code)
 		c.done("/login", "expired")
-	case code == api.Unauthenticated || mistyped(err):
+	case code == api.Unauthenticated || mistyped(err): // secret-compare: ok (an API error code)
 		c.errMsg = "That code did not work. Codes change every 30 seconds: type the one your app shows now, or use a backup code."
 		c.render(http.StatusUnauthorized, "code", "Two-step verification", d)
 	default:

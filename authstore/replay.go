@@ -203,7 +203,7 @@ func (r *replay) password(tx kvTx, ev Event) (string, error) {
 		return "", err
 	}
 	var what []string
-	if o := r.same(rec); o != nil && o.PasswordHash != rec.PasswordHash {
+	if o := r.same(rec); o != nil && o.PasswordHash != rec.PasswordHash { // secret-compare: ok (two stored hashes, offline during a restore)
 		rec.PasswordHash = o.PasswordHash
 		what = append(what, "account password changed")
 	}
@@ -275,7 +275,7 @@ func (r *replay) factors(tx kvTx, ev Event) (string, error) {
 		clearFactors(rec)
 	}
 	after, _ := json.Marshal([]any{rec.TOTP.Enabled, rec.TOTP.Sealed, rec.TOTP.Pending, rec.Backup, rec.AdminCode})
-	if bytes.Equal(before, after) {
+	if bytes.Equal(before, after) { // secret-compare: ok (stored records, offline during a restore)
 		return "", nil
 	}
 	words := map[string]string{"mfa.reset": "two-step verification reset", "mfa.disable": "two-step verification turned off",
@@ -315,7 +315,7 @@ func (r *replay) usedCodes(tx kvTx) error {
 
 func mergeCodes(rec, o *userRecord) string {
 	var what []string
-	if b, ob := rec.Backup, o.Backup; b != nil && ob != nil && bytes.Equal(b.Salt, ob.Salt) && len(b.Used) == len(ob.Used) {
+	if b, ob := rec.Backup, o.Backup; b != nil && ob != nil && bytes.Equal(b.Salt, ob.Salt) && len(b.Used) == len(ob.Used) { // secret-compare: ok (stored salts, offline during a restore)
 		n := 0
 		for i := range b.Used {
 			if ob.Used[i] && !b.Used[i] {
@@ -327,7 +327,7 @@ func mergeCodes(rec, o *userRecord) string {
 			what = append(what, fmt.Sprintf("%d backup codes used since the backup stay used", n))
 		}
 	}
-	if a := rec.AdminCode; a != nil && (o.AdminCode == nil || !bytes.Equal(a.Salt, o.AdminCode.Salt)) {
+	if a := rec.AdminCode; a != nil && (o.AdminCode == nil || !bytes.Equal(a.Salt, o.AdminCode.Salt)) { // secret-compare: ok (stored salts, offline during a restore)
 		rec.AdminCode = nil
 		what = append(what, "the administrator-issued code, used or replaced since, is void")
 	}

@@ -52,7 +52,7 @@ func parseReply(lines []string) (reply, error) {
 		if err != nil {
 			return reply{}, fmt.Errorf("line %d: %w", i+1, err)
 		}
-		if i > 0 && code != r.code || more == (i == len(lines)-1) {
+		if i > 0 && code != r.code || more == (i == len(lines)-1) { // secret-compare: ok (SMTP reply codes)
 			return reply{}, fmt.Errorf("line %d: %w", i+1, errReplySyntax)
 		}
 		r.code = code

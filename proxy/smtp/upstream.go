@@ -232,7 +232,7 @@ func (u *upstreamConn) expect(step string, code int) (reply, error) {
 	if err != nil {
 		return reply{}, fmt.Errorf("smtp upstream %s: %w: %w", step, proxy.ErrUpstream, err)
 	}
-	if r.code == code {
+	if r.code == code { // secret-compare: ok (SMTP reply codes)
 		return r, nil
 	}
 	refused := proxy.ErrUpstream
