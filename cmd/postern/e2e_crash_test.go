@@ -13,7 +13,7 @@ import (
 )
 
 // crashKillsEnv sets how many times TestS1_CrashLoop kills the server:
-// SECURITY.md asks for 200 and more, which takes minutes; CI kills 20
+// docs/security.md asks for 200 and more, which takes minutes; CI kills 20
 // times. The full run:
 //
 //	POSTERN_CRASH_KILLS=200 go test -count=1 -timeout 60m -run TestS1_CrashLoop -v ./cmd/postern
@@ -29,7 +29,7 @@ const crashKillsEnv = "POSTERN_CRASH_KILLS"
 // exists and logs in, a revoked one stays revoked and is refused, a used
 // code is refused, a used TOTP step is not accepted again, an issued code
 // still works. A write in flight at the kill may have happened or not;
-// either is fine, and what the store says settles it (SECURITY.md S1).
+// either is fine, and what the store says settles it (S1).
 func TestS1_CrashLoop(t *testing.T) {
 	t.Parallel()
 	kills := envCount(t, crashKillsEnv, 20, 1)

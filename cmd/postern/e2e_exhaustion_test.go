@@ -18,7 +18,7 @@ import (
 	"github.com/postern-dev/postern/authstore"
 )
 
-// s6FullEnv asks TestS6_Exhaustion for SECURITY.md's full figures (10,000
+// s6FullEnv asks TestS6_Exhaustion for docs/security.md's full figures (10,000
 // idle handshakes, 2,000 concurrent password checks); CI runs a fifth:
 //
 //	POSTERN_S6_FULL=1 go test -count=1 -timeout 20m -run TestS6_Exhaustion -v ./cmd/postern
@@ -42,8 +42,8 @@ func s6Figures() s6Scale {
 // dies; the relayed session keeps moving bytes through each; memory stays
 // within a bound set by the connections it holds and the cap on concurrent
 // password hashes (A11); at the descriptor limit the accept loop backs off,
-// says so once, and accepts again when descriptors are free (SECURITY.md
-// S6). Peak resident memory of each phase is logged.
+// says so once, and accepts again when descriptors are free
+// (S6). Peak resident memory of each phase is logged.
 func TestS6_Exhaustion(t *testing.T) {
 	t.Parallel()
 	scale := s6Figures()

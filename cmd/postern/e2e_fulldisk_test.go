@@ -21,7 +21,7 @@ import (
 // unrecorded; wrong passwords are still refused and charged; app passwords
 // still log in and an established IMAP session keeps relaying. Once space
 // is freed, everything works again without a restart, and after one every
-// acknowledged change is there (SECURITY.md S2).
+// acknowledged change is there (S2).
 func TestS2_FullDiskServe(t *testing.T) {
 	t.Parallel()
 	const budget = 3

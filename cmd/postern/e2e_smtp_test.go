@@ -56,7 +56,7 @@ func TestE2E_SMTPClients(t *testing.T) {
 }
 
 // TestSMTP_WhoMaySend: over SMTP as over IMAP, the account password of a
-// user with two-step verification opens nothing (SECURITY.md A8), and an
+// user with two-step verification opens nothing (A8), and an
 // app password serves only its scopes: one made for IMAP alone after the
 // store gained the smtp scope cannot send, and one made for sending alone
 // (a scanner's) sends but cannot read mail. Every refusal is the one 535

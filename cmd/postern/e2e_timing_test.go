@@ -28,7 +28,7 @@ import (
 )
 
 // a9SamplesEnv sets how many samples of each failure class
-// TestA9_TimingOnTheWire takes per protocol: SECURITY.md asks for 2,000,
+// TestA9_TimingOnTheWire takes per protocol: docs/security.md asks for 2,000,
 // which takes about twenty minutes; CI takes 30. The full run:
 //
 //	POSTERN_A9_SAMPLES=2000 go test -count=1 -timeout 60m -run TestA9_TimingOnTheWire -v ./cmd/postern
@@ -49,7 +49,7 @@ type a9Class struct {
 // account password of a user who must use app passwords, throttled) gets
 // byte for byte the same answer, and the time to that answer, measured by
 // the client, cannot be told from a wrong password's: Welch's t below 4.5
-// (SECURITY.md A9). Samples of all classes are interleaved in random order
+// (A9). Samples of all classes are interleaved in random order
 // so that load on the machine falls on each alike. A throttled attempt is
 // left out of the timing: it waits out the delay of A2 on purpose and
 // runs no hash, which tells a guesser only that the account's budget is

@@ -1,6 +1,6 @@
 // Package welch is Welch's t-test, by which the timing tests judge whether
 // two kinds of failed login can be told apart by their duration
-// (SECURITY.md A9: |t| below 4.5). It is for tests only.
+// (A9: |t| below 4.5). It is for tests only.
 package welch
 
 import "math"
