@@ -48,6 +48,18 @@ type EASAnswer struct {
 	XML    string // Body decoded; "" when Body is empty
 }
 
+// String is the answer's status and what it said, for a failure message.
+func (a *EASAnswer) String() string {
+	if a == nil {
+		return "no answer"
+	}
+	text := a.XML
+	if text == "" {
+		text = string(a.Body)
+	}
+	return fmt.Sprintf("%d %s", a.Status, strings.TrimSpace(text))
+}
+
 // Options sends OPTIONS, which answers the versions and commands the
 // server speaks in MS-ASProtocolVersions and MS-ASProtocolCommands.
 func (c *EASClient) Options(t testing.TB) (*EASAnswer, error) {
@@ -107,7 +119,11 @@ func (c *EASClient) send(t testing.TB, req *http.Request, line, body string) (*E
 		a.XML = EASDecode(t, a.Body)
 	}
 	fmt.Fprintf(&c.Transcript, "< %s\n", resp.Status)
-	for _, h := range []string{"MS-ASProtocolVersions", "MS-ASProtocolCommands", "Content-Type", "WWW-Authenticate", "Retry-After"} {
+	shown := []string{"Content-Type", "WWW-Authenticate", "Retry-After"}
+	if req.Method == http.MethodOptions {
+		shown = append(shown, "MS-ASProtocolVersions", "MS-ASProtocolCommands")
+	}
+	for _, h := range shown {
 		if v := resp.Header.Get(h); v != "" {
 			fmt.Fprintf(&c.Transcript, "< %s: %s\n", h, v)
 		}
@@ -126,7 +142,7 @@ func EASEncode(t testing.TB, doc string) []byte {
 // pages (phones and SOGo send no public identifier that names them).
 func EASDecode(t testing.TB, wbxml []byte) string {
 	t.Helper()
-	return string(wbxmlTool(t, "wbxml2xml", wbxml, "-l", "ACTIVESYNC", "-m", "0"))
+	return string(wbxmlTool(t, "wbxml2xml", wbxml, "-l", "ACTIVESYNC", "-m", "1", "-i", "2"))
 }
 
 // wbxmlTool runs one of libwbxml's converters on in. They write their
@@ -191,7 +207,7 @@ func FolderSyncInbox(t testing.TB, c *EASClient) string {
 	t.Helper()
 	a, err := c.Command(context.Background(), t, "FolderSync", `<FolderSync xmlns="FolderHierarchy:"><SyncKey>0</SyncKey></FolderSync>`)
 	if err != nil || a.Status != http.StatusOK {
-		t.Fatalf("FolderSync: %v %+v", err, a)
+		t.Fatalf("FolderSync: %v %v", err, a)
 	}
 	var fs EASFolderSync
 	EASParse(t, a, &fs)
@@ -245,7 +261,7 @@ func syncOnce(t testing.TB, c *EASClient, id, key, options string) easCollection
 		`</CollectionId>` + options + `</Collection></Collections></Sync>`
 	a, err := c.Command(context.Background(), t, "Sync", body)
 	if err != nil || a.Status != http.StatusOK {
-		t.Fatalf("Sync from %s: %v %+v", key, err, a)
+		t.Fatalf("Sync from %s: %v %v", key, err, a)
 	}
 	var s EASSync
 	EASParse(t, a, &s)

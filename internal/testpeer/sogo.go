@@ -151,7 +151,7 @@ func (s *SOGoPeer) startMemcached(t testing.TB, bin string) (string, error) {
 		var out LockedBuffer
 		cmd := s.command(bin, "-l", "127.0.0.1", "-p", strconv.Itoa(port), "-U", "0", "-m", "16")
 		cmd.Stdout, cmd.Stderr = &out, &out
-		exited, err := startPeerProcess(t, cmd, syscall.SIGKILL)
+		exited, err := startPeerProcess(t, cmd)
 		if err != nil {
 			return "", err
 		}
@@ -164,8 +164,10 @@ func (s *SOGoPeer) startMemcached(t testing.TB, bin string) (string, error) {
 }
 
 // startPeerProcess starts cmd, which leads its own process group, and ends
-// the group with sig when t ends. exited is closed once cmd is gone.
-func startPeerProcess(t testing.TB, cmd *exec.Cmd, sig syscall.Signal) (exited <-chan struct{}, err error) {
+// it and its children with SIGKILL when t ends: nothing of it needs to
+// outlive a test, and sogod answers SIGTERM only after ~30 s. exited is
+// closed once cmd is gone.
+func startPeerProcess(t testing.TB, cmd *exec.Cmd) (exited <-chan struct{}, err error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("exec %s: %w", filepath.Base(cmd.Path), err)
 	}
@@ -175,11 +177,11 @@ func startPeerProcess(t testing.TB, cmd *exec.Cmd, sig syscall.Signal) (exited <
 		close(done)
 	}()
 	t.Cleanup(func() {
-		_ = signalGroup(cmd, sig)
+		_ = killTree(cmd)
 		select {
 		case <-done:
 		case <-time.After(peerStopTimeout):
-			t.Errorf("%s (pid %d) outlived signal %v for %v", filepath.Base(cmd.Path), cmd.Process.Pid, sig, peerStopTimeout)
+			t.Errorf("%s (pid %d) outlived SIGKILL for %v", filepath.Base(cmd.Path), cmd.Process.Pid, peerStopTimeout)
 		}
 	})
 	return done, nil
@@ -252,14 +254,12 @@ func (s *SOGoPeer) run(t testing.TB, bin, memcached string, extra []string) erro
 		cmd := s.command(bin)
 		cmd.Stdout, cmd.Stderr = &out, &out
 		cmd.Env = append(os.Environ(), "GNUSTEP_CONFIG_FILE="+gnustep, "HOME="+s.dir)
-		// sogod answers SIGTERM only after ~30 s; nothing of it needs
-		// to outlive a test, so its group is killed outright.
-		exited, err := startPeerProcess(t, cmd, syscall.SIGKILL)
+		exited, err := startPeerProcess(t, cmd)
 		if err != nil {
 			return "", err
 		}
 		if err := s.waitReady(exited); err != nil {
-			_ = signalGroup(cmd, syscall.SIGKILL)
+			_ = killTree(cmd)
 			return out.String() + s.logTail(), err
 		}
 		t.Cleanup(func() {

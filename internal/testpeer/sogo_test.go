@@ -24,7 +24,7 @@ func TestSOGo(t *testing.T) {
 	t.Cleanup(func() { t.Logf("transcript:\n%s", c.Transcript.String()) })
 	opts, err := c.Options(t)
 	if err != nil || opts.Status != http.StatusOK || !strings.Contains(opts.Header.Get("MS-ASProtocolVersions"), "14.1") {
-		t.Fatalf("OPTIONS: %v %+v", err, opts)
+		t.Fatalf("OPTIONS: %v %v", err, opts)
 	}
 	inbox := FolderSyncInbox(t, c)
 	subject, raw := TestMessage("alice")

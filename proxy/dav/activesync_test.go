@@ -1,11 +1,13 @@
 package dav
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -266,5 +268,69 @@ func TestActiveSyncClient(t *testing.T) {
 		if got := activeSyncClient(r); got != want {
 			t.Errorf("%s: %q, want %q", query, got, want)
 		}
+	}
+}
+
+// closingUpstream answers each connection's first request and closes the
+// connection when a second one comes, without having said it would (no
+// "Connection: close"), as SOGo does. It returns its address.
+func closingUpstream(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, req.Body)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+				http.ReadRequest(br) // a second request on this connection is lost
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestUpstreamClosingEveryConnection: with keep-alives off, no request is
+// lost to an upstream that closes each connection after its answer
+// without saying so (SOGo); with them on, the second request on a reused
+// connection is.
+func TestUpstreamClosingEveryConnection(t *testing.T) {
+	for _, keepAlive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep-alive %v", keepAlive), func(t *testing.T) {
+			davURL, _ := url.Parse("http://" + closingUpstream(t) + "/")
+			easURL, _ := url.Parse("http://" + closingUpstream(t) + easUpstream)
+			env := newTestEnv(t, &fakeAuth{user: "alice", secret: "s3cret"}, http.NotFoundHandler(), func(c *Config) {
+				c.Upstream, c.DisableKeepAlives = davURL, !keepAlive
+				c.ActiveSync = ActiveSyncConfig{Upstream: easURL, Path: easPath, DisableKeepAlives: !keepAlive}
+			})
+			for _, path := range []string{"/dav/calendars/", easPath + "?Cmd=Sync"} {
+				var codes []int
+				for range 2 {
+					req, _ := http.NewRequest("POST", env.url+path, strings.NewReader("body"))
+					req.SetBasicAuth("alice", "s3cret")
+					resp, err := env.client.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					resp.Body.Close()
+					codes = append(codes, resp.StatusCode)
+				}
+				if lost := codes[1] != http.StatusOK; lost != keepAlive || codes[0] != http.StatusOK {
+					t.Errorf("%s: answers %v", path, codes)
+				}
+			}
+		})
 	}
 }
