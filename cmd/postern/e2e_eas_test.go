@@ -11,7 +11,6 @@ import (
 
 	"github.com/emersion/go-vcard"
 	"github.com/emersion/go-webdav"
-	"github.com/emersion/go-webdav/caldav"
 	"github.com/emersion/go-webdav/carddav"
 
 	"github.com/postern-dev/postern/authstore"
@@ -195,17 +194,9 @@ func TestDAV_SOGoClients(t *testing.T) {
 
 func sogoCalDAV(t *testing.T, hc webdav.HTTPClient, root, principal string) {
 	ctx := context.Background()
-	cc, err := caldav.NewClient(hc, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	home, err := cc.FindCalendarHomeSet(ctx, principal)
-	if err != nil {
-		t.Fatalf("home set: %v", err)
-	}
-	cals, err := cc.FindCalendars(ctx, home)
-	if err != nil || len(cals) == 0 {
-		t.Fatalf("calendars in %s = %+v, %v", home, cals, err)
+	cc, cals := findCalendars(t, hc, root, principal)
+	if len(cals) == 0 {
+		t.Fatal("no calendar")
 	}
 	path := cals[0].Path + "standup.ics"
 	if _, err := cc.PutCalendarObject(ctx, path, newEvent("standup@postern", "Standup")); err != nil {
@@ -222,17 +213,9 @@ func sogoCalDAV(t *testing.T, hc webdav.HTTPClient, root, principal string) {
 
 func sogoCardDAV(t *testing.T, hc webdav.HTTPClient, root, principal string) {
 	ctx := context.Background()
-	cc, err := carddav.NewClient(hc, root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	home, err := cc.FindAddressBookHomeSet(ctx, principal)
-	if err != nil {
-		t.Fatalf("home set: %v", err)
-	}
-	books, err := cc.FindAddressBooks(ctx, home)
-	if err != nil || len(books) == 0 {
-		t.Fatalf("address books in %s = %+v, %v", home, books, err)
+	cc, books := findAddressBooks(t, hc, root, principal)
+	if len(books) == 0 {
+		t.Fatal("no address book")
 	}
 	card := vcard.Card{}
 	card.SetValue(vcard.FieldVersion, "3.0")

@@ -119,15 +119,7 @@ func newSOGoPeer(t testing.TB, opts SOGoOptions) (*SOGoPeer, error) {
 }
 
 // own gives path to the user sogod runs as.
-func (s *SOGoPeer) own(path string) error {
-	if s.cred == nil {
-		return nil
-	}
-	if err := os.Chown(path, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
-		return fmt.Errorf("chown %s: %w", filepath.Base(path), err)
-	}
-	return nil
-}
+func (s *SOGoPeer) own(path string) error { return chownTo(path, s.cred) }
 
 // command runs a program as the user sogod runs as, in a process group of
 // its own: sogod's workers are ended with it.
@@ -349,14 +341,7 @@ func (s *SOGoPeer) waitReady(exited <-chan struct{}) error {
 }
 
 // logTail is the end of sogod's log, for a failed test.
-func (s *SOGoPeer) logTail() string {
-	data, err := os.ReadFile(s.LogFile)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-logTailLines):], "\n")
-}
+func (s *SOGoPeer) logTail() string { return fileTail(s.LogFile) }
 
 // Log returns sogod's log so far.
 func (s *SOGoPeer) Log(t testing.TB) string {

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/postern-dev/postern/authstore"
-	"github.com/postern-dev/postern/proxy"
 )
 
 const (
@@ -124,13 +123,7 @@ func TestActiveSyncPathSpellings(t *testing.T) {
 		easPath + "/x":                 easUpstream + "/x",
 		easPath + "x":                  "",
 	} {
-		req, _ := http.NewRequest("OPTIONS", env.url+path, nil)
-		req.SetBasicAuth("alice", "s3cret")
-		resp, err := env.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		env.call(t, "OPTIONS", path)
 		a := <-auth.attempts
 		select {
 		case s := <-got:
@@ -206,15 +199,8 @@ func TestP13_ActiveSyncWaitOutlivesDAVTimeout(t *testing.T) {
 		c.ResponseTimeout = davTimeout
 	})
 	for path, want := range map[string]int{easPath + "?Cmd=Ping": http.StatusOK, "/dav/calendars/": http.StatusServiceUnavailable} {
-		req, _ := http.NewRequest("POST", env.url+path, nil)
-		req.SetBasicAuth("alice", "s3cret")
-		resp, err := env.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("%s: %d, want %d", path, resp.StatusCode, want)
+		if code := env.call(t, "POST", path); code != want {
+			t.Errorf("%s: %d, want %d", path, code, want)
 		}
 	}
 }
@@ -229,22 +215,7 @@ func TestP13_ActiveSyncPingKicked(t *testing.T) {
 			held <- struct{}{}
 			<-r.Context().Done()
 		}), nil))
-	c := env.front.Dial(t)
-	r, _ := http.NewRequest("POST", "/", nil)
-	r.SetBasicAuth("alice", "s3cret")
-	c.Write(fmt.Sprintf("POST %s?Cmd=Ping HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n%s",
-		easPath, r.Header.Get("Authorization"), len(folderSync), folderSync))
-	select {
-	case <-held:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the Ping never reached the upstream")
-	}
-	if n := env.reg.Kick(proxy.Filter{AppPassID: "ap1"}, "revoked"); n != 1 {
-		t.Fatalf("kick ended %d requests, want 1", n)
-	}
-	if !c.ClosedWithin(time.Second) {
-		t.Error("the kicked Ping's connection stayed open past a second")
-	}
+	env.kickHeld(t, "POST "+easPath+"?Cmd=Ping", fmt.Sprintf("Content-Length: %d\r\n\r\n%s", len(folderSync), folderSync), held)
 }
 
 // TestActiveSyncClient: the device named by a command's query, in either
@@ -316,17 +287,7 @@ func TestUpstreamClosingEveryConnection(t *testing.T) {
 				c.ActiveSync = ActiveSyncConfig{Upstream: easURL, Path: easPath, DisableKeepAlives: !keepAlive}
 			})
 			for _, path := range []string{"/dav/calendars/", easPath + "?Cmd=Sync"} {
-				var codes []int
-				for range 2 {
-					req, _ := http.NewRequest("POST", env.url+path, strings.NewReader("body"))
-					req.SetBasicAuth("alice", "s3cret")
-					resp, err := env.client.Do(req)
-					if err != nil {
-						t.Fatal(err)
-					}
-					resp.Body.Close()
-					codes = append(codes, resp.StatusCode)
-				}
+				codes := []int{env.call(t, "POST", path), env.call(t, "POST", path)}
 				if lost := codes[1] != http.StatusOK; lost != keepAlive || codes[0] != http.StatusOK {
 					t.Errorf("%s: answers %v", path, codes)
 				}
