@@ -16,7 +16,7 @@ type activityLine struct {
 
 // protocolNames are how people know the protocols.
 var protocolNames = map[string]string{"imap": "A mail app (IMAP)", "pop3": "A mail app (POP3)",
-	"caldav": "A calendar app", "carddav": "A contacts app", "web": "The web sign-in"}
+	"caldav": "A calendar app", "carddav": "A contacts app", "activesync": "A phone (ActiveSync)", "web": "The web sign-in"}
 
 // eventTexts say what an event means to the account's owner.
 var eventTexts = map[string]string{

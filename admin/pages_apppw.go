@@ -10,7 +10,7 @@ import (
 )
 
 // appPasswordScopes are the protocols an app password may be limited to.
-var appPasswordScopes = []string{"imap", "pop3", "smtp", "caldav", "carddav"}
+var appPasswordScopes = []string{"imap", "pop3", "smtp", "caldav", "carddav", "activesync"}
 
 // newAppPassword is a created app password, shown once with the settings
 // an app needs.

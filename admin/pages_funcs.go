@@ -12,7 +12,7 @@ import (
 
 // scopeNames are how people know the protocols an app password serves.
 var scopeNames = map[string]string{"imap": "mail (IMAP)", "pop3": "mail (POP3)", "smtp": "sending mail (SMTP)",
-	"caldav": "calendars (CalDAV)", "carddav": "contacts (CardDAV)"}
+	"caldav": "calendars (CalDAV)", "carddav": "contacts (CardDAV)", "activesync": "phone sync (ActiveSync)"}
 
 // noSending is an app password that reads mail but cannot send it: made
 // before sending existed and limited then, or limited since. Scopes never

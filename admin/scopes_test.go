@@ -66,7 +66,7 @@ func TestSendingScope(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, schema := range []string{"NewAppPasswordRequest", "AppPassword"} {
-		if got := doc.Components.Schemas[schema].Properties["scopes"].Items.Enum; !slices.Equal(got, []string{"imap", "pop3", "smtp", "caldav", "carddav"}) {
+		if got := doc.Components.Schemas[schema].Properties["scopes"].Items.Enum; !slices.Equal(got, []string{"imap", "pop3", "smtp", "caldav", "carddav", "activesync"}) {
 			t.Errorf("the document's %s scopes: %v", schema, got)
 		}
 	}

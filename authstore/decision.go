@@ -37,7 +37,10 @@ const (
 	SMTP    Protocol = "smtp" // submission: sending mail
 	CalDAV  Protocol = "caldav"
 	CardDAV Protocol = "carddav"
-	Web     Protocol = "web"
+	// ActiveSync is Exchange ActiveSync, which phones speak for mail,
+	// calendars and contacts at once.
+	ActiveSync Protocol = "activesync"
+	Web        Protocol = "web"
 	// DAV is the protocol of a DAV request under neither a CalDAV nor a
 	// CardDAV path (the server root, a principal): an app password with
 	// either scope covers it, since both kinds of client discover through
@@ -46,7 +49,7 @@ const (
 )
 
 // AllScopes are the protocols an app password covers unless limited.
-var AllScopes = []Protocol{IMAP, POP3, SMTP, CalDAV, CardDAV}
+var AllScopes = []Protocol{IMAP, POP3, SMTP, CalDAV, CardDAV, ActiveSync}
 
 // Attempt is one login as a front-end saw it.
 type Attempt struct {

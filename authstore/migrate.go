@@ -10,12 +10,13 @@ import (
 // schemaVersion is the layout this build writes. Open upgrades a file of
 // an older version in the transaction that records the new one, so a
 // store is never half migrated; a newer version is refused (ErrSchema).
-const schemaVersion = 2
+const schemaVersion = 3
 
 // migrations[v] upgrades a store at version v to v+1. Each returns what it
 // changed, for the log.
 var migrations = map[int]func(kvTx) (string, error){
 	1: addSMTPScope,
+	2: addActiveSyncScope,
 }
 
 // checkSchema stamps a new store with schemaVersion, upgrades an older one
@@ -51,34 +52,54 @@ func checkSchema(db kv, log *slog.Logger) error {
 // existed (schema 1).
 var scopesBeforeSMTP = []Protocol{IMAP, POP3, CalDAV, CardDAV}
 
+// scopesBeforeActiveSync is what "everything" meant before the activesync
+// scope existed (schema 2).
+var scopesBeforeActiveSync = []Protocol{IMAP, POP3, SMTP, CalDAV, CardDAV}
+
 // addSMTPScope (schema 1 to 2) lets the app passwords made for everything
 // send mail too: "everything" now includes smtp, and a mail app set up
 // with one of them reads and sends with it. One a person limited keeps
 // exactly its scopes: the limit was a choice, and an IMAP-only archiver
 // must not start sending.
 func addSMTPScope(tx kvTx) (string, error) {
+	n, err := widenEverything(tx, scopesBeforeSMTP, SMTP)
+	return fmt.Sprintf("%d app passwords made for everything gained the smtp scope", n), err
+}
+
+// addActiveSyncScope (schema 2 to 3) lets the app passwords made for
+// everything serve an ActiveSync phone too, as addSMTPScope let them send;
+// limited ones keep exactly their scopes.
+func addActiveSyncScope(tx kvTx) (string, error) {
+	n, err := widenEverything(tx, scopesBeforeActiveSync, ActiveSync)
+	return fmt.Sprintf("%d app passwords made for everything gained the activesync scope", n), err
+}
+
+// widenEverything adds scope to every app password whose scopes are
+// exactly everything (what "everything" meant before scope existed, in any
+// order), revoked ones too, and says how many it changed.
+func widenEverything(tx kvTx, everything []Protocol, scope Protocol) (int, error) {
 	updated := map[string]*appPwRecord{}
 	err := tx.Scan(bAppPw, "", func(key string, v []byte) error {
 		var rec appPwRecord
 		if _, err := getJSONBytes(v, &rec); err != nil {
 			return fmt.Errorf("%s/%s: %w", bAppPw, key, err)
 		}
-		if sameScopes(rec.Scopes, scopesBeforeSMTP) {
-			rec.Scopes = append(rec.Scopes, SMTP)
+		if sameScopes(rec.Scopes, everything) {
+			rec.Scopes = append(rec.Scopes, scope)
 			updated[key] = &rec
 		}
 		return nil
 	})
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	// Written after the scan: a bucket must not change under its cursor.
 	for key, rec := range updated {
 		if err := putJSON(tx, bAppPw, key, rec); err != nil {
-			return "", err
+			return 0, err
 		}
 	}
-	return fmt.Sprintf("%d app passwords made for everything gained the smtp scope", len(updated)), nil
+	return len(updated), nil
 }
 
 // sameScopes reports whether a and b hold the same protocols, in any order.

@@ -174,6 +174,8 @@ type Upstream struct {
 	POP3 UpstreamPOP3 `toml:"pop3"`
 	SMTP UpstreamSMTP `toml:"smtp"`
 	DAV  UpstreamDAV  `toml:"dav"`
+	// ActiveSync is served on the DAV listener; see Config.ActiveSyncEnabled.
+	ActiveSync UpstreamActiveSync `toml:"activesync"`
 }
 
 // Security is how postern protects its connection to an upstream.
@@ -257,6 +259,47 @@ type UpstreamDAV struct {
 	// ResponseTimeout the wait for an answer's header once a request was sent.
 	DialTimeout     Duration `toml:"dial_timeout"`
 	ResponseTimeout Duration `toml:"response_timeout"`
+	// KeepAlive reuses upstream connections. SOGo closes each connection
+	// after its answer without saying so, and a request sent on one it
+	// has just closed is lost: in front of SOGo it is off.
+	KeepAlive bool `toml:"keep_alive"`
+}
+
+// ActiveSyncPath is where clients reach ActiveSync on the DAV listener
+// (MS-ASHTTP section 2.2.1.1.1); autodiscover and device profiles name it.
+const ActiveSyncPath = "/Microsoft-Server-ActiveSync"
+
+// UpstreamActiveSync is the Exchange ActiveSync server behind postern
+// (SOGo's ActiveSync). An empty URL turns ActiveSync off.
+type UpstreamActiveSync struct {
+	// URL is the upstream's ActiveSync endpoint, path included; requests
+	// to ActiveSyncPath go there (SOGo:
+	// http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync).
+	URL string `toml:"url"`
+	// Auth is DAVAuthHeader (UserHeader names the user, and the master
+	// password goes beside it as Basic, with x-webobjects-auth-type:
+	// Basic: how SOGo, trusting a proxy, learns the password it logs in
+	// to IMAP with) or DAVAuthStored (the user's stored upstream password
+	// as Basic).
+	Auth       DAVAuth `toml:"auth"`
+	UserHeader string  `toml:"user_header"`
+	// MasterPasswordFile holds the master password of DAVAuthHeader: the
+	// password of Dovecot's master user, which SOGo's user table names in
+	// each user's imap_login ("alice*master").
+	MasterPasswordFile string   `toml:"master_password_file"`
+	CAFile             string   `toml:"ca_file"`
+	DialTimeout        Duration `toml:"dial_timeout"`
+	// ResponseTimeout bounds the wait for an answer's header: at least an
+	// hour, since a phone's Ping and Sync wait up to 59 minutes.
+	ResponseTimeout Duration `toml:"response_timeout"`
+	// KeepAlive reuses upstream connections; see UpstreamDAV.KeepAlive.
+	KeepAlive bool `toml:"keep_alive"`
+}
+
+// ActiveSyncEnabled reports whether postern serves ActiveSync: at
+// ActiveSyncPath on the DAV listener, when both are configured.
+func (c *Config) ActiveSyncEnabled() bool {
+	return c.DAV.Listen != "" && c.Upstream.ActiveSync.URL != ""
 }
 
 // Policy holds account-policy timings.
@@ -345,7 +388,11 @@ func Default() *Config {
 			POP3: UpstreamPOP3{MailUpstream: defaultMailUpstream("127.0.0.1:110")},
 			SMTP: UpstreamSMTP{MailUpstream: defaultSMTPUpstream()},
 			DAV: UpstreamDAV{Auth: DAVAuthHeader, UserHeader: "X-Remote-User",
-				DialTimeout: Duration{5 * time.Second}, ResponseTimeout: Duration{60 * time.Second}},
+				DialTimeout: Duration{5 * time.Second}, ResponseTimeout: Duration{60 * time.Second}, KeepAlive: true},
+			// 61 minutes: MS-ASCMD lets a Ping's HeartbeatInterval and a
+			// Sync's Wait reach 59 minutes, and the answer comes after.
+			ActiveSync: UpstreamActiveSync{Auth: DAVAuthHeader, UserHeader: "x-webobjects-remote-user",
+				DialTimeout: Duration{5 * time.Second}, ResponseTimeout: Duration{61 * time.Minute}},
 		},
 		Policy: Policy{AdminCodeTTL: Duration{72 * time.Hour}, ReauthWindow: Duration{5 * time.Minute}},
 		Limits: Limits{

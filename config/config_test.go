@@ -35,3 +35,23 @@ func TestDefaultIsFresh(t *testing.T) {
 		t.Errorf("Default() shares state: %+v", b)
 	}
 }
+
+// TestActiveSyncEnabled: ActiveSync is served exactly when its upstream
+// and the DAV listener it lives on are both configured.
+func TestActiveSyncEnabled(t *testing.T) {
+	for _, tt := range []struct {
+		listen, url string
+		want        bool
+	}{
+		{"", "", false},
+		{":8443", "", false},
+		{"", "http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync", false},
+		{":8443", "http://127.0.0.1:20000/SOGo/Microsoft-Server-ActiveSync", true},
+	} {
+		c := Default()
+		c.DAV.Listen, c.Upstream.ActiveSync.URL = tt.listen, tt.url
+		if got := c.ActiveSyncEnabled(); got != tt.want {
+			t.Errorf("dav.listen %q, upstream.activesync.url %q: ActiveSyncEnabled() = %v", tt.listen, tt.url, got)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func TestExampleFilledIn(t *testing.T) {
 		n        int
 	}{
 		{`master_user = ""`, `master_user = "postern"`, 3},
-		{`master_password_file = ""`, `master_password_file = "` + pw + `"`, 3},
+		{`master_password_file = ""`, `master_password_file = "` + pw + `"`, 4},
 		{`self_signed = false`, `self_signed = true`, 1},
 	} {
 		if got := strings.Count(doc, r.old); got != r.n {

@@ -45,6 +45,7 @@ func (c *Config) validate() []Error {
 	v.mailUpstream("upstream.pop3", c.Upstream.POP3.MailUpstream, popOn, LoginMaster, LoginStored)
 	v.mailUpstream("upstream.smtp", c.Upstream.SMTP.MailUpstream, smtpOn, LoginXClient, LoginMaster)
 	v.davUpstream(c.Upstream.DAV, c.DAV.Listen != "")
+	v.activeSyncUpstream(c.Upstream.ActiveSync, c.DAV.Listen != "")
 	v.policy(c.Policy)
 	v.limits(c.Limits)
 	v.backup(c)
@@ -210,6 +211,32 @@ func (v *validator) davUpstream(u UpstreamDAV, enabled bool) {
 	v.caFile("upstream.dav.ca_file", u.CAFile)
 	v.duration("upstream.dav.dial_timeout", u.DialTimeout, 100*time.Millisecond, 5*time.Minute)
 	v.duration("upstream.dav.response_timeout", u.ResponseTimeout, time.Second, time.Hour)
+}
+
+// activeSyncUpstream checks upstream.activesync; davOn says whether the
+// DAV listener it is served on is enabled.
+func (v *validator) activeSyncUpstream(u UpstreamActiveSync, davOn bool) {
+	const key = "upstream.activesync."
+	if u.URL != "" {
+		v.httpURL(key+"url", u.URL)
+		if !davOn {
+			v.add(key+"url", "needs dav.listen: ActiveSync is served on the DAV listener")
+		}
+	}
+	v.oneOf(key+"auth", string(u.Auth), string(DAVAuthHeader), string(DAVAuthStored))
+	v.optionalFile(key+"master_password_file", u.MasterPasswordFile)
+	if u.Auth == DAVAuthHeader {
+		v.headerName(key+"user_header", u.UserHeader)
+		if u.URL != "" && davOn {
+			v.requiredFor(key+"master_password_file", u.MasterPasswordFile,
+				`auth = "header": SOGo logs in to IMAP with the password beside the header`)
+		}
+	}
+	v.caFile(key+"ca_file", u.CAFile)
+	v.duration(key+"dial_timeout", u.DialTimeout, 100*time.Millisecond, 5*time.Minute)
+	// MS-ASCMD: a Ping's HeartbeatInterval and a Sync's Wait reach 59
+	// minutes; a shorter bound would cut the phone's wait.
+	v.duration(key+"response_timeout", u.ResponseTimeout, time.Hour, 24*time.Hour)
 }
 
 func (v *validator) policy(p Policy) {

@@ -26,7 +26,7 @@ func (c *cli) appPwCreate(ctx context.Context, args []string) error {
 	fs := newFlags("app-password create")
 	load := configFlag(fs)
 	name := fs.String("name", "", "what the password is for (\"Thunderbird on laptop\")")
-	scope := fs.String("scope", "", "protocols: imap,pop3,smtp,caldav,carddav (default all)")
+	scope := fs.String("scope", "", "protocols: imap,pop3,smtp,caldav,carddav,activesync (default all)")
 	expires := expiresFlag(fs)
 	pos, err := parse(fs, args, "USER")
 	if err != nil {

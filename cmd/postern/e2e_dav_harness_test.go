@@ -49,6 +49,7 @@ type davOptions struct {
 	upstreamExtra []string
 	limits        []string // extra [limits] lines
 	dav           []string // extra [dav] lines
+	tables        []string // more tables, after the others
 	// radicale starts Radicale with these options.
 	radicale testpeer.RadicaleOptions
 }
@@ -109,7 +110,9 @@ url = %s
 
 [limits]
 %s
-`, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")), calPrefix, cardPrefix, strings.Join(opts.dav, "\n"), q(up), strings.Join(opts.upstreamExtra, "\n"), limitLines(opts.limits))
+%s
+`, q(filepath.Join(dir, "data")), q(filepath.Join(dir, "keys", "postern.key")), calPrefix, cardPrefix, strings.Join(opts.dav, "\n"),
+		q(up), strings.Join(opts.upstreamExtra, "\n"), limitLines(opts.limits), strings.Join(opts.tables, "\n"))
 	cfg, err := config.Parse([]byte(text), "dav.toml")
 	if err != nil {
 		t.Fatalf("configuration: %v", err)

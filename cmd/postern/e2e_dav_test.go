@@ -35,6 +35,45 @@ func newEvent(uid, summary string) *ical.Calendar {
 	return cal
 }
 
+// findCalendars discovers principal's calendars (home set, then the
+// calendars in it) with go-webdav's CalDAV client rooted at root.
+func findCalendars(t *testing.T, hc webdav.HTTPClient, root, principal string) (*caldav.Client, []caldav.Calendar) {
+	t.Helper()
+	ctx := context.Background()
+	cc, err := caldav.NewClient(hc, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, err := cc.FindCalendarHomeSet(ctx, principal)
+	if err != nil {
+		t.Fatalf("home set: %v", err)
+	}
+	cals, err := cc.FindCalendars(ctx, home)
+	if err != nil {
+		t.Fatalf("calendars in %s: %v", home, err)
+	}
+	return cc, cals
+}
+
+// findAddressBooks is findCalendars for CardDAV.
+func findAddressBooks(t *testing.T, hc webdav.HTTPClient, root, principal string) (*carddav.Client, []carddav.AddressBook) {
+	t.Helper()
+	ctx := context.Background()
+	cc, err := carddav.NewClient(hc, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	home, err := cc.FindAddressBookHomeSet(ctx, principal)
+	if err != nil {
+		t.Fatalf("home set: %v", err)
+	}
+	books, err := cc.FindAddressBooks(ctx, home)
+	if err != nil {
+		t.Fatalf("address books in %s: %v", home, err)
+	}
+	return cc, books
+}
+
 // TestDAVRadicaleCalDAV: go-webdav's CalDAV client discovers (principal →
 // home set → calendars) and creates, queries, multigets, updates with
 // If-Match and deletes through postern with an app password, against real
@@ -55,17 +94,9 @@ func TestDAVRadicaleCalDAV(t *testing.T) {
 	if err != nil || principal != "/alice/" {
 		t.Fatalf("principal = %q, %v", principal, err)
 	}
-	cc, err := caldav.NewClient(hc, e.base+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	home, err := cc.FindCalendarHomeSet(ctx, principal)
-	if err != nil {
-		t.Fatalf("home set: %v", err)
-	}
-	cals, err := cc.FindCalendars(ctx, home)
-	if err != nil || len(cals) != 1 || cals[0].Path != "/alice/"+calPrefix+"/" {
-		t.Fatalf("calendars = %+v, %v", cals, err)
+	cc, cals := findCalendars(t, hc, e.base+"/", principal)
+	if len(cals) != 1 || cals[0].Path != "/alice/"+calPrefix+"/" {
+		t.Fatalf("calendars = %+v", cals)
 	}
 	path := cals[0].Path + "standup.ics"
 	obj, err := cc.PutCalendarObject(ctx, path, newEvent("standup@postern", "Standup"))
@@ -127,22 +158,14 @@ func TestDAVRadicaleCardDAV(t *testing.T) {
 	e.mkcol(t, "bob", secret)
 	ctx := context.Background()
 	hc := basicClient{e.client, "bob", secret}
-	cc, err := carddav.NewClient(hc, e.base+"/")
-	if err != nil {
-		t.Fatal(err)
-	}
 	wc, _ := webdav.NewClient(hc, e.base+"/")
 	principal, err := wc.FindCurrentUserPrincipal(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, err := cc.FindAddressBookHomeSet(ctx, principal)
-	if err != nil {
-		t.Fatalf("home set: %v", err)
-	}
-	books, err := cc.FindAddressBooks(ctx, home)
-	if err != nil || len(books) != 1 {
-		t.Fatalf("address books = %+v, %v", books, err)
+	cc, books := findAddressBooks(t, hc, e.base+"/", principal)
+	if len(books) != 1 {
+		t.Fatalf("address books = %+v", books)
 	}
 	card := vcard.Card{}
 	card.SetValue(vcard.FieldVersion, "3.0")

@@ -3,11 +3,17 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/postern-dev/postern/config"
+	"github.com/postern-dev/postern/internal/testpeer"
 )
 
 // readyz reads the admin listener's /readyz.
@@ -95,6 +101,23 @@ func TestStartup_RefusedMasterLogin(t *testing.T) {
 	}
 }
 
+// adminGetReady reads a DAV gateway's /readyz.
+func (e *davE2E) adminGetReady(t *testing.T) (int, []string) {
+	t.Helper()
+	resp, err := e.client.Get("https://" + e.g.addrs["admin"] + "/readyz")
+	if err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	defer resp.Body.Close()
+	var ready struct {
+		Failing []string `json:"failing"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
+		t.Fatalf("GET /readyz: %v", err)
+	}
+	return resp.StatusCode, ready.Failing
+}
+
 // TestStartup_ReadyFollowsDAVUpstream: /readyz probes the DAV upstream too:
 // with Radicale unreachable it is not ready and names upstream.dav, and
 // once Radicale answers it is ready within the probe's short retry, long
@@ -102,20 +125,7 @@ func TestStartup_RefusedMasterLogin(t *testing.T) {
 func TestStartup_ReadyFollowsDAVUpstream(t *testing.T) {
 	t.Parallel()
 	e := startDAVE2E(t, davOptions{switched: true, switchedOff: true})
-	readyz := func() (int, []string) {
-		resp, err := e.client.Get("https://" + e.g.addrs["admin"] + "/readyz")
-		if err != nil {
-			t.Fatalf("GET /readyz: %v", err)
-		}
-		defer resp.Body.Close()
-		var ready struct {
-			Failing []string `json:"failing"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&ready); err != nil {
-			t.Fatalf("GET /readyz: %v", err)
-		}
-		return resp.StatusCode, ready.Failing
-	}
+	readyz := func() (int, []string) { return e.adminGetReady(t) }
 	eventually(t, "the probe's warning", func() bool {
 		return strings.Contains(e.logs.String(), `msg="upstream probe failed" key=upstream.dav`)
 	})
@@ -127,4 +137,34 @@ func TestStartup_ReadyFollowsDAVUpstream(t *testing.T) {
 		code, _ := readyz()
 		return code == http.StatusOK
 	})
+}
+
+// TestStartup_ReadyFollowsActiveSyncUpstream: with ActiveSync served,
+// /readyz probes its upstream too and names upstream.activesync when it
+// is unreachable, and a phone's command gets 503 with Retry-After, not a
+// refused password.
+func TestStartup_ReadyFollowsActiveSyncUpstream(t *testing.T) {
+	t.Parallel()
+	master := filepath.Join(t.TempDir(), "master")
+	if err := os.WriteFile(master, []byte("master-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + testpeer.Fault(t, testpeer.FaultDown) + "/SOGo/Microsoft-Server-ActiveSync"
+	e := startDAVE2E(t, davOptions{tables: []string{"[upstream.activesync]", "url = " + strconv.Quote(down),
+		"master_password_file = " + strconv.Quote(master)}})
+	e.user(t, "alice", false)
+	_, secret := e.appPassword(t, "alice")
+	eventually(t, "the probe's warning", func() bool {
+		return strings.Contains(e.logs.String(), `msg="upstream probe failed" key=upstream.activesync`)
+	})
+	// Radicale's first probe may still be on its way.
+	eventually(t, "/readyz to name upstream.activesync alone", func() bool {
+		code, failing := e.adminGetReady(t)
+		return code == http.StatusServiceUnavailable && slices.Equal(failing, []string{"upstream.activesync"})
+	})
+	status, hdr, _ := e.do(t, "POST", config.ActiveSyncPath+"?Cmd=FolderSync&User=alice&DeviceId=D1&DeviceType=Phone",
+		"alice", secret, nil, "")
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Errorf("FolderSync with the ActiveSync upstream down: %d, Retry-After %q", status, hdr.Get("Retry-After"))
+	}
 }

@@ -347,11 +347,21 @@ func masterLogin(u config.MailUpstream) (user, password string, err error) {
 	if u.Login != config.LoginMaster {
 		return "", "", nil
 	}
-	data, err := os.ReadFile(u.MasterPasswordFile)
+	pw, err := readSecretFile(u.MasterPasswordFile)
 	if err != nil {
 		return "", "", fmt.Errorf("master password: %w", err)
 	}
-	return u.MasterUser, strings.TrimRight(string(data), "\r\n"), nil
+	return u.MasterUser, pw, nil
+}
+
+// readSecretFile reads a password kept in a file, without the line end
+// an editor leaves.
+func readSecretFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(data), "\r\n"), nil
 }
 
 // shutdown stops accepting, ends sessions (IMAP `* BYE`), then closes the

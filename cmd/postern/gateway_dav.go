@@ -20,7 +20,8 @@ import (
 	"github.com/postern-dev/postern/proxy/probe"
 )
 
-// startDAV opens the CalDAV/CardDAV listener when dav.listen is set.
+// startDAV opens the CalDAV/CardDAV listener when dav.listen is set; it
+// serves ActiveSync too when upstream.activesync is set.
 func (g *gateway) startDAV(cfg *config.Config, reg prometheus.Registerer) error {
 	if cfg.DAV.Listen == "" {
 		return nil
@@ -37,7 +38,7 @@ func (g *gateway) startDAV(cfg *config.Config, reg prometheus.Registerer) error 
 	g.dav = davServer(h, g.certs.TLSConfig(), cfg.Limits.PreauthTimeout.Duration)
 	// Failed handshakes and broken clients are routine on a public port.
 	g.dav.ErrorLog = slog.NewLogLogger(g.log.Handler(), slog.LevelDebug)
-	g.log.Info("listening", "listener", "dav", "addr", ln.Addr().String())
+	g.log.Info("listening", "listener", "dav", "addr", ln.Addr().String(), "activesync", cfg.ActiveSyncEnabled())
 	g.wg.Go(func() {
 		if err := g.dav.ServeTLS(ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("dav listener stopped", "err", err)
@@ -47,7 +48,9 @@ func (g *gateway) startDAV(cfg *config.Config, reg prometheus.Registerer) error 
 }
 
 // davServer serves h over TLS with HTTP/2 and HTTP/1.1. Header reading
-// is bounded like a mail pre-auth; bodies stream for as long as they move.
+// is bounded like a mail pre-auth; bodies stream for as long as they move,
+// and an answer may take as long as the upstream's timeout allows (there
+// is no read or write timeout: an ActiveSync Ping waits up to 59 minutes).
 func davServer(h http.Handler, tc *tls.Config, headerTimeout time.Duration) *http.Server {
 	tc = tc.Clone()
 	tc.NextProtos = []string{"h2", "http/1.1"}
@@ -63,14 +66,14 @@ func davServer(h http.Handler, tc *tls.Config, headerTimeout time.Duration) *htt
 
 func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*dav.Handler, error) {
 	u := cfg.Upstream.DAV
-	base, up, err := davUpstream(u)
+	base, up, err := httpUpstream("upstream.dav", u.URL, u.CAFile)
 	if err != nil {
 		return nil, err
 	}
 	dc := dav.Config{
 		Auth: g.store, Registry: g.registry, Metrics: dav.NewMetrics(reg), Upstream: base,
 		DialTimeout: u.DialTimeout.Duration, ResponseTimeout: u.ResponseTimeout.Duration,
-		UserHeader: u.UserHeader,
+		UserHeader: u.UserHeader, DisableKeepAlives: !u.KeepAlive,
 		CalDAVPath: cfg.DAV.CalDAVPath, CardDAVPath: cfg.DAV.CardDAVPath,
 		CalDAVPrefixes: cfg.DAV.CalDAVPrefixes, CardDAVPrefixes: cfg.DAV.CardDAVPrefixes,
 		TrustedProxies: cfg.DAV.TrustedPrefixes(),
@@ -80,27 +83,66 @@ func newDAVHandler(cfg *config.Config, g *gateway, reg prometheus.Registerer) (*
 	if u.Auth == config.DAVAuthStored {
 		dc.UpstreamAuth = dav.StoredAuth
 	}
-	if base.Scheme == "https" {
-		// The handshake configuration comes from the one place that builds
-		// it for every upstream (verification on, TLS 1.2 at least).
-		if dc.UpstreamTLS, err = up.ClientTLS(); err != nil {
-			return nil, fmt.Errorf("upstream.dav.url: %w", err)
+	if dc.UpstreamTLS, err = upstreamTLS("upstream.dav", base, up); err != nil {
+		return nil, err
+	}
+	if cfg.ActiveSyncEnabled() {
+		if dc.ActiveSync, err = activeSyncConfig(cfg.Upstream.ActiveSync); err != nil {
+			return nil, err
 		}
 	}
 	return dav.New(dc)
 }
 
-// davUpstream parses upstream.dav's URL and names the server it reaches,
-// with the trust roots of an https upstream, for the handler and the probe.
-func davUpstream(u config.UpstreamDAV) (*url.URL, proxy.Upstream, error) {
-	base, err := url.Parse(u.URL)
+// activeSyncConfig is the handler's ActiveSync route for upstream.activesync.
+func activeSyncConfig(u config.UpstreamActiveSync) (dav.ActiveSyncConfig, error) {
+	const key = "upstream.activesync"
+	base, up, err := httpUpstream(key, u.URL, u.CAFile)
 	if err != nil {
-		return nil, proxy.Upstream{}, fmt.Errorf("upstream.dav.url: %w", err)
+		return dav.ActiveSyncConfig{}, err
+	}
+	ac := dav.ActiveSyncConfig{Upstream: base, Path: config.ActiveSyncPath, UserHeader: u.UserHeader,
+		DialTimeout: u.DialTimeout.Duration, ResponseTimeout: u.ResponseTimeout.Duration, DisableKeepAlives: !u.KeepAlive}
+	if ac.UpstreamTLS, err = upstreamTLS(key, base, up); err != nil {
+		return dav.ActiveSyncConfig{}, err
+	}
+	switch u.Auth {
+	case config.DAVAuthStored:
+		ac.UpstreamAuth = dav.StoredAuth
+	default:
+		if ac.MasterPassword, err = readSecretFile(u.MasterPasswordFile); err != nil {
+			return dav.ActiveSyncConfig{}, fmt.Errorf("%s.master_password_file: %w", key, err)
+		}
+	}
+	return ac, nil
+}
+
+// upstreamTLS is the handshake configuration of an https upstream (nil for
+// http), from the one place that builds it for every upstream
+// (verification on, TLS 1.2 at least).
+func upstreamTLS(key string, base *url.URL, up proxy.Upstream) (*tls.Config, error) {
+	if base.Scheme != "https" {
+		return nil, nil
+	}
+	tc, err := up.ClientTLS()
+	if err != nil {
+		return nil, fmt.Errorf("%s.url: %w", key, err)
+	}
+	return tc, nil
+}
+
+// httpUpstream parses the URL of the upstream section key and names the
+// server it reaches, with the trust roots of an https upstream, for the
+// handler and the probe.
+func httpUpstream(key, rawURL, caFile string) (*url.URL, proxy.Upstream, error) {
+	base, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, proxy.Upstream{}, fmt.Errorf("%s.url: %w", key, err)
 	}
 	tc := &tls.Config{}
-	if u.CAFile != "" {
-		if tc.RootCAs, err = certs.CertPool(u.CAFile); err != nil {
-			return nil, proxy.Upstream{}, fmt.Errorf("upstream.dav.ca_file: %w", err)
+	if caFile != "" {
+		if tc.RootCAs, err = certs.CertPool(caFile); err != nil {
+			return nil, proxy.Upstream{}, fmt.Errorf("%s.ca_file: %w", key, err)
 		}
 	}
 	addr := base.Host
@@ -114,16 +156,30 @@ func davUpstream(u config.UpstreamDAV) (*url.URL, proxy.Upstream, error) {
 	return base, proxy.Upstream{Address: addr, TLS: tc}, nil
 }
 
-// davProbe is the probe of upstream.dav when dav.listen is set.
+// davProbe is the probe of upstream.dav when dav.listen is set, and of
+// upstream.activesync when ActiveSync is served.
 func davProbe(cfg *config.Config) ([]probe.Target, error) {
 	if cfg.DAV.Listen == "" {
 		return nil, nil
 	}
-	base, up, err := davUpstream(cfg.Upstream.DAV)
-	if err != nil {
-		return nil, err
+	var targets []probe.Target
+	for _, t := range []struct {
+		key, url, ca string
+		on           bool
+	}{
+		{"upstream.dav", cfg.Upstream.DAV.URL, cfg.Upstream.DAV.CAFile, true},
+		{"upstream.activesync", cfg.Upstream.ActiveSync.URL, cfg.Upstream.ActiveSync.CAFile, cfg.ActiveSyncEnabled()},
+	} {
+		if !t.on {
+			continue
+		}
+		base, up, err := httpUpstream(t.key, t.url, t.ca)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, probe.Target{Key: t.key, Upstream: up, URL: base})
 	}
-	return []probe.Target{{Key: "upstream.dav", Upstream: up, URL: base}}, nil
+	return targets, nil
 }
 
 // shutdownDAV stops the DAV listener; live requests get until ctx ends.

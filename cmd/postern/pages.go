@@ -10,7 +10,8 @@ import (
 
 // mailSettings are the client settings the web pages show beside a new app
 // password: one row per mail listener (and the CalDAV/CardDAV address when
-// DAV is served), named by admin.public_url's host when it is set.
+// DAV is served, and the ActiveSync server when it is), named by
+// admin.public_url's host when it is set.
 func (g *gateway) mailSettings(cfg *config.Config) []admin.MailSetting {
 	host := ""
 	if u, err := url.Parse(cfg.Admin.PublicURL); err == nil && cfg.Admin.PublicURL != "" {
@@ -40,6 +41,11 @@ func (g *gateway) mailSettings(cfg *config.Config) []admin.MailSetting {
 		base := "https://" + net.JoinHostPort(h, port)
 		out = append(out, admin.MailSetting{Service: "CalDAV", Server: base + cfg.DAV.CalDAVPath},
 			admin.MailSetting{Service: "CardDAV", Server: base + cfg.DAV.CardDAVPath})
+		if cfg.ActiveSyncEnabled() {
+			// Phones ask for the server's name and find the path
+			// themselves.
+			out = append(out, admin.MailSetting{Service: "Exchange ActiveSync", Server: h, Port: port, Security: "SSL/TLS"})
+		}
 	}
 	return out
 }

@@ -1,7 +1,9 @@
 // Package testpeer starts upstream servers for postern's tests: real
-// Dovecot, Radicale, Postfix and PostgreSQL (with a streaming standby)
-// instances in private temporary directories on loopback, and hostile or
-// broken upstreams for fault tests. It is for tests only; the in-process
+// Dovecot, Radicale, Postfix, PostgreSQL (with a streaming standby) and
+// SOGo (ActiveSync, CalDAV, CardDAV) instances in private temporary
+// directories on loopback, and hostile or broken upstreams for fault
+// tests. It also holds a small ActiveSync client whose bodies libwbxml's
+// own converters encode and decode. It is for tests only; the in-process
 // IMAP server the demo runs is internal/memimap.
 //
 // Nothing here touches a system-wide installation: every real server gets

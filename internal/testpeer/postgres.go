@@ -159,11 +159,15 @@ func pgVersion(binDir string) int {
 	return v
 }
 
-func (p *PostgresPeer) chown(path string) error {
-	if p.cred == nil {
+func (p *PostgresPeer) chown(path string) error { return chownTo(path, p.cred) }
+
+// chownTo gives path to the user of cred; nil leaves it as it is (a peer
+// that runs as this process's user).
+func chownTo(path string, cred *syscall.Credential) error {
+	if cred == nil {
 		return nil
 	}
-	if err := os.Chown(path, int(p.cred.Uid), int(p.cred.Gid)); err != nil {
+	if err := os.Chown(path, int(cred.Uid), int(cred.Gid)); err != nil {
 		return fmt.Errorf("chown %s: %w", filepath.Base(path), err)
 	}
 	return nil
@@ -375,8 +379,12 @@ func (p *PostgresPeer) Close() error {
 }
 
 // logTail is the end of the server's log, for a failed test.
-func (p *PostgresPeer) logTail() string {
-	data, err := os.ReadFile(p.LogFile)
+func (p *PostgresPeer) logTail() string { return fileTail(p.LogFile) }
+
+// fileTail is the last logTailLines lines of a peer's log file, "" when
+// there is none.
+func fileTail(path string) string {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return ""
 	}

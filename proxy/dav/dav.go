@@ -1,8 +1,10 @@
-// Package dav is postern's CalDAV/CardDAV front-end: an HTTP handler that
-// checks the Basic credential of every request with authstore and reverse
-// proxies the request, unchanged but for its authentication, to the
-// upstream DAV server. Paths are the upstream's own, in canonical form
-// only (P8); bodies are streamed.
+// Package dav is postern's HTTP front-end for CalDAV/CardDAV and Exchange
+// ActiveSync: an HTTP handler that checks the Basic credential of every
+// request with authstore and reverse proxies the request, unchanged but
+// for its authentication, to the upstream DAV server, or, below the
+// ActiveSync endpoint, to the ActiveSync server. Paths are the upstream's
+// own, in canonical form only (P8); bodies, WBXML ones included, are
+// streamed.
 package dav
 
 import (
@@ -12,9 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -78,6 +78,13 @@ type Config struct {
 	Realm string
 	// Transport replaces the upstream transport (tests, benchmarks).
 	Transport http.RoundTripper
+	// DisableKeepAlives opens a new upstream connection per request: SOGo
+	// closes each after its answer without saying so, and a request sent
+	// on a connection it has just closed is lost.
+	DisableKeepAlives bool
+	// ActiveSync, when its Upstream is set, serves Exchange ActiveSync
+	// beside DAV.
+	ActiveSync ActiveSyncConfig
 }
 
 // Handler is the DAV front-end. It is safe for concurrent use.
@@ -85,16 +92,13 @@ type Handler struct {
 	cfg       Config
 	log       *slog.Logger
 	reg       *proxy.Registry
-	rp        *httputil.ReverseProxy
+	dav       *route
+	eas       *route // nil when ActiveSync is off
+	easPath   string
 	challenge string
-	hint      string
-	header    string // canonical form of UserHeader
-	// trusted are the request headers an upstream may trust: the
-	// client's copies are removed in every spelling.
-	trusted  []string
-	prefixes []prefix
-	idPrefix string
-	seq      atomic.Uint64
+	prefixes  []prefix
+	idPrefix  string
+	seq       atomic.Uint64
 }
 
 type prefix struct {
@@ -107,12 +111,46 @@ const retryAfter = "30"
 
 // New returns the handler for cfg.
 func New(cfg Config) (*Handler, error) {
+	if err := cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	h := &Handler{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		reg:       cfg.Registry,
+		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, quotable(cfg.Realm)),
+		easPath:   cfg.ActiveSync.Path,
+	}
+	if h.reg == nil {
+		h.reg = proxy.NewRegistry()
+	}
+	var id [8]byte
+	rand.Read(id[:])
+	h.idPrefix = "dav-" + hex.EncodeToString(id[:]) + "-"
+	for _, p := range cfg.CalDAVPrefixes {
+		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CalDAV})
+	}
+	for _, p := range cfg.CardDAVPrefixes {
+		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CardDAV})
+	}
+	header := http.CanonicalHeaderKey(cfg.UserHeader)
+	h.dav = h.newRoute(&route{base: cfg.Upstream, auth: cfg.UpstreamAuth, header: header,
+		trusted: append([]string{header, sogoHeaders}, forwardedHeaders...), upstreamPath: samePath,
+		hint: failureHint("Calendar and contacts apps", cfg.AccountURL)},
+		upstreamConfig{tls: cfg.UpstreamTLS, dialTimeout: cfg.DialTimeout, responseTimeout: cfg.ResponseTimeout,
+			disableKeepAlives: cfg.DisableKeepAlives, transport: cfg.Transport})
+	h.eas = h.activeSyncRoute(cfg.ActiveSync)
+	return h, nil
+}
+
+// withDefaults checks cfg and fills in its defaults.
+func (cfg *Config) withDefaults() error {
 	cfg.Adapter = cfg.Adapter.WithDefaults()
 	if cfg.Upstream == nil || cfg.Upstream.Host == "" || (cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
-		return nil, errors.New("dav: upstream must be an absolute http or https URL")
+		return errors.New("dav: upstream must be an absolute http or https URL")
 	}
-	if cfg.UpstreamAuth == StoredAuth && cfg.UpstreamPassword == nil {
-		return nil, errors.New("dav: stored upstream auth without a password source")
+	if (cfg.UpstreamAuth == StoredAuth || cfg.ActiveSync.UpstreamAuth == StoredAuth) && cfg.UpstreamPassword == nil {
+		return errors.New("dav: stored upstream auth without a password source")
 	}
 	if cfg.UserHeader == "" {
 		cfg.UserHeader = "X-Remote-User"
@@ -132,67 +170,13 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.ResponseTimeout <= 0 {
 		cfg.ResponseTimeout = 60 * time.Second
 	}
-	h := &Handler{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		reg:       cfg.Registry,
-		challenge: fmt.Sprintf(`Basic realm=%q, charset="UTF-8"`, quotable(cfg.Realm)),
-		hint:      failureHint(cfg.AccountURL),
-		header:    http.CanonicalHeaderKey(cfg.UserHeader),
-	}
-	h.trusted = append([]string{h.header}, forwardedHeaders...)
-	if h.reg == nil {
-		h.reg = proxy.NewRegistry()
-	}
-	var id [8]byte
-	rand.Read(id[:])
-	h.idPrefix = "dav-" + hex.EncodeToString(id[:]) + "-"
-	for _, p := range cfg.CalDAVPrefixes {
-		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CalDAV})
-	}
-	for _, p := range cfg.CardDAVPrefixes {
-		h.prefixes = append(h.prefixes, prefix{segments(p), authstore.CardDAV})
-	}
-	tr := cfg.Transport
-	if tr == nil {
-		tr = newTransport(cfg)
-	}
-	if cfg.Metrics != nil {
-		tr = timedTransport{next: tr, m: cfg.Metrics}
-	}
-	h.rp = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      tr,
-		ErrorHandler:   h.upstreamError,
-		ModifyResponse: upstreamAnswered,
-		BufferPool:     newBufferPool(),
-		ErrorLog:       slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
-	}
-	return h, nil
-}
-
-func newTransport(cfg Config) *http.Transport {
-	d := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
-		DialContext:           d.DialContext,
-		TLSClientConfig:       cfg.UpstreamTLS.Clone(),
-		TLSHandshakeTimeout:   cfg.DialTimeout,
-		ResponseHeaderTimeout: cfg.ResponseTimeout,
-		ExpectContinueTimeout: time.Second,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256,
-		IdleConnTimeout:       90 * time.Second,
-		ForceAttemptHTTP2:     cfg.UpstreamTLS != nil,
-		// Bodies pass as they are: the client's Accept-Encoding goes
-		// upstream, and nothing is decompressed on the way.
-		DisableCompression: true,
-	}
+	return cfg.ActiveSync.withDefaults()
 }
 
 // failureHint is the body of a 401: the hint the mail front-ends give, for
-// the apps that speak DAV.
-func failureHint(accountURL string) string {
-	return proxy.FailureHint("Calendar and contacts apps", accountURL) + "\n"
+// the apps that speak one of the handler's protocols.
+func failureHint(apps, accountURL string) string {
+	return proxy.FailureHint(apps, accountURL) + "\n"
 }
 
 // quotable is s for a quoted-string of a header (RFC 9110 §5.6.4): without
@@ -237,10 +221,11 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		h.redirect(w, h.cfg.CardDAVPath)
 		return
 	}
+	rt, proto, client := h.route(r, path)
 	user, secret, err := basicCredentials(r.Header)
 	switch {
 	case errors.Is(err, errNoCredentials):
-		h.unauthorized(w) // iOS sends nothing until challenged
+		h.unauthorized(w, rt) // iOS sends nothing until challenged
 		return
 	case errors.Is(err, errManyCredentials):
 		h.authFailed(r, "", err)
@@ -248,11 +233,10 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		return
 	case err != nil:
 		h.authFailed(r, "", err)
-		h.unauthorized(w)
+		h.unauthorized(w, rt)
 		return
 	}
 	source := h.clientAddr(r)
-	proto := h.protocolOf(path)
 	cs := connStateOf(r.Context())
 	authStart := time.Now()
 	ad, err := proxy.Admit(r.Context(), h.reg, h.cfg.Auth, authstore.Attempt{
@@ -260,7 +244,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 		Username: user,
 		Secret:   secret,
 		Source:   source.Addr(),
-		Client:   r.UserAgent(),
+		Client:   client,
 		Renewal:  cs.renewal(user, secret),
 		Upstream: true,
 	})
@@ -269,7 +253,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	if err != nil {
 		h.authFailed(r, user, err)
 		if errors.Is(err, authstore.ErrUnauthorized) {
-			h.unauthorized(w)
+			h.unauthorized(w, rt)
 		} else {
 			unavailable(w)
 		}
@@ -279,7 +263,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
 	release, err := ad.Track(proxy.SessionInfo{
-		ID: h.newID(), Protocol: proto, Remote: source, Client: r.UserAgent(), Start: start,
+		ID: h.newID(), Protocol: proto, Remote: source, Client: client, Start: start,
 	}, func(reason string) {
 		cancel(errors.New(reason))
 		// The upstream round trip ends only once its copy of the request
@@ -291,7 +275,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	})
 	if err != nil { // a kick during the login: a refused credential
 		h.authFailed(r, user, err)
-		h.unauthorized(w)
+		h.unauthorized(w, rt)
 		return
 	}
 	defer release()
@@ -300,7 +284,7 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 	// the client, signed in all the same.
 	defer grant.Settle(nil, "")
 	up := upstreamUser{name: grant.Username, grant: grant}
-	if h.cfg.UpstreamAuth == StoredAuth {
+	if rt.auth == StoredAuth {
 		if up.password, err = h.cfg.UpstreamPassword(ctx, grant.Username); err != nil {
 			grant.Settle(err, "store")
 			h.log.Warn("dav stored upstream password unavailable", "user", grant.Username, "err", err)
@@ -308,7 +292,18 @@ func (h *Handler) serve(relay http.ResponseWriter, r *http.Request, start time.T
 			return
 		}
 	}
-	h.rp.ServeHTTP(relay, r.WithContext(context.WithValue(ctx, userKey{}, up)))
+	rt.rp.ServeHTTP(relay, r.WithContext(context.WithValue(ctx, userKey{}, up)))
+}
+
+// route picks the upstream of a request by its canonical path, the
+// protocol it is authenticated for and the client's name: below the
+// ActiveSync endpoint, ActiveSync and the device the query names;
+// elsewhere, CalDAV or CardDAV by prefix and the User-Agent.
+func (h *Handler) route(r *http.Request, path string) (*route, authstore.Protocol, string) {
+	if h.isActiveSync(path) {
+		return h.eas, authstore.ActiveSync, activeSyncClient(r)
+	}
+	return h.dav, h.protocolOf(path), r.UserAgent()
 }
 
 type userKey struct{}
@@ -318,24 +313,6 @@ type userKey struct{}
 type upstreamUser struct {
 	name, password string
 	grant          authstore.Grant
-}
-
-// rewrite builds the upstream request: the canonical path serve checked,
-// in Go's default encoding (never the client's RawPath), and the query;
-// every spelling of a header the upstream may trust removed (P11); the
-// user named as the upstream expects.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	pr.Out.URL = &url.URL{Scheme: h.cfg.Upstream.Scheme, Host: h.cfg.Upstream.Host,
-		Path: pr.In.URL.Path, RawQuery: pr.In.URL.RawQuery}
-	pr.Out.Host = h.cfg.Upstream.Host
-	dropSpellings(pr.Out.Header, h.trusted)
-	up, _ := pr.In.Context().Value(userKey{}).(upstreamUser)
-	switch h.cfg.UpstreamAuth {
-	case HeaderAuth:
-		pr.Out.Header.Set(h.header, up.name)
-	case StoredAuth:
-		pr.Out.SetBasicAuth(up.name, up.password)
-	}
 }
 
 // upstreamError answers a failed upstream round trip.
@@ -377,12 +354,12 @@ func (h *Handler) redirect(w http.ResponseWriter, to string) {
 	w.WriteHeader(http.StatusMovedPermanently)
 }
 
-func (h *Handler) unauthorized(w http.ResponseWriter) {
+func (h *Handler) unauthorized(w http.ResponseWriter, rt *route) {
 	w.Header().Set("WWW-Authenticate", h.challenge)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusUnauthorized)
-	_, _ = w.Write([]byte(h.hint))
+	_, _ = w.Write([]byte(rt.hint))
 }
 
 func unavailable(w http.ResponseWriter) {

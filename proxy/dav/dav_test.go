@@ -87,21 +87,43 @@ func TestKickCancelsLiveRequest(t *testing.T) {
 		upstreamGot <- struct{}{}
 		io.Copy(io.Discard, r.Body)
 	}), nil)
-	c := env.front.Dial(t)
-	r, _ := http.NewRequest("PUT", "/", nil)
+	env.kickHeld(t, "PUT /dav/calendars/x.ics", "Content-Length: 100000\r\n\r\nBEGIN:", upstreamGot)
+}
+
+// kickHeld sends alice's request line, then head, the rest of the request
+// (its last headers and a body), on a connection of its own; once the
+// upstream reports it on reached, it kicks alice's app password and
+// expects the connection closed within a second.
+func (e *testEnv) kickHeld(t *testing.T, line, head string, reached <-chan struct{}) {
+	t.Helper()
+	c := e.front.Dial(t)
+	r, _ := http.NewRequest("GET", "/", nil)
 	r.SetBasicAuth("alice", "s3cret")
-	c.Write(fmt.Sprintf("PUT /dav/calendars/x.ics HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: 100000\r\n\r\nBEGIN:", r.Header.Get("Authorization")))
+	c.Write(fmt.Sprintf("%s HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\n%s", line, r.Header.Get("Authorization"), head))
 	select {
-	case <-upstreamGot:
+	case <-reached:
 	case <-time.After(10 * time.Second):
-		t.Fatal("request never reached the upstream")
+		t.Fatalf("%s never reached the upstream", line)
 	}
-	if n := env.reg.Kick(proxy.Filter{AppPassID: "ap1"}, "revoked"); n != 1 {
+	if n := e.reg.Kick(proxy.Filter{AppPassID: "ap1"}, "revoked"); n != 1 {
 		t.Fatalf("kick ended %d requests, want 1", n)
 	}
 	if !c.ClosedWithin(time.Second) {
-		t.Error("the kicked request's connection stayed open past a second")
+		t.Errorf("the kicked %s's connection stayed open past a second", line)
 	}
+}
+
+// call sends method path with alice's credential and returns the status.
+func (e *testEnv) call(t *testing.T, method, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.url+path, strings.NewReader("body"))
+	req.SetBasicAuth("alice", "s3cret")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
 
 func TestUpstreamRequestHeaders(t *testing.T) {

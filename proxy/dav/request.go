@@ -112,7 +112,9 @@ var forwardedHeaders = []string{"Authorization", "Proxy-Authorization", "Forward
 // (CGI, WSGI, PHP's $_SERVER) reads as one of names: those fold case and
 // read "_" as "-", and join repeated headers (Radicale behind wsgiref
 // saw "X_Remote_User: bob" next to postern's X-Remote-User as the user
-// "alice,bob"). It allocates nothing.
+// "alice,bob"). A name ending in "*" stands for every name it begins
+// (SOGo takes every X-Webobjects- header as its proxy's word). It
+// allocates nothing.
 func dropSpellings(h http.Header, names []string) {
 	for k := range h {
 		for _, n := range names {
@@ -124,8 +126,12 @@ func dropSpellings(h http.Header, names []string) {
 	}
 }
 
-// sameHeaderName compares header names as a gateway interface does.
+// sameHeaderName compares header name a with b as a gateway interface
+// does; b may end in "*", which matches any rest of a.
 func sameHeaderName(a, b string) bool {
+	if prefix, ok := strings.CutSuffix(b, "*"); ok && len(a) >= len(prefix) {
+		a, b = a[:len(prefix)], prefix
+	}
 	if len(a) != len(b) {
 		return false
 	}
